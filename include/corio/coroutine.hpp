@@ -1,0 +1,229 @@
+// corio::coroutine<Y, S, R>: a two-way coroutine (PEP 342) with delegation and return values (PEP 380).
+#pragma once
+
+#include <concepts>
+#include <coroutine>
+#include <exception>
+#include <optional>
+#include <type_traits>
+#include <utility>
+
+#include "corio/detail/chain.hpp"
+#include "corio/errors.hpp"
+#include "corio/none.hpp"
+#include "corio/step.hpp"
+#include "corio/yield_from.hpp"
+
+namespace corio {
+
+namespace detail {
+template <class R> struct return_slot {
+  std::optional<R> result;
+  template <class U = R> void return_value(U&& v) { result.emplace(std::forward<U>(v)); }
+};
+template <> struct return_slot<void> {
+  static void return_void() noexcept {}
+};
+
+} // namespace detail
+
+/// A coroutine that yields Y (`void`: yields corio::none), receives S from send() (`void`: nothing)
+/// and returns R. Lazy: the body starts at the first next().
+///
+/// Driving it, as in Python:
+/// - `next()` resumes it with nothing sent (starts it; later, `co_yield` evaluates to `S{}`).
+/// - `send(v)` resumes it and makes the pending `co_yield` evaluate to v. Sending to a coroutine that has
+///   not started throws corio::just_started_error (`send(corio::none)` is next(), like send(None)).
+/// - `throw_(e)` raises e at the suspension point; what the coroutine does next is the result.
+///   Throwing into a coroutine that has not started finishes it and rethrows e, as does throwing into a
+///   finished one.
+/// - `close()` raises corio::generator_exit at the suspension point. Finishing, or letting
+///   generator_exit (or nothing) escape, is a clean close; yielding instead throws
+///   corio::ignored_exit_error; any other exception propagates. Closing a finished or never-started
+///   coroutine just finishes it.
+/// - Each of next/send/throw_ returns a corio::step: yielded value, return value (Python's
+///   StopIteration.value), or "exhausted" when it had already finished. Whatever the coroutine throws
+///   propagates to the caller and finishes it. Resuming it from inside itself throws
+///   corio::already_executing_error.
+/// - `auto r = co_await corio::yield_from(sub);` delegates to `sub` (a coroutine<Y, S, R2>, or a
+///   generator<Y> when S is void) exactly as PEP 380 says, with O(1) forwarding at any depth.
+/// Destroying an unfinished coroutine destroys its frames (innermost first) without running any more of
+/// its code; call close() first for Python's close-on-collect behaviour.
+template <class Y, class S = void, class R = void> class [[nodiscard]] coroutine {
+  using object = detail::void_to_none_t<Y>;
+  using chain = detail::chain_promise<object, S, false>;
+  static_assert(!std::is_reference_v<Y>, "coroutine<Y, S, R>: Y must be an object type or void");
+  static_assert(!std::is_reference_v<S>, "coroutine<Y, S, R>: S must be an object type or void");
+
+public:
+  using yield_type = object;
+  using send_type = S;
+  using return_type = R;
+  using step_type = step<Y, R>;
+
+private:
+  struct no_send {}; // stands in for S = void, where send() does not exist
+  using send_param = std::conditional_t<std::is_void_v<S>, no_send, S>;
+
+public:
+
+  class promise_type : public chain, public detail::return_slot<R> {
+  public:
+    promise_type() noexcept { this->self = std::coroutine_handle<promise_type>::from_promise(*this); }
+    coroutine get_return_object() noexcept { return coroutine(this->self); }
+
+    using chain::yield_value;
+    template <detail::chain_source<chain> Source> auto await_transform(yield_from_t<Source> request) {
+      return detail::delegate_awaiter<Source>{std::forward<Source>(request.source), this};
+    }
+    /// Only `yield_from` may be awaited; a coroutine suspends at `co_yield`.
+    template <class U> void await_transform(U&&) = delete;
+  };
+
+  coroutine() noexcept = default;
+  coroutine(coroutine&& other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
+  coroutine& operator=(coroutine other) noexcept {
+    std::swap(handle_, other.handle_);
+    return *this;
+  }
+  ~coroutine() {
+    if (handle_)
+      detail::destroy_chain(promise());
+  }
+
+  step_type next() { return resume(nullptr); }
+
+  step_type send(send_param value)
+    requires(!std::is_void_v<S>)
+  {
+    if (!handle_)
+      return {};
+    detail::check_not_executing(promise());
+    if (!promise().started)
+      throw just_started_error();
+    return resume(&value);
+  }
+  step_type send(none_t)
+    requires(!std::is_void_v<S> && !std::is_same_v<S, none_t>)
+  {
+    return next();
+  }
+
+  step_type throw_(std::exception_ptr e) {
+    if (!e)
+      throw coroutine_error("coroutine::throw_: null exception_ptr");
+    if (!handle_)
+      std::rethrow_exception(e);
+    detail::check_not_executing(promise());
+    if (!promise().started) {
+      finish();
+      std::rethrow_exception(e);
+    }
+    promise().pending = std::move(e);
+    return resume(nullptr);
+  }
+  template <class E>
+    requires(!std::is_same_v<std::remove_cvref_t<E>, std::exception_ptr>)
+  step_type throw_(E&& e) {
+    return throw_(std::make_exception_ptr(std::forward<E>(e)));
+  }
+
+  void close();
+
+  /// Finished: returned, raised, closed, or moved from.
+  [[nodiscard]] bool done() const noexcept { return !handle_; }
+  /// True while the body runs (Python's gi_running).
+  [[nodiscard]] bool running() const noexcept { return handle_ && promise().executing; }
+  /// True once next()/send()/throw_() resumed the body.
+  [[nodiscard]] bool started() const noexcept { return !handle_ || promise().started; }
+
+private:
+  friend detail::chain_access;
+  explicit coroutine(std::coroutine_handle<> h) noexcept : handle_(h) {}
+
+  promise_type& promise() const noexcept {
+    return std::coroutine_handle<promise_type>::from_address(handle_.address()).promise();
+  }
+
+  void finish() noexcept { std::exchange(handle_, nullptr).destroy(); }
+
+  /// For yield_from: the return value of a sub-coroutine that has just finished.
+  R take_result() {
+    if constexpr (!std::is_void_v<R>) {
+      if (!handle_ || !promise().result)
+        throw coroutine_error("yield_from: the coroutine already finished and its return value was taken");
+      return std::move(*promise().result);
+    }
+  }
+
+  step_type resume(S* sent) {
+    if (!handle_)
+      return {};
+    promise_type& p = promise();
+    detail::check_not_executing(p);
+    if constexpr (!std::is_void_v<S>) {
+      if (sent == nullptr && p.started && !p.pending) {
+        if constexpr (std::default_initializable<S>) {
+          S nothing{};
+          return resume(&nothing);
+        } else {
+          throw coroutine_error("coroutine::next(): the coroutine waits for a value and S has no default; use send()");
+        }
+      }
+      p.send = sent;
+    }
+    detail::drive(p);
+    return collect();
+  }
+
+  step_type collect() {
+    promise_type& p = promise();
+    if (p.state == detail::chain_state::yielded)
+      return step_type::yielded(std::move(*p.value));
+    std::exception_ptr e = std::exchange(p.exception, nullptr);
+    if (e) {
+      finish();
+      std::rethrow_exception(e);
+    }
+    if constexpr (std::is_void_v<R>) {
+      finish();
+      return step_type::returned(none);
+    } else {
+      step_type s = step_type::returned(std::move(*p.result));
+      finish();
+      return s;
+    }
+  }
+
+  std::coroutine_handle<> handle_;
+};
+
+template <class Y, class S, class R> void coroutine<Y, S, R>::close() {
+  if (!handle_)
+    return;
+  promise_type& p = promise();
+  detail::check_not_executing(p);
+  if (!p.started)
+    return finish();
+  p.pending = std::make_exception_ptr(generator_exit{});
+  p.closing = true;
+  if constexpr (!std::is_void_v<S>)
+    p.send = nullptr;
+  detail::drive(p);
+  p.closing = false;
+  if (p.state == detail::chain_state::yielded) {
+    p.pending = nullptr;
+    throw ignored_exit_error(); // the coroutine stays suspended at the yield it answered with
+  }
+  std::exception_ptr e = std::exchange(p.exception, nullptr);
+  finish();
+  if (e) {
+    try {
+      std::rethrow_exception(e);
+    } catch (const generator_exit&) {
+      // the expected way for a coroutine to answer close()
+    }
+  }
+}
+
+} // namespace corio

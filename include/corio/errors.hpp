@@ -1,0 +1,71 @@
+// Exceptions raised by corio's coroutine types, named after their Python counterparts.
+#pragma once
+
+#include <cstddef>
+#include <exception>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace corio {
+
+/// Thrown into a coroutine at its suspension point by `close()` (Python's GeneratorExit).
+/// Deliberately not derived from std::exception, so `catch (const std::exception&)` in a coroutine
+/// body does not swallow a close — just as `except Exception` does not catch GeneratorExit.
+struct generator_exit {};
+
+/// Raised by `corio::next(gen)` when the generator is exhausted (Python's StopIteration).
+class stop_iteration : public std::exception {
+public:
+  [[nodiscard]] const char* what() const noexcept override;
+};
+
+/// Base of every error that reports misuse of a coroutine object (Python's ValueError/TypeError/RuntimeError
+/// raised by generator methods).
+class coroutine_error : public std::logic_error {
+public:
+  using std::logic_error::logic_error;
+};
+
+/// A coroutine was resumed (next/send/throw_/close, or delegated to) while it is running.
+class already_executing_error : public coroutine_error {
+public:
+  already_executing_error();
+};
+
+/// A value was sent to a coroutine that has not reached its first `co_yield` yet.
+class just_started_error : public coroutine_error {
+public:
+  just_started_error();
+};
+
+/// The coroutine answered `close()` by yielding a value instead of finishing.
+class ignored_exit_error : public coroutine_error {
+public:
+  ignored_exit_error();
+};
+
+/// `step::value()` on a step that did not yield, or `step::return_value()` on one that did not return.
+class bad_step_access : public coroutine_error {
+public:
+  using coroutine_error::coroutine_error;
+};
+
+/// Several independent failures reported together (Python's ExceptionGroup).
+class exception_group : public std::exception {
+public:
+  exception_group(std::string message, std::vector<std::exception_ptr> exceptions);
+
+  [[nodiscard]] const char* what() const noexcept override { return what_.c_str(); }
+  [[nodiscard]] const std::vector<std::exception_ptr>& exceptions() const noexcept { return exceptions_; }
+  [[nodiscard]] std::size_t size() const noexcept { return exceptions_.size(); }
+
+private:
+  std::vector<std::exception_ptr> exceptions_;
+  std::string what_;
+};
+
+/// A one-line description of an exception: its what() for std::exception, a fixed text otherwise.
+[[nodiscard]] std::string describe(const std::exception_ptr& e);
+
+} // namespace corio

@@ -1,0 +1,10 @@
+# Runs EXE and fails unless its standard output equals the file EXPECTED, line for line.
+execute_process(COMMAND ${EXE} OUTPUT_VARIABLE actual RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "${EXE} exited with ${rc}\n${actual}")
+endif()
+file(READ ${EXPECTED} expected)
+if(NOT actual STREQUAL expected)
+  message(FATAL_ERROR "output of ${EXE} differs from ${EXPECTED}\n--- expected\n${expected}\n--- actual\n${actual}")
+endif()
+message(STATUS "output matches ${EXPECTED}")
