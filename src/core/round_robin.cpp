@@ -6,7 +6,7 @@ round_robin::~round_robin() = default;
 
 void round_robin::push(std::unique_ptr<runnable> r, std::string name) {
   if (name.empty())
-    name = "#" + std::to_string(added_);
+    name.append("#").append(std::to_string(added_));
   ++added_;
   queue_.push_back(entry{std::move(r), std::move(name)});
 }
@@ -32,10 +32,11 @@ std::size_t round_robin::run() {
   if (failures_.empty())
     return steps;
   std::vector<failure> failed = std::exchange(failures_, {});
-  std::string message = "round_robin: " + std::to_string(failed.size()) + " coroutine(s) failed:";
+  std::string message = "round_robin: ";
+  message.append(std::to_string(failed.size())).append(" coroutine(s) failed:");
   std::vector<std::exception_ptr> errors;
   for (const failure& f : failed) {
-    message += " [" + f.name + "] " + describe(f.error) + ";";
+    message.append(" [").append(f.name).append("] ").append(describe(f.error)).append(";");
     errors.push_back(f.error);
   }
   message.pop_back();
