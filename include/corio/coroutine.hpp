@@ -19,7 +19,7 @@ namespace corio {
 namespace detail {
 template <class R> struct return_slot {
   std::optional<R> result;
-  template <class U = R> void return_value(U&& v) { result.emplace(std::forward<U>(v)); }
+  template <class U = R> void return_value(U &&v) { result.emplace(std::forward<U>(v)); }
 };
 template <> struct return_slot<void> {
   static void return_void() noexcept {}
@@ -66,7 +66,6 @@ private:
   using send_param = std::conditional_t<std::is_void_v<S>, no_send, S>;
 
 public:
-
   class promise_type : public chain, public detail::return_slot<R> {
   public:
     promise_type() noexcept { this->self = std::coroutine_handle<promise_type>::from_promise(*this); }
@@ -74,15 +73,15 @@ public:
 
     using chain::yield_value;
     template <detail::chain_source<chain> Source> auto await_transform(yield_from_t<Source> request) {
-      return detail::delegate_awaiter<Source>{std::forward<Source>(request.source), this};
+      return detail::delegate_awaiter<Source, chain>{std::forward<Source>(request.source), this};
     }
     /// Only `yield_from` may be awaited; a coroutine suspends at `co_yield`.
-    template <class U> void await_transform(U&&) = delete;
+    template <class U> void await_transform(U &&) = delete;
   };
 
   coroutine() noexcept = default;
-  coroutine(coroutine&& other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
-  coroutine& operator=(coroutine other) noexcept {
+  coroutine(coroutine &&other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
+  coroutine &operator=(coroutine other) noexcept {
     std::swap(handle_, other.handle_);
     return *this;
   }
@@ -93,9 +92,7 @@ public:
 
   step_type next() { return resume(nullptr); }
 
-  step_type send(send_param value)
-    requires(!std::is_void_v<S>)
-  {
+  step_type send(send_param value) requires(!std::is_void_v<S>) {
     if (!handle_)
       return {};
     detail::check_not_executing(promise());
@@ -103,11 +100,7 @@ public:
       throw just_started_error();
     return resume(&value);
   }
-  step_type send(none_t)
-    requires(!std::is_void_v<S> && !std::is_same_v<S, none_t>)
-  {
-    return next();
-  }
+  step_type send(none_t) requires(!std::is_void_v<S> && !std::is_same_v<S, none_t>) { return next(); }
 
   step_type throw_(std::exception_ptr e) {
     if (!e)
@@ -119,12 +112,11 @@ public:
       finish();
       std::rethrow_exception(e);
     }
-    promise().pending = std::move(e);
+    promise().active->pending = std::move(e);
     return resume(nullptr);
   }
   template <class E>
-    requires(!std::is_same_v<std::remove_cvref_t<E>, std::exception_ptr>)
-  step_type throw_(E&& e) {
+  requires(!std::is_same_v<std::remove_cvref_t<E>, std::exception_ptr>) step_type throw_(E &&e) {
     return throw_(std::make_exception_ptr(std::forward<E>(e)));
   }
 
@@ -133,7 +125,9 @@ public:
   /// Finished: returned, raised, closed, or moved from.
   [[nodiscard]] bool done() const noexcept { return !handle_; }
   /// True while the body runs (Python's gi_running).
-  [[nodiscard]] bool running() const noexcept { return handle_ && promise().executing; }
+  [[nodiscard]] bool running() const noexcept {
+    return handle_ && (promise().busy & detail::chain_link::executing) != 0;
+  }
   /// True once next()/send()/throw_() resumed the body.
   [[nodiscard]] bool started() const noexcept { return !handle_ || promise().started; }
 
@@ -141,7 +135,7 @@ private:
   friend detail::chain_access;
   explicit coroutine(std::coroutine_handle<> h) noexcept : handle_(h) {}
 
-  promise_type& promise() const noexcept {
+  promise_type &promise() const noexcept {
     return std::coroutine_handle<promise_type>::from_address(handle_.address()).promise();
   }
 
@@ -156,13 +150,13 @@ private:
     }
   }
 
-  step_type resume(S* sent) {
+  step_type resume(S *sent) {
     if (!handle_)
       return {};
-    promise_type& p = promise();
-    detail::check_not_executing(p);
+    promise_type &p = promise();
+    detail::check_not_executing(p); // before touching the send slot of a running coroutine
     if constexpr (!std::is_void_v<S>) {
-      if (sent == nullptr && p.started && !p.pending) {
+      if (sent == nullptr && p.started && !p.active->pending) {
         if constexpr (std::default_initializable<S>) {
           S nothing{};
           return resume(&nothing);
@@ -177,7 +171,7 @@ private:
   }
 
   step_type collect() {
-    promise_type& p = promise();
+    promise_type &p = promise();
     if (p.state == detail::chain_state::yielded)
       return step_type::yielded(std::move(*p.value));
     std::exception_ptr e = std::exchange(p.exception, nullptr);
@@ -201,26 +195,24 @@ private:
 template <class Y, class S, class R> void coroutine<Y, S, R>::close() {
   if (!handle_)
     return;
-  promise_type& p = promise();
+  promise_type &p = promise();
   detail::check_not_executing(p);
   if (!p.started)
     return finish();
-  p.pending = std::make_exception_ptr(generator_exit{});
+  p.active->pending = std::make_exception_ptr(generator_exit{});
   p.closing = true;
   if constexpr (!std::is_void_v<S>)
     p.send = nullptr;
   detail::drive(p);
   p.closing = false;
-  if (p.state == detail::chain_state::yielded) {
-    p.pending = nullptr;
+  if (p.state == detail::chain_state::yielded)
     throw ignored_exit_error(); // the coroutine stays suspended at the yield it answered with
-  }
   std::exception_ptr e = std::exchange(p.exception, nullptr);
   finish();
   if (e) {
     try {
       std::rethrow_exception(e);
-    } catch (const generator_exit&) {
+    } catch (const generator_exit &) {
       // the expected way for a coroutine to answer close()
     }
   }

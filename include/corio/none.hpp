@@ -12,12 +12,8 @@ inline constexpr none_t none{};
 
 namespace detail {
 /// `void` as a yielded type means "yields none".
-template <class T> struct void_to_none {
-  using type = T;
-};
-template <> struct void_to_none<void> {
-  using type = none_t;
-};
+template <class T> struct void_to_none { using type = T; };
+template <> struct void_to_none<void> { using type = none_t; };
 template <class T> using void_to_none_t = typename void_to_none<T>::type;
 } // namespace detail
 

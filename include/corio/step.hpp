@@ -1,8 +1,8 @@
 // corio::step<Y, R>: what one next()/send()/throw_() of a coroutine produced.
 #pragma once
 
+#include <optional>
 #include <utility>
-#include <variant>
 
 #include "corio/errors.hpp"
 #include "corio/none.hpp"
@@ -15,45 +15,56 @@ namespace corio {
 ///              (`corio::none` for a void coroutine). Python's StopIteration.value.
 /// - exhausted: the coroutine had already finished (or was closed) before this call.
 /// `if (step)` / `while (auto s = co.send(x))` test for "yielded".
-template <class Y, class R = void> class [[nodiscard]] step {
+template <class Y, class R = void> class step {
 public:
   using yield_type = detail::void_to_none_t<Y>;
   using return_type = detail::void_to_none_t<R>;
   enum class kind : unsigned char { exhausted, yielded, returned };
 
   step() noexcept = default; // exhausted
-  static step yielded(yield_type v) { return step(std::in_place_index<1>, std::move(v)); }
-  static step returned(return_type v) { return step(std::in_place_index<2>, std::move(v)); }
+  static step yielded(yield_type v) {
+    step s;
+    s.yielded_.emplace(std::move(v));
+    return s;
+  }
+  static step returned(return_type v) {
+    step s;
+    s.returned_.emplace(std::move(v));
+    return s;
+  }
 
-  [[nodiscard]] kind what() const noexcept { return static_cast<kind>(v_.index()); }
-  [[nodiscard]] bool is_yield() const noexcept { return v_.index() == 1; }
-  [[nodiscard]] bool is_return() const noexcept { return v_.index() == 2; }
+  [[nodiscard]] kind what() const noexcept {
+    return yielded_ ? kind::yielded : returned_ ? kind::returned : kind::exhausted;
+  }
+  [[nodiscard]] bool is_yield() const noexcept { return yielded_.has_value(); }
+  [[nodiscard]] bool is_return() const noexcept { return returned_.has_value(); }
   /// Finished: returned now or already exhausted.
-  [[nodiscard]] bool done() const noexcept { return v_.index() != 1; }
+  [[nodiscard]] bool done() const noexcept { return !is_yield(); }
   explicit operator bool() const noexcept { return is_yield(); }
 
   /// The yielded value; throws corio::bad_step_access if the coroutine did not yield.
-  [[nodiscard]] yield_type& value() & { return get<1>("step::value(): the coroutine did not yield"); }
-  [[nodiscard]] const yield_type& value() const& { return const_cast<step&>(*this).value(); }
-  [[nodiscard]] yield_type&& value() && { return std::move(value()); }
+  [[nodiscard]] yield_type &value() & { return get(yielded_, "step::value(): the coroutine did not yield"); }
+  [[nodiscard]] const yield_type &value() const & { return const_cast<step &>(*this).value(); }
+  [[nodiscard]] yield_type &&value() && { return std::move(value()); }
 
   /// The return value; throws corio::bad_step_access unless the coroutine returned during this call.
-  [[nodiscard]] return_type& return_value() & {
-    return get<2>("step::return_value(): the coroutine did not return in this step");
+  [[nodiscard]] return_type &return_value() & {
+    return get(returned_, "step::return_value(): the coroutine did not return in this step");
   }
-  [[nodiscard]] const return_type& return_value() const& { return const_cast<step&>(*this).return_value(); }
-  [[nodiscard]] return_type&& return_value() && { return std::move(return_value()); }
+  [[nodiscard]] const return_type &return_value() const & { return const_cast<step &>(*this).return_value(); }
+  [[nodiscard]] return_type &&return_value() && { return std::move(return_value()); }
 
 private:
-  template <std::size_t I, class V> step(std::in_place_index_t<I> i, V&& v) : v_(i, std::forward<V>(v)) {}
-
-  template <std::size_t I> auto& get(const char* message) {
-    if (v_.index() != I)
+  template <class V> static V &get(std::optional<V> &slot, const char *message) {
+    if (!slot)
       throw bad_step_access(message);
-    return *std::get_if<I>(&v_);
+    return *slot;
   }
 
-  std::variant<std::monostate, yield_type, return_type> v_;
+  // At most one is set. (Two optionals rather than a std::variant: g++ 12 reports false
+  // -Wmaybe-uninitialized for variants of trivial types at -O1.)
+  std::optional<yield_type> yielded_;
+  std::optional<return_type> returned_;
 };
 
 } // namespace corio

@@ -15,13 +15,16 @@ struct counted {
   bool moved_from = false;
 
   explicit counted(int v = 0) noexcept : value(v) { ++constructed; }
-  counted(const counted& o) noexcept : value(o.value) { ++constructed; ++copies; }
-  counted(counted&& o) noexcept : value(o.value) {
+  counted(const counted &o) noexcept : value(o.value) {
+    ++constructed;
+    ++copies;
+  }
+  counted(counted &&o) noexcept : value(o.value) {
     o.moved_from = true;
     ++constructed;
   }
-  counted& operator=(const counted&) = default;
-  counted& operator=(counted&&) = default;
+  counted &operator=(const counted &) = default;
+  counted &operator=(counted &&) = default;
   ~counted() { ++destroyed; }
 
   static inline int copies = 0;
@@ -29,7 +32,10 @@ struct counted {
 
 /// Counts live objects of `counted` between construction and destruction; the test asserts the balance.
 struct lifetime_check {
-  lifetime_check() { counted::reset(); counted::copies = 0; }
+  lifetime_check() {
+    counted::reset();
+    counted::copies = 0;
+  }
   [[nodiscard]] static int alive() noexcept { return counted::alive(); }
 };
 

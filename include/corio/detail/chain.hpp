@@ -14,6 +14,7 @@
 #include <coroutine>
 #include <exception>
 #include <memory>
+#include <optional>
 #include <type_traits>
 #include <utility>
 
@@ -30,31 +31,35 @@ enum class chain_state : unsigned char {
 /// One frame of a chain. Every generator/coroutine promise derives from it; it never moves.
 struct chain_link {
   chain_link() = default;
-  chain_link(const chain_link&) = delete;
-  chain_link& operator=(const chain_link&) = delete;
+  chain_link(const chain_link &) = delete;
+  chain_link &operator=(const chain_link &) = delete;
 
-  std::coroutine_handle<> self;              // this frame
-  chain_link* parent = nullptr;              // the frame delegating to us, null unless delegated to
-  chain_link* root = this;                   // the outermost frame of our chain
-  std::coroutine_handle<>* owner = nullptr;  // the handle slot owning us while delegated to (see destroy_chain)
-  std::exception_ptr exception;              // escaped this frame: the parent or the driver rethrows it
+  std::coroutine_handle<> self;             // this frame
+  chain_link *parent = nullptr;             // the frame delegating to us, null unless delegated to
+  chain_link *root = this;                  // the outermost frame of our chain
+  std::coroutine_handle<> *owner = nullptr; // the handle slot owning us while delegated to (see destroy_chain)
+  std::exception_ptr exception;             // escaped this frame: the parent or the driver rethrows it
+  std::exception_ptr pending;               // raised at this frame's yield when it resumes (throw_/close
+                                            // put it on the innermost frame)
 
   // The fields below are used on the root only.
-  chain_link* active = this;                 // innermost frame: the one the driver resumes
-  std::exception_ptr pending;                // raised at the leaf's suspension point on resumption
+  chain_link *active = this; // innermost frame: the one the driver resumes
   chain_state state = chain_state::running;
-  bool started = false;                      // resumed at least once (Python: gi_frame.f_lasti != -1)
-  bool executing = false;                    // the driver is inside drive() (Python: gi_running)
-  bool closing = false;                      // close() is in progress: PEP 380 re-raises generator_exit
+  bool started = false; // resumed at least once (Python: gi_frame.f_lasti != -1)
+  bool closing = false; // close() is in progress: PEP 380 re-raises generator_exit
 
-  [[nodiscard]] bool delegated() const noexcept { return parent != nullptr; }
+  // May the driver resume this frame? Not while it runs, nor while it is delegated to (it then belongs
+  // to its delegator's chain). One byte, so the hot path tests both at once.
+  static constexpr unsigned char executing = 1; // inside drive() (Python: gi_running)
+  static constexpr unsigned char delegated = 2; // the innermost-or-middle frame of another chain
+  unsigned char busy = 0;
 
   void unhandled_exception() noexcept { exception = std::current_exception(); }
 
   struct final_awaiter {
     static constexpr bool await_ready() noexcept { return false; }
     template <class P> static void await_suspend(std::coroutine_handle<P> h) noexcept {
-      chain_link& f = h.promise();
+      chain_link &f = h.promise();
       if (f.parent != nullptr)
         f.root->active = f.parent; // the trampoline resumes the parent next
       else
@@ -66,30 +71,42 @@ struct chain_link {
   static std::suspend_always initial_suspend() noexcept { return {}; }
 };
 
+[[noreturn]] void throw_already_executing();
+
 /// Throws if the chain rooted at `root` may not be resumed now (it is running, or delegated to).
-inline void check_not_executing(const chain_link& root) {
-  if (root.executing || root.delegated())
-    throw already_executing_error();
+inline void check_not_executing(const chain_link &root) {
+  if (root.busy != 0) [[unlikely]]
+    throw_already_executing();
 }
 
-/// The trampoline: resume the innermost frame until the chain yields or the root finishes.
-inline void drive(chain_link& root) {
-  root.state = chain_state::running;
-  root.started = true;
-  root.executing = true;
+/// The rest of the trampoline, when a frame started or finished a delegation instead of yielding.
+[[gnu::noinline]] inline void drive_on(chain_link &root) {
   do
     root.active->self.resume();
   while (root.state == chain_state::running);
-  root.executing = false;
+}
+
+/// The trampoline: resume the innermost frame until the chain yields or the root finishes. The common
+/// case — the innermost frame yields — is a single resume. Frames never throw out of resume():
+/// unhandled_exception() stores the exception in the frame.
+inline void drive(chain_link &root) {
+  check_not_executing(root);
+  root.state = chain_state::running;
+  root.started = true;
+  root.busy = chain_link::executing;
+  root.active->self.resume();
+  if (root.state == chain_state::running) [[unlikely]]
+    drive_on(root);
+  root.busy = 0;
 }
 
 /// Destroys a suspended chain from the leaf up to the root in a loop, so a 100k-deep chain does not
 /// recurse (HAZARDS.md §5). Each frame's owner slot is cleared first, so destroying the parent frame —
 /// which holds the child's generator object — does not destroy the child a second time.
-inline void destroy_chain(chain_link& root) noexcept {
-  chain_link* f = root.active;
+inline void destroy_chain(chain_link &root) noexcept {
+  chain_link *f = root.active;
   while (f != &root) {
-    chain_link* parent = f->parent;
+    chain_link *parent = f->parent;
     *f->owner = nullptr;
     f->self.destroy();
     f = parent;
@@ -97,27 +114,30 @@ inline void destroy_chain(chain_link& root) noexcept {
   root.self.destroy();
 }
 
+/// Rethrows and clears `e`. Out of line: it keeps the exception_ptr temporaries off the hot paths.
+[[noreturn, gnu::noinline, gnu::cold]] inline void rethrow_now(std::exception_ptr &e) {
+  std::rethrow_exception(std::exchange(e, nullptr));
+}
 /// Rethrows and clears `e` if it is set.
-inline void rethrow_if(std::exception_ptr& e) {
-  if (e)
-    std::rethrow_exception(std::exchange(e, nullptr));
+inline void rethrow_if(std::exception_ptr &e) {
+  if (e) [[unlikely]]
+    rethrow_now(e);
 }
 
 /// The awaiter of a `co_yield`: it publishes the yielded object on the root and, on resumption, raises
 /// what throw_()/close() asked for, or hands over the sent value. Root is the chain_promise type.
 template <class Root> struct yield_awaiter {
-  Root* root;
-  decltype(Root::value) value;
+  Root *frame; // the yielding frame; its root is looked up again on resumption, since a suspended
+               // coroutine may be delegated to (re-rooted) before it resumes
 
   static constexpr bool await_ready() noexcept { return false; }
-  void await_suspend(std::coroutine_handle<>) noexcept {
-    root->value = value;
-    root->state = chain_state::yielded;
-  }
+  static constexpr void await_suspend(std::coroutine_handle<>) noexcept {}
   decltype(auto) await_resume() {
-    rethrow_if(root->pending);
-    if constexpr (requires { root->send; })
-      return std::remove_pointer_t<decltype(root->send)>(std::move(*root->send));
+    rethrow_if(frame->pending);
+    if constexpr (requires { frame->send; }) {
+      Root &root = frame->root_promise();
+      return std::remove_pointer_t<decltype(root.send)>(std::move(*root.send));
+    }
   }
 };
 
@@ -126,18 +146,13 @@ template <class Root> struct yield_awaiter {
 template <class Root> struct copy_yield_awaiter : yield_awaiter<Root> {
   std::remove_cv_t<std::remove_pointer_t<decltype(Root::value)>> copy;
 
-  template <class U>
-  copy_yield_awaiter(Root* r, U&& u) : yield_awaiter<Root>{r, nullptr}, copy(std::forward<U>(u)) {}
-  void await_suspend(std::coroutine_handle<> h) noexcept {
-    this->value = &copy;
-    yield_awaiter<Root>::await_suspend(h);
-  }
+  template <class U> copy_yield_awaiter(Root *r, U &&u) : yield_awaiter<Root>{r}, copy(std::forward<U>(u)) {}
+  // Published here, once the awaiter sits at its final address in the frame.
+  void await_suspend(std::coroutine_handle<>) noexcept { this->frame->publish(&copy); }
 };
 
 /// The sent value slot of a root: a pointer to the driver's argument, valid during the resumption.
-template <class S> struct send_slot {
-  S* send = nullptr;
-};
+template <class S> struct send_slot { S *send = nullptr; };
 template <> struct send_slot<void> {};
 
 /// The part of a promise that depends on the yielded type Y (an object type, possibly const) and the
@@ -145,72 +160,102 @@ template <> struct send_slot<void> {};
 /// (generator<T&>, generator<const T&>) hand out references to lvalues as they are; the others hand
 /// out mutable references, so an lvalue is copied first.
 template <class Y, class S, bool ByRef> struct chain_promise : chain_link, send_slot<S> {
-  using root_type = chain_promise;
-  Y* value = nullptr; // root only: the object yielded by the leaf, alive until the leaf resumes
+  using send_type = S;
+  Y *value = nullptr; // root only: the object yielded by the leaf, alive until the leaf resumes
 
-  [[nodiscard]] chain_promise& root_promise() noexcept { return static_cast<chain_promise&>(*root); }
+  [[nodiscard]] chain_promise &root_promise() noexcept { return static_cast<chain_promise &>(*root); }
+
+  /// Publishes a yielded object on the root. Called just before the frame suspends.
+  void publish(Y *v) noexcept {
+    chain_promise &r = root_promise();
+    r.value = v;
+    r.state = chain_state::yielded;
+  }
 
   /// Yielding an rvalue hands out its address (the temporary lives until the leaf resumes): no copy.
-  yield_awaiter<chain_promise> yield_value(Y&& v) noexcept { return {&root_promise(), std::addressof(v)}; }
-  yield_awaiter<chain_promise> yield_value(Y& v) noexcept
-    requires ByRef
-  {
-    return {&root_promise(), std::addressof(v)};
+  yield_awaiter<chain_promise> yield_value(Y &&v) noexcept {
+    publish(std::addressof(v));
+    return {this};
   }
-  copy_yield_awaiter<chain_promise> yield_value(const Y& v)
-    requires(!ByRef && std::is_copy_constructible_v<Y>)
-  {
-    return {&root_promise(), v};
+  yield_awaiter<chain_promise> yield_value(Y &v) noexcept requires ByRef {
+    publish(std::addressof(v));
+    return {this};
+  }
+  copy_yield_awaiter<chain_promise> yield_value(const Y &v) requires(!ByRef && std::is_copy_constructible_v<Y>) {
+    return {this, v};
   }
   /// Yielding anything else converts it to Y first.
   template <class U>
-    requires(!std::is_same_v<std::remove_cvref_t<U>, std::remove_cv_t<Y>> &&
-             std::is_constructible_v<std::remove_cv_t<Y>, U>)
-  copy_yield_awaiter<chain_promise> yield_value(U&& u) {
-    return {&root_promise(), std::forward<U>(u)};
+  requires(!std::is_same_v<std::remove_cvref_t<U>, std::remove_cv_t<Y>> &&
+           std::is_constructible_v<std::remove_cv_t<Y>, U>) copy_yield_awaiter<chain_promise> yield_value(U &&u) {
+    return {this, std::forward<U>(u)};
   }
 };
 
 /// True when `Source` (a generator or coroutine, or a reference to one) can join a chain of `Chain`.
 template <class Source, class Chain>
-concept chain_source = requires { typename std::remove_cvref_t<Source>::promise_type; } &&
-                       std::derived_from<typename std::remove_cvref_t<Source>::promise_type, Chain>;
+concept chain_source = requires {
+  typename std::remove_cvref_t<Source>::promise_type;
+}
+&&std::derived_from<typename std::remove_cvref_t<Source>::promise_type, Chain>;
 
 /// Grants the delegation awaiter access to the internals of generator and coroutine objects.
 struct chain_access {
-  template <class C> static std::coroutine_handle<>& handle(C& c) noexcept { return c.handle_; }
-  template <class C> static chain_link& link(C& c) noexcept { return c.promise(); }
-  template <class C> static decltype(auto) take_result(C& c) { return c.take_result(); }
+  template <class C> static std::coroutine_handle<> &handle(C &c) noexcept { return c.handle_; }
+  template <class C> static chain_link &link(C &c) noexcept { return c.promise(); }
+  template <class C> static decltype(auto) take_result(C &c) { return c.take_result(); }
+};
+
+/// Python's "None" for a delegation that resumes a sub-coroutine already suspended at a yield: PEP 380
+/// starts with next(sub), so the sub's pending `co_yield` evaluates to S{}.
+template <class S> struct resume_value {
+  std::optional<S> nothing;
+  void prime(send_slot<S> &root) {
+    if constexpr (std::default_initializable<S>)
+      root.send = &nothing.emplace();
+    else
+      throw coroutine_error("yield_from: the coroutine waits at a yield for a value, and S has no default");
+  }
+};
+template <> struct resume_value<void> {
+  static void prime(send_slot<void> &) noexcept {}
 };
 
 /// `co_await yield_from(child)` / `co_yield yield_from(child)`: makes `child` the innermost frame of the
 /// parent's chain and, once it finishes, evaluates to its return value (or rethrows its exception).
-/// `Child` is the child object (owned by the awaiter) or a reference to it.
-template <class Child> struct delegate_awaiter {
+/// `Child` is the child object (owned by the awaiter) or a reference to it; `Chain` is the parent's
+/// chain_promise type, which the child's promise derives from too.
+template <class Child, class Chain> struct delegate_awaiter : resume_value<typename Chain::send_type> {
   Child child;
-  chain_link* parent;
+  Chain *parent;
+
+  delegate_awaiter(Child &&c, Chain *p) : child(std::forward<Child>(c)), parent(p) {}
 
   [[nodiscard]] bool await_ready() {
-    std::coroutine_handle<>& h = chain_access::handle(child);
+    std::coroutine_handle<> &h = chain_access::handle(child);
     if (!h)
       return true; // a coroutine that already finished (its frame is gone)
-    chain_link& c = chain_access::link(child);
-    if (c.executing || c.delegated() || &c == parent->root)
-      throw already_executing_error();
+    chain_link &c = chain_access::link(child);
+    check_not_executing(c);
     return h.done();
   }
-  void await_suspend(std::coroutine_handle<>) noexcept {
-    chain_link& c = chain_access::link(child);
+  void await_suspend(std::coroutine_handle<>) {
+    chain_link &c = chain_access::link(child);
+    Chain &root = parent->root_promise();
+    if (c.started)
+      this->prime(root); // the child sits at a yield: resume it with "nothing"
     c.parent = parent;
-    c.root = parent->root;
+    c.busy = chain_link::delegated;
+    c.root = &root;
     c.owner = &chain_access::handle(child);
     c.started = true;
-    parent->root->active = &c; // the trampoline resumes the child next
+    root.active = &c; // the trampoline resumes the child next
   }
   decltype(auto) await_resume() {
     if (chain_access::handle(child)) {
-      chain_link& c = chain_access::link(child);
+      chain_link &c = chain_access::link(child);
       c.parent = nullptr;
+      c.busy = 0;
       c.root = &c;
       c.owner = nullptr;
       rethrow_if(c.exception);

@@ -1,0 +1,18 @@
+# Fails unless the C++ block under "## A short example" in README equals SOURCE, then runs EXE and
+# compares its output with EXPECTED_OUTPUT.
+file(READ ${README} readme)
+string(FIND "${readme}" "## A short example" at)
+string(SUBSTRING "${readme}" ${at} -1 rest)
+string(FIND "${rest}" "```cpp\n" begin)
+math(EXPR begin "${begin} + 7")
+string(SUBSTRING "${rest}" ${begin} -1 rest)
+string(FIND "${rest}" "```" end)
+string(SUBSTRING "${rest}" 0 ${end} snippet)
+file(READ ${SOURCE} source)
+if(NOT snippet STREQUAL source)
+  message(FATAL_ERROR "README's example differs from ${SOURCE}: keep them identical")
+endif()
+execute_process(COMMAND ${EXE} OUTPUT_VARIABLE out RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0 OR NOT out STREQUAL EXPECTED_OUTPUT)
+  message(FATAL_ERROR "${EXE} exited with ${rc} and printed '${out}', expected '${EXPECTED_OUTPUT}'")
+endif()
