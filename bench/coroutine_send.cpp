@@ -27,7 +27,7 @@ corio::coroutine<int, int, int> relay(int depth) {
   co_return r;
 }
 
-void BM_send(benchmark::State &state) {
+void BM_send(benchmark::State& state) {
   const auto depth = static_cast<int>(state.range(0));
   auto co = relay(depth);
   if (co.next().value() != 0) {

@@ -33,7 +33,7 @@ constexpr std::int64_t expected_sum(std::int64_t n) { return n * (n - 1) / 2; }
 
 /// Reports "per_element" (wall time per element, in seconds: the console shows e.g. "7.4ns") and
 /// items_per_second.
-void report_per_element(benchmark::State &state, std::int64_t elements_per_iteration) {
+void report_per_element(benchmark::State& state, std::int64_t elements_per_iteration) {
   state.SetItemsProcessed(state.iterations() * elements_per_iteration);
   // rate = elements * iterations / seconds; inverted: seconds per element.
   state.counters["per_element"] =
@@ -41,7 +41,7 @@ void report_per_element(benchmark::State &state, std::int64_t elements_per_itera
                          benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
 }
 
-template <class Generator> bool sum_and_check(benchmark::State &state, Generator &&g, std::int64_t n) {
+template <class Generator> bool sum_and_check(benchmark::State& state, Generator&& g, std::int64_t n) {
   std::int64_t sum = 0;
   for (int v : g)
     sum += v;
@@ -55,7 +55,7 @@ template <class Generator> bool sum_and_check(benchmark::State &state, Generator
 }
 
 /// (a) `for v in count(n): sum += v`.
-void BM_generator_sum(benchmark::State &state) {
+void BM_generator_sum(benchmark::State& state) {
   const auto n = static_cast<int>(state.range(0));
   for (auto _ : state) {
     if (!sum_and_check(state, count(n), n))
@@ -66,7 +66,7 @@ void BM_generator_sum(benchmark::State &state) {
 BENCHMARK(BM_generator_sum)->Arg(10'000'000)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 /// (b) the same sum through `depth` levels of `co_yield corio::yield_from(level(depth - 1))`.
-void BM_yield_from_depth(benchmark::State &state) {
+void BM_yield_from_depth(benchmark::State& state) {
   const auto depth = static_cast<int>(state.range(0));
   const auto n = static_cast<int>(state.range(1));
   for (auto _ : state) {

@@ -8,8 +8,8 @@
 
 namespace {
 
-void print(const std::string &line) { std::puts(line.c_str()); }
-void section(const char *title) { std::printf("\n== %s ==\n", title); }
+void print(const std::string& line) { std::puts(line.c_str()); }
+void section(const char* title) { std::printf("\n== %s ==\n", title); }
 
 // --- 1. Coroutines: generators can pause a function ----------------------------------------------
 namespace generators {

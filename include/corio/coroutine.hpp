@@ -19,7 +19,7 @@ namespace corio {
 namespace detail {
 template <class R> struct return_slot {
   std::optional<R> result;
-  template <class U = R> void return_value(U &&v) { result.emplace(std::forward<U>(v)); }
+  template <class U = R> void return_value(U&& v) { result.emplace(std::forward<U>(v)); }
 };
 template <> struct return_slot<void> {
   static void return_void() noexcept {}
@@ -76,12 +76,12 @@ public:
       return detail::delegate_awaiter<Source, chain>{std::forward<Source>(request.source), this};
     }
     /// Only `yield_from` may be awaited; a coroutine suspends at `co_yield`.
-    template <class U> void await_transform(U &&) = delete;
+    template <class U> void await_transform(U&&) = delete;
   };
 
   coroutine() noexcept = default;
-  coroutine(coroutine &&other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
-  coroutine &operator=(coroutine other) noexcept {
+  coroutine(coroutine&& other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
+  coroutine& operator=(coroutine other) noexcept {
     std::swap(handle_, other.handle_);
     return *this;
   }
@@ -95,10 +95,13 @@ public:
   step_type send(send_param value) requires(!std::is_void_v<S>) {
     if (!handle_)
       return {};
-    detail::check_not_executing(promise());
-    if (!promise().started)
+    promise_type& p = promise();
+    detail::check_not_executing(p);
+    if (!p.started)
       throw just_started_error();
-    return resume(&value);
+    p.send = &value;
+    detail::drive(p);
+    return collect();
   }
   step_type send(none_t) requires(!std::is_void_v<S> && !std::is_same_v<S, none_t>) { return next(); }
 
@@ -116,7 +119,7 @@ public:
     return resume(nullptr);
   }
   template <class E>
-  requires(!std::is_same_v<std::remove_cvref_t<E>, std::exception_ptr>) step_type throw_(E &&e) {
+  requires(!std::is_same_v<std::remove_cvref_t<E>, std::exception_ptr>) step_type throw_(E&& e) {
     return throw_(std::make_exception_ptr(std::forward<E>(e)));
   }
 
@@ -135,7 +138,7 @@ private:
   friend detail::chain_access;
   explicit coroutine(std::coroutine_handle<> h) noexcept : handle_(h) {}
 
-  promise_type &promise() const noexcept {
+  promise_type& promise() const noexcept {
     return std::coroutine_handle<promise_type>::from_address(handle_.address()).promise();
   }
 
@@ -150,10 +153,10 @@ private:
     }
   }
 
-  step_type resume(S *sent) {
+  step_type resume(S* sent) {
     if (!handle_)
       return {};
-    promise_type &p = promise();
+    promise_type& p = promise();
     detail::check_not_executing(p); // before touching the send slot of a running coroutine
     if constexpr (!std::is_void_v<S>) {
       if (sent == nullptr && p.started && !p.active->pending) {
@@ -171,9 +174,16 @@ private:
   }
 
   step_type collect() {
-    promise_type &p = promise();
-    if (p.state == detail::chain_state::yielded)
+    promise_type& p = promise();
+    if (p.state == detail::chain_state::yielded) [[likely]]
       return step_type::yielded(std::move(*p.value));
+    return collect_finished();
+  }
+
+  /// The root finished: rethrow what escaped it, or hand out its return value. Out of line, off the
+  /// per-yield path.
+  [[gnu::noinline]] step_type collect_finished() {
+    promise_type& p = promise();
     std::exception_ptr e = std::exchange(p.exception, nullptr);
     if (e) {
       finish();
@@ -195,7 +205,7 @@ private:
 template <class Y, class S, class R> void coroutine<Y, S, R>::close() {
   if (!handle_)
     return;
-  promise_type &p = promise();
+  promise_type& p = promise();
   detail::check_not_executing(p);
   if (!p.started)
     return finish();
@@ -212,7 +222,7 @@ template <class Y, class S, class R> void coroutine<Y, S, R>::close() {
   if (e) {
     try {
       std::rethrow_exception(e);
-    } catch (const generator_exit &) {
+    } catch (const generator_exit&) {
       // the expected way for a coroutine to answer close()
     }
   }

@@ -17,7 +17,7 @@ struct generator_exit {};
 /// Raised by `corio::next(gen)` when the generator is exhausted (Python's StopIteration).
 class stop_iteration : public std::exception {
 public:
-  [[nodiscard]] const char *what() const noexcept override;
+  [[nodiscard]] const char* what() const noexcept override;
 };
 
 /// Base of every error that reports misuse of a coroutine object (Python's ValueError/TypeError/RuntimeError
@@ -56,8 +56,8 @@ class exception_group : public std::exception {
 public:
   exception_group(std::string message, std::vector<std::exception_ptr> exceptions);
 
-  [[nodiscard]] const char *what() const noexcept override { return what_.c_str(); }
-  [[nodiscard]] const std::vector<std::exception_ptr> &exceptions() const noexcept { return exceptions_; }
+  [[nodiscard]] const char* what() const noexcept override { return what_.c_str(); }
+  [[nodiscard]] const std::vector<std::exception_ptr>& exceptions() const noexcept { return exceptions_; }
   [[nodiscard]] std::size_t size() const noexcept { return exceptions_.size(); }
 
 private:
@@ -66,6 +66,6 @@ private:
 };
 
 /// A one-line description of an exception: its what() for std::exception, a fixed text otherwise.
-[[nodiscard]] std::string describe(const std::exception_ptr &e);
+[[nodiscard]] std::string describe(const std::exception_ptr& e);
 
 } // namespace corio

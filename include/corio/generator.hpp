@@ -35,7 +35,7 @@ template <class T = none_t> class [[nodiscard]] generator {
 
 public:
   using value_type = std::remove_cv_t<object>;
-  using reference = object &;
+  using reference = object&;
 
   class promise_type : public chain {
   public:
@@ -54,7 +54,7 @@ public:
                                                           this};
     }
     /// Generators cannot await: only `co_yield` suspends them.
-    template <class U> void await_transform(U &&) = delete;
+    template <class U> void await_transform(U&&) = delete;
   };
 
   class iterator {
@@ -65,24 +65,24 @@ public:
 
     iterator() = default;
     reference operator*() const noexcept { return *root_->value; }
-    iterator &operator++() {
+    iterator& operator++() {
       advance(*root_);
       return *this;
     }
     void operator++(int) { ++*this; }
-    friend bool operator==(const iterator &it, std::default_sentinel_t) noexcept {
+    friend bool operator==(const iterator& it, std::default_sentinel_t) noexcept {
       return it.root_ == nullptr || it.root_->state == detail::chain_state::finished;
     }
 
   private:
     friend generator;
-    explicit iterator(chain *root) noexcept : root_(root) {}
-    chain *root_ = nullptr;
+    explicit iterator(chain* root) noexcept : root_(root) {}
+    chain* root_ = nullptr;
   };
 
   generator() noexcept = default;
-  generator(generator &&other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
-  generator &operator=(generator other) noexcept {
+  generator(generator&& other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
+  generator& operator=(generator other) noexcept {
     std::swap(handle_, other.handle_);
     return *this;
   }
@@ -121,14 +121,15 @@ private:
   friend detail::chain_access;
   explicit generator(std::coroutine_handle<> h) noexcept : handle_(h) {}
 
-  promise_type &promise() const noexcept {
+  promise_type& promise() const noexcept {
     return std::coroutine_handle<promise_type>::from_address(handle_.address()).promise();
   }
   static void take_result() noexcept {}
 
-  static void advance(chain &root) {
+  static void advance(chain& root) {
     if (root.state == detail::chain_state::finished) [[unlikely]]
       return;
+    detail::check_not_executing(root);
     detail::drive(root);
     if (root.state == detail::chain_state::finished) [[unlikely]]
       detail::rethrow_if(root.exception);
@@ -138,10 +139,10 @@ private:
   /// is iterated in place.
   template <class Range> static generator from_range(Range range) {
     if constexpr (std::is_reference_v<Range>) {
-      for (auto &&element : range)
+      for (auto&& element : range)
         co_yield element;
     } else {
-      for (auto &&element : range)
+      for (auto&& element : range)
         co_yield std::move(element);
     }
   }
@@ -150,7 +151,7 @@ private:
 };
 
 /// Python's next(g): the next value, or corio::stop_iteration once the generator is exhausted.
-template <class T> typename generator<T>::value_type next(generator<T> &g) {
+template <class T> typename generator<T>::value_type next(generator<T>& g) {
   auto value = g.next();
   if (!value)
     throw stop_iteration();

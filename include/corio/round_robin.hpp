@@ -27,8 +27,8 @@ public:
   };
 
   round_robin() = default;
-  round_robin(round_robin &&) noexcept = default;
-  round_robin &operator=(round_robin &&) noexcept = default;
+  round_robin(round_robin&&) noexcept = default;
+  round_robin& operator=(round_robin&&) noexcept = default;
   ~round_robin();
 
   /// Queues a coroutine<Y, S, R> (S default-constructible or void) or a generator<T>, taking ownership.
@@ -45,7 +45,7 @@ public:
 
   [[nodiscard]] std::size_t size() const noexcept { return queue_.size(); }
   [[nodiscard]] bool empty() const noexcept { return queue_.empty(); }
-  [[nodiscard]] const std::vector<failure> &failures() const noexcept { return failures_; }
+  [[nodiscard]] const std::vector<failure>& failures() const noexcept { return failures_; }
 
 private:
   struct runnable {

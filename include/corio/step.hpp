@@ -43,19 +43,19 @@ public:
   explicit operator bool() const noexcept { return is_yield(); }
 
   /// The yielded value; throws corio::bad_step_access if the coroutine did not yield.
-  [[nodiscard]] yield_type &value() & { return get(yielded_, "step::value(): the coroutine did not yield"); }
-  [[nodiscard]] const yield_type &value() const & { return const_cast<step &>(*this).value(); }
-  [[nodiscard]] yield_type &&value() && { return std::move(value()); }
+  [[nodiscard]] yield_type& value() & { return get(yielded_, "step::value(): the coroutine did not yield"); }
+  [[nodiscard]] const yield_type& value() const& { return const_cast<step&>(*this).value(); }
+  [[nodiscard]] yield_type&& value() && { return std::move(value()); }
 
   /// The return value; throws corio::bad_step_access unless the coroutine returned during this call.
-  [[nodiscard]] return_type &return_value() & {
+  [[nodiscard]] return_type& return_value() & {
     return get(returned_, "step::return_value(): the coroutine did not return in this step");
   }
-  [[nodiscard]] const return_type &return_value() const & { return const_cast<step &>(*this).return_value(); }
-  [[nodiscard]] return_type &&return_value() && { return std::move(return_value()); }
+  [[nodiscard]] const return_type& return_value() const& { return const_cast<step&>(*this).return_value(); }
+  [[nodiscard]] return_type&& return_value() && { return std::move(return_value()); }
 
 private:
-  template <class V> static V &get(std::optional<V> &slot, const char *message) {
+  template <class V> static V& get(std::optional<V>& slot, const char* message) {
     if (!slot)
       throw bad_step_access(message);
     return *slot;

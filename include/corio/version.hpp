@@ -7,5 +7,5 @@
 
 namespace corio {
 /// The version of the compiled library, "major.minor.patch" (may differ from the headers' if mismatched).
-[[nodiscard]] const char *version() noexcept;
+[[nodiscard]] const char* version() noexcept;
 } // namespace corio

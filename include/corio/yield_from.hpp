@@ -15,7 +15,7 @@ template <class Source> struct yield_from_t { Source source; };
 /// In a coroutine:  `auto r = co_await corio::yield_from(sub_coroutine);` — r is its return value.
 /// Every value the source yields is passed straight to whoever drives the outer one, and (for
 /// coroutines) every send/throw_/close goes straight to the innermost source: O(1) at any depth.
-template <class Source> [[nodiscard]] yield_from_t<Source> yield_from(Source &&source) {
+template <class Source> [[nodiscard]] yield_from_t<Source> yield_from(Source&& source) {
   return {std::forward<Source>(source)};
 }
 

@@ -4,7 +4,7 @@
 
 namespace corio {
 
-const char *stop_iteration::what() const noexcept { return "stop_iteration: the generator is exhausted"; }
+const char* stop_iteration::what() const noexcept { return "stop_iteration: the generator is exhausted"; }
 
 already_executing_error::already_executing_error() : coroutine_error("coroutine already executing") {}
 
@@ -21,14 +21,14 @@ void throw_already_executing() { throw already_executing_error(); }
 exception_group::exception_group(std::string message, std::vector<std::exception_ptr> exceptions)
     : exceptions_(std::move(exceptions)), what_(std::move(message)) {}
 
-std::string describe(const std::exception_ptr &e) {
+std::string describe(const std::exception_ptr& e) {
   if (!e)
     return "no exception";
   try {
     std::rethrow_exception(e);
-  } catch (const std::exception &x) {
+  } catch (const std::exception& x) {
     return x.what();
-  } catch (const generator_exit &) {
+  } catch (const generator_exit&) {
     return "generator_exit";
   } catch (...) {
     return "unknown exception (not derived from std::exception)";

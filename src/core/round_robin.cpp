@@ -35,7 +35,7 @@ std::size_t round_robin::run() {
   std::string message = "round_robin: ";
   message.append(std::to_string(failed.size())).append(" coroutine(s) failed:");
   std::vector<std::exception_ptr> errors;
-  for (const failure &f : failed) {
+  for (const failure& f : failed) {
     message.append(" [").append(f.name).append("] ").append(describe(f.error)).append(";");
     errors.push_back(f.error);
   }

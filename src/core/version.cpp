@@ -4,7 +4,7 @@
 #define CORIO_STR(x) CORIO_STR2(x)
 
 namespace corio {
-const char *version() noexcept {
+const char* version() noexcept {
   return CORIO_STR(CORIO_VERSION_MAJOR) "." CORIO_STR(CORIO_VERSION_MINOR) "." CORIO_STR(CORIO_VERSION_PATCH);
 }
 } // namespace corio

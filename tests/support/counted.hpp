@@ -15,16 +15,16 @@ struct counted {
   bool moved_from = false;
 
   explicit counted(int v = 0) noexcept : value(v) { ++constructed; }
-  counted(const counted &o) noexcept : value(o.value) {
+  counted(const counted& o) noexcept : value(o.value) {
     ++constructed;
     ++copies;
   }
-  counted(counted &&o) noexcept : value(o.value) {
+  counted(counted&& o) noexcept : value(o.value) {
     o.moved_from = true;
     ++constructed;
   }
-  counted &operator=(const counted &) = default;
-  counted &operator=(counted &&) = default;
+  counted& operator=(const counted&) = default;
+  counted& operator=(counted&&) = default;
   ~counted() { ++destroyed; }
 
   static inline int copies = 0;

@@ -29,7 +29,7 @@ coroutine<int, int, int> accumulator() {
 
 TEST(Coroutine, IsLazy) {
   bool started = false;
-  auto co = [](bool *s) -> coroutine<int> {
+  auto co = [](bool* s) -> coroutine<int> {
     *s = true;
     co_yield 1;
   }(&started);
@@ -98,7 +98,7 @@ TEST(Coroutine, ThrowCaughtAndYieldedIsTheResult) {
       std::string caught; // C++ allows no co_yield inside a handler: note it, yield after
       try {
         co_yield "waiting";
-      } catch (const std::runtime_error &e) {
+      } catch (const std::runtime_error& e) {
         caught = e.what();
       }
       if (!caught.empty())
@@ -123,7 +123,7 @@ TEST(Coroutine, ThrowCaughtAndReturnedIsAReturnStep) {
   auto co = []() -> coroutine<int, void, std::string> {
     try {
       co_yield 1;
-    } catch (const std::exception &e) {
+    } catch (const std::exception& e) {
       co_return std::string("handled ") + e.what();
     }
     co_return "not reached";
@@ -143,7 +143,7 @@ TEST(Coroutine, ThrowAcceptsExceptionPtr) {
 
 TEST(Coroutine, ThrowIntoJustStartedRaisesWithoutRunningTheBody) {
   bool ran = false;
-  auto co = [](bool *r) -> coroutine<int> {
+  auto co = [](bool* r) -> coroutine<int> {
     *r = true;
     co_yield 1;
   }(&ran);
@@ -160,14 +160,14 @@ TEST(Coroutine, ThrowIntoFinishedRaisesInTheCaller) {
 
 TEST(Coroutine, CloseRaisesGeneratorExitAtTheSuspensionPoint) {
   bool saw_exit = false, cleaned_up = false;
-  auto co = [](bool *saw, bool *cleaned) -> coroutine<int> {
+  auto co = [](bool* saw, bool* cleaned) -> coroutine<int> {
     struct cleanup {
-      bool *flag;
+      bool* flag;
       ~cleanup() { *flag = true; }
     } c{cleaned};
     try {
       co_yield 1;
-    } catch (const corio::generator_exit &) {
+    } catch (const corio::generator_exit&) {
       *saw = true;
       throw;
     }
@@ -182,10 +182,10 @@ TEST(Coroutine, CloseRaisesGeneratorExitAtTheSuspensionPoint) {
 
 TEST(Coroutine, CloseIsNotCaughtByCatchStdException) {
   bool swallowed = false;
-  auto co = [](bool *s) -> coroutine<int> {
+  auto co = [](bool* s) -> coroutine<int> {
     try {
       co_yield 1;
-    } catch (const std::exception &) {
+    } catch (const std::exception&) {
       *s = true;
     }
   }(&swallowed);
@@ -198,7 +198,7 @@ TEST(Coroutine, CloseWhereTheCoroutineReturnsIsClean) {
   auto co = []() -> coroutine<int, void, int> {
     try {
       co_yield 1;
-    } catch (const corio::generator_exit &) {
+    } catch (const corio::generator_exit&) {
       co_return 5;
     }
     co_return 0;
@@ -214,7 +214,7 @@ TEST(Coroutine, CloseWhereTheCoroutineYieldsIsAnError) {
       bool exiting = false;
       try {
         co_yield 1;
-      } catch (const corio::generator_exit &) {
+      } catch (const corio::generator_exit&) {
         exiting = true;
       }
       if (exiting)
@@ -231,7 +231,7 @@ TEST(Coroutine, CloseWhereTheCoroutineRaisesSomethingElsePropagates) {
   auto co = []() -> coroutine<int> {
     try {
       co_yield 1;
-    } catch (const corio::generator_exit &) {
+    } catch (const corio::generator_exit&) {
       throw std::runtime_error("cleanup failed");
     }
   }();
@@ -260,7 +260,7 @@ TEST(Coroutine, ResumingFromInsideItselfIsAlreadyExecuting) {
   struct holder {
     coroutine<int> co;
   } h;
-  auto body = [](holder *self) -> coroutine<int> {
+  auto body = [](holder* self) -> coroutine<int> {
     EXPECT_TRUE(self->co.running());
     EXPECT_THROW((void)self->co.next(), corio::already_executing_error);
     EXPECT_THROW(self->co.close(), corio::already_executing_error);
@@ -276,7 +276,7 @@ TEST(Coroutine, SendFromInsideItselfIsAlreadyExecuting) {
   struct holder {
     coroutine<int, int> co;
   } h;
-  h.co = [](holder *self) -> coroutine<int, int> {
+  h.co = [](holder* self) -> coroutine<int, int> {
     int v = co_yield 0;
     EXPECT_THROW((void)self->co.send(v), corio::already_executing_error);
     co_yield v;
@@ -324,7 +324,7 @@ TEST(Coroutine, DestroyingUnfinishedRunsDestructorsOnly) {
   lifetime_check check;
   bool caught = false;
   {
-    auto co = [](bool *c) -> coroutine<int, int> {
+    auto co = [](bool* c) -> coroutine<int, int> {
       counted a{1};
       try {
         co_yield 1;

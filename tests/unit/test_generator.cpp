@@ -31,7 +31,7 @@ generator<int> count_to(int n) {
 
 template <class G> std::vector<typename G::value_type> collect(G g) {
   std::vector<typename G::value_type> out;
-  for (auto &v : g)
+  for (auto& v : g)
     out.push_back(v);
   return out;
 }
@@ -47,7 +47,7 @@ TEST(Generator, EmptyBodyYieldsNothing) {
 
 TEST(Generator, IsLazyUntilFirstBeginOrNext) {
   int started = 0;
-  auto make = [](int *s) -> generator<int> {
+  auto make = [](int* s) -> generator<int> {
     ++*s;
     co_yield 1;
   };
@@ -104,7 +104,7 @@ TEST(Generator, RvalueYieldIsHandedOutWithoutCopy) {
       co_yield counted{2};
     }();
     int sum = 0;
-    for (counted &c : g)
+    for (counted& c : g)
       sum += c.value;
     EXPECT_EQ(sum, 3);
     EXPECT_EQ(counted::copies, 0);
@@ -128,11 +128,11 @@ TEST(Generator, LvalueYieldIsCopiedSoTheBodyKeepsItsValue) {
 
 TEST(Generator, ReferenceGeneratorYieldsTheObjectItself) {
   std::vector<int> data{1, 2, 3};
-  auto g = [](std::vector<int> *d) -> generator<int &> {
-    for (int &x : *d)
+  auto g = [](std::vector<int>* d) -> generator<int&> {
+    for (int& x : *d)
       co_yield x;
   }(&data);
-  for (int &x : g)
+  for (int& x : g)
     x *= 10;
   EXPECT_EQ(data, (std::vector<int>{10, 20, 30}));
 }
@@ -141,11 +141,11 @@ TEST(Generator, ConstReferenceGeneratorDoesNotCopy) {
   lifetime_check check;
   {
     counted a{5};
-    auto g = [](const counted *p) -> generator<const counted &> {
+    auto g = [](const counted* p) -> generator<const counted&> {
       co_yield *p;
       co_yield *p;
     }(&a);
-    for (const counted &c : g)
+    for (const counted& c : g)
       EXPECT_EQ(&c, &a);
     EXPECT_EQ(counted::copies, 0);
   }
@@ -155,7 +155,7 @@ TEST(Generator, ConstReferenceGeneratorDoesNotCopy) {
 TEST(Generator, ConvertingYield) {
   auto g = []() -> generator<std::string> {
     co_yield "literal";
-    const char *p = "pointer";
+    const char* p = "pointer";
     co_yield p;
   }();
   EXPECT_EQ(collect(std::move(g)), (std::vector<std::string>{"literal", "pointer"}));
@@ -168,7 +168,7 @@ TEST(Generator, MoveOnlyValues) {
     co_yield std::move(p);
   }();
   std::vector<std::unique_ptr<int>> out;
-  for (auto &p : g)
+  for (auto& p : g)
     out.push_back(std::move(p));
   ASSERT_EQ(out.size(), 2u);
   EXPECT_EQ(*out[0], 1);
@@ -206,7 +206,7 @@ TEST(Generator, DestroyingUnfinishedRunsLocalDestructorsOnly) {
   lifetime_check check;
   int after_yield = 0;
   {
-    auto g = [](int *after) -> generator<int> {
+    auto g = [](int* after) -> generator<int> {
       counted a{1};
       {
         counted b{2};
@@ -254,7 +254,7 @@ TEST(Generator, ReentrantIterationIsAnError) {
   struct holder {
     generator<int> g;
   } h;
-  auto body = [](holder *self) -> generator<int> {
+  auto body = [](holder* self) -> generator<int> {
     co_yield 1;
     (void)self->g.next(); // resumes itself
     co_yield 2;
@@ -283,8 +283,8 @@ static_assert(std::input_iterator<generator<int>::iterator>);
 static_assert(std::sentinel_for<std::default_sentinel_t, generator<int>::iterator>);
 static_assert(std::ranges::input_range<generator<int>>);
 static_assert(std::ranges::view<generator<int>>);
-static_assert(std::is_same_v<std::ranges::range_reference_t<generator<int>>, int &>);
-static_assert(std::is_same_v<std::ranges::range_reference_t<generator<const std::string &>>, const std::string &>);
+static_assert(std::is_same_v<std::ranges::range_reference_t<generator<int>>, int&>);
+static_assert(std::is_same_v<std::ranges::range_reference_t<generator<const std::string&>>, const std::string&>);
 static_assert(!std::is_copy_constructible_v<generator<int>>);
 
 #if CORIO_HAVE_RANGE_VIEWS

@@ -15,7 +15,7 @@ namespace {
 
 using log_t = std::vector<std::string>;
 
-corio::coroutine<void> worker(std::string name, int steps, log_t *log) {
+corio::coroutine<void> worker(std::string name, int steps, log_t* log) {
   for (int i = 0; i < steps; ++i) {
     log->push_back(name + std::to_string(i));
     co_yield corio::none;
@@ -37,13 +37,13 @@ TEST(RoundRobin, InterleavesInTurn) {
 TEST(RoundRobin, MixesGeneratorsAndCoroutinesOfAnyType) {
   log_t log;
   corio::round_robin s;
-  s.add([](log_t *l) -> corio::generator<int> {
+  s.add([](log_t* l) -> corio::generator<int> {
     l->push_back("gen");
     co_yield 1;
     l->push_back("gen again");
     co_yield 2;
   }(&log));
-  s.add([](log_t *l) -> corio::coroutine<std::string, int, double> {
+  s.add([](log_t* l) -> corio::coroutine<std::string, int, double> {
     int got = co_yield "x"; // next() sends int{}
     l->push_back("co got " + std::to_string(got));
     co_return 1.5;
@@ -65,7 +65,7 @@ TEST(RoundRobin, FailingCoroutineIsReportedAndOthersFinish) {
   try {
     s.run();
     FAIL() << "run() must report the failure";
-  } catch (const corio::exception_group &g) {
+  } catch (const corio::exception_group& g) {
     ASSERT_EQ(g.size(), 1u);
     EXPECT_NE(std::string(g.what()).find("[bad] boom"), std::string::npos) << g.what();
     EXPECT_THROW(std::rethrow_exception(g.exceptions()[0]), std::runtime_error);
@@ -77,7 +77,7 @@ TEST(RoundRobin, FailingCoroutineIsReportedAndOthersFinish) {
 
 TEST(RoundRobin, SeveralFailuresAreAggregatedInOrder) {
   corio::round_robin s;
-  auto fail_after = [](int n, const char *what) -> corio::coroutine<void> {
+  auto fail_after = [](int n, const char* what) -> corio::coroutine<void> {
     for (int i = 0; i < n; ++i)
       co_yield corio::none;
     throw std::runtime_error(what);
@@ -87,7 +87,7 @@ TEST(RoundRobin, SeveralFailuresAreAggregatedInOrder) {
   try {
     s.run();
     FAIL();
-  } catch (const corio::exception_group &g) {
+  } catch (const corio::exception_group& g) {
     ASSERT_EQ(g.size(), 2u);
     EXPECT_EQ(corio::describe(g.exceptions()[0]), "first");
     EXPECT_EQ(corio::describe(g.exceptions()[1]), "second");
@@ -122,7 +122,7 @@ TEST(RoundRobin, ManyCoroutines) {
   corio::round_robin s;
   int total = 0;
   for (int i = 0; i < 10'000; ++i)
-    s.add([](int *t, int n) -> corio::coroutine<void> {
+    s.add([](int* t, int n) -> corio::coroutine<void> {
       for (int k = 0; k < n; ++k) {
         ++*t;
         co_yield corio::none;

@@ -30,7 +30,7 @@ generator<int> concat() {
   co_yield yield_from(range(2, 4));
 }
 
-template <class G> std::vector<int> collect(G &&g) {
+template <class G> std::vector<int> collect(G&& g) {
   std::vector<int> out;
   for (int x : g)
     out.push_back(x);
@@ -59,7 +59,7 @@ TEST(YieldFromGenerator, FromRanges) {
     co_yield yield_from(std::move(owned));
   }();
   std::vector<std::string> out;
-  for (auto &s : g)
+  for (auto& s : g)
     out.push_back(std::move(s));
   EXPECT_EQ(out, (std::vector<std::string>{"a", "b", "c"}));
 }
@@ -72,7 +72,7 @@ TEST(YieldFromGenerator, MoveOnlyElementsOfAnOwnedRange) {
     co_yield yield_from(std::move(v));
   }();
   int sum = 0;
-  for (auto &p : g)
+  for (auto& p : g)
     sum += *p;
   EXPECT_EQ(sum, 3);
 }
@@ -125,9 +125,9 @@ TEST(YieldFromGenerator, MillionSequentialDelegationsKeepTheStackFlat) {
 
 TEST(YieldFromGenerator, ExceptionFromLeafPropagatesThroughEveryLevel) {
   struct level {
-    static generator<int> make(int depth, int *unwound) {
+    static generator<int> make(int depth, int* unwound) {
       struct on_unwind {
-        int *n;
+        int* n;
         ~on_unwind() { ++*n; }
       } u{unwound};
       if (depth == 0) {
@@ -154,7 +154,7 @@ TEST(YieldFromGenerator, ParentCanCatchAChildsException) {
     bool failed = false; // no co_yield inside a handler in C++: note it, yield after
     try {
       co_yield yield_from(failing());
-    } catch (const std::runtime_error &) {
+    } catch (const std::runtime_error&) {
       failed = true;
     }
     if (failed)
@@ -167,7 +167,7 @@ TEST(YieldFromGenerator, DelegatingToItselfIsAlreadyExecuting) {
   struct holder {
     generator<int> g;
   } h;
-  h.g = [](holder *self) -> generator<int> {
+  h.g = [](holder* self) -> generator<int> {
     co_yield 1;
     co_yield yield_from(self->g);
   }(&h);
@@ -260,7 +260,7 @@ TEST(YieldFromCoroutine, ThrowGoesToTheInnermostWhichMayHandleIt) {
     bool handled = false;
     try {
       co_yield "inner";
-    } catch (const std::runtime_error &) {
+    } catch (const std::runtime_error&) {
       handled = true;
     }
     if (handled)
@@ -283,7 +283,7 @@ TEST(YieldFromCoroutine, ThrowNotHandledByInnerReachesTheOuter) {
     bool caught = false;
     try {
       co_await yield_from(inner());
-    } catch (const std::logic_error &) {
+    } catch (const std::logic_error&) {
       caught = true;
     }
     if (caught)
@@ -299,7 +299,7 @@ TEST(YieldFromCoroutine, ThrowThatInnerTurnsIntoAReturnResumesTheOuter) {
     auto inner = []() -> coroutine<int, void, int> {
       try {
         co_yield 1;
-      } catch (const std::exception &) {
+      } catch (const std::exception&) {
         co_return 50;
       }
       co_return 0;
@@ -315,19 +315,19 @@ TEST(YieldFromCoroutine, ThrowThatInnerTurnsIntoAReturnResumesTheOuter) {
 TEST(YieldFromCoroutine, CloseClosesTheInnermostThenRaisesInEachDelegator) {
   std::vector<std::string> log;
   struct make {
-    static coroutine<int> inner(std::vector<std::string> *log) {
+    static coroutine<int> inner(std::vector<std::string>* log) {
       try {
         co_yield 1;
-      } catch (const corio::generator_exit &) {
+      } catch (const corio::generator_exit&) {
         log->push_back("inner exit");
         co_return; // a clean finish...
       }
     }
-    static coroutine<int> outer(std::vector<std::string> *log) {
+    static coroutine<int> outer(std::vector<std::string>* log) {
       try {
         co_await yield_from(inner(log));
         log->push_back("outer continued"); // ...still raises generator_exit here (PEP 380)
-      } catch (const corio::generator_exit &) {
+      } catch (const corio::generator_exit&) {
         log->push_back("outer exit");
         throw;
       }
@@ -346,7 +346,7 @@ TEST(YieldFromCoroutine, OuterIgnoringExitIsDetected) {
     bool exiting = false;
     try {
       co_await yield_from(inner());
-    } catch (const corio::generator_exit &) {
+    } catch (const corio::generator_exit&) {
       exiting = true;
     }
     if (exiting)
@@ -383,7 +383,7 @@ TEST(YieldFromCoroutine, DelegatedSubCannotBeDrivenDirectly) {
     coroutine<int, int, int> sub;
   } h;
   h.sub = adder();
-  auto co = [](holder *hp) -> coroutine<int, int, int> { co_return co_await yield_from(hp->sub); }(&h);
+  auto co = [](holder* hp) -> coroutine<int, int, int> { co_return co_await yield_from(hp->sub); }(&h);
   (void)co.next();
   EXPECT_THROW((void)h.sub.send(1), corio::already_executing_error);
   EXPECT_EQ(co.send(4).value(), 4);

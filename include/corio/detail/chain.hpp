@@ -31,19 +31,19 @@ enum class chain_state : unsigned char {
 /// One frame of a chain. Every generator/coroutine promise derives from it; it never moves.
 struct chain_link {
   chain_link() = default;
-  chain_link(const chain_link &) = delete;
-  chain_link &operator=(const chain_link &) = delete;
+  chain_link(const chain_link&) = delete;
+  chain_link& operator=(const chain_link&) = delete;
 
   std::coroutine_handle<> self;             // this frame
-  chain_link *parent = nullptr;             // the frame delegating to us, null unless delegated to
-  chain_link *root = this;                  // the outermost frame of our chain
-  std::coroutine_handle<> *owner = nullptr; // the handle slot owning us while delegated to (see destroy_chain)
+  chain_link* parent = nullptr;             // the frame delegating to us, null unless delegated to
+  chain_link* root = this;                  // the outermost frame of our chain
+  std::coroutine_handle<>* owner = nullptr; // the handle slot owning us while delegated to (see destroy_chain)
   std::exception_ptr exception;             // escaped this frame: the parent or the driver rethrows it
   std::exception_ptr pending;               // raised at this frame's yield when it resumes (throw_/close
                                             // put it on the innermost frame)
 
   // The fields below are used on the root only.
-  chain_link *active = this; // innermost frame: the one the driver resumes
+  chain_link* active = this; // innermost frame: the one the driver resumes
   chain_state state = chain_state::running;
   bool started = false; // resumed at least once (Python: gi_frame.f_lasti != -1)
   bool closing = false; // close() is in progress: PEP 380 re-raises generator_exit
@@ -59,7 +59,7 @@ struct chain_link {
   struct final_awaiter {
     static constexpr bool await_ready() noexcept { return false; }
     template <class P> static void await_suspend(std::coroutine_handle<P> h) noexcept {
-      chain_link &f = h.promise();
+      chain_link& f = h.promise();
       if (f.parent != nullptr)
         f.root->active = f.parent; // the trampoline resumes the parent next
       else
@@ -74,13 +74,13 @@ struct chain_link {
 [[noreturn]] void throw_already_executing();
 
 /// Throws if the chain rooted at `root` may not be resumed now (it is running, or delegated to).
-inline void check_not_executing(const chain_link &root) {
+inline void check_not_executing(const chain_link& root) {
   if (root.busy != 0) [[unlikely]]
     throw_already_executing();
 }
 
 /// The rest of the trampoline, when a frame started or finished a delegation instead of yielding.
-[[gnu::noinline]] inline void drive_on(chain_link &root) {
+[[gnu::noinline]] inline void drive_on(chain_link& root) {
   do
     root.active->self.resume();
   while (root.state == chain_state::running);
@@ -88,9 +88,8 @@ inline void check_not_executing(const chain_link &root) {
 
 /// The trampoline: resume the innermost frame until the chain yields or the root finishes. The common
 /// case — the innermost frame yields — is a single resume. Frames never throw out of resume():
-/// unhandled_exception() stores the exception in the frame.
-inline void drive(chain_link &root) {
-  check_not_executing(root);
+/// unhandled_exception() stores the exception in the frame. The caller checked check_not_executing().
+inline void drive(chain_link& root) {
   root.state = chain_state::running;
   root.started = true;
   root.busy = chain_link::executing;
@@ -103,10 +102,10 @@ inline void drive(chain_link &root) {
 /// Destroys a suspended chain from the leaf up to the root in a loop, so a 100k-deep chain does not
 /// recurse (HAZARDS.md §5). Each frame's owner slot is cleared first, so destroying the parent frame —
 /// which holds the child's generator object — does not destroy the child a second time.
-inline void destroy_chain(chain_link &root) noexcept {
-  chain_link *f = root.active;
+inline void destroy_chain(chain_link& root) noexcept {
+  chain_link* f = root.active;
   while (f != &root) {
-    chain_link *parent = f->parent;
+    chain_link* parent = f->parent;
     *f->owner = nullptr;
     f->self.destroy();
     f = parent;
@@ -115,11 +114,11 @@ inline void destroy_chain(chain_link &root) noexcept {
 }
 
 /// Rethrows and clears `e`. Out of line: it keeps the exception_ptr temporaries off the hot paths.
-[[noreturn, gnu::noinline, gnu::cold]] inline void rethrow_now(std::exception_ptr &e) {
+[[noreturn, gnu::noinline, gnu::cold]] inline void rethrow_now(std::exception_ptr& e) {
   std::rethrow_exception(std::exchange(e, nullptr));
 }
 /// Rethrows and clears `e` if it is set.
-inline void rethrow_if(std::exception_ptr &e) {
+inline void rethrow_if(std::exception_ptr& e) {
   if (e) [[unlikely]]
     rethrow_now(e);
 }
@@ -127,7 +126,7 @@ inline void rethrow_if(std::exception_ptr &e) {
 /// The awaiter of a `co_yield`: it publishes the yielded object on the root and, on resumption, raises
 /// what throw_()/close() asked for, or hands over the sent value. Root is the chain_promise type.
 template <class Root> struct yield_awaiter {
-  Root *frame; // the yielding frame; its root is looked up again on resumption, since a suspended
+  Root* frame; // the yielding frame; its root is looked up again on resumption, since a suspended
                // coroutine may be delegated to (re-rooted) before it resumes
 
   static constexpr bool await_ready() noexcept { return false; }
@@ -135,7 +134,7 @@ template <class Root> struct yield_awaiter {
   decltype(auto) await_resume() {
     rethrow_if(frame->pending);
     if constexpr (requires { frame->send; }) {
-      Root &root = frame->root_promise();
+      Root& root = frame->root_promise();
       return std::remove_pointer_t<decltype(root.send)>(std::move(*root.send));
     }
   }
@@ -146,13 +145,13 @@ template <class Root> struct yield_awaiter {
 template <class Root> struct copy_yield_awaiter : yield_awaiter<Root> {
   std::remove_cv_t<std::remove_pointer_t<decltype(Root::value)>> copy;
 
-  template <class U> copy_yield_awaiter(Root *r, U &&u) : yield_awaiter<Root>{r}, copy(std::forward<U>(u)) {}
+  template <class U> copy_yield_awaiter(Root* r, U&& u) : yield_awaiter<Root>{r}, copy(std::forward<U>(u)) {}
   // Published here, once the awaiter sits at its final address in the frame.
   void await_suspend(std::coroutine_handle<>) noexcept { this->frame->publish(&copy); }
 };
 
 /// The sent value slot of a root: a pointer to the driver's argument, valid during the resumption.
-template <class S> struct send_slot { S *send = nullptr; };
+template <class S> struct send_slot { S* send = nullptr; };
 template <> struct send_slot<void> {};
 
 /// The part of a promise that depends on the yielded type Y (an object type, possibly const) and the
@@ -161,33 +160,33 @@ template <> struct send_slot<void> {};
 /// out mutable references, so an lvalue is copied first.
 template <class Y, class S, bool ByRef> struct chain_promise : chain_link, send_slot<S> {
   using send_type = S;
-  Y *value = nullptr; // root only: the object yielded by the leaf, alive until the leaf resumes
+  Y* value = nullptr; // root only: the object yielded by the leaf, alive until the leaf resumes
 
-  [[nodiscard]] chain_promise &root_promise() noexcept { return static_cast<chain_promise &>(*root); }
+  [[nodiscard]] chain_promise& root_promise() noexcept { return static_cast<chain_promise&>(*root); }
 
   /// Publishes a yielded object on the root. Called just before the frame suspends.
-  void publish(Y *v) noexcept {
-    chain_promise &r = root_promise();
+  void publish(Y* v) noexcept {
+    chain_promise& r = root_promise();
     r.value = v;
     r.state = chain_state::yielded;
   }
 
   /// Yielding an rvalue hands out its address (the temporary lives until the leaf resumes): no copy.
-  yield_awaiter<chain_promise> yield_value(Y &&v) noexcept {
+  yield_awaiter<chain_promise> yield_value(Y&& v) noexcept {
     publish(std::addressof(v));
     return {this};
   }
-  yield_awaiter<chain_promise> yield_value(Y &v) noexcept requires ByRef {
+  yield_awaiter<chain_promise> yield_value(Y& v) noexcept requires ByRef {
     publish(std::addressof(v));
     return {this};
   }
-  copy_yield_awaiter<chain_promise> yield_value(const Y &v) requires(!ByRef && std::is_copy_constructible_v<Y>) {
+  copy_yield_awaiter<chain_promise> yield_value(const Y& v) requires(!ByRef && std::is_copy_constructible_v<Y>) {
     return {this, v};
   }
   /// Yielding anything else converts it to Y first.
   template <class U>
   requires(!std::is_same_v<std::remove_cvref_t<U>, std::remove_cv_t<Y>> &&
-           std::is_constructible_v<std::remove_cv_t<Y>, U>) copy_yield_awaiter<chain_promise> yield_value(U &&u) {
+           std::is_constructible_v<std::remove_cv_t<Y>, U>) copy_yield_awaiter<chain_promise> yield_value(U&& u) {
     return {this, std::forward<U>(u)};
   }
 };
@@ -201,16 +200,16 @@ concept chain_source = requires {
 
 /// Grants the delegation awaiter access to the internals of generator and coroutine objects.
 struct chain_access {
-  template <class C> static std::coroutine_handle<> &handle(C &c) noexcept { return c.handle_; }
-  template <class C> static chain_link &link(C &c) noexcept { return c.promise(); }
-  template <class C> static decltype(auto) take_result(C &c) { return c.take_result(); }
+  template <class C> static std::coroutine_handle<>& handle(C& c) noexcept { return c.handle_; }
+  template <class C> static chain_link& link(C& c) noexcept { return c.promise(); }
+  template <class C> static decltype(auto) take_result(C& c) { return c.take_result(); }
 };
 
 /// Python's "None" for a delegation that resumes a sub-coroutine already suspended at a yield: PEP 380
 /// starts with next(sub), so the sub's pending `co_yield` evaluates to S{}.
 template <class S> struct resume_value {
   std::optional<S> nothing;
-  void prime(send_slot<S> &root) {
+  void prime(send_slot<S>& root) {
     if constexpr (std::default_initializable<S>)
       root.send = &nothing.emplace();
     else
@@ -218,7 +217,7 @@ template <class S> struct resume_value {
   }
 };
 template <> struct resume_value<void> {
-  static void prime(send_slot<void> &) noexcept {}
+  static void prime(send_slot<void>&) noexcept {}
 };
 
 /// `co_await yield_from(child)` / `co_yield yield_from(child)`: makes `child` the innermost frame of the
@@ -227,21 +226,21 @@ template <> struct resume_value<void> {
 /// chain_promise type, which the child's promise derives from too.
 template <class Child, class Chain> struct delegate_awaiter : resume_value<typename Chain::send_type> {
   Child child;
-  Chain *parent;
+  Chain* parent;
 
-  delegate_awaiter(Child &&c, Chain *p) : child(std::forward<Child>(c)), parent(p) {}
+  delegate_awaiter(Child&& c, Chain* p) : child(std::forward<Child>(c)), parent(p) {}
 
   [[nodiscard]] bool await_ready() {
-    std::coroutine_handle<> &h = chain_access::handle(child);
+    std::coroutine_handle<>& h = chain_access::handle(child);
     if (!h)
       return true; // a coroutine that already finished (its frame is gone)
-    chain_link &c = chain_access::link(child);
+    chain_link& c = chain_access::link(child);
     check_not_executing(c);
     return h.done();
   }
   void await_suspend(std::coroutine_handle<>) {
-    chain_link &c = chain_access::link(child);
-    Chain &root = parent->root_promise();
+    chain_link& c = chain_access::link(child);
+    Chain& root = parent->root_promise();
     if (c.started)
       this->prime(root); // the child sits at a yield: resume it with "nothing"
     c.parent = parent;
@@ -253,7 +252,7 @@ template <class Child, class Chain> struct delegate_awaiter : resume_value<typen
   }
   decltype(auto) await_resume() {
     if (chain_access::handle(child)) {
-      chain_link &c = chain_access::link(child);
+      chain_link& c = chain_access::link(child);
       c.parent = nullptr;
       c.busy = 0;
       c.root = &c;
