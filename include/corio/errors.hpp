@@ -69,3 +69,36 @@ private:
 [[nodiscard]] std::string describe(const std::exception_ptr& e);
 
 } // namespace corio
+
+namespace corio {
+
+/// Raised at a task's await point when the task is cancelled (asyncio.CancelledError). Cancellation is
+/// level-triggered: until the task calls corio::uncancel(), every further await point raises it again,
+/// so a task cannot swallow a cancellation by accident.
+class cancelled_error : public std::exception {
+public:
+  [[nodiscard]] const char* what() const noexcept override;
+};
+
+/// Raised at a task's await point when a timeout(d) scope or wait_for() expired (asyncio.TimeoutError).
+/// A kind of cancellation: `catch (const cancelled_error&)` also catches it.
+class timeout_error : public cancelled_error {
+public:
+  [[nodiscard]] const char* what() const noexcept override;
+};
+
+/// The operation does not fit the object's state: a future's result taken twice, set twice, asked for
+/// before it is done (asyncio.InvalidStateError).
+class invalid_state_error : public std::logic_error {
+public:
+  using std::logic_error::logic_error;
+};
+
+/// Misuse of an event loop: running a loop inside a running loop, running a closed loop, closing a
+/// running one, a loop operation outside a loop.
+class loop_error : public std::logic_error {
+public:
+  using std::logic_error::logic_error;
+};
+
+} // namespace corio

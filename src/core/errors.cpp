@@ -36,3 +36,8 @@ std::string describe(const std::exception_ptr& e) {
 }
 
 } // namespace corio
+
+namespace corio {
+const char* cancelled_error::what() const noexcept { return "cancelled_error: the task was cancelled"; }
+const char* timeout_error::what() const noexcept { return "timeout_error: the timeout expired"; }
+} // namespace corio

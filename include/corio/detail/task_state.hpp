@@ -1,0 +1,50 @@
+// task_state: what the loop knows about a running task — cancellation and what it waits for (internal).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "corio/detail/wait_node.hpp"
+#include "corio/errors.hpp"
+
+namespace corio {
+class event_loop;
+}
+
+namespace corio::detail {
+
+/// One spawned task (asyncio.Task). Cancellation is level-triggered: while `cancel_requests` or
+/// `timeouts_fired` is non-zero, every await point of the task raises (cancelled_error first, else
+/// timeout_error); uncancel() and the end of a timeout scope bring the counts back down.
+struct task_state {
+  event_loop* loop = nullptr;
+  wait_node* waiting = nullptr; // the cancellable wait the task is suspended in, if any
+  int cancel_requests = 0;      // cancel() calls not yet taken back by uncancel()
+  int timeouts_fired = 0;       // expired timeout scopes that are still open
+  bool done = false;
+  bool awaited = false; // someone awaited the result or asked for it (debug mode checks)
+  std::uint64_t id = 0;
+  std::string name;
+  task_state* prev_task = nullptr; // the loop's list of live tasks
+  task_state* next_task = nullptr;
+
+  [[nodiscard]] bool cancelling() const noexcept { return cancel_requests > 0 || timeouts_fired > 0; }
+  [[noreturn]] void raise_cancel() const {
+    if (cancel_requests > 0)
+      throw cancelled_error();
+    throw timeout_error();
+  }
+  /// Raises if the task is being cancelled: the check every await point makes.
+  void check_cancel() const {
+    if (cancelling()) [[unlikely]]
+      raise_cancel();
+  }
+
+  /// Destroys the task's coroutine frames without running them (loop teardown).
+  virtual void abandon() noexcept = 0;
+
+protected:
+  ~task_state() = default;
+};
+
+} // namespace corio::detail

@@ -1,0 +1,83 @@
+// wait_node: a suspended coroutine waiting on a loop object, that cancellation can withdraw (internal).
+#pragma once
+
+#include <coroutine>
+#include <cstddef>
+
+namespace corio::detail {
+
+struct task_state;
+
+/// A coroutine suspended on something of the loop's (a timer, an fd, a future, a lock...). Whoever
+/// completes the wait calls wake(); cancelling the waiting task calls cancel(), which withdraws the node
+/// from its source (detach()) and resumes the coroutine, whose await_resume() then raises.
+/// Every node is linked into at most one wait_list at a time.
+struct wait_node {
+  std::coroutine_handle<> handle;
+  task_state* task = nullptr; // the task to resume as (null: not inside a task)
+  wait_node* prev = nullptr;
+  wait_node* next = nullptr;
+  bool linked = false;
+
+  /// Withdraws the node from its source; called before a cancelled coroutine is resumed.
+  virtual void detach() noexcept = 0;
+  /// The waiting task was cancelled. Return true to be resumed now (after detach(); await_resume then
+  /// raises), or false to keep waiting (a join forwards the cancel to the task it awaits instead).
+  virtual bool on_cancel() noexcept {
+    detach();
+    return true;
+  }
+  /// Human-readable description for dump_tasks(): "sleep", "readable(fd 5)", "lock"...
+  [[nodiscard]] virtual const char* what() const noexcept = 0;
+
+protected:
+  ~wait_node() = default;
+};
+
+/// An intrusive FIFO of wait_nodes: O(1) push, pop and removal of any node (a cancelled waiter).
+class wait_list {
+public:
+  wait_list() = default;
+  wait_list(const wait_list&) = delete;
+  wait_list& operator=(const wait_list&) = delete;
+  /// Nodes still linked are unlinked (their owner was destroyed first, e.g. at loop teardown).
+  ~wait_list() {
+    while (pop_front() != nullptr) {
+    }
+  }
+
+  [[nodiscard]] bool empty() const noexcept { return head_ == nullptr; }
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+  [[nodiscard]] wait_node* front() const noexcept { return head_; }
+
+  void push_back(wait_node* n) noexcept {
+    n->prev = tail_;
+    n->next = nullptr;
+    n->linked = true;
+    (tail_ != nullptr ? tail_->next : head_) = n;
+    tail_ = n;
+    ++size_;
+  }
+  wait_node* pop_front() noexcept {
+    wait_node* n = head_;
+    if (n != nullptr)
+      remove(n);
+    return n;
+  }
+  void remove(wait_node* n) noexcept {
+    if (!n->linked)
+      return;
+    (n->prev != nullptr ? n->prev->next : head_) = n->next;
+    (n->next != nullptr ? n->next->prev : tail_) = n->prev;
+    n->prev = n->next = nullptr;
+    n->linked = false;
+    --size_;
+  }
+
+private:
+  wait_node* head_ = nullptr;
+  wait_node* tail_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+} // namespace corio::detail

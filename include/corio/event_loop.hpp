@@ -1,0 +1,173 @@
+// corio::event_loop: the article's Event Loop — poll for I/O, run what is due, run what is ready.
+#pragma once
+
+#include <chrono>
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "corio/clock.hpp"
+#include "corio/detail/io_waiter.hpp"
+#include "corio/detail/unique_function.hpp"
+#include "corio/detail/wait_node.hpp"
+#include "corio/errors.hpp"
+
+namespace corio {
+
+class event_loop;
+
+namespace detail {
+class backend;
+struct task_state;
+struct timer_node;
+} // namespace detail
+
+/// A scheduled callback (asyncio.Handle / TimerHandle). Copyable; cancel() is safe at any time, also
+/// after the callback ran or the loop recycled its slot.
+class timer_handle {
+public:
+  timer_handle() noexcept = default;
+  /// Cancels the callback if it has not run yet. Returns true if this call cancelled it.
+  bool cancel() noexcept;
+  /// True while the callback is scheduled and not cancelled.
+  [[nodiscard]] bool pending() const noexcept;
+
+private:
+  friend event_loop;
+  timer_handle(detail::timer_node* n, std::uint32_t gen) noexcept : node_(n), gen_(gen) {}
+  detail::timer_node* node_ = nullptr;
+  std::uint32_t gen_ = 0;
+};
+
+/// A single-threaded event loop. Each iteration: poll the backend for I/O (blocking only until the
+/// next timer, or not at all if something is ready), move due timers to the ready queue, then run
+/// every item that was ready at the start of the iteration (asyncio's order). Equal deadlines fire in
+/// the order they were scheduled.
+class event_loop {
+public:
+  struct options {
+    clock_source* clock = nullptr; // null: the real monotonic clock
+    bool shuffle = false;          // run each batch of ready items in a random order (test builds)
+    std::uint64_t seed = 0;        // for shuffle; 0: random, printed to stderr
+    bool debug = false;            // asyncio's debug mode: slow-callback and never-awaited warnings
+    duration slow_callback = std::chrono::milliseconds(100);
+  };
+
+  event_loop();
+  explicit event_loop(options opts);
+  ~event_loop();
+  event_loop(const event_loop&) = delete;
+  event_loop& operator=(const event_loop&) = delete;
+
+  /// The loop running on this thread, or null.
+  [[nodiscard]] static event_loop* current() noexcept;
+
+  timer_handle call_soon(detail::unique_function fn);
+  timer_handle call_later(duration delay, detail::unique_function fn);
+  timer_handle call_at(time_point when, detail::unique_function fn);
+  /// Schedules fn from any thread (wakes the loop through the backend). Safe after close(): dropped.
+  void call_soon_threadsafe(detail::unique_function fn);
+
+  [[nodiscard]] time_point time() const noexcept;
+
+  /// Runs until stop(). Throws loop_error if this thread already runs a loop or this one is closed.
+  void run_forever();
+  /// Makes run_forever() return after the current iteration.
+  void stop() noexcept;
+  [[nodiscard]] bool is_running() const noexcept { return running_; }
+  [[nodiscard]] bool is_closed() const noexcept { return closed_; }
+  /// Cancels every live task and runs the loop until all of them have finished (what corio::run()
+  /// does after the main task). Throws loop_error if the loop is running or closed.
+  void shutdown_tasks();
+  /// Closes the loop. Throws loop_error if it is running or tasks are still pending (cancel them and
+  /// let them finish first — corio::run() does).
+  void close();
+
+  /// Live tasks, timers still scheduled (not cancelled), and fds with a waiter: for leak checks.
+  [[nodiscard]] std::size_t task_count() const noexcept { return task_count_; }
+  [[nodiscard]] std::size_t timer_count() const noexcept;
+  [[nodiscard]] std::size_t io_waiter_count() const noexcept;
+  /// The seed of the shuffled ready queue (0 when shuffle is off).
+  [[nodiscard]] std::uint64_t seed() const noexcept { return seed_; }
+  [[nodiscard]] const options& config() const noexcept { return opts_; }
+
+  // ---- used by corio's awaitables ---------------------------------------------------------------
+  /// The task whose code is running now (null in a plain callback).
+  [[nodiscard]] detail::task_state* current_task() const noexcept { return current_task_; }
+  /// Resumes h (as task t) in a later iteration.
+  void schedule(std::coroutine_handle<> h, detail::task_state* t);
+  /// Completes a wait: clears it as its task's current wait and schedules its coroutine.
+  void wake(detail::wait_node* w);
+  /// Registers w as the current, cancellable wait of its task.
+  static void begin_wait(detail::wait_node* w) noexcept;
+  /// Cancels a task: level-triggered, delivered at its current or next await point.
+  bool cancel_task(detail::task_state* t) noexcept;
+  /// Resumes a task that is waiting, so that it sees a cancellation raised by a timeout scope.
+  void interrupt(detail::task_state* t) noexcept;
+  /// A timer that wakes w at `when` (cancel it with the handle).
+  timer_handle add_timer(time_point when, detail::wait_node* w);
+  void cancel_timer(detail::timer_node* n) noexcept;
+  void arm(int fd, detail::io_dir d, detail::io_waiter* w);
+  void disarm(int fd, detail::io_dir d) noexcept;
+  void add_task(detail::task_state* t) noexcept;
+  void remove_task(detail::task_state* t) noexcept;
+  /// Every live task, oldest first (for dump_tasks).
+  [[nodiscard]] std::vector<const detail::task_state*> tasks() const;
+
+private:
+  struct ready_item {
+    std::coroutine_handle<> handle; // a coroutine to resume...
+    detail::task_state* task;       // ...as this task,
+    detail::timer_node* callback;   // or a callback node to run (handle is null)
+  };
+  struct timer_entry {
+    time_point when;
+    std::uint64_t seq;
+    detail::timer_node* node;
+  };
+  class ring;
+
+  void run_once();
+  duration poll_timeout();
+  void run_due_timers();
+  void take_threadsafe();
+  void run_ready();
+  void run_item(const ready_item& item);
+  void push_ready(const ready_item& item);
+  detail::timer_node* new_node();
+  void free_node(detail::timer_node* n) noexcept;
+  void push_timer(time_point when, detail::timer_node* n);
+  void compact_timers();
+  void check_open() const;
+
+  options opts_;
+  std::unique_ptr<clock_source> own_clock_;
+  clock_source* clock_;
+  bool virtual_clock_ = false;
+  std::unique_ptr<detail::backend> backend_;
+  std::unique_ptr<ring> ready_;
+  std::vector<timer_entry> timers_;  // min-heap on (when, seq)
+  std::size_t cancelled_timers_ = 0; // cancelled entries still in the heap (lazy deletion)
+  std::uint64_t timer_seq_ = 0;
+  std::vector<std::unique_ptr<detail::timer_node[]>> node_chunks_;
+  detail::timer_node* free_nodes_ = nullptr;
+  std::mutex threadsafe_mutex_;
+  std::vector<detail::unique_function> threadsafe_;
+  bool threadsafe_pending_ = false; // guarded by threadsafe_mutex_
+  detail::task_state* current_task_ = nullptr;
+  detail::task_state* tasks_head_ = nullptr;
+  detail::task_state* tasks_tail_ = nullptr;
+  std::size_t task_count_ = 0;
+  std::uint64_t next_task_id_ = 1;
+  std::uint64_t seed_ = 0;
+  std::uint64_t rng_ = 0;
+  bool running_ = false;
+  bool stopping_ = false;
+  bool stop_when_idle_ = false; // shutdown_tasks(): stop once the last task is gone
+  bool closed_ = false;
+};
+
+} // namespace corio

@@ -1,0 +1,227 @@
+// corio::spawn / create_task and corio::join_handle<T>: a task of its own on the loop (asyncio.Task).
+#pragma once
+
+#include <cstdio>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "corio/detail/frame_pool.hpp"
+#include "corio/detail/task_state.hpp"
+#include "corio/detail/unique_function.hpp"
+#include "corio/detail/wait_node.hpp"
+#include "corio/event_loop.hpp"
+#include "corio/task.hpp"
+
+namespace corio {
+
+namespace detail {
+
+/// A spawned task: the loop's task_state, the coroutine (kept at its final suspend until the last
+/// join_handle lets go, since the result lives in its promise), the tasks awaiting it, done callbacks.
+/// References: one while the coroutine runs, one per join_handle.
+template <class T> struct spawned final : task_state, spawn_hook {
+  std::coroutine_handle<task_promise<T>> frame;
+  int refs = 1;
+  bool retrieved = false; // the result or exception was looked at
+  wait_list joiners;
+  std::vector<unique_function> callbacks;
+
+  static void* operator new(std::size_t size) { return frame_allocate(size); }
+  static void operator delete(void* p, std::size_t size) noexcept { frame_deallocate(p, size); }
+
+  void on_done() noexcept override {
+    done = true;
+    loop->remove_task(this);
+    while (wait_node* w = joiners.pop_front())
+      loop->wake(w);
+    for (auto& cb : callbacks)
+      loop->call_soon(std::move(cb));
+    callbacks.clear();
+    release();
+  }
+  void abandon() noexcept override {
+    // Loop teardown: the coroutine never finishes. Its frame goes now (running its locals'
+    // destructors); the state stays for join_handles still held.
+    done = true;
+    frame.destroy();
+    frame = {};
+    release();
+  }
+  void release() noexcept {
+    if (--refs > 0)
+      return;
+    if (frame) {
+      if (!retrieved && frame.promise().exception && !is_cancel(frame.promise().exception))
+        std::fprintf(stderr, "corio: task %s exception was never retrieved: %s\n", label().c_str(),
+                     describe(frame.promise().exception).c_str());
+      frame.destroy();
+    }
+    delete this;
+  }
+  static bool is_cancel(const std::exception_ptr& e) noexcept {
+    try {
+      std::rethrow_exception(e);
+    } catch (const cancelled_error&) {
+      return true;
+    } catch (...) {
+      return false;
+    }
+  }
+  [[nodiscard]] std::string label() const { return name.empty() ? "#" + std::to_string(id) : "'" + name + "'"; }
+};
+
+/// A coroutine awaiting a join_handle. Cancelling the awaiting task cancels the awaited one too (as
+/// asyncio does) and keeps waiting for it to finish; shield() prevents that.
+template <class T> struct join_wait final : wait_node {
+  spawned<T>* target = nullptr;
+  void detach() noexcept override { target->joiners.remove(this); }
+  bool on_cancel() noexcept override {
+    target->loop->cancel_task(target);
+    return false;
+  }
+  [[nodiscard]] const char* what() const noexcept override { return "awaiting a task"; }
+};
+
+} // namespace detail
+
+/// A handle on a spawned task (asyncio.Task): await it for its result, cancel it, ask how it ended.
+/// Copyable; the task runs to completion whether or not handles remain.
+template <class T = void> class join_handle {
+public:
+  join_handle() noexcept = default;
+  explicit join_handle(detail::spawned<T>* s) noexcept : s_(s) { ++s_->refs; }
+  join_handle(const join_handle& o) noexcept : s_(o.s_) {
+    if (s_)
+      ++s_->refs;
+  }
+  join_handle(join_handle&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
+  join_handle& operator=(join_handle o) noexcept {
+    std::swap(s_, o.s_);
+    return *this;
+  }
+  ~join_handle() {
+    if (s_)
+      s_->release();
+  }
+
+  [[nodiscard]] bool valid() const noexcept { return s_ != nullptr; }
+  [[nodiscard]] bool done() const { return state().done; }
+  /// Requests cancellation: cancelled_error is raised at the task's current await point, or at its
+  /// next one if it is running or about to run. Returns false if the task already finished.
+  bool cancel() noexcept { return s_ != nullptr && s_->loop->cancel_task(s_); }
+  /// True if the task finished by raising cancelled_error (or timeout_error).
+  [[nodiscard]] bool cancelled() const {
+    const auto& s = state();
+    return s.done && s.frame && s.frame.promise().exception &&
+           detail::spawned<T>::is_cancel(s.frame.promise().exception);
+  }
+  /// The task's result (a copy when T is copyable, else moved out: a second call then throws
+  /// invalid_state_error), or its exception rethrown. invalid_state_error if it has not finished.
+  decltype(auto) result() {
+    auto& s = state();
+    if (!s.done)
+      throw invalid_state_error("corio: the task has not finished");
+    if (!s.frame)
+      throw cancelled_error(); // abandoned at loop teardown
+    s.retrieved = true;
+    auto& p = s.frame.promise();
+    if constexpr (std::is_void_v<T> || std::is_reference_v<T> || !std::is_copy_constructible_v<T>) {
+      return p.take();
+    } else {
+      if (p.exception)
+        std::rethrow_exception(p.exception);
+      return T(*p.value);
+    }
+  }
+  /// The exception the task finished with, or null. invalid_state_error if it has not finished.
+  [[nodiscard]] std::exception_ptr exception() {
+    auto& s = state();
+    if (!s.done)
+      throw invalid_state_error("corio: the task has not finished");
+    s.retrieved = true;
+    return s.frame ? s.frame.promise().exception : std::make_exception_ptr(cancelled_error());
+  }
+  /// Runs fn on the loop (call_soon) once the task is done; at once if it already is.
+  void add_done_callback(detail::unique_function fn) {
+    auto& s = state();
+    if (s.done)
+      s.loop->call_soon(std::move(fn));
+    else
+      s.callbacks.push_back(std::move(fn));
+  }
+  [[nodiscard]] std::uint64_t id() const { return state().id; }
+  [[nodiscard]] const std::string& name() const { return state().name; }
+
+  struct awaiter {
+    detail::spawned<T>* s;
+    join_handle* h;
+    detail::join_wait<T> wait{};
+
+    [[nodiscard]] bool await_ready() const {
+      if (detail::task_state* t = s->loop->current_task())
+        t->check_cancel();
+      return s->done;
+    }
+    void await_suspend(std::coroutine_handle<> c) {
+      wait.handle = c;
+      wait.task = s->loop->current_task();
+      wait.target = s;
+      s->joiners.push_back(&wait);
+      event_loop::begin_wait(&wait);
+    }
+    decltype(auto) await_resume() {
+      if (wait.task != nullptr && wait.task->cancelling()) {
+        s->retrieved = true; // the awaited task was cancelled along with us: its outcome is ours
+        wait.task->raise_cancel();
+      }
+      return h->result();
+    }
+    ~awaiter() {
+      if (wait.linked)
+        s->joiners.remove(&wait);
+    }
+  };
+  awaiter operator co_await() & { return awaiter{&state(), this}; }
+  awaiter operator co_await() && { return awaiter{&state(), this}; }
+
+private:
+  detail::spawned<T>& state() const {
+    if (s_ == nullptr)
+      throw invalid_state_error("corio: empty join_handle");
+    return *s_;
+  }
+  detail::spawned<T>* s_ = nullptr;
+};
+
+/// Schedules `t` as a task of its own on `loop` (asyncio.create_task): it starts at the loop's next
+/// iteration and runs whether or not the returned handle is kept.
+template <class T> join_handle<T> spawn(event_loop& loop, task<T> t, std::string name = {}) {
+  if (!t.valid())
+    throw invalid_state_error("corio: spawn() of an empty task (moved from or already spawned)");
+  if (loop.is_closed())
+    throw loop_error("corio: spawn() on a closed event loop");
+  auto* s = new detail::spawned<T>();
+  s->name = std::move(name);
+  s->frame = t.release();
+  s->frame.promise().root = s;
+  loop.add_task(s);
+  loop.schedule(s->frame, s);
+  return join_handle<T>(s);
+}
+
+/// spawn() on the loop running this thread; loop_error if none is.
+template <class T> join_handle<T> spawn(task<T> t, std::string name = {}) {
+  event_loop* loop = event_loop::current();
+  if (loop == nullptr)
+    throw loop_error("corio: spawn() needs a running event loop (use corio::run, or spawn(loop, task))");
+  return spawn(*loop, std::move(t), std::move(name));
+}
+
+/// asyncio's name for spawn().
+template <class T> join_handle<T> create_task(task<T> t, std::string name = {}) {
+  return spawn(std::move(t), std::move(name));
+}
+
+} // namespace corio

@@ -1,0 +1,37 @@
+// The I/O backend interface: what the loop core needs from epoll, io_uring, ... (internal).
+#pragma once
+
+#include <chrono>
+#include <memory>
+
+#include "corio/detail/io_waiter.hpp"
+
+namespace corio::detail {
+
+/// A readiness backend. Single-threaded except wake(), which any thread may call.
+/// Interface kept narrow so a completion-based backend (io_uring) can implement it too: arm() is "tell
+/// me once", poll() delivers, disarm() withdraws an arm that has not been delivered.
+class backend {
+public:
+  virtual ~backend() = default;
+
+  /// Delivers `w->ready()` once, from a later poll(), when `fd` is ready in direction `d` (readable also
+  /// on EOF, hang-up or error, so the reader sees them). Throws std::system_error naming the fd if it
+  /// cannot be watched (EBADF, or EPERM for regular files), and corio::loop_error if another waiter is
+  /// already armed for the same fd and direction.
+  virtual void arm(int fd, io_dir d, io_waiter* w) = 0;
+  /// Withdraws an undelivered arm (the waiter was cancelled). No-op if nothing is armed.
+  virtual void disarm(int fd, io_dir d) noexcept = 0;
+  /// Waits up to `timeout` (negative: no limit; zero: do not block) and delivers what is ready.
+  /// Returns the number of waiters delivered.
+  virtual int poll(std::chrono::nanoseconds timeout) = 0;
+  /// Makes a concurrent or later poll() return soon. Thread-safe, async-signal-safe.
+  virtual void wake() noexcept = 0;
+  /// Number of arms not yet delivered (for leak checks).
+  [[nodiscard]] virtual std::size_t armed() const noexcept = 0;
+};
+
+/// The epoll backend (src/backend/epoll.cpp).
+std::unique_ptr<backend> make_epoll_backend();
+
+} // namespace corio::detail

@@ -1,0 +1,471 @@
+#include "corio/event_loop.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <random>
+#include <string>
+
+#include "../backend/backend.hpp"
+#include "corio/detail/task_state.hpp"
+#include "timer_node.hpp"
+
+namespace corio {
+
+namespace {
+
+// The running loop of this thread. Read through a noinline accessor with a compiler barrier: clang may
+// cache the address of a thread_local across a suspension point (HAZARDS.md §3).
+thread_local event_loop* running_loop = nullptr;
+
+[[gnu::noinline]] event_loop** running_loop_slot() noexcept {
+  event_loop** p = &running_loop;
+  asm volatile("" : "+r"(p)::"memory");
+  return p;
+}
+
+std::uint64_t splitmix(std::uint64_t& s) noexcept {
+  std::uint64_t z = (s += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+bool later(const auto& a, const auto& b) noexcept { // heap order: earliest (when, seq) on top
+  return a.when != b.when ? a.when > b.when : a.seq > b.seq;
+}
+
+} // namespace
+
+// ---- the ready queue: a growable ring buffer -----------------------------------------------------
+
+class event_loop::ring {
+public:
+  [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+  void push(const ready_item& item) {
+    if (size_ == buf_.size())
+      grow();
+    buf_[(head_ + size_) & (buf_.size() - 1)] = item;
+    ++size_;
+  }
+  ready_item pop() noexcept {
+    ready_item item = buf_[head_];
+    head_ = (head_ + 1) & (buf_.size() - 1);
+    --size_;
+    return item;
+  }
+  ready_item& at(std::size_t i) noexcept { return buf_[(head_ + i) & (buf_.size() - 1)]; }
+
+private:
+  void grow() {
+    std::vector<ready_item> bigger(buf_.empty() ? 64 : buf_.size() * 2);
+    for (std::size_t i = 0; i < size_; ++i)
+      bigger[i] = at(i);
+    buf_ = std::move(bigger);
+    head_ = 0;
+  }
+  std::vector<ready_item> buf_;
+  std::size_t head_ = 0;
+  std::size_t size_ = 0;
+};
+
+// ---- timer_handle -----------------------------------------------------------------------------------
+
+bool timer_handle::cancel() noexcept {
+  if (node_ == nullptr || node_->generation != gen_ || !node_->scheduled || node_->cancelled)
+    return false;
+  node_->loop->cancel_timer(node_);
+  return true;
+}
+
+bool timer_handle::pending() const noexcept {
+  return node_ != nullptr && node_->generation == gen_ && node_->scheduled && !node_->cancelled;
+}
+
+// ---- construction -----------------------------------------------------------------------------------
+
+event_loop::event_loop() : event_loop(options{}) {}
+
+event_loop::event_loop(options opts)
+    : opts_(opts), clock_(opts.clock), backend_(detail::make_epoll_backend()), ready_(std::make_unique<ring>()) {
+  if (clock_ == nullptr) {
+    own_clock_ = std::make_unique<steady_clock_source>();
+    clock_ = own_clock_.get();
+  } else {
+    // A clock that jumps to deadlines is virtual: blocking on it for real would hang.
+    virtual_clock_ = clock_->advance_to(clock_->now());
+  }
+  if (opts_.shuffle) {
+    seed_ = opts_.seed != 0 ? opts_.seed : std::random_device{}() | 1;
+    rng_ = seed_;
+    std::fprintf(stderr, "corio: shuffled ready queue, seed %llu\n", static_cast<unsigned long long>(seed_));
+  }
+}
+
+event_loop::~event_loop() {
+  // Tasks still alive are abandoned: their frames are destroyed without running any more of them.
+  while (tasks_head_ != nullptr) {
+    detail::task_state* t = tasks_head_;
+    remove_task(t);
+    t->abandon();
+  }
+  // Callbacks still queued are dropped; their captures are destroyed with the nodes.
+  while (!ready_->empty()) {
+    ready_item item = ready_->pop();
+    if (item.callback != nullptr)
+      free_node(item.callback);
+  }
+  closed_ = true;
+}
+
+event_loop* event_loop::current() noexcept { return *running_loop_slot(); }
+
+void event_loop::check_open() const {
+  if (closed_)
+    throw loop_error("corio: the event loop is closed");
+}
+
+// ---- scheduling -------------------------------------------------------------------------------------
+
+detail::timer_node* event_loop::new_node() {
+  if (free_nodes_ == nullptr) {
+    constexpr std::size_t chunk = 256;
+    node_chunks_.push_back(std::make_unique<detail::timer_node[]>(chunk));
+    detail::timer_node* nodes = node_chunks_.back().get();
+    for (std::size_t i = 0; i < chunk; ++i) {
+      nodes[i].loop = this;
+      nodes[i].next_free = i + 1 < chunk ? &nodes[i + 1] : nullptr;
+    }
+    free_nodes_ = nodes;
+  }
+  detail::timer_node* n = free_nodes_;
+  free_nodes_ = n->next_free;
+  n->scheduled = true;
+  n->cancelled = false;
+  return n;
+}
+
+void event_loop::free_node(detail::timer_node* n) noexcept {
+  n->fn = {};
+  n->waiter = nullptr;
+  n->scheduled = false;
+  n->in_heap = false;
+  ++n->generation;
+  n->next_free = free_nodes_;
+  free_nodes_ = n;
+}
+
+void event_loop::push_ready(const ready_item& item) { ready_->push(item); }
+
+timer_handle event_loop::call_soon(detail::unique_function fn) {
+  check_open();
+  detail::timer_node* n = new_node();
+  n->fn = std::move(fn);
+  push_ready({{}, nullptr, n});
+  return {n, n->generation};
+}
+
+timer_handle event_loop::call_later(duration delay, detail::unique_function fn) {
+  return call_at(time() + delay, std::move(fn));
+}
+
+timer_handle event_loop::call_at(time_point when, detail::unique_function fn) {
+  check_open();
+  detail::timer_node* n = new_node();
+  n->fn = std::move(fn);
+  push_timer(when, n);
+  return {n, n->generation};
+}
+
+void event_loop::call_soon_threadsafe(detail::unique_function fn) {
+  bool wake_needed;
+  {
+    std::lock_guard lock(threadsafe_mutex_);
+    if (closed_)
+      return;
+    threadsafe_.push_back(std::move(fn));
+    wake_needed = !std::exchange(threadsafe_pending_, true);
+  }
+  if (wake_needed)
+    backend_->wake();
+}
+
+time_point event_loop::time() const noexcept { return clock_->now(); }
+
+void event_loop::schedule(std::coroutine_handle<> h, detail::task_state* t) { push_ready({h, t, nullptr}); }
+
+void event_loop::wake(detail::wait_node* w) {
+  if (w->task != nullptr && w->task->waiting == w)
+    w->task->waiting = nullptr;
+  push_ready({w->handle, w->task, nullptr});
+}
+
+void event_loop::begin_wait(detail::wait_node* w) noexcept {
+  if (w->task != nullptr)
+    w->task->waiting = w;
+}
+
+bool event_loop::cancel_task(detail::task_state* t) noexcept {
+  if (t == nullptr || t->done)
+    return false;
+  ++t->cancel_requests;
+  interrupt(t);
+  return true;
+}
+
+void event_loop::interrupt(detail::task_state* t) noexcept {
+  detail::wait_node* w = t->waiting;
+  if (w == nullptr || !w->on_cancel())
+    return;
+  t->waiting = nullptr;
+  push_ready({w->handle, t, nullptr}); // may allocate: the ring only grows, and has room in practice
+}
+
+// ---- timers -----------------------------------------------------------------------------------------
+
+void event_loop::push_timer(time_point when, detail::timer_node* n) {
+  n->in_heap = true;
+  timers_.push_back({when, timer_seq_++, n});
+  std::push_heap(timers_.begin(), timers_.end(),
+                 [](const timer_entry& a, const timer_entry& b) { return later(a, b); });
+}
+
+timer_handle event_loop::add_timer(time_point when, detail::wait_node* w) {
+  detail::timer_node* n = new_node();
+  n->waiter = w;
+  push_timer(when, n);
+  return {n, n->generation};
+}
+
+void event_loop::cancel_timer(detail::timer_node* n) noexcept {
+  if (!n->scheduled || n->cancelled)
+    return;
+  n->cancelled = true;
+  n->fn = {}; // release captures now, not when the entry reaches the top of the heap
+  n->waiter = nullptr;
+  if (n->in_heap) {
+    ++cancelled_timers_;
+    // Lazy deletion keeps cancel O(1); compaction keeps cancelled entries from piling up.
+    if (cancelled_timers_ > 1024 && cancelled_timers_ * 2 > timers_.size())
+      compact_timers();
+  }
+}
+
+void event_loop::compact_timers() {
+  auto live = std::remove_if(timers_.begin(), timers_.end(), [this](const timer_entry& e) {
+    if (!e.node->cancelled)
+      return false;
+    free_node(e.node);
+    return true;
+  });
+  timers_.erase(live, timers_.end());
+  std::make_heap(timers_.begin(), timers_.end(),
+                 [](const timer_entry& a, const timer_entry& b) { return later(a, b); });
+  cancelled_timers_ = 0;
+}
+
+std::size_t event_loop::timer_count() const noexcept { return timers_.size() - cancelled_timers_; }
+
+std::size_t event_loop::io_waiter_count() const noexcept { return backend_->armed(); }
+
+void event_loop::run_due_timers() {
+  const time_point now = time();
+  auto cmp = [](const timer_entry& a, const timer_entry& b) { return later(a, b); };
+  while (!timers_.empty() && timers_.front().when <= now) {
+    std::pop_heap(timers_.begin(), timers_.end(), cmp);
+    detail::timer_node* n = timers_.back().node;
+    timers_.pop_back();
+    n->in_heap = false;
+    if (n->cancelled) {
+      --cancelled_timers_;
+      free_node(n);
+    } else if (n->waiter != nullptr) {
+      detail::wait_node* w = n->waiter;
+      free_node(n);
+      wake(w);
+    } else {
+      push_ready({{}, nullptr, n}); // runs in this iteration's batch, after earlier-ready items
+    }
+  }
+}
+
+// ---- I/O --------------------------------------------------------------------------------------------
+
+void event_loop::arm(int fd, detail::io_dir d, detail::io_waiter* w) {
+  check_open();
+  backend_->arm(fd, d, w);
+}
+
+void event_loop::disarm(int fd, detail::io_dir d) noexcept { backend_->disarm(fd, d); }
+
+// ---- tasks ------------------------------------------------------------------------------------------
+
+void event_loop::add_task(detail::task_state* t) noexcept {
+  t->loop = this;
+  t->id = next_task_id_++;
+  t->prev_task = tasks_tail_;
+  t->next_task = nullptr;
+  (tasks_tail_ != nullptr ? tasks_tail_->next_task : tasks_head_) = t;
+  tasks_tail_ = t;
+  ++task_count_;
+}
+
+void event_loop::remove_task(detail::task_state* t) noexcept {
+  (t->prev_task != nullptr ? t->prev_task->next_task : tasks_head_) = t->next_task;
+  (t->next_task != nullptr ? t->next_task->prev_task : tasks_tail_) = t->prev_task;
+  t->prev_task = t->next_task = nullptr;
+  --task_count_;
+  if (task_count_ == 0 && stop_when_idle_)
+    stopping_ = true;
+}
+
+std::vector<const detail::task_state*> event_loop::tasks() const {
+  std::vector<const detail::task_state*> out;
+  for (const detail::task_state* t = tasks_head_; t != nullptr; t = t->next_task)
+    out.push_back(t);
+  return out;
+}
+
+// ---- running ----------------------------------------------------------------------------------------
+
+void event_loop::run_forever() {
+  check_open();
+  event_loop** slot = running_loop_slot();
+  if (*slot != nullptr)
+    throw loop_error(*slot == this ? "corio: this event loop is already running"
+                                   : "corio: cannot run an event loop while another loop is running in this thread");
+  *slot = this;
+  running_ = true;
+  stopping_ = false;
+  struct reset {
+    event_loop* loop;
+    event_loop** slot;
+    ~reset() {
+      loop->running_ = false;
+      loop->stopping_ = false;
+      *slot = nullptr;
+    }
+  } guard{this, slot};
+  while (!stopping_)
+    run_once();
+}
+
+void event_loop::stop() noexcept { stopping_ = true; }
+
+void event_loop::shutdown_tasks() {
+  if (running_)
+    throw loop_error("corio: shutdown_tasks() on a running event loop");
+  if (task_count_ == 0)
+    return;
+  for (detail::task_state* t = tasks_head_; t != nullptr; t = t->next_task)
+    cancel_task(t);
+  stop_when_idle_ = true;
+  struct reset {
+    bool& flag;
+    ~reset() { flag = false; }
+  } guard{stop_when_idle_};
+  run_forever();
+}
+
+void event_loop::close() {
+  if (running_)
+    throw loop_error("corio: cannot close a running event loop");
+  if (closed_)
+    return;
+  if (task_count_ != 0)
+    throw loop_error("corio: cannot close the event loop: " + std::to_string(task_count_) +
+                     " task(s) still pending; cancel them and let them finish first (corio::run() does)");
+  std::lock_guard lock(threadsafe_mutex_);
+  closed_ = true;
+}
+
+duration event_loop::poll_timeout() {
+  if (!ready_->empty() || stopping_)
+    return duration::zero();
+  {
+    std::lock_guard lock(threadsafe_mutex_);
+    if (threadsafe_pending_)
+      return duration::zero();
+  }
+  while (!timers_.empty() && timers_.front().node->cancelled) { // drop cancelled entries at the top
+    std::pop_heap(timers_.begin(), timers_.end(),
+                  [](const timer_entry& a, const timer_entry& b) { return later(a, b); });
+    free_node(timers_.back().node);
+    timers_.pop_back();
+    --cancelled_timers_;
+  }
+  if (timers_.empty()) {
+    if (virtual_clock_ && backend_->armed() == 0)
+      throw loop_error("corio: deadlock: every task waits, and no timer, I/O or other thread can wake them");
+    return duration(-1);
+  }
+  const time_point deadline = timers_.front().when;
+  if (clock_->advance_to(deadline))
+    return duration::zero(); // a virtual clock jumped to the deadline
+  return std::max(deadline - time(), duration::zero());
+}
+
+void event_loop::take_threadsafe() {
+  std::vector<detail::unique_function> batch;
+  {
+    std::lock_guard lock(threadsafe_mutex_);
+    if (!threadsafe_pending_)
+      return;
+    batch.swap(threadsafe_);
+    threadsafe_pending_ = false;
+  }
+  for (auto& fn : batch)
+    call_soon(std::move(fn));
+}
+
+void event_loop::run_once() {
+  backend_->poll(poll_timeout());
+  run_due_timers();
+  take_threadsafe();
+  run_ready();
+}
+
+void event_loop::run_ready() {
+  // Only what was ready when the batch began: what it schedules runs in the next iteration, after
+  // the next poll, so I/O is never starved.
+  std::size_t n = ready_->size();
+  if (opts_.shuffle) {
+    for (std::size_t i = n; i > 1; --i)
+      std::swap(ready_->at(i - 1), ready_->at(splitmix(rng_) % i));
+  }
+  while (n-- > 0)
+    run_item(ready_->pop());
+}
+
+void event_loop::run_item(const ready_item& item) {
+  const auto started = opts_.debug ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
+  if (item.callback == nullptr) {
+    current_task_ = item.task;
+    item.handle.resume();
+    current_task_ = nullptr;
+  } else {
+    detail::timer_node* n = item.callback;
+    if (!n->cancelled) {
+      n->scheduled = false; // running: no longer cancellable
+      detail::unique_function fn = std::move(n->fn);
+      free_node(n);
+      try {
+        fn();
+      } catch (...) {
+        // asyncio's default exception handler: report, and keep the loop running.
+        std::fprintf(stderr, "corio: exception in callback: %s\n", describe(std::current_exception()).c_str());
+      }
+    } else {
+      free_node(n);
+    }
+  }
+  if (opts_.debug) {
+    auto took = std::chrono::steady_clock::now() - started;
+    if (took > opts_.slow_callback)
+      std::fprintf(stderr, "corio: slow %s took %.3f s (debug threshold %.3f s)\n",
+                   item.callback != nullptr ? "callback" : "task step", std::chrono::duration<double>(took).count(),
+                   std::chrono::duration<double>(opts_.slow_callback).count());
+  }
+}
+
+} // namespace corio

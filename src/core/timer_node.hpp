@@ -1,0 +1,28 @@
+// timer_node: one scheduled callback or timed wake-up, pooled by the loop (internal).
+#pragma once
+
+#include <cstdint>
+
+#include "corio/detail/unique_function.hpp"
+#include "corio/detail/wait_node.hpp"
+
+namespace corio {
+class event_loop;
+}
+
+namespace corio::detail {
+
+/// States: free (in the loop's free list) -> scheduled (in the timer heap or the ready queue) -> fired or
+/// cancelled -> free. `generation` changes on every free, so a stale timer_handle is recognised.
+struct timer_node {
+  event_loop* loop = nullptr;
+  unique_function fn;          // a callback...
+  wait_node* waiter = nullptr; // ...or a wait to complete
+  timer_node* next_free = nullptr;
+  std::uint32_t generation = 0;
+  bool scheduled = false;
+  bool cancelled = false;
+  bool in_heap = false;
+};
+
+} // namespace corio::detail
