@@ -82,6 +82,7 @@ template <class T> struct join_wait final : wait_node {
     return false;
   }
   [[nodiscard]] const char* what() const noexcept override { return "awaiting a task"; }
+  [[nodiscard]] const task_state* awaited_task() const noexcept override { return target; }
 };
 
 } // namespace detail

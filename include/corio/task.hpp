@@ -24,6 +24,11 @@ protected:
   ~spawn_hook() = default;
 };
 
+struct task_promise_base;
+/// Debug mode (event_loop::options::debug): reports a task destroyed without being awaited or spawned
+/// (asyncio's "coroutine ... was never awaited").
+void warn_if_never_awaited(const task_promise_base& p) noexcept;
+
 struct task_promise_base {
   std::coroutine_handle<> continuation; // the awaiting coroutine
   std::exception_ptr exception;
@@ -106,8 +111,10 @@ public:
     return *this;
   }
   ~task() {
-    if (h_)
+    if (h_) {
+      detail::warn_if_never_awaited(h_.promise());
       h_.destroy();
+    }
   }
 
   /// True when there is a coroutine (not moved from, not spawned).

@@ -27,8 +27,10 @@ struct wait_node {
     detach();
     return true;
   }
-  /// Human-readable description for dump_tasks(): "sleep", "readable(fd 5)", "lock"...
+  /// Human-readable description for dump_tasks(): "sleep", "readable(fd)", "lock"...
   [[nodiscard]] virtual const char* what() const noexcept = 0;
+  /// The task this wait is for, when it awaits one (dump_tasks() draws the tree from it).
+  [[nodiscard]] virtual const task_state* awaited_task() const noexcept { return nullptr; }
 
 protected:
   ~wait_node() = default;

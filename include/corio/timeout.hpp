@@ -1,0 +1,88 @@
+// corio::timeout / timeout_at scopes and corio::wait_for (asyncio.timeout, asyncio.wait_for).
+#pragma once
+
+#include <utility>
+
+#include "corio/clock.hpp"
+#include "corio/detail/task_state.hpp"
+#include "corio/event_loop.hpp"
+#include "corio/task.hpp"
+#include "corio/this_task.hpp"
+
+namespace corio {
+
+/// A deadline for the code of the running task while the scope is alive (asyncio.timeout, trio's
+/// move_on_after without the move-on). When it expires, the await point the task is at — and every
+/// later one until the scope ends — raises corio::timeout_error (a cancelled_error). The scope's end
+/// takes its cancellation back, so the code after it (e.g. a catch in the caller) can await again.
+///
+///     auto deadline = corio::timeout(2s);
+///     co_await fetch();   // raises timeout_error if it takes longer than 2 s
+///
+/// Neither copyable nor movable: it lives where it was made, a local of the task.
+class [[nodiscard]] timeout_scope {
+public:
+  explicit timeout_scope(time_point deadline) : loop_(&detail::running_loop("timeout()")) {
+    task_ = loop_->current_task();
+    if (task_ == nullptr)
+      throw loop_error("corio: timeout() must be used inside a task");
+    reschedule(deadline);
+  }
+  timeout_scope(const timeout_scope&) = delete;
+  timeout_scope& operator=(const timeout_scope&) = delete;
+  ~timeout_scope() {
+    timer_.cancel();
+    if (expired_)
+      --task_->timeouts_fired;
+  }
+
+  /// True once the deadline passed (and the task was interrupted).
+  [[nodiscard]] bool expired() const noexcept { return expired_; }
+  [[nodiscard]] time_point when() const noexcept { return deadline_; }
+  /// Moves the deadline (asyncio.Timeout.reschedule); no effect once expired.
+  void reschedule(time_point deadline) {
+    if (expired_)
+      return;
+    timer_.cancel();
+    deadline_ = deadline;
+    timer_ = loop_->call_at(deadline, [this] { expire(); });
+  }
+
+private:
+  void expire() noexcept {
+    expired_ = true;
+    ++task_->timeouts_fired;
+    loop_->interrupt(task_);
+  }
+
+  event_loop* loop_;
+  detail::task_state* task_;
+  time_point deadline_{};
+  timer_handle timer_;
+  bool expired_ = false;
+};
+
+/// A timeout_scope expiring `d` from now (loop time).
+inline timeout_scope timeout(duration d) {
+  event_loop& loop = detail::running_loop("timeout()");
+  return timeout_scope(loop.time() + d);
+}
+template <class Rep, class Period> timeout_scope timeout(std::chrono::duration<Rep, Period> d) {
+  return timeout(std::chrono::duration_cast<duration>(d));
+}
+/// A timeout_scope expiring at loop time `when`.
+inline timeout_scope timeout_at(time_point when) { return timeout_scope(when); }
+
+/// Awaits `aw` (a task<T>, join_handle<T> or future<T>) for at most `d` (asyncio.wait_for): its result,
+/// or timeout_error once `d` passed — the work is cancelled then (a task run inline is interrupted at its
+/// await point; an awaited join_handle's task or future is cancelled, and waited for).
+template <class Awaitable> auto wait_for(Awaitable aw, duration d)
+    -> task<decltype(std::declval<Awaitable&&>().operator co_await().await_resume())> {
+  auto deadline = timeout(d);
+  co_return co_await std::move(aw);
+}
+template <class Awaitable, class Rep, class Period> auto wait_for(Awaitable aw, std::chrono::duration<Rep, Period> d) {
+  return wait_for(std::move(aw), std::chrono::duration_cast<duration>(d));
+}
+
+} // namespace corio

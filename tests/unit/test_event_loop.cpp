@@ -1,0 +1,229 @@
+// corio::event_loop: callbacks, timers, ordering, run/stop/close, threadsafe calls, bad use.
+#include <corio/event_loop.hpp>
+#include <corio/future.hpp>
+#include <corio/run.hpp>
+#include <corio/sleep.hpp>
+#include <corio/testing/mock_clock.hpp>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "leak_check.hpp"
+
+using namespace std::chrono_literals;
+using corio::event_loop;
+using corio::testing::mock_clock;
+
+namespace {
+
+TEST(EventLoop, CallSoonRunsInOrder) {
+  corio::testing::leak_check leaks;
+  event_loop loop;
+  std::vector<int> seen;
+  loop.call_soon([&] { seen.push_back(1); });
+  loop.call_soon([&] { seen.push_back(2); });
+  loop.call_soon([&] { loop.stop(); });
+  loop.run_forever();
+  EXPECT_EQ(seen, (std::vector<int>{1, 2}));
+  corio::testing::expect_idle(loop);
+}
+
+TEST(EventLoop, CallbacksScheduledByCallbacksRunNextIteration) {
+  event_loop loop;
+  std::vector<std::string> seen;
+  loop.call_soon([&] {
+    seen.push_back("a");
+    loop.call_soon([&] {
+      seen.push_back("c");
+      loop.stop();
+    });
+  });
+  loop.call_soon([&] { seen.push_back("b"); });
+  loop.run_forever();
+  EXPECT_EQ(seen, (std::vector<std::string>{"a", "b", "c"}));
+}
+
+TEST(EventLoop, TimersFireInDeadlineThenSchedulingOrder) {
+  mock_clock clock;
+  event_loop loop({.clock = &clock});
+  std::vector<int> seen;
+  const auto t0 = loop.time();
+  loop.call_later(3s, [&] {
+    seen.push_back(3);
+    loop.stop();
+  });
+  loop.call_later(1s, [&] { seen.push_back(1); });
+  loop.call_at(t0 + 2s, [&] { seen.push_back(20); });
+  loop.call_at(t0 + 2s, [&] { seen.push_back(21); }); // equal deadline: scheduling order
+  loop.call_later(2s, [&] { seen.push_back(22); });
+  loop.run_forever();
+  EXPECT_EQ(seen, (std::vector<int>{1, 20, 21, 22, 3}));
+  EXPECT_EQ(loop.time(), t0 + 3s); // the mock clock jumped exactly to each deadline
+  corio::testing::expect_idle(loop);
+}
+
+TEST(EventLoop, CancelledTimersDoNotRunAndAreReleased) {
+  mock_clock clock;
+  event_loop loop({.clock = &clock});
+  bool ran = false;
+  auto h = loop.call_later(1s, [&] { ran = true; });
+  EXPECT_TRUE(h.pending());
+  EXPECT_TRUE(h.cancel());
+  EXPECT_FALSE(h.cancel()); // twice: no-op
+  EXPECT_FALSE(h.pending());
+  EXPECT_EQ(loop.timer_count(), 0u);
+  loop.call_later(2s, [&] { loop.stop(); });
+  loop.run_forever();
+  EXPECT_FALSE(ran);
+  auto soon = loop.call_soon([&] { ran = true; });
+  EXPECT_TRUE(soon.cancel());
+  loop.call_soon([&] { loop.stop(); });
+  loop.run_forever();
+  EXPECT_FALSE(ran);
+  EXPECT_FALSE(h.cancel()); // a stale handle after its slot was recycled stays harmless
+}
+
+TEST(EventLoop, ManyCancelledTimersAreCompacted) {
+  mock_clock clock;
+  event_loop loop({.clock = &clock});
+  std::vector<corio::timer_handle> handles;
+  for (int i = 0; i < 100'000; ++i)
+    handles.push_back(loop.call_later(std::chrono::seconds(1 + i % 100), [] {}));
+  for (int i = 0; i < 100'000; i += 2)
+    handles[static_cast<std::size_t>(i)].cancel();
+  EXPECT_EQ(loop.timer_count(), 50'000u);
+  for (auto& h : handles)
+    h.cancel();
+  EXPECT_EQ(loop.timer_count(), 0u);
+}
+
+TEST(EventLoop, CallbackExceptionIsReportedAndTheLoopGoesOn) {
+  event_loop loop;
+  bool after = false;
+  loop.call_soon([] { throw std::runtime_error("callback failed"); });
+  loop.call_soon([&] {
+    after = true;
+    loop.stop();
+  });
+  testing::internal::CaptureStderr();
+  loop.run_forever();
+  std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_TRUE(after);
+  EXPECT_NE(err.find("callback failed"), std::string::npos) << err;
+}
+
+TEST(EventLoop, CallSoonThreadsafeFromOtherThreads) {
+  corio::testing::leak_check leaks;
+  event_loop loop;
+  constexpr int threads = 4, per_thread = 2000;
+  int received = 0; // touched on the loop thread only
+  std::vector<std::thread> workers;
+  for (int t = 0; t < threads; ++t)
+    workers.emplace_back([&] {
+      for (int i = 0; i < per_thread; ++i)
+        loop.call_soon_threadsafe([&] {
+          if (++received == threads * per_thread)
+            loop.stop();
+        });
+    });
+  loop.run_forever(); // blocks in epoll until the workers' wake-ups arrive
+  for (auto& w : workers)
+    w.join();
+  EXPECT_EQ(received, threads * per_thread);
+}
+
+TEST(EventLoop, RunningInsideARunningLoopIsAnError) {
+  event_loop outer, inner;
+  bool threw = false;
+  outer.call_soon([&] {
+    try {
+      inner.run_forever();
+    } catch (const corio::loop_error& e) {
+      threw = std::string(e.what()).find("another loop is running") != std::string::npos;
+    }
+    try {
+      outer.run_forever();
+    } catch (const corio::loop_error&) {
+      threw = threw && true;
+    }
+    outer.stop();
+  });
+  outer.run_forever();
+  EXPECT_TRUE(threw);
+  EXPECT_EQ(event_loop::current(), nullptr);
+}
+
+TEST(EventLoop, CloseRulesAreClearErrors) {
+  event_loop loop;
+  loop.call_soon([&] {
+    EXPECT_THROW(loop.close(), corio::loop_error); // running
+    loop.stop();
+  });
+  loop.run_forever();
+  auto h = corio::spawn(loop, []() -> corio::task<> { co_await corio::sleep(1s); }());
+  try {
+    loop.close();
+    FAIL() << "close() with a pending task must throw";
+  } catch (const corio::loop_error& e) {
+    EXPECT_NE(std::string(e.what()).find("1 task(s) still pending"), std::string::npos) << e.what();
+  }
+  loop.shutdown_tasks();
+  EXPECT_TRUE(h.cancelled());
+  loop.close();
+  EXPECT_TRUE(loop.is_closed());
+  EXPECT_THROW(loop.run_forever(), corio::loop_error);
+  EXPECT_THROW(loop.call_soon([] {}), corio::loop_error);
+  loop.call_soon_threadsafe([] {}); // dropped silently after close
+}
+
+TEST(EventLoop, DestroyingALoopWithPendingTasksReleasesThem) {
+  corio::testing::leak_check leaks;
+  corio::join_handle<> h;
+  {
+    event_loop loop;
+    h = corio::spawn(loop, []() -> corio::task<> { co_await corio::sleep(1h); }());
+    loop.call_soon([&] { loop.stop(); });
+    loop.run_forever();
+  }
+  EXPECT_TRUE(h.done());
+  EXPECT_THROW(h.result(), corio::cancelled_error);
+}
+
+TEST(EventLoop, MockClockDeadlockIsReportedNotHung) {
+  mock_clock clock;
+  auto stuck = []() -> corio::task<> {
+    corio::future<int> never;
+    co_await never;
+  };
+  EXPECT_THROW(corio::run(stuck(), {.clock = &clock}), corio::loop_error);
+}
+
+TEST(EventLoop, ShuffleModePrintsItsSeedAndRunsEverything) {
+  testing::internal::CaptureStderr();
+  event_loop loop({.shuffle = true, .seed = 42});
+  std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("seed 42"), std::string::npos);
+  EXPECT_EQ(loop.seed(), 42u);
+  int n = 0;
+  for (int i = 0; i < 100; ++i)
+    loop.call_soon([&] { ++n; });
+  loop.call_later(1ms, [&] { loop.stop(); });
+  loop.run_forever();
+  EXPECT_EQ(n, 100);
+}
+
+TEST(EventLoop, DebugModeReportsSlowCallbacks) {
+  event_loop loop({.debug = true, .slow_callback = 1ms});
+  loop.call_soon([] { std::this_thread::sleep_for(5ms); });
+  loop.call_soon([&] { loop.stop(); });
+  testing::internal::CaptureStderr();
+  loop.run_forever();
+  std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("slow callback"), std::string::npos) << err;
+}
+
+} // namespace

@@ -1,0 +1,270 @@
+// corio::task<T> and spawn/join_handle: running, results, exceptions, lifetimes.
+#include <corio/debug.hpp>
+#include <corio/run.hpp>
+#include <corio/sleep.hpp>
+#include <corio/spawn.hpp>
+#include <corio/task.hpp>
+#include <corio/testing/mock_clock.hpp>
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "counted.hpp"
+#include "leak_check.hpp"
+
+using namespace std::chrono_literals;
+using corio::join_handle;
+using corio::task;
+using corio::testing::counted;
+using corio::testing::mock_clock;
+
+namespace {
+
+task<int> add(int a, int b) { co_return a + b; }
+
+task<int> chain(int depth) {
+  if (depth == 0)
+    co_return 0;
+  co_return 1 + co_await chain(depth - 1);
+}
+
+TEST(Task, AwaitReturnsTheValue) {
+  corio::testing::leak_check leaks;
+  EXPECT_EQ(corio::run(add(2, 3)), 5);
+}
+
+TEST(Task, IsLazy) {
+  bool ran = false;
+  {
+    auto t = [](bool* r) -> task<> {
+      *r = true;
+      co_return;
+    }(&ran);
+    EXPECT_FALSE(ran);
+  }
+  EXPECT_FALSE(ran);
+}
+
+TEST(Task, MillionSynchronousCompletionsKeepTheStackFlat) {
+  auto body = []() -> task<long> {
+    long sum = 0;
+    for (int i = 0; i < 1'000'000; ++i)
+      sum += co_await add(i, 1);
+    co_return sum;
+  };
+  EXPECT_EQ(corio::run(body()), 1'000'000L * 1'000'001L / 2);
+}
+
+TEST(Task, DeepRecursion) { EXPECT_EQ(corio::run(chain(10'000)), 10'000); }
+
+TEST(Task, ExceptionsPropagateToTheAwaiter) {
+  auto failing = []() -> task<int> {
+    throw std::runtime_error("inner");
+    co_return 0;
+  };
+  auto outer = [](decltype(failing) f) -> task<std::string> {
+    try {
+      co_await f();
+    } catch (const std::runtime_error& e) {
+      co_return std::string("caught ") + e.what();
+    }
+    co_return "no";
+  };
+  EXPECT_EQ(corio::run(outer(failing)), "caught inner");
+  EXPECT_THROW(corio::run(failing()), std::runtime_error);
+}
+
+TEST(Task, MoveOnlyAndReferenceResults) {
+  auto make = []() -> task<std::unique_ptr<int>> { co_return std::make_unique<int>(7); };
+  EXPECT_EQ(*corio::run(make()), 7);
+  static int global = 3;
+  auto ref = []() -> task<int&> { co_return global; };
+  auto body = [](decltype(ref) r) -> task<int> {
+    int& g = co_await r();
+    g = 4;
+    co_return global;
+  };
+  EXPECT_EQ(corio::run(body(ref)), 4);
+}
+
+TEST(Task, AwaitingAnEmptyTaskIsAClearError) {
+  auto body = []() -> task<> {
+    task<int> t = add(1, 1);
+    task<int> moved = std::move(t);
+    EXPECT_EQ(co_await moved, 2);
+    co_await t; // moved from
+  };
+  EXPECT_THROW(corio::run(body()), corio::invalid_state_error);
+}
+
+TEST(Task, ResultIsConsumedByAwait) {
+  auto body = []() -> task<> {
+    task<std::unique_ptr<int>> t = []() -> task<std::unique_ptr<int>> { co_return std::make_unique<int>(1); }();
+    auto first = co_await t;
+    EXPECT_EQ(*first, 1);
+    co_await t; // already taken
+  };
+  EXPECT_THROW(corio::run(body()), corio::invalid_state_error);
+}
+
+TEST(Task, LocalsAreDestroyed) {
+  corio::testing::lifetime_check check;
+  auto body = []() -> task<int> {
+    counted a{1};
+    co_await corio::sleep(0s);
+    counted b{2};
+    co_return a.value + b.value;
+  };
+  EXPECT_EQ(corio::run(body()), 3);
+  EXPECT_EQ(check.alive(), 0);
+}
+
+TEST(Spawn, TasksRunConcurrently) {
+  mock_clock clock;
+  corio::testing::leak_check leaks;
+  auto body = [](mock_clock* c) -> task<std::vector<int>> {
+    std::vector<int> order;
+    auto worker = [](std::vector<int>* o, int id, int secs) -> task<int> {
+      co_await corio::sleep(std::chrono::seconds(secs));
+      o->push_back(id);
+      co_return id * 10;
+    };
+    const auto t0 = c->now();
+    auto a = corio::spawn(worker(&order, 1, 3));
+    auto b = corio::spawn(worker(&order, 2, 1));
+    auto d = corio::spawn(worker(&order, 3, 2));
+    EXPECT_EQ(co_await a + co_await b + co_await d, 60);
+    EXPECT_EQ(c->now() - t0, 3s); // concurrently: the longest, not the sum
+    co_return order;
+  };
+  EXPECT_EQ(corio::run(body(&clock), {.clock = &clock}), (std::vector<int>{2, 3, 1}));
+}
+
+TEST(Spawn, SpawnedTaskStartsAtTheNextIteration) {
+  auto body = []() -> task<> {
+    bool started = false;
+    auto h = corio::spawn([](bool* s) -> task<> {
+      *s = true;
+      co_return;
+    }(&started));
+    EXPECT_FALSE(started);
+    co_await corio::sleep(0s);
+    EXPECT_TRUE(started);
+    EXPECT_TRUE(h.done());
+  };
+  corio::run(body());
+}
+
+TEST(Spawn, JoinHandleResultAndErrors) {
+  auto body = []() -> task<> {
+    auto ok = corio::spawn(add(1, 2), "adder");
+    EXPECT_EQ(ok.name(), "adder");
+    EXPECT_FALSE(ok.done());
+    EXPECT_THROW(ok.result(), corio::invalid_state_error); // not finished yet
+    EXPECT_EQ(co_await ok, 3);
+    EXPECT_EQ(ok.result(), 3); // copyable: as often as you like
+    EXPECT_EQ(co_await ok, 3);
+    auto bad = corio::spawn([]() -> task<int> {
+      throw std::logic_error("bad");
+      co_return 0;
+    }());
+    co_await corio::sleep(0s);
+    EXPECT_TRUE(bad.done());
+    EXPECT_FALSE(bad.cancelled());
+    EXPECT_TRUE(bad.exception() != nullptr);
+    EXPECT_THROW(bad.result(), std::logic_error);
+    auto mo = corio::spawn([]() -> task<std::unique_ptr<int>> { co_return std::make_unique<int>(5); }());
+    EXPECT_EQ(*co_await mo, 5);
+    EXPECT_THROW(co_await mo, corio::invalid_state_error); // a move-only result goes once
+  };
+  corio::run(body());
+}
+
+TEST(Spawn, SpawnOutsideALoopIsAnError) {
+  EXPECT_THROW(corio::spawn(add(1, 2)), corio::loop_error);
+  corio::join_handle<int> empty;
+  EXPECT_THROW(empty.result(), corio::invalid_state_error);
+  EXPECT_FALSE(empty.cancel());
+}
+
+TEST(Spawn, DoneCallbacksRunOnTheLoop) {
+  auto body = []() -> task<int> {
+    int calls = 0;
+    auto h = corio::spawn(add(1, 1));
+    h.add_done_callback([&] { ++calls; });
+    co_await h;
+    co_await corio::sleep(0s);
+    h.add_done_callback([&] { ++calls; }); // already done: scheduled at once
+    co_await corio::sleep(0s);
+    co_return calls;
+  };
+  EXPECT_EQ(corio::run(body()), 2);
+}
+
+TEST(Spawn, UnretrievedExceptionIsReported) {
+  auto body = []() -> task<> {
+    corio::spawn([]() -> task<> {
+      throw std::runtime_error("nobody looked");
+      co_return;
+    }());
+    co_await corio::sleep(0s);
+    co_await corio::sleep(0s);
+  };
+  testing::internal::CaptureStderr();
+  corio::run(body());
+  std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("exception was never retrieved: nobody looked"), std::string::npos) << err;
+}
+
+TEST(Spawn, RunCancelsAndDrainsLeftoverTasks) {
+  corio::testing::leak_check leaks;
+  mock_clock clock;
+  bool cleaned = false;
+  auto body = [](bool* c) -> task<int> {
+    corio::spawn([](bool* cl) -> task<> {
+      struct on_exit {
+        bool* f;
+        ~on_exit() { *f = true; }
+      } guard{cl};
+      co_await corio::sleep(1h);
+    }(c));
+    co_await corio::sleep(1s);
+    co_return 1;
+  };
+  EXPECT_EQ(corio::run(body(&cleaned), {.clock = &clock}), 1);
+  EXPECT_TRUE(cleaned);
+}
+
+TEST(Debug, DumpTasksShowsTheTree) {
+  mock_clock clock;
+  auto body = []() -> task<std::string> {
+    auto child = corio::spawn([]() -> task<> { co_await corio::sleep(10s); }(), "child");
+    auto parent = corio::spawn([](join_handle<> c) -> task<> { co_await c; }(child), "parent");
+    co_await corio::sleep(1s);
+    std::string tree = corio::format_tasks(*corio::event_loop::current());
+    co_await parent;
+    co_return tree;
+  };
+  std::string tree = corio::run(body(), {.clock = &clock});
+  EXPECT_NE(tree.find("3 task(s)"), std::string::npos) << tree;
+  EXPECT_NE(tree.find("'main' running"), std::string::npos) << tree;
+  EXPECT_NE(tree.find("  #3 'parent' waiting: awaiting a task\n    #2 'child' waiting: sleep"), std::string::npos)
+      << tree;
+}
+
+TEST(Debug, NeverAwaitedTaskIsReportedInDebugMode) {
+  auto body = []() -> task<> {
+    { auto forgotten = add(1, 2); }
+    co_return;
+  };
+  testing::internal::CaptureStderr();
+  corio::run(body(), {.debug = true});
+  std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("without being awaited"), std::string::npos) << err;
+}
+
+} // namespace
