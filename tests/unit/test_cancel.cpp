@@ -1,0 +1,237 @@
+// Cancellation: where it is raised, that it is sticky and level-triggered, uncancel, timeouts.
+#include <corio/future.hpp>
+#include <corio/run.hpp>
+#include <corio/sleep.hpp>
+#include <corio/spawn.hpp>
+#include <corio/testing/mock_clock.hpp>
+#include <corio/this_task.hpp>
+#include <corio/timeout.hpp>
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "leak_check.hpp"
+
+using namespace std::chrono_literals;
+using corio::task;
+using corio::testing::mock_clock;
+
+namespace {
+
+template <class F> auto run_mock(F body) {
+  mock_clock clock;
+  return corio::run(body(&clock), {.clock = &clock});
+}
+
+TEST(Cancel, RaisedAtTheCurrentAwaitPoint) {
+  corio::testing::leak_check leaks;
+  run_mock([](mock_clock* c) -> task<> {
+    std::vector<std::string> log;
+    auto victim = corio::spawn([](std::vector<std::string>* l) -> task<> {
+      l->push_back("start");
+      try {
+        co_await corio::sleep(1h);
+      } catch (const corio::cancelled_error&) {
+        l->push_back("cancelled");
+        throw;
+      }
+    }(&log));
+    const auto t0 = c->now();
+    co_await corio::sleep(1s);
+    EXPECT_TRUE(victim.cancel());
+    EXPECT_THROW(co_await victim, corio::cancelled_error);
+    EXPECT_TRUE(victim.cancelled());
+    EXPECT_EQ(c->now() - t0, 1s); // the hour-long sleep was interrupted, its timer removed
+    EXPECT_EQ(log, (std::vector<std::string>{"start", "cancelled"}));
+    EXPECT_EQ(corio::event_loop::current()->timer_count(), 0u);
+  });
+}
+
+TEST(Cancel, RequestedBeforeTheFirstAwaitAppliesThere) {
+  run_mock([](mock_clock*) -> task<> {
+    int reached = 0;
+    auto t = corio::spawn([](int* r) -> task<> {
+      *r = 1; // runs: the cancel is not lost, it waits for an await point
+      co_await corio::sleep(0s);
+      *r = 2;
+    }(&reached));
+    t.cancel(); // before it ever ran
+    EXPECT_THROW(co_await t, corio::cancelled_error);
+    EXPECT_EQ(reached, 1);
+  });
+}
+
+TEST(Cancel, RequestedWhileRunningIsSticky) {
+  run_mock([](mock_clock*) -> task<> {
+    std::vector<int> log;
+    corio::join_handle<> self;
+    auto t = corio::spawn([](corio::join_handle<>* me, std::vector<int>* l) -> task<> {
+      co_await corio::sleep(0s);
+      me->cancel(); // cancel ourselves while running: no await point is pending
+      l->push_back(1);
+      co_await corio::sleep(0s); // raises here
+      l->push_back(2);
+    }(&self, &log));
+    self = t;
+    EXPECT_THROW(co_await t, corio::cancelled_error);
+    EXPECT_EQ(log, std::vector<int>{1});
+    self = {};
+  });
+}
+
+TEST(Cancel, LevelTriggeredUntilUncancel) {
+  run_mock([](mock_clock*) -> task<> {
+    auto t = corio::spawn([]() -> task<int> {
+      int raised = 0;
+      for (int i = 0; i < 3; ++i) {
+        try {
+          co_await corio::sleep(1s);
+        } catch (const corio::cancelled_error&) {
+          ++raised; // swallowed by mistake: the next await raises again
+        }
+      }
+      EXPECT_EQ(corio::cancelling(), 1);
+      EXPECT_EQ(corio::uncancel(), 0); // explicit: now the task may go on
+      co_await corio::sleep(1s);
+      co_return raised;
+    }());
+    co_await corio::sleep(500ms);
+    t.cancel();
+    EXPECT_EQ(co_await t, 3);
+    EXPECT_FALSE(t.cancelled());
+  });
+}
+
+TEST(Cancel, TwiceAndAfterDone) {
+  run_mock([](mock_clock*) -> task<> {
+    auto t = corio::spawn([]() -> task<> { co_await corio::sleep(1s); }());
+    co_await corio::sleep(0s);
+    EXPECT_TRUE(t.cancel());
+    EXPECT_TRUE(t.cancel()); // a second request while the first is pending: fine, counted
+    EXPECT_THROW(co_await t, corio::cancelled_error);
+    EXPECT_FALSE(t.cancel()); // finished: nothing to do
+  });
+}
+
+TEST(Cancel, PropagatesToTheAwaitedTask) {
+  run_mock([](mock_clock*) -> task<> {
+    auto inner = corio::spawn([]() -> task<> { co_await corio::sleep(1h); }());
+    auto outer = corio::spawn([](corio::join_handle<> i) -> task<> { co_await i; }(inner));
+    co_await corio::sleep(1s);
+    outer.cancel();
+    EXPECT_THROW(co_await outer, corio::cancelled_error);
+    EXPECT_TRUE(inner.cancelled()); // asyncio's rule: awaiting a task and being cancelled cancels it
+  });
+}
+
+TEST(Cancel, PropagatesToTheAwaitedFuture) {
+  run_mock([](mock_clock*) -> task<> {
+    corio::future<int> f;
+    auto waiter = corio::spawn([](corio::future<int> fut) -> task<int> { co_return co_await fut; }(f));
+    co_await corio::sleep(0s);
+    waiter.cancel();
+    EXPECT_THROW(co_await waiter, corio::cancelled_error);
+    EXPECT_TRUE(f.cancelled());
+  });
+}
+
+TEST(Timeout, ScopeRaisesTimeoutErrorAtTheDeadline) {
+  corio::testing::leak_check leaks;
+  run_mock([](mock_clock* c) -> task<> {
+    const auto t0 = c->now();
+    bool timed_out = false;
+    try {
+      auto deadline = corio::timeout(2s);
+      co_await corio::sleep(1s); // within the deadline
+      co_await corio::sleep(5s); // interrupted at +2s
+      ADD_FAILURE() << "not interrupted";
+    } catch (const corio::timeout_error&) {
+      timed_out = true;
+    }
+    EXPECT_TRUE(timed_out);
+    EXPECT_EQ(c->now() - t0, 2s);
+    co_await corio::sleep(1s); // after the scope, awaiting works again
+    EXPECT_EQ(c->now() - t0, 3s);
+  });
+}
+
+TEST(Timeout, ScopeThatDoesNotExpireLeavesNothing) {
+  run_mock([](mock_clock*) -> task<> {
+    {
+      auto deadline = corio::timeout(10s);
+      co_await corio::sleep(1s);
+      EXPECT_FALSE(deadline.expired());
+    }
+    EXPECT_EQ(corio::event_loop::current()->timer_count(), 0u);
+  });
+}
+
+TEST(Timeout, RescheduleAndNesting) {
+  run_mock([](mock_clock* c) -> task<> {
+    const auto t0 = c->now();
+    try {
+      auto outer = corio::timeout(10s);
+      try {
+        auto inner = corio::timeout(1s);
+        inner.reschedule(c->now() + 3s);
+        co_await corio::sleep(1h);
+      } catch (const corio::timeout_error&) {
+        EXPECT_EQ(c->now() - t0, 3s); // the inner one fired
+      }
+      co_await corio::sleep(1h); // the outer one is still armed
+    } catch (const corio::timeout_error&) {
+      EXPECT_EQ(c->now() - t0, 10s);
+    }
+  });
+}
+
+TEST(Timeout, ExternalCancelWinsOverTimeout) {
+  run_mock([](mock_clock*) -> task<> {
+    auto t = corio::spawn([]() -> task<> {
+      auto deadline = corio::timeout(1s);
+      co_await corio::sleep(1h);
+    }());
+    co_await corio::sleep(2s); // the deadline has passed, the task is ending with timeout_error...
+    co_await corio::sleep(0s);
+    EXPECT_THROW(co_await t, corio::timeout_error);
+    auto u = corio::spawn([]() -> task<> {
+      auto deadline = corio::timeout(1s);
+      co_await corio::sleep(1h);
+    }());
+    co_await corio::sleep(0s);
+    u.cancel(); // ...but a real cancel is reported as such
+    EXPECT_THROW(co_await u, corio::cancelled_error);
+  });
+}
+
+TEST(WaitFor, ResultWithinTheTimeout) {
+  run_mock([](mock_clock*) -> task<> {
+    auto quick = []() -> task<int> {
+      co_await corio::sleep(1s);
+      co_return 7;
+    };
+    EXPECT_EQ(co_await corio::wait_for(quick(), 2s), 7);
+  });
+}
+
+TEST(WaitFor, TimeoutCancelsTheWork) {
+  corio::testing::leak_check leaks;
+  run_mock([](mock_clock* c) -> task<> {
+    const auto t0 = c->now();
+    auto slow = corio::spawn([]() -> task<int> {
+      co_await corio::sleep(1h);
+      co_return 1;
+    }());
+    EXPECT_THROW(co_await corio::wait_for(slow, 2s), corio::timeout_error);
+    EXPECT_EQ(c->now() - t0, 2s);
+    EXPECT_TRUE(slow.done());
+    EXPECT_TRUE(slow.cancelled()); // the awaited task was cancelled, and waited for
+    corio::future<int> never;
+    EXPECT_THROW(co_await corio::wait_for(never, 1s), corio::timeout_error);
+    EXPECT_TRUE(never.cancelled());
+  });
+}
+
+} // namespace

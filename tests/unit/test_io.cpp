@@ -1,0 +1,149 @@
+// corio::readable / writable: waiting for file descriptors, and bad ones.
+#include <corio/io.hpp>
+#include <corio/run.hpp>
+#include <corio/sleep.hpp>
+#include <corio/spawn.hpp>
+#include <corio/testing/mock_clock.hpp>
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <string>
+#include <system_error>
+
+#include "leak_check.hpp"
+
+using namespace std::chrono_literals;
+using corio::task;
+
+namespace {
+
+struct socket_pair {
+  int fd[2];
+  socket_pair() { EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fd), 0); }
+  ~socket_pair() {
+    ::close(fd[0]);
+    ::close(fd[1]);
+  }
+};
+
+TEST(Io, ReadableWhenDataArrives) {
+  corio::testing::leak_check leaks;
+  auto body = []() -> task<std::string> {
+    socket_pair sp;
+    auto writer = corio::spawn([](int fd) -> task<> {
+      co_await corio::sleep(10ms);
+      EXPECT_EQ(::write(fd, "ping", 4), 4);
+    }(sp.fd[1]));
+    char buf[16];
+    EXPECT_EQ(::read(sp.fd[0], buf, sizeof buf), -1); // nothing yet
+    EXPECT_EQ(errno, EAGAIN);
+    co_await corio::readable(sp.fd[0]);
+    auto n = ::read(sp.fd[0], buf, sizeof buf);
+    co_await writer;
+    co_return std::string(buf, static_cast<std::size_t>(n));
+  };
+  EXPECT_EQ(corio::run(body()), "ping");
+}
+
+TEST(Io, RepeatedWaitsOnTheSameFd) {
+  auto body = []() -> task<int> {
+    socket_pair sp;
+    auto writer = corio::spawn([](int fd) -> task<> {
+      for (int i = 0; i < 100; ++i) {
+        co_await corio::writable(fd);
+        EXPECT_EQ(::write(fd, "x", 1), 1);
+        co_await corio::sleep(0s);
+      }
+      ::shutdown(fd, SHUT_WR);
+    }(sp.fd[1]));
+    int total = 0;
+    while (true) {
+      co_await corio::readable(sp.fd[0]);
+      char buf[64];
+      auto n = ::read(sp.fd[0], buf, sizeof buf);
+      if (n == 0)
+        break; // EOF makes the fd readable too
+      if (n > 0)
+        total += static_cast<int>(n);
+    }
+    co_await writer;
+    co_return total;
+  };
+  EXPECT_EQ(corio::run(body()), 100);
+}
+
+TEST(Io, BadFdsGiveClearErrors) {
+  auto body = []() -> task<> {
+    try {
+      co_await corio::readable(-1);
+      ADD_FAILURE();
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code().value(), EBADF);
+      EXPECT_NE(std::string(e.what()).find("fd -1"), std::string::npos) << e.what();
+    }
+    try {
+      co_await corio::readable(987654); // not open
+      ADD_FAILURE();
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code().value(), EBADF);
+    }
+    int file = ::open("/proc/self/status", O_RDONLY | O_CLOEXEC); // a regular file: epoll refuses it
+    try {
+      co_await corio::readable(file);
+      ADD_FAILURE();
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code().value(), EPERM);
+    }
+    ::close(file);
+  };
+  corio::run(body());
+}
+
+TEST(Io, SecondReaderOnTheSameFdIsAnError) {
+  auto body = []() -> task<> {
+    socket_pair sp;
+    auto first = corio::spawn([](int fd) -> task<> { co_await corio::readable(fd); }(sp.fd[0]));
+    co_await corio::sleep(0s);
+    EXPECT_THROW(co_await corio::readable(sp.fd[0]), corio::loop_error);
+    first.cancel();
+    EXPECT_THROW(co_await first, corio::cancelled_error);
+    // The cancelled reader gave the fd back: waiting on it works again.
+    EXPECT_EQ(::write(sp.fd[1], "z", 1), 1);
+    co_await corio::readable(sp.fd[0]);
+  };
+  corio::run(body());
+}
+
+TEST(Io, CancelledWaitLeavesNoWaiter) {
+  corio::testing::leak_check leaks;
+  corio::testing::mock_clock clock;
+  auto body = []() -> task<> {
+    socket_pair sp;
+    auto reader = corio::spawn([](int fd) -> task<> { co_await corio::readable(fd); }(sp.fd[0]));
+    co_await corio::sleep(1s);
+    EXPECT_EQ(corio::event_loop::current()->io_waiter_count(), 1u);
+    reader.cancel();
+    EXPECT_THROW(co_await reader, corio::cancelled_error);
+    EXPECT_EQ(corio::event_loop::current()->io_waiter_count(), 0u);
+  };
+  corio::run(body(), {.clock = &clock});
+}
+
+TEST(Io, ClosedAndReusedFdNumberWorks) {
+  auto body = []() -> task<> {
+    for (int round = 0; round < 3; ++round) {
+      socket_pair sp; // likely the same numbers every round
+      EXPECT_EQ(::write(sp.fd[1], "a", 1), 1);
+      co_await corio::readable(sp.fd[0]);
+      co_await corio::writable(sp.fd[0]);
+    }
+  };
+  corio::run(body());
+}
+
+} // namespace
