@@ -2,8 +2,17 @@
 // C++ with corio. Each section prints a header and then exactly the lines the article's Python prints.
 // Hold this file next to the article: every function mirrors the Python one of the same name.
 #include <corio/corio.hpp>
+#include <corio/future.hpp>
+#include <corio/io.hpp>
+#include <corio/run.hpp>
+#include <corio/sleep.hpp>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <cstdio>
+#include <stdexcept>
 #include <string>
 
 namespace {
@@ -133,6 +142,76 @@ void run() {
 
 } // namespace io
 
+// --- 6. The event loop: resume a coroutine only when its I/O is ready ------------------------------
+// "while the event loop is not stopped: poll for I/O and schedule reads/writes that are ready; schedule
+// the coroutines set for a 'later' time; run the scheduled coroutines" — that is corio::event_loop.
+// Here fetch_data really waits: on a pipe that a timer callback writes to 10 ms later.
+namespace loop {
+
+using namespace std::chrono_literals;
+
+corio::task<> coroutine_one() {
+  print("Coroutine one doing some work");
+  co_await corio::sleep(0s); // yield to the loop, like a bare yield
+  print("Coroutine one doing more work");
+}
+
+corio::task<int> fetch_data(int fd) {
+  print("Fetching data awaiting IO..");
+  co_await corio::readable(fd); // suspended until the kernel has data for us
+  char buf[16] = {};
+  auto n = ::read(fd, buf, sizeof buf - 1);
+  print("Fetching data IO ready..");
+  co_return n > 0 ? std::stoi(buf) : -1;
+}
+
+corio::task<> coroutine_four(int fd) {
+  print("Coroutine four doing some work");
+  int data = co_await fetch_data(fd); // I/O related coroutine
+  print("Coroutine four doing more work with data: " + std::to_string(data));
+}
+
+corio::task<> scheduler() {
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_NONBLOCK | O_CLOEXEC) != 0)
+    throw std::runtime_error("pipe2 failed");
+  // The "kernel" delivers the data 10 ms from now.
+  corio::event_loop::current()->call_later(10ms, [fd = pipe_fds[1]] { (void)!::write(fd, "10", 2); });
+  auto one = corio::spawn(coroutine_one());
+  auto four = corio::spawn(coroutine_four(pipe_fds[0]));
+  co_await one;
+  co_await four;
+  ::close(pipe_fds[0]);
+  ::close(pipe_fds[1]);
+}
+
+} // namespace loop
+
+// --- 7. Cleaner code with async/await ---------------------------------------------------------------
+// `async def coroutine_four(): data = await fetch_data()`, where fetch_data() returns an awaitable: a
+// Future that the loop completes when the (simulated) I/O is done.
+namespace async_await {
+
+using namespace std::chrono_literals;
+
+corio::future<int> fetch_data() {
+  print("Fetching data awaiting IO..");
+  corio::future<int> result;
+  corio::event_loop::current()->call_later(10ms, [result]() mutable {
+    print("Fetching data IO ready..");
+    result.set_result(10);
+  });
+  return result;
+}
+
+corio::task<> coroutine_four() {
+  print("Coroutine four doing some work");
+  int data = co_await fetch_data();
+  print("Coroutine four doing more work with data: " + std::to_string(data));
+}
+
+} // namespace async_await
+
 } // namespace
 
 int main() {
@@ -152,5 +231,11 @@ int main() {
 
   section("5. How coroutines help with asynchronous I/O (mocked)");
   io::run();
+
+  section("6. The event loop: resume only when the I/O is ready");
+  corio::run(loop::scheduler());
+
+  section("7. Cleaner code with async/await");
+  corio::run(async_await::coroutine_four());
   return 0;
 }
