@@ -87,6 +87,9 @@ public:
   [[nodiscard]] const char* what() const noexcept override;
 };
 
+/// True if `e` holds a cancelled_error (or timeout_error).
+[[nodiscard]] bool is_cancellation(const std::exception_ptr& e) noexcept;
+
 /// The operation does not fit the object's state: a future's result taken twice, set twice, asked for
 /// before it is done (asyncio.InvalidStateError).
 class invalid_state_error : public std::logic_error {

@@ -47,27 +47,21 @@ template <class T> struct spawned final : task_state, spawn_hook {
     done = true;
     frame.destroy();
     frame = {};
-    release();
+    ++refs; // done callbacks may hold join_handles on us: drop them while we are pinned
+    callbacks.clear();
+    release(); // the pin
+    release(); // the running reference
   }
   void release() noexcept {
     if (--refs > 0)
       return;
     if (frame) {
-      if (!retrieved && frame.promise().exception && !is_cancel(frame.promise().exception))
+      if (!retrieved && frame.promise().exception && !is_cancellation(frame.promise().exception))
         std::fprintf(stderr, "corio: task %s exception was never retrieved: %s\n", label().c_str(),
                      describe(frame.promise().exception).c_str());
       frame.destroy();
     }
     delete this;
-  }
-  static bool is_cancel(const std::exception_ptr& e) noexcept {
-    try {
-      std::rethrow_exception(e);
-    } catch (const cancelled_error&) {
-      return true;
-    } catch (...) {
-      return false;
-    }
   }
   [[nodiscard]] std::string label() const { return name.empty() ? "#" + std::to_string(id) : "'" + name + "'"; }
 };
@@ -115,8 +109,7 @@ public:
   /// True if the task finished by raising cancelled_error (or timeout_error).
   [[nodiscard]] bool cancelled() const {
     const auto& s = state();
-    return s.done && s.frame && s.frame.promise().exception &&
-           detail::spawned<T>::is_cancel(s.frame.promise().exception);
+    return s.done && s.frame && s.frame.promise().exception && is_cancellation(s.frame.promise().exception);
   }
   /// The task's result (a copy when T is copyable, else moved out: a second call then throws
   /// invalid_state_error), or its exception rethrown. invalid_state_error if it has not finished.

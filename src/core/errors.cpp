@@ -40,4 +40,16 @@ std::string describe(const std::exception_ptr& e) {
 namespace corio {
 const char* cancelled_error::what() const noexcept { return "cancelled_error: the task was cancelled"; }
 const char* timeout_error::what() const noexcept { return "timeout_error: the timeout expired"; }
+
+bool is_cancellation(const std::exception_ptr& e) noexcept {
+  if (!e)
+    return false;
+  try {
+    std::rethrow_exception(e);
+  } catch (const cancelled_error&) {
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
 } // namespace corio

@@ -1,0 +1,128 @@
+// corio::task_group: structured concurrency like asyncio.TaskGroup.
+#include <corio/run.hpp>
+#include <corio/sleep.hpp>
+#include <corio/task_group.hpp>
+#include <corio/testing/mock_clock.hpp>
+
+#include <gtest/gtest.h>
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "leak_check.hpp"
+
+using namespace std::chrono_literals;
+using corio::task;
+using corio::testing::mock_clock;
+
+namespace {
+
+task<int> after(std::chrono::seconds d, int v) {
+  co_await corio::sleep(d);
+  co_return v;
+}
+
+task<int> fail_after(std::chrono::seconds d, std::string what) {
+  co_await corio::sleep(d);
+  throw std::runtime_error(what);
+}
+
+template <class F> auto run_mock(F body) {
+  mock_clock clock;
+  return corio::run(body(&clock), {.clock = &clock});
+}
+
+TEST(TaskGroup, WaitsForEveryChild) {
+  corio::testing::leak_check leaks;
+  run_mock([](mock_clock* c) -> task<> {
+    const auto t0 = c->now();
+    corio::task_group group;
+    auto a = group.spawn(after(1s, 1));
+    auto b = group.spawn(after(3s, 2));
+    EXPECT_EQ(group.size(), 2u);
+    co_await group.wait();
+    EXPECT_EQ(c->now() - t0, 3s);
+    EXPECT_EQ(a.result() + b.result(), 3);
+    EXPECT_EQ(group.size(), 0u);
+  });
+}
+
+TEST(TaskGroup, EmptyGroup) {
+  run_mock([](mock_clock*) -> task<> {
+    corio::task_group group;
+    co_await group.wait();
+  });
+}
+
+TEST(TaskGroup, FirstFailureCancelsTheRestAndIsRethrown) {
+  corio::testing::leak_check leaks;
+  run_mock([](mock_clock* c) -> task<> {
+    const auto t0 = c->now();
+    corio::task_group group;
+    auto slow = group.spawn(after(100s, 1));
+    group.spawn(fail_after(2s, "broken"));
+    try {
+      co_await group.wait();
+      ADD_FAILURE() << "wait() must rethrow";
+    } catch (const std::runtime_error& e) {
+      EXPECT_STREQ(e.what(), "broken");
+    }
+    EXPECT_EQ(c->now() - t0, 2s); // the slow child was cancelled, not waited out
+    EXPECT_TRUE(slow.cancelled());
+    EXPECT_THROW(group.spawn(after(1s, 0)), corio::invalid_state_error);
+  });
+}
+
+TEST(TaskGroup, SeveralFailuresAreAggregated) {
+  run_mock([](mock_clock*) -> task<> {
+    corio::task_group group;
+    group.spawn(fail_after(1s, "one"));
+    group.spawn(fail_after(1s, "two"));
+    try {
+      co_await group.wait();
+      ADD_FAILURE();
+    } catch (const corio::exception_group& g) {
+      EXPECT_EQ(g.size(), 2u);
+      if (g.size() != 2u)
+        co_return;
+      EXPECT_EQ(corio::describe(g.exceptions()[0]), "one");
+      EXPECT_EQ(corio::describe(g.exceptions()[1]), "two");
+    }
+  });
+}
+
+TEST(TaskGroup, CancellingTheParentCancelsTheChildren) {
+  corio::testing::leak_check leaks;
+  run_mock([](mock_clock* c) -> task<> {
+    std::vector<corio::join_handle<int>> kids;
+    auto parent = corio::spawn([](std::vector<corio::join_handle<int>>* k) -> task<> {
+      corio::task_group group;
+      k->push_back(group.spawn(after(100s, 1)));
+      k->push_back(group.spawn(after(200s, 2)));
+      co_await group.wait();
+    }(&kids));
+    const auto t0 = c->now();
+    co_await corio::sleep(5s);
+    parent.cancel();
+    EXPECT_THROW(co_await parent, corio::cancelled_error);
+    EXPECT_EQ(c->now() - t0, 5s);
+    EXPECT_EQ(kids.size(), 2u);
+    if (kids.size() != 2u)
+      co_return;
+    EXPECT_TRUE(kids[0].cancelled());
+    EXPECT_TRUE(kids[1].cancelled());
+  });
+}
+
+TEST(TaskGroup, ChildFinishingBeforeWaitIsCounted) {
+  run_mock([](mock_clock*) -> task<> {
+    corio::task_group group;
+    auto h = group.spawn(after(0s, 5));
+    co_await corio::sleep(1s);
+    co_await group.wait();
+    EXPECT_EQ(h.result(), 5);
+  });
+}
+
+} // namespace
