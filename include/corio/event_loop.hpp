@@ -1,6 +1,7 @@
 // corio::event_loop: the article's Event Loop — poll for I/O, run what is due, run what is ready.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <coroutine>
 #include <cstddef>
@@ -156,7 +157,9 @@ private:
   detail::timer_node* free_nodes_ = nullptr;
   std::mutex threadsafe_mutex_;
   std::vector<detail::unique_function> threadsafe_;
-  bool threadsafe_pending_ = false; // guarded by threadsafe_mutex_
+  // Set under threadsafe_mutex_; read without it by the loop to skip the lock when nothing is queued.
+  std::atomic<bool> threadsafe_pending_{false};
+  unsigned busy_iterations_ = 0; // iterations since the last I/O poll, while tasks kept being ready
   detail::task_state* current_task_ = nullptr;
   detail::task_state* tasks_head_ = nullptr;
   detail::task_state* tasks_tail_ = nullptr;

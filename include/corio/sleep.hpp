@@ -25,11 +25,15 @@ public:
   void await_suspend(std::coroutine_handle<> h) {
     handle = h;
     task = loop_->current_task();
+    if (!absolute_ && delay_ <= duration::zero()) {
+      loop_->schedule(h, task); // sleep(0): yield to the loop once; no timer, no clock read
+      return;
+    }
     const time_point now = loop_->time();
     if (!absolute_)
       when_ = now + delay_;
     if (when_ <= now) {
-      loop_->schedule(h, task); // sleep(0): yield to the loop once; no timer
+      loop_->schedule(h, task); // already due
       return;
     }
     timer_ = loop_->add_timer(when_, this);

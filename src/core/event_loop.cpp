@@ -184,7 +184,7 @@ void event_loop::call_soon_threadsafe(detail::unique_function fn) {
     if (closed_)
       return;
     threadsafe_.push_back(std::move(fn));
-    wake_needed = !std::exchange(threadsafe_pending_, true);
+    wake_needed = !threadsafe_pending_.exchange(true);
   }
   if (wake_needed)
     backend_->wake();
@@ -382,11 +382,8 @@ void event_loop::close() {
 duration event_loop::poll_timeout() {
   if (!ready_->empty() || stopping_)
     return duration::zero();
-  {
-    std::lock_guard lock(threadsafe_mutex_);
-    if (threadsafe_pending_)
-      return duration::zero();
-  }
+  if (threadsafe_pending_.load(std::memory_order_acquire))
+    return duration::zero();
   while (!timers_.empty() && timers_.front().node->cancelled) { // drop cancelled entries at the top
     std::pop_heap(timers_.begin(), timers_.end(),
                   [](const timer_entry& a, const timer_entry& b) { return later(a, b); });
@@ -408,18 +405,24 @@ duration event_loop::poll_timeout() {
 void event_loop::take_threadsafe() {
   std::vector<detail::unique_function> batch;
   {
-    std::lock_guard lock(threadsafe_mutex_);
-    if (!threadsafe_pending_)
+    if (!threadsafe_pending_.load(std::memory_order_acquire))
       return;
+    std::lock_guard lock(threadsafe_mutex_);
     batch.swap(threadsafe_);
-    threadsafe_pending_ = false;
+    threadsafe_pending_.store(false, std::memory_order_relaxed);
   }
   for (auto& fn : batch)
     call_soon(std::move(fn));
 }
 
 void event_loop::run_once() {
-  backend_->poll(poll_timeout());
+  // While tasks keep each other busy, poll for I/O only every 61st iteration (tokio's interval): a
+  // zero-timeout epoll_wait per iteration would cost more than the tasks' own work. Otherwise poll,
+  // blocking until the next timer.
+  if (ready_->empty() || stopping_ || ++busy_iterations_ >= 61) {
+    busy_iterations_ = 0;
+    backend_->poll(poll_timeout());
+  }
   run_due_timers();
   take_threadsafe();
   run_ready();
