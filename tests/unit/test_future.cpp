@@ -53,7 +53,7 @@ TEST(Future, ExceptionAndCancel) {
 TEST(Future, MisuseIsAClearError) {
   future<int> f;
   EXPECT_THROW(f.result(), corio::invalid_state_error); // not done
-  EXPECT_THROW(f.exception(), corio::invalid_state_error);
+  EXPECT_THROW((void)f.exception(), corio::invalid_state_error);
   f.set_result(1);
   EXPECT_THROW(f.set_result(2), corio::invalid_state_error); // twice
   EXPECT_THROW(f.set_exception(std::make_exception_ptr(1)), corio::invalid_state_error);
