@@ -1,6 +1,7 @@
 // corio: asyncio for C++20. The umbrella header.
 #pragma once
 
+// Coroutine types (no loop needed)
 #include "corio/coroutine.hpp"
 #include "corio/errors.hpp"
 #include "corio/generator.hpp"
@@ -9,3 +10,17 @@
 #include "corio/step.hpp"
 #include "corio/version.hpp"
 #include "corio/yield_from.hpp"
+
+// The event loop, tasks and futures
+#include "corio/clock.hpp"
+#include "corio/debug.hpp"
+#include "corio/event_loop.hpp"
+#include "corio/future.hpp"
+#include "corio/io.hpp"
+#include "corio/run.hpp"
+#include "corio/sleep.hpp"
+#include "corio/spawn.hpp"
+#include "corio/task.hpp"
+#include "corio/task_group.hpp"
+#include "corio/this_task.hpp"
+#include "corio/timeout.hpp"
