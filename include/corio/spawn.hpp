@@ -63,7 +63,13 @@ template <class T> struct spawned final : task_state, spawn_hook {
     }
     delete this;
   }
-  [[nodiscard]] std::string label() const { return name.empty() ? "#" + std::to_string(id) : "'" + name + "'"; }
+  [[nodiscard]] std::string label() const {
+    std::string out = name.empty() ? "#" : "'";
+    out.append(name.empty() ? std::to_string(id) : name);
+    if (!name.empty())
+      out.push_back('\'');
+    return out;
+  }
 };
 
 /// A coroutine awaiting a join_handle. Cancelling the awaiting task cancels the awaited one too (as

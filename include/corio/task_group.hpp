@@ -128,7 +128,7 @@ private:
       if (errors.size() == 1)
         std::rethrow_exception(errors.front());
       if (errors.size() > 1) {
-        std::string message = "task_group: " + std::to_string(errors.size()) + " children failed:";
+        std::string message = std::string("task_group: ") + std::to_string(errors.size()) + " children failed:";
         for (const auto& e : errors)
           message += " " + describe(e) + ";";
         message.pop_back();

@@ -51,13 +51,13 @@ public:
 
   void arm(int fd, io_dir d, io_waiter* w) override {
     if (fd < 0 || fd == wakefd_ || fd == epfd_)
-      throw_errno(EBADF, "cannot wait on fd " + std::to_string(fd));
+      throw_errno(EBADF, std::string("cannot wait on fd ") + std::to_string(fd));
     if (static_cast<std::size_t>(fd) >= fds_.size())
       fds_.resize(static_cast<std::size_t>(fd) + 1);
     fd_state& s = fds_[static_cast<std::size_t>(fd)];
     io_waiter*& slot = s.waiters[static_cast<int>(d)];
     if (slot != nullptr)
-      throw loop_error("corio: fd " + std::to_string(fd) + " already has a " +
+      throw loop_error(std::string("corio: fd ") + std::to_string(fd) + " already has a " +
                        (d == io_dir::read ? "reader" : "writer") + " waiting");
     std::uint32_t want =
         s.interest | (d == io_dir::read ? std::uint32_t(EPOLLIN | EPOLLRDHUP) : std::uint32_t(EPOLLOUT));
@@ -151,7 +151,7 @@ private:
   void update(int fd, fd_state& s, std::uint32_t want) {
     int err = apply(fd, s, want);
     if (err != 0)
-      throw_errno(err, "cannot wait on fd " + std::to_string(fd) + " (epoll_ctl)");
+      throw_errno(err, std::string("cannot wait on fd ") + std::to_string(fd) + " (epoll_ctl)");
   }
   void update_quiet(int fd, fd_state& s, std::uint32_t want) noexcept { (void)apply(fd, s, want); }
 

@@ -9,9 +9,10 @@ namespace corio {
 namespace {
 
 std::string describe_task(const event_loop& loop, const detail::task_state* t) {
-  std::string line = "#" + std::to_string(t->id);
+  std::string line = "#";
+  line += std::to_string(t->id);
   if (!t->name.empty())
-    line += " '" + t->name + "'";
+    line.append(" '").append(t->name).append("'");
   if (t == loop.current_task())
     line += " running";
   else if (t->waiting != nullptr)

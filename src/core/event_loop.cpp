@@ -200,6 +200,11 @@ void event_loop::wake(detail::wait_node* w) {
   push_ready({w->handle, w->task, nullptr});
 }
 
+void detail::wait_node::forget_wait(wait_node* w) noexcept {
+  if (w->task != nullptr && w->task->waiting == w)
+    w->task->waiting = nullptr;
+}
+
 void event_loop::begin_wait(detail::wait_node* w) noexcept {
   if (w->task != nullptr)
     w->task->waiting = w;
@@ -373,7 +378,7 @@ void event_loop::close() {
   if (closed_)
     return;
   if (task_count_ != 0)
-    throw loop_error("corio: cannot close the event loop: " + std::to_string(task_count_) +
+    throw loop_error(std::string("corio: cannot close the event loop: ") + std::to_string(task_count_) +
                      " task(s) still pending; cancel them and let them finish first (corio::run() does)");
   std::lock_guard lock(threadsafe_mutex_);
   closed_ = true;

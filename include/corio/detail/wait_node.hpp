@@ -33,7 +33,15 @@ struct wait_node {
   [[nodiscard]] virtual const task_state* awaited_task() const noexcept { return nullptr; }
 
 protected:
-  ~wait_node() = default;
+  wait_node() = default;
+  wait_node(const wait_node&) = delete;
+  wait_node& operator=(const wait_node&) = delete;
+  /// A frame destroyed while suspended here (loop teardown, a destroyed generator) must not leave its
+  /// task pointing at freed memory.
+  ~wait_node() { forget_wait(this); }
+
+private:
+  static void forget_wait(wait_node* w) noexcept;
 };
 
 /// An intrusive FIFO of wait_nodes: O(1) push, pop and removal of any node (a cancelled waiter).
