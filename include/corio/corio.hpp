@@ -24,3 +24,11 @@
 #include "corio/task_group.hpp"
 #include "corio/this_task.hpp"
 #include "corio/timeout.hpp"
+
+// Combinators, async generators
+#include "corio/as_completed.hpp"
+#include "corio/async_generator.hpp"
+#include "corio/gather.hpp"
+#include "corio/outcome.hpp"
+#include "corio/shield.hpp"
+#include "corio/wait.hpp"

@@ -115,7 +115,9 @@ public:
   /// True if the task finished by raising cancelled_error (or timeout_error).
   [[nodiscard]] bool cancelled() const {
     const auto& s = state();
-    return s.done && s.frame && s.frame.promise().exception && is_cancellation(s.frame.promise().exception);
+    if (!s.done)
+      return false;
+    return !s.frame || is_cancellation(s.frame.promise().exception); // no frame: abandoned at loop teardown
   }
   /// The task's result (a copy when T is copyable, else moved out: a second call then throws
   /// invalid_state_error), or its exception rethrown. invalid_state_error if it has not finished.

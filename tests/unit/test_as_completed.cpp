@@ -1,0 +1,294 @@
+// corio::as_completed: handles in completion order, exceptions, cancellation, misuse, lifetimes.
+#include <corio/as_completed.hpp>
+#include <corio/run.hpp>
+#include <corio/sleep.hpp>
+#include <corio/spawn.hpp>
+#include <corio/testing/mock_clock.hpp>
+#include <corio/this_task.hpp>
+#include <corio/timeout.hpp>
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "leak_check.hpp"
+
+using namespace std::chrono_literals;
+using corio::join_handle;
+using corio::task;
+using corio::testing::mock_clock;
+
+namespace {
+
+template <class F> auto run_mock(F body, std::uint64_t seed = 0) { // seed != 0: a shuffled loop
+  mock_clock clock;
+  return corio::run(body(&clock), {.clock = &clock, .shuffle = seed != 0, .seed = seed});
+}
+
+task<int> after(corio::duration d, int v) {
+  co_await corio::sleep(d);
+  co_return v;
+}
+task<int> fail_after(corio::duration d, std::string what) {
+  co_await corio::sleep(d);
+  throw std::runtime_error(what);
+}
+
+std::vector<join_handle<int>> spawn_sleepers(std::vector<int> seconds) {
+  std::vector<join_handle<int>> out;
+  for (int s : seconds)
+    out.push_back(corio::spawn(after(std::chrono::seconds(s), s)));
+  return out;
+}
+
+TEST(AsCompleted, GivesHandlesInCompletionOrder) {
+  corio::testing::leak_check leaks;
+  run_mock([](mock_clock* c) -> task<> {
+    const auto t0 = c->now();
+    auto finished = corio::as_completed(spawn_sleepers({3, 1, 4, 2}));
+    EXPECT_EQ(finished.remaining(), 4u);
+    std::vector<int> order;
+    std::vector<corio::duration> when;
+    while (finished) {
+      join_handle<int> h = co_await finished.next();
+      EXPECT_TRUE(h.done());
+      order.push_back(h.result());
+      when.push_back(c->now() - t0);
+    }
+    EXPECT_EQ(order, (std::vector<int>{1, 2, 3, 4}));
+    EXPECT_EQ(when, (std::vector<corio::duration>{1s, 2s, 3s, 4s})); // each as soon as it finished
+    EXPECT_EQ(finished.remaining(), 0u);
+  });
+}
+
+TEST(AsCompleted, RecordsTheOrderEvenWithNoNextPending) {
+  corio::testing::leak_check leaks;
+  run_mock([](mock_clock* c) -> task<> {
+    auto finished = corio::as_completed(spawn_sleepers({3, 1, 2}));
+    co_await corio::sleep(5s);
+    EXPECT_EQ(finished.ready(), 3u);
+    const auto t0 = c->now();
+    std::vector<int> order;
+    while (finished) {
+      join_handle<int> h = co_await finished.next();
+      order.push_back(h.result());
+    }
+    EXPECT_EQ(c->now(), t0); // nothing to wait for
+    EXPECT_EQ(order, (std::vector<int>{1, 2, 3}));
+  });
+}
+
+TEST(AsCompleted, AlreadyDoneComeFirstInTheirOriginalOrder) {
+  corio::testing::leak_check leaks;
+  run_mock([](mock_clock*) -> task<> {
+    auto hs = spawn_sleepers({2, 1});
+    co_await corio::sleep(3s);
+    hs.push_back(corio::spawn(after(1s, 10)));
+    auto finished = corio::as_completed(std::move(hs));
+    EXPECT_EQ(finished.ready(), 2u);
+    std::vector<int> order;
+    while (finished) {
+      join_handle<int> h = co_await finished.next();
+      order.push_back(h.result());
+    }
+    EXPECT_EQ(order, (std::vector<int>{2, 1, 10}));
+  });
+}
+
+TEST(AsCompleted, EmptyAndExhausted) {
+  corio::testing::leak_check leaks;
+  run_mock([](mock_clock*) -> task<> {
+    auto none = corio::as_completed(std::vector<join_handle<int>>{});
+    EXPECT_FALSE(none);
+    EXPECT_EQ(none.remaining(), 0u);
+    EXPECT_THROW(co_await none.next(), corio::invalid_state_error);
+    auto one = corio::as_completed(spawn_sleepers({1}));
+    join_handle<int> h = co_await one.next();
+    EXPECT_EQ(h.result(), 1);
+    EXPECT_THROW(co_await one.next(), corio::invalid_state_error);
+    // An empty handle is an error; the callback already put on the first task then finds nobody.
+    std::vector<join_handle<int>> bad = spawn_sleepers({1});
+    bad.emplace_back();
+    EXPECT_THROW((void)corio::as_completed(std::move(bad)), corio::invalid_state_error);
+    co_await corio::sleep(2s);
+  });
+}
+
+TEST(AsCompleted, ExceptionsAreNotRaisedByNext) {
+  corio::testing::leak_check leaks;
+  run_mock([](mock_clock* c) -> task<> {
+    const auto t0 = c->now();
+    std::vector<join_handle<int>> hs;
+    hs.push_back(corio::spawn(after(2s, 2)));
+    hs.push_back(corio::spawn(fail_after(1s, "one")));
+    auto finished = corio::as_completed(std::move(hs));
+    join_handle<int> first = co_await finished.next();
+    EXPECT_EQ(c->now() - t0, 1s);
+    EXPECT_THROW(first.result(), std::runtime_error);
+    join_handle<int> second = co_await finished.next();
+    EXPECT_EQ(second.result(), 2);
+  });
+}
+
+TEST(AsCompleted, CancellingTheAwaiterLosesNothingAndCancelsNothing) {
+  corio::testing::leak_check leaks;
+  run_mock([](mock_clock* c) -> task<> {
+    const auto t0 = c->now();
+    auto finished = corio::as_completed(spawn_sleepers({1, 3}));
+    bool timed_out = false;
+    try {
+      auto deadline = corio::timeout(500ms);
+      co_await finished.next();
+    } catch (const corio::timeout_error&) {
+      timed_out = true;
+    }
+    EXPECT_TRUE(timed_out);
+    EXPECT_EQ(c->now() - t0, 500ms);
+    EXPECT_EQ(finished.remaining(), 2u);
+    join_handle<int> h = co_await finished.next();
+    EXPECT_EQ(h.result(), 1);
+    EXPECT_EQ(c->now() - t0, 1s);
+    h = co_await finished.next();
+    EXPECT_EQ(h.result(), 3);
+  });
+}
+
+TEST(AsCompleted, WokenThenCancelledBeforeRunningKeepsTheHandleQueued) {
+  corio::testing::leak_check leaks;
+  run_mock([](mock_clock* c) -> task<> {
+    const auto t0 = c->now();
+    auto hs = spawn_sleepers({1, 2});
+    auto finished = corio::as_completed(hs);
+    auto reader = corio::spawn([](decltype(finished)* f) -> task<int> {
+      join_handle<int> h = co_await f->next();
+      co_return h.result();
+    }(&finished));
+    // Runs right after the queue's own callback woke the reader, before the reader resumes.
+    auto cancel_reader = [r = reader]() mutable { r.cancel(); };
+    hs[0].add_done_callback(std::move(cancel_reader));
+    EXPECT_THROW(co_await reader, corio::cancelled_error);
+    EXPECT_EQ(c->now() - t0, 1s);
+    EXPECT_EQ(finished.remaining(), 2u);
+    EXPECT_EQ(finished.ready(), 1u);
+    join_handle<int> h = co_await finished.next();
+    EXPECT_EQ(h.result(), 1);
+    EXPECT_EQ(c->now() - t0, 1s);
+  });
+}
+
+TEST(AsCompleted, CancellingATaskWaitingInNext) {
+  corio::testing::leak_check leaks;
+  run_mock([](mock_clock* c) -> task<> {
+    const auto t0 = c->now();
+    auto finished = corio::as_completed(spawn_sleepers({2, 4}));
+    auto reader = corio::spawn([](decltype(finished)* f) -> task<int> {
+      join_handle<int> h = co_await f->next();
+      co_return h.result();
+    }(&finished));
+    co_await corio::sleep(1s);
+    reader.cancel();
+    EXPECT_THROW(co_await reader, corio::cancelled_error);
+    EXPECT_EQ(c->now() - t0, 1s);
+    join_handle<int> h = co_await finished.next(); // the child was not cancelled, nothing was lost
+    EXPECT_EQ(h.result(), 2);
+    EXPECT_EQ(c->now() - t0, 2s);
+    h = co_await finished.next();
+    EXPECT_EQ(h.result(), 4);
+  });
+}
+
+TEST(AsCompleted, OneNextAtATime) {
+  corio::testing::leak_check leaks;
+  run_mock([](mock_clock*) -> task<> {
+    auto finished = corio::as_completed(spawn_sleepers({1, 2}));
+    auto reader = corio::spawn([](decltype(finished)* f) -> task<int> {
+      join_handle<int> h = co_await f->next();
+      co_return h.result();
+    }(&finished));
+    co_await corio::sleep(0s); // the reader is now waiting in next()
+    EXPECT_THROW(co_await finished.next(), corio::invalid_state_error);
+    EXPECT_EQ(co_await reader, 1);
+    join_handle<int> h = co_await finished.next();
+    EXPECT_EQ(h.result(), 2);
+  });
+}
+
+TEST(AsCompleted, DestroyedEarlyTheTasksRunOn) {
+  corio::testing::leak_check leaks;
+  run_mock([](mock_clock* c) -> task<> {
+    const auto t0 = c->now();
+    auto hs = spawn_sleepers({1, 2, 3});
+    {
+      auto finished = corio::as_completed(hs);
+      join_handle<int> h = co_await finished.next();
+      EXPECT_EQ(h.result(), 1);
+    }
+    EXPECT_EQ(co_await hs[2], 3);
+    EXPECT_EQ(c->now() - t0, 3s);
+  });
+}
+
+TEST(AsCompleted, MoveOnlyResults) {
+  corio::testing::leak_check leaks;
+  run_mock([](mock_clock*) -> task<> {
+    auto boxed = [](corio::duration d, int v) -> task<std::unique_ptr<int>> {
+      co_await corio::sleep(d);
+      co_return std::make_unique<int>(v);
+    };
+    std::vector<join_handle<std::unique_ptr<int>>> hs;
+    hs.push_back(corio::spawn(boxed(2s, 2)));
+    hs.push_back(corio::spawn(boxed(1s, 1)));
+    auto finished = corio::as_completed(std::move(hs));
+    std::vector<int> order;
+    while (finished) {
+      join_handle<std::unique_ptr<int>> h = co_await finished.next();
+      order.push_back(*h.result());
+    }
+    EXPECT_EQ(order, (std::vector<int>{1, 2}));
+  });
+}
+
+TEST(AsCompleted, ShuffledLoop) {
+  corio::testing::leak_check leaks;
+  testing::internal::CaptureStderr();
+  auto body = [](mock_clock* c) -> task<> {
+    for (int round = 0; round < 20; ++round) {
+      const auto t0 = c->now();
+      std::vector<join_handle<int>> hs;
+      for (int i = 0; i < 30; ++i)
+        hs.push_back(corio::spawn(after(std::chrono::milliseconds(10 * (29 - i)), i)));
+      auto finished = corio::as_completed(std::move(hs));
+      int expected = 29;
+      while (finished) {
+        join_handle<int> h = co_await finished.next();
+        EXPECT_EQ(h.result(), expected);
+        EXPECT_EQ(c->now() - t0, std::chrono::milliseconds(10 * (29 - expected)));
+        --expected;
+      }
+    }
+  };
+  for (std::uint64_t seed = 1; seed <= 8; ++seed)
+    run_mock(body, seed);
+  (void)testing::internal::GetCapturedStderr();
+}
+
+TEST(AsCompleted, DestroyingTheLoopWhileWaitingLeaksNothing) {
+  corio::testing::leak_check leaks;
+  {
+    mock_clock clock;
+    corio::event_loop loop({.clock = &clock});
+    auto reader = corio::spawn(loop, []() -> task<> {
+      auto finished = corio::as_completed(spawn_sleepers({3600, 7200}));
+      co_await finished.next();
+    }());
+    loop.call_later(1s, [&loop] { loop.stop(); });
+    loop.run_forever();
+    EXPECT_FALSE(reader.done());
+  }
+}
+
+} // namespace
