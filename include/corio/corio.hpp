@@ -32,3 +32,6 @@
 #include "corio/outcome.hpp"
 #include "corio/shield.hpp"
 #include "corio/wait.hpp"
+
+// Synchronisation primitives
+#include "corio/sync.hpp"

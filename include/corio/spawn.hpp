@@ -3,6 +3,7 @@
 
 #include <cstdio>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -26,7 +27,7 @@ template <class T> struct spawned final : task_state, spawn_hook {
   int refs = 1;
   bool retrieved = false; // the result or exception was looked at
   wait_list joiners;
-  std::vector<unique_function> callbacks;
+  std::unique_ptr<std::vector<unique_function>> callbacks; // rare: allocated on first use
 
   static void* operator new(std::size_t size) { return frame_allocate(size); }
   static void operator delete(void* p, std::size_t size) noexcept { frame_deallocate(p, size); }
@@ -36,9 +37,11 @@ template <class T> struct spawned final : task_state, spawn_hook {
     loop->remove_task(this);
     while (wait_node* w = joiners.pop_front())
       loop->wake(w);
-    for (auto& cb : callbacks)
-      loop->call_soon(std::move(cb));
-    callbacks.clear();
+    if (callbacks) {
+      for (auto& cb : *callbacks)
+        loop->call_soon(std::move(cb));
+      callbacks.reset();
+    }
     release();
   }
   void abandon() noexcept override {
@@ -48,7 +51,7 @@ template <class T> struct spawned final : task_state, spawn_hook {
     frame.destroy();
     frame = {};
     ++refs; // done callbacks may hold join_handles on us: drop them while we are pinned
-    callbacks.clear();
+    callbacks.reset();
     release(); // the pin
     release(); // the running reference
   }
@@ -64,9 +67,10 @@ template <class T> struct spawned final : task_state, spawn_hook {
     delete this;
   }
   [[nodiscard]] std::string label() const {
-    std::string out = name.empty() ? "#" : "'";
-    out.append(name.empty() ? std::to_string(id) : name);
-    if (!name.empty())
+    const std::string& n = task_name();
+    std::string out = n.empty() ? "#" : "'";
+    out.append(n.empty() ? std::to_string(id) : n);
+    if (!n.empty())
       out.push_back('\'');
     return out;
   }
@@ -150,11 +154,14 @@ public:
     auto& s = state();
     if (s.done)
       s.loop->call_soon(std::move(fn));
-    else
-      s.callbacks.push_back(std::move(fn));
+    else {
+      if (!s.callbacks)
+        s.callbacks = std::make_unique<std::vector<detail::unique_function>>();
+      s.callbacks->push_back(std::move(fn));
+    }
   }
   [[nodiscard]] std::uint64_t id() const { return state().id; }
-  [[nodiscard]] const std::string& name() const { return state().name; }
+  [[nodiscard]] const std::string& name() const { return state().task_name(); }
 
   struct awaiter {
     detail::spawned<T>* s;
@@ -199,13 +206,14 @@ private:
 
 /// Schedules `t` as a task of its own on `loop` (asyncio.create_task): it starts at the loop's next
 /// iteration and runs whether or not the returned handle is kept.
-template <class T> join_handle<T> spawn(event_loop& loop, task<T> t, std::string name = {}) {
+template <class T> join_handle<T> spawn(event_loop& loop, task<T> t, std::string_view name = {}) {
   if (!t.valid())
     throw invalid_state_error("corio: spawn() of an empty task (moved from or already spawned)");
   if (loop.is_closed())
     throw loop_error("corio: spawn() on a closed event loop");
   auto* s = new detail::spawned<T>();
-  s->name = std::move(name);
+  if (!name.empty())
+    s->name = std::make_unique<const std::string>(name);
   s->frame = t.release();
   s->frame.promise().root = s;
   loop.add_task(s);
@@ -214,16 +222,16 @@ template <class T> join_handle<T> spawn(event_loop& loop, task<T> t, std::string
 }
 
 /// spawn() on the loop running this thread; loop_error if none is.
-template <class T> join_handle<T> spawn(task<T> t, std::string name = {}) {
+template <class T> join_handle<T> spawn(task<T> t, std::string_view name = {}) {
   event_loop* loop = event_loop::current();
   if (loop == nullptr)
     throw loop_error("corio: spawn() needs a running event loop (use corio::run, or spawn(loop, task))");
-  return spawn(*loop, std::move(t), std::move(name));
+  return spawn(*loop, std::move(t), name);
 }
 
 /// asyncio's name for spawn().
-template <class T> join_handle<T> create_task(task<T> t, std::string name = {}) {
-  return spawn(std::move(t), std::move(name));
+template <class T> join_handle<T> create_task(task<T> t, std::string_view name = {}) {
+  return spawn(std::move(t), name);
 }
 
 } // namespace corio

@@ -41,10 +41,10 @@ public:
   ~task_group() { s_->cancel_children(); }
 
   /// Spawns `t` as a child of the group.
-  template <class T> join_handle<T> spawn(task<T> t, std::string name = {}) {
+  template <class T> join_handle<T> spawn(task<T> t, std::string_view name = {}) {
     if (s_->closed || !s_->errors.empty())
       throw invalid_state_error("corio: task_group::spawn() after the group finished or failed");
-    join_handle<T> h = corio::spawn(std::move(t), std::move(name));
+    join_handle<T> h = corio::spawn(std::move(t), name);
     ++s_->pending;
     s_->cancellers.push_back([h]() mutable { h.cancel(); });
     h.add_done_callback([st = s_, h]() mutable { st->child_done(h.exception()); });

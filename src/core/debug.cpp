@@ -11,8 +11,8 @@ namespace {
 std::string describe_task(const event_loop& loop, const detail::task_state* t) {
   std::string line = "#";
   line += std::to_string(t->id);
-  if (!t->name.empty())
-    line.append(" '").append(t->name).append("'");
+  if (!t->task_name().empty())
+    line.append(" '").append(t->task_name()).append("'");
   if (t == loop.current_task())
     line += " running";
   else if (t->waiting != nullptr)

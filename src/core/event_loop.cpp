@@ -103,9 +103,10 @@ event_loop::event_loop(options opts)
 }
 
 event_loop::~event_loop() {
-  // Tasks still alive are abandoned: their frames are destroyed without running any more of them.
-  while (tasks_head_ != nullptr) {
-    detail::task_state* t = tasks_head_;
+  // Tasks still alive are abandoned: their frames are destroyed without running any more of them,
+  // newest first — a child's locals may refer to objects in the frame of the task that spawned it.
+  while (tasks_tail_ != nullptr) {
+    detail::task_state* t = tasks_tail_;
     remove_task(t);
     t->abandon();
   }
@@ -274,6 +275,8 @@ std::size_t event_loop::timer_count() const noexcept { return timers_.size() - c
 std::size_t event_loop::io_waiter_count() const noexcept { return backend_->armed(); }
 
 void event_loop::run_due_timers() {
+  if (timers_.empty())
+    return; // no clock read
   const time_point now = time();
   auto cmp = [](const timer_entry& a, const timer_entry& b) { return later(a, b); };
   while (!timers_.empty() && timers_.front().when <= now) {

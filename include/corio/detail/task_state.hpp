@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "corio/detail/wait_node.hpp"
@@ -24,10 +25,14 @@ struct task_state {
   bool done = false;
   bool awaited = false; // someone awaited the result or asked for it (debug mode checks)
   std::uint64_t id = 0;
-  std::string name;
-  task_state* prev_task = nullptr; // the loop's list of live tasks
+  std::unique_ptr<const std::string> name; // null when unnamed: most tasks are, and this is 8 bytes
+  task_state* prev_task = nullptr;         // the loop's list of live tasks
   task_state* next_task = nullptr;
 
+  [[nodiscard]] const std::string& task_name() const noexcept {
+    static const std::string unnamed;
+    return name ? *name : unnamed;
+  }
   [[nodiscard]] bool cancelling() const noexcept { return cancel_requests > 0 || timeouts_fired > 0; }
   [[noreturn]] void raise_cancel() const {
     if (cancel_requests > 0)

@@ -23,6 +23,9 @@ struct wait_node {
   virtual void detach() noexcept = 0;
   /// The waiting task was cancelled. Return true to be resumed now (after detach(); await_resume then
   /// raises), or false to keep waiting (a join forwards the cancel to the task it awaits instead).
+  /// Returning false may also mean "I completed the wait myself with loop.wake(this)" (a condition
+  /// variable re-acquiring its lock does): the loop touches nothing after a false return, and wake()
+  /// clears the task's current wait.
   virtual bool on_cancel() noexcept {
     detach();
     return true;

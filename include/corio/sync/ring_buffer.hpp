@@ -1,0 +1,69 @@
+// detail::ring_buffer<T>: the storage of corio::queue (internal).
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <utility>
+#include <vector>
+
+namespace corio::detail {
+
+/// A FIFO of movable T in a circular buffer of power-of-two capacity: push at either end, pop at the
+/// front. It grows by doubling and shrinks by half once a quarter full (at least 16 slots), so a
+/// queue whose size stays within bounds allocates nothing in steady state (std::deque allocates and
+/// frees a block every few hundred bytes of traffic).
+template <class T> class ring_buffer {
+public:
+  [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+  [[nodiscard]] std::size_t capacity() const noexcept { return slots_.size(); }
+
+  void push_back(T&& v) {
+    reserve_one();
+    slots_[index(size_)].emplace(std::move(v));
+    ++size_;
+  }
+  void push_front(T&& v) {
+    reserve_one();
+    head_ = (head_ + slots_.size() - 1) & (slots_.size() - 1);
+    slots_[head_].emplace(std::move(v));
+    ++size_;
+  }
+  /// Precondition: not empty.
+  T pop_front() {
+    T out(std::move(*slots_[head_]));
+    slots_[head_].reset();
+    head_ = index(1);
+    --size_;
+    if (slots_.size() > min_capacity && size_ < slots_.size() / 4)
+      resize(slots_.size() / 2);
+    return out;
+  }
+  void clear() noexcept {
+    for (auto& s : slots_)
+      s.reset();
+    head_ = size_ = 0;
+  }
+
+private:
+  static constexpr std::size_t min_capacity = 16;
+
+  [[nodiscard]] std::size_t index(std::size_t i) const noexcept { return (head_ + i) & (slots_.size() - 1); }
+  void reserve_one() {
+    if (size_ == slots_.size())
+      resize(slots_.empty() ? min_capacity : slots_.size() * 2);
+  }
+  void resize(std::size_t capacity) {
+    std::vector<std::optional<T>> slots(capacity);
+    for (std::size_t i = 0; i < size_; ++i)
+      slots[i].emplace(std::move(*slots_[index(i)]));
+    slots_.swap(slots);
+    head_ = 0;
+  }
+
+  std::vector<std::optional<T>> slots_;
+  std::size_t head_ = 0;
+  std::size_t size_ = 0;
+};
+
+} // namespace corio::detail

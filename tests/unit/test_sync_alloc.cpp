@@ -1,0 +1,144 @@
+// The synchronisation primitives allocate nothing per wait: waiters live in the waiting frames, and the
+// queue's ring buffer only allocates to grow. Counted with a replaced global operator new.
+#include <corio/run.hpp>
+#include <corio/sleep.hpp>
+#include <corio/spawn.hpp>
+#include <corio/sync.hpp>
+#include <corio/testing/mock_clock.hpp>
+
+#include <gtest/gtest.h>
+
+#include <cstddef>
+#include <cstdlib>
+#include <new>
+
+#include "leak_check.hpp"
+
+namespace {
+std::size_t allocations = 0;
+} // namespace
+
+void* operator new(std::size_t n) {
+  ++allocations;
+  if (void* p = std::malloc(n != 0 ? n : 1))
+    return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+
+using corio::task;
+
+namespace {
+
+// Two tasks taking turns: every round of each is a real wait (suspend, hand-off, wake).
+task<> lock_turns(corio::lock& lk, int n) {
+  for (int i = 0; i < n; ++i) {
+    auto g = co_await lk.scoped();
+    co_await corio::sleep(corio::duration::zero()); // let the other task queue up
+  }
+}
+task<> semaphore_turns(corio::semaphore& s, int n) {
+  for (int i = 0; i < n; ++i) {
+    auto g = co_await s.scoped();
+    co_await corio::sleep(corio::duration::zero());
+  }
+}
+task<> event_ping(corio::event& mine, corio::event& other, int n, bool first) {
+  for (int i = 0; i < n; ++i) {
+    if (first || i > 0)
+      other.set();
+    co_await mine.wait();
+    mine.clear();
+  }
+  other.set();
+}
+task<> condition_turns(corio::condition& cv, int& turn, int me, int n) {
+  for (int i = 0; i < n; ++i) {
+    auto g = co_await cv.scoped();
+    auto mine = [&turn, me] { return turn == me; };
+    co_await cv.wait_for(mine);
+    turn = 1 - me;
+    cv.notify();
+  }
+}
+task<> barrier_rounds(corio::barrier& b, int n) {
+  for (int i = 0; i < n; ++i)
+    (void)co_await b.wait();
+}
+task<> produce(corio::queue<int>& q, int n) {
+  for (int i = 0; i < n; ++i)
+    co_await q.put(i);
+}
+task<> consume(corio::queue<int>& q, int n) {
+  for (int i = 0; i < n; ++i) {
+    EXPECT_EQ(co_await q.get(), i);
+    q.task_done();
+  }
+}
+
+task<> all_primitives(int n) {
+  corio::lock lk;
+  corio::semaphore sem(1);
+  corio::event ping, pong;
+  corio::condition cv;
+  int turn = 0;
+  corio::barrier b(2);
+  corio::queue<int> q(2);
+  corio::join_handle<> hs[] = {
+      corio::spawn(lock_turns(lk, n)),
+      corio::spawn(lock_turns(lk, n)),
+      corio::spawn(semaphore_turns(sem, n)),
+      corio::spawn(semaphore_turns(sem, n)),
+      corio::spawn(event_ping(ping, pong, n, true)),
+      corio::spawn(event_ping(pong, ping, n, false)),
+      corio::spawn(condition_turns(cv, turn, 0, n)),
+      corio::spawn(condition_turns(cv, turn, 1, n)),
+      corio::spawn(barrier_rounds(b, n)),
+      corio::spawn(barrier_rounds(b, n)),
+      corio::spawn(produce(q, 3 * n)),
+      corio::spawn(consume(q, 3 * n)),
+  };
+  for (auto& h : hs)
+    co_await h;
+  co_await q.join();
+}
+
+std::size_t allocations_for(int n) {
+  corio::testing::mock_clock clock;
+  const std::size_t before = allocations;
+  corio::run(all_primitives(n), {.clock = &clock});
+  return allocations - before;
+}
+
+TEST(SyncAlloc, NoAllocationPerWait) {
+  corio::testing::leak_check leaks;
+  (void)allocations_for(100); // warms up the frame pool
+  const std::size_t few = allocations_for(100);
+  const std::size_t many = allocations_for(1100);
+  EXPECT_GT(few, 0u) << "the counter works: the loop itself allocates";
+  EXPECT_EQ(many, few) << "1000 more rounds of waiting on every primitive allocated " << (many - few) << " times";
+}
+
+TEST(SyncAlloc, UncontendedOperationsNeverSuspend) {
+  corio::testing::leak_check leaks;
+  corio::testing::mock_clock clock;
+  corio::run(
+      []() -> task<> {
+        corio::lock lk;
+        corio::semaphore sem(1);
+        corio::queue<int> q;
+        const std::size_t before = allocations;
+        for (int i = 0; i < 1'000'000; ++i) { // a million synchronous completions: a flat stack
+          co_await lk.acquire();
+          lk.release();
+          auto g = co_await sem.scoped();
+          co_await q.put(i);
+          EXPECT_EQ(co_await q.get(), i);
+        }
+        EXPECT_EQ(allocations - before, 1u); // the queue's ring buffer, once
+      }(),
+      {.clock = &clock});
+}
+
+} // namespace

@@ -1,0 +1,314 @@
+// corio::condition: wait/notify on a lock, wait_for, re-acquiring on cancellation, no lost notification.
+#include <corio/run.hpp>
+#include <corio/sleep.hpp>
+#include <corio/spawn.hpp>
+#include <corio/sync/condition.hpp>
+#include <corio/testing/mock_clock.hpp>
+#include <corio/timeout.hpp>
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <deque>
+#include <vector>
+
+#include "leak_check.hpp"
+
+using namespace std::chrono_literals;
+using corio::task;
+
+namespace {
+
+using log_t = std::vector<int>;
+
+// Every test runs with the ready queue in order (seed 0) and shuffled with fixed seeds.
+class SyncCondition : public ::testing::TestWithParam<std::uint64_t> {
+protected:
+  template <class F> void run(F body) {
+    corio::testing::mock_clock clock;
+    corio::run(body(), {.clock = &clock, .shuffle = GetParam() != 0, .seed = GetParam()});
+  }
+  // Frames are freed for real, not recycled, so that ASan sees any use of a destroyed frame.
+  bool recycling_ = corio::detail::set_frame_recycling(false);
+  corio::testing::leak_check leaks_;
+  ~SyncCondition() override { corio::detail::set_frame_recycling(recycling_); }
+};
+
+/// Runs `body` on a loop that is then destroyed without cancelling the tasks still alive: their frames
+/// are destroyed where they wait (loop teardown), so their waiters must unlink themselves.
+template <class F> void run_then_abandon(F body) {
+  corio::testing::mock_clock clock;
+  corio::event_loop loop({.clock = &clock});
+  corio::run_until_complete(loop, body());
+}
+INSTANTIATE_TEST_SUITE_P(Order, SyncCondition, ::testing::Values(0u, 1u, 7u, 2024u));
+
+template <class T> task<bool> was_cancelled(corio::join_handle<T> h) {
+  try {
+    co_await h;
+  } catch (const corio::cancelled_error&) {
+  }
+  co_return h.cancelled();
+}
+
+void expect_no_other_task() { EXPECT_EQ(corio::event_loop::current()->task_count(), 1u); }
+
+/// Arrives after `arrive`, waits once for a notification, logs `id`. Checks it holds the lock after
+/// wait() whether it returned or raised.
+task<> waiter(corio::condition& cv, log_t& log, int id, corio::duration arrive) {
+  if (arrive > 0ms)
+    co_await corio::sleep(arrive);
+  auto g = co_await cv.scoped();
+  bool raised = false;
+  try {
+    co_await cv.wait();
+  } catch (const corio::cancelled_error&) {
+    raised = true;
+  }
+  EXPECT_TRUE(cv.locked());
+  if (raised)
+    throw corio::cancelled_error(); // the guard releases while unwinding
+  log.push_back(id);
+}
+
+TEST_P(SyncCondition, WaitAndNotifyNeedTheLock) {
+  run([]() -> task<> {
+    corio::condition cv;
+    EXPECT_THROW(co_await cv.wait(), corio::invalid_state_error);
+    EXPECT_THROW(cv.notify(), corio::invalid_state_error);
+    EXPECT_THROW(cv.notify_all(), corio::invalid_state_error);
+    auto g = co_await cv.scoped();
+    cv.notify(); // nobody waits: nothing happens
+    cv.notify_all();
+    EXPECT_TRUE(cv.locked());
+  });
+}
+
+TEST_P(SyncCondition, NotifyWakesTheLongestWaitingFirst) {
+  run([]() -> task<> {
+    corio::condition cv;
+    log_t log;
+    std::vector<corio::join_handle<>> hs;
+    for (int id : {2, 4, 1, 3, 5})
+      hs.push_back(corio::spawn(waiter(cv, log, id, std::chrono::milliseconds(id))));
+    co_await corio::sleep(10ms);
+    EXPECT_EQ(cv.waiting(), 5u);
+    {
+      auto g = co_await cv.scoped();
+      cv.notify();
+    }
+    co_await corio::sleep(1ms);
+    EXPECT_EQ(log, (log_t{1}));
+    {
+      auto g = co_await cv.scoped();
+      cv.notify(2);
+      EXPECT_EQ(cv.waiting(), 2u);
+    }
+    co_await corio::sleep(1ms);
+    EXPECT_EQ(log, (log_t{1, 2, 3}));
+    {
+      auto g = co_await cv.scoped();
+      cv.notify_all();
+    }
+    for (auto& h : hs)
+      co_await h;
+    EXPECT_EQ(log, (log_t{1, 2, 3, 4, 5}));
+    EXPECT_FALSE(cv.locked());
+    expect_no_other_task();
+  });
+}
+
+TEST_P(SyncCondition, WaitReturnsOnlyOnceTheNotifierReleasedTheLock) {
+  run([]() -> task<> {
+    corio::condition cv;
+    log_t log;
+    auto h = corio::spawn(waiter(cv, log, 1, 0ms));
+    co_await corio::sleep(1ms);
+    auto g = co_await cv.scoped();
+    cv.notify();
+    co_await corio::sleep(1h); // still holding the lock: the waiter cannot return
+    EXPECT_TRUE(log.empty());
+    g.unlock();
+    co_await h;
+    EXPECT_EQ(log, (log_t{1}));
+  });
+}
+
+task<> consumer(corio::condition& cv, std::deque<int>& items, log_t& log, int n) {
+  for (int i = 0; i < n; ++i) {
+    auto g = co_await cv.scoped();
+    auto ready = [&items] { return !items.empty(); }; // named: no lambda in a co_await expression
+    co_await cv.wait_for(ready);
+    log.push_back(items.front());
+    items.pop_front();
+  }
+}
+
+TEST_P(SyncCondition, WaitForAPredicate) {
+  run([]() -> task<> {
+    corio::condition cv;
+    std::deque<int> items;
+    log_t log;
+    auto c = corio::spawn(consumer(cv, items, log, 4));
+    for (int i = 1; i <= 4; ++i) {
+      co_await corio::sleep(1ms);
+      auto g = co_await cv.scoped();
+      items.push_back(i);
+      if (i % 2 == 0)
+        items.push_back(10 * i);
+      cv.notify();
+    }
+    co_await c;
+    EXPECT_EQ(log, (log_t{1, 2, 20, 3}));
+    // The predicate is checked first: no wait at all when it already holds.
+    auto g = co_await cv.scoped();
+    auto ready = [&items] { return !items.empty(); };
+    const auto t0 = corio::event_loop::current()->time();
+    co_await cv.wait_for(ready);
+    EXPECT_EQ(corio::event_loop::current()->time(), t0);
+    expect_no_other_task();
+  });
+}
+
+TEST_P(SyncCondition, ConditionOnASharedLock) {
+  run([]() -> task<> {
+    corio::lock lk;
+    corio::condition a(lk), b(lk);
+    log_t log;
+    auto h = corio::spawn(waiter(b, log, 7, 0ms));
+    co_await corio::sleep(1ms);
+    EXPECT_FALSE(lk.locked()); // released by the wait
+    co_await lk.acquire();
+    EXPECT_TRUE(a.locked() && b.locked());
+    a.notify_all(); // nobody waits on a
+    b.notify();
+    lk.release();
+    co_await h;
+    EXPECT_EQ(log, (log_t{7}));
+    EXPECT_EQ(&b.underlying_lock(), &lk);
+  });
+}
+
+TEST_P(SyncCondition, CancelledWaiterReacquiresTheLockBeforeRaising) {
+  run([]() -> task<> {
+    corio::condition cv;
+    log_t log;
+    auto h = corio::spawn(waiter(cv, log, 1, 0ms));
+    co_await corio::sleep(1ms);
+    auto g = co_await cv.scoped();
+    h.cancel();
+    co_await corio::sleep(1h); // we hold the lock: the cancelled waiter cannot raise yet
+    EXPECT_FALSE(h.done());
+    EXPECT_EQ(cv.waiting(), 0u);                   // it left the condition...
+    EXPECT_EQ(cv.underlying_lock().waiting(), 1u); // ...and queues for the lock
+    g.unlock();
+    EXPECT_TRUE(co_await was_cancelled(h)); // its check that it held the lock is in waiter()
+    EXPECT_FALSE(cv.locked());
+    EXPECT_TRUE(log.empty());
+  });
+}
+
+TEST_P(SyncCondition, CancelledWhileTheLockIsFreeRaisesAtOnce) {
+  run([]() -> task<> {
+    corio::condition cv;
+    log_t log;
+    auto h = corio::spawn(waiter(cv, log, 1, 0ms));
+    co_await corio::sleep(1ms);
+    h.cancel();
+    EXPECT_TRUE(co_await was_cancelled(h));
+    EXPECT_FALSE(cv.locked());
+  });
+}
+
+TEST_P(SyncCondition, NotifiedThenCancelledPassesTheNotificationOn) {
+  run([]() -> task<> {
+    corio::condition cv;
+    log_t log;
+    auto a = corio::spawn(waiter(cv, log, 1, 1ms));
+    auto b = corio::spawn(waiter(cv, log, 2, 2ms));
+    co_await corio::sleep(5ms);
+    {
+      auto g = co_await cv.scoped();
+      cv.notify(); // a is notified...
+      a.cancel();  // ...and cancelled: b must get the notification instead
+    }
+    EXPECT_TRUE(co_await was_cancelled(a));
+    co_await b;
+    EXPECT_EQ(log, (log_t{2}));
+    expect_no_other_task();
+  });
+}
+
+TEST_P(SyncCondition, CancelledBeforeNotifyDoesNotConsumeANotification) {
+  run([]() -> task<> {
+    corio::condition cv;
+    log_t log;
+    auto a = corio::spawn(waiter(cv, log, 1, 1ms));
+    auto b = corio::spawn(waiter(cv, log, 2, 2ms));
+    auto c = corio::spawn(waiter(cv, log, 3, 3ms));
+    co_await corio::sleep(5ms);
+    a.cancel();
+    EXPECT_TRUE(co_await was_cancelled(a));
+    {
+      auto g = co_await cv.scoped();
+      cv.notify();
+    }
+    co_await b;
+    EXPECT_EQ(log, (log_t{2})); // exactly one notification, to b
+    EXPECT_EQ(cv.waiting(), 1u);
+    {
+      auto g = co_await cv.scoped();
+      cv.notify();
+    }
+    co_await c;
+    EXPECT_EQ(log, (log_t{2, 3}));
+  });
+}
+
+/// Waits for a notification for at most `d`; returns whether it timed out. Checks it held the lock.
+task<bool> wait_within(corio::condition& cv, corio::duration d) {
+  auto g = co_await cv.scoped();
+  bool timed_out = false;
+  try {
+    auto deadline = corio::timeout(d);
+    co_await cv.wait();
+  } catch (const corio::timeout_error&) {
+    timed_out = true;
+  }
+  EXPECT_TRUE(cv.locked());
+  co_return timed_out;
+}
+
+TEST_P(SyncCondition, TimeoutRaisesOnceTheLockIsHeldAgain) {
+  run([]() -> task<> {
+    corio::condition cv;
+    const auto t0 = corio::event_loop::current()->time();
+    auto h = corio::spawn(wait_within(cv, 5s));
+    co_await corio::sleep(1s);
+    auto g = co_await cv.scoped();
+    co_await corio::sleep(10s); // the deadline passes while we hold the lock
+    EXPECT_FALSE(h.done());
+    g.unlock();
+    EXPECT_TRUE(co_await h);
+    EXPECT_EQ(corio::event_loop::current()->time() - t0, 11s);
+    EXPECT_FALSE(cv.locked());
+  });
+}
+
+TEST_P(SyncCondition, AbandonedWaitersUnlinkThemselves) {
+  corio::condition outlives;
+  log_t log;
+  run_then_abandon([&]() -> task<> {
+    corio::spawn(waiter(outlives, log, 1, 0ms));
+    corio::spawn(waiter(outlives, log, 2, 0ms));
+    co_await corio::sleep(1ms);
+    EXPECT_EQ(outlives.waiting(), 2u);
+    co_await outlives.acquire();
+    outlives.notify(); // 1 queues for the lock, 2 stays on the condition
+  });
+  EXPECT_EQ(outlives.waiting(), 0u);
+  EXPECT_EQ(outlives.underlying_lock().waiting(), 0u);
+  EXPECT_TRUE(log.empty());
+}
+
+} // namespace
