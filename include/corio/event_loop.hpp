@@ -124,9 +124,8 @@ private:
     detail::task_state* task;       // ...as this task,
     detail::timer_node* callback;   // or a callback node to run (handle is null)
   };
-  struct timer_entry {
+  struct timer_entry { // 16 bytes: the sequence number lives in the node
     time_point when;
-    std::uint64_t seq;
     detail::timer_node* node;
   };
   class ring;

@@ -55,7 +55,7 @@ template <class T> struct future_state {
 
 /// A coroutine awaiting a future. Cancelling the awaiting task cancels the future (asyncio's rule),
 /// which wakes every waiter with cancelled_error.
-template <class T> struct future_wait final : wait_node {
+template <class T> struct future_wait final : listed_wait_node {
   std::shared_ptr<future_state<T>> state;
   void detach() noexcept override { state->waiters.remove(this); }
   bool on_cancel() noexcept override {

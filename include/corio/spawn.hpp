@@ -22,10 +22,9 @@ namespace detail {
 /// A spawned task: the loop's task_state, the coroutine (kept at its final suspend until the last
 /// join_handle lets go, since the result lives in its promise), the tasks awaiting it, done callbacks.
 /// References: one while the coroutine runs, one per join_handle.
-template <class T> struct spawned final : task_state, spawn_hook {
+template <class T> struct spawned final : task_state {
   std::coroutine_handle<task_promise<T>> frame;
   int refs = 1;
-  bool retrieved = false; // the result or exception was looked at
   wait_list joiners;
   std::unique_ptr<std::vector<unique_function>> callbacks; // rare: allocated on first use
 
@@ -78,7 +77,7 @@ template <class T> struct spawned final : task_state, spawn_hook {
 
 /// A coroutine awaiting a join_handle. Cancelling the awaiting task cancels the awaited one too (as
 /// asyncio does) and keeps waiting for it to finish; shield() prevents that.
-template <class T> struct join_wait final : wait_node {
+template <class T> struct join_wait final : listed_wait_node {
   spawned<T>* target = nullptr;
   void detach() noexcept override { target->joiners.remove(this); }
   bool on_cancel() noexcept override {

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "corio/detail/frame_pool.hpp"
+#include "corio/detail/task_state.hpp"
 #include "corio/errors.hpp"
 
 namespace corio {
@@ -15,14 +16,6 @@ namespace corio {
 template <class T = void> class task;
 
 namespace detail {
-
-/// Told when a spawned task's coroutine finishes (see spawn.hpp).
-struct spawn_hook {
-  virtual void on_done() noexcept = 0;
-
-protected:
-  ~spawn_hook() = default;
-};
 
 struct task_promise_base;
 /// Debug mode (event_loop::options::debug): reports a task destroyed without being awaited or spawned
@@ -32,7 +25,7 @@ void warn_if_never_awaited(const task_promise_base& p) noexcept;
 struct task_promise_base {
   std::coroutine_handle<> continuation; // the awaiting coroutine
   std::exception_ptr exception;
-  spawn_hook* root = nullptr; // set when the task was spawned: it has no continuation
+  task_state* root = nullptr; // set when the task was spawned: it has no continuation
   bool inline_start = false;  // being run from the awaiter's await_suspend (see task_awaiter)
 
   static void* operator new(std::size_t size) { return frame_allocate(size); }

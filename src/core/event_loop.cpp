@@ -31,7 +31,7 @@ std::uint64_t splitmix(std::uint64_t& s) noexcept {
 }
 
 bool later(const auto& a, const auto& b) noexcept { // heap order: earliest (when, seq) on top
-  return a.when != b.when ? a.when > b.when : a.seq > b.seq;
+  return a.when != b.when ? a.when > b.when : a.node->seq > b.node->seq;
 }
 
 } // namespace
@@ -141,6 +141,7 @@ detail::timer_node* event_loop::new_node() {
   }
   detail::timer_node* n = free_nodes_;
   free_nodes_ = n->next_free;
+  n->waiter = nullptr;
   n->scheduled = true;
   n->cancelled = false;
   return n;
@@ -231,7 +232,8 @@ void event_loop::interrupt(detail::task_state* t) noexcept {
 
 void event_loop::push_timer(time_point when, detail::timer_node* n) {
   n->in_heap = true;
-  timers_.push_back({when, timer_seq_++, n});
+  n->seq = timer_seq_++;
+  timers_.push_back({when, n});
   std::push_heap(timers_.begin(), timers_.end(),
                  [](const timer_entry& a, const timer_entry& b) { return later(a, b); });
 }

@@ -16,9 +16,12 @@ namespace corio::detail {
 /// cancelled -> free. `generation` changes on every free, so a stale timer_handle is recognised.
 struct timer_node {
   event_loop* loop = nullptr;
-  unique_function fn;          // a callback...
-  wait_node* waiter = nullptr; // ...or a wait to complete
-  timer_node* next_free = nullptr;
+  unique_function fn; // a callback...
+  union {
+    wait_node* waiter = nullptr; // ...or a wait to complete (while scheduled)
+    timer_node* next_free;       // while free
+  };
+  std::uint64_t seq = 0; // scheduling order: the tie-break between equal deadlines
   std::uint32_t generation = 0;
   bool scheduled = false;
   bool cancelled = false;

@@ -21,9 +21,9 @@ struct task_state {
   event_loop* loop = nullptr;
   wait_node* waiting = nullptr; // the cancellable wait the task is suspended in, if any
   int cancel_requests = 0;      // cancel() calls not yet taken back by uncancel()
-  int timeouts_fired = 0;       // expired timeout scopes that are still open
+  short timeouts_fired = 0;     // expired timeout scopes that are still open
   bool done = false;
-  bool awaited = false; // someone awaited the result or asked for it (debug mode checks)
+  bool retrieved = false;       // the result or exception was looked at (else: "never retrieved")
   std::uint64_t id = 0;
   std::unique_ptr<const std::string> name; // null when unnamed: most tasks are, and this is 8 bytes
   task_state* prev_task = nullptr;         // the loop's list of live tasks
@@ -45,6 +45,8 @@ struct task_state {
       raise_cancel();
   }
 
+  /// The task's coroutine finished (called from its final suspend; may free the frame and the state).
+  virtual void on_done() noexcept = 0;
   /// Destroys the task's coroutine frames without running them (loop teardown).
   virtual void abandon() noexcept = 0;
 

@@ -11,13 +11,9 @@ struct task_state;
 /// A coroutine suspended on something of the loop's (a timer, an fd, a future, a lock...). Whoever
 /// completes the wait calls wake(); cancelling the waiting task calls cancel(), which withdraws the node
 /// from its source (detach()) and resumes the coroutine, whose await_resume() then raises.
-/// Every node is linked into at most one wait_list at a time.
 struct wait_node {
   std::coroutine_handle<> handle;
   task_state* task = nullptr; // the task to resume as (null: not inside a task)
-  wait_node* prev = nullptr;
-  wait_node* next = nullptr;
-  bool linked = false;
 
   /// Withdraws the node from its source; called before a cancelled coroutine is resumed.
   virtual void detach() noexcept = 0;
@@ -47,6 +43,18 @@ private:
   static void forget_wait(wait_node* w) noexcept;
 };
 
+/// A wait_node that queues in a wait_list (futures, joins, locks, queues...): at most one list at a time.
+/// Timers and fds keep their own bookkeeping, so a sleep or an fd wait does not carry these links.
+struct listed_wait_node : wait_node {
+  listed_wait_node* prev = nullptr;
+  listed_wait_node* next = nullptr;
+  bool linked = false;
+
+protected:
+  listed_wait_node() = default;
+  ~listed_wait_node() = default;
+};
+
 /// An intrusive FIFO of wait_nodes: O(1) push, pop and removal of any node (a cancelled waiter).
 class wait_list {
 public:
@@ -61,9 +69,9 @@ public:
 
   [[nodiscard]] bool empty() const noexcept { return head_ == nullptr; }
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
-  [[nodiscard]] wait_node* front() const noexcept { return head_; }
+  [[nodiscard]] listed_wait_node* front() const noexcept { return head_; }
 
-  void push_back(wait_node* n) noexcept {
+  void push_back(listed_wait_node* n) noexcept {
     n->prev = tail_;
     n->next = nullptr;
     n->linked = true;
@@ -71,13 +79,13 @@ public:
     tail_ = n;
     ++size_;
   }
-  wait_node* pop_front() noexcept {
-    wait_node* n = head_;
+  listed_wait_node* pop_front() noexcept {
+    listed_wait_node* n = head_;
     if (n != nullptr)
       remove(n);
     return n;
   }
-  void remove(wait_node* n) noexcept {
+  void remove(listed_wait_node* n) noexcept {
     if (!n->linked)
       return;
     (n->prev != nullptr ? n->prev->next : head_) = n->next;
@@ -88,8 +96,8 @@ public:
   }
 
 private:
-  wait_node* head_ = nullptr;
-  wait_node* tail_ = nullptr;
+  listed_wait_node* head_ = nullptr;
+  listed_wait_node* tail_ = nullptr;
   std::size_t size_ = 0;
 };
 

@@ -60,7 +60,7 @@ namespace detail {
 ///   must outlive its waiters; if it dies first, its wait_list unlinks them. A node destroyed after
 ///   grant() but before it ran (teardown only) does not pass on what it was given: it does not touch
 ///   the primitive, which may be gone already.
-class sync_waiter : public wait_node {
+class sync_waiter : public listed_wait_node {
 public:
   sync_waiter() = default;
   sync_waiter(const sync_waiter&) = delete;
