@@ -43,7 +43,7 @@ public:
   [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
   void push(const ready_item& item) {
-    if (size_ == buf_.size())
+    if (size_ == buf_.size()) [[unlikely]]
       grow();
     buf_[(head_ + size_) & (buf_.size() - 1)] = item;
     ++size_;
@@ -57,7 +57,7 @@ public:
   ready_item& at(std::size_t i) noexcept { return buf_[(head_ + i) & (buf_.size() - 1)]; }
 
 private:
-  void grow() {
+  [[gnu::noinline]] void grow() {
     std::vector<ready_item> bigger(buf_.empty() ? 64 : buf_.size() * 2);
     for (std::size_t i = 0; i < size_; ++i)
       bigger[i] = at(i);
@@ -413,10 +413,10 @@ duration event_loop::poll_timeout() {
 }
 
 void event_loop::take_threadsafe() {
+  if (!threadsafe_pending_.load(std::memory_order_acquire))
+    return; // the common case: one atomic load, nothing else
   std::vector<detail::unique_function> batch;
   {
-    if (!threadsafe_pending_.load(std::memory_order_acquire))
-      return;
     std::lock_guard lock(threadsafe_mutex_);
     batch.swap(threadsafe_);
     threadsafe_pending_.store(false, std::memory_order_relaxed);
