@@ -12,18 +12,14 @@
 #include <string>
 #include <vector>
 
-#include "leak_check.hpp"
+#include "loop_fixture.hpp"
 
 using namespace std::chrono_literals;
 using corio::task;
 using corio::testing::mock_clock;
+using corio::testing::run_mock;
 
 namespace {
-
-template <class F> auto run_mock(F body) {
-  mock_clock clock;
-  return corio::run(body(&clock), {.clock = &clock});
-}
 
 TEST(Cancel, RaisedAtTheCurrentAwaitPoint) {
   corio::testing::leak_check leaks;

@@ -19,27 +19,21 @@
 #include <vector>
 
 #include "counted.hpp"
-#include "leak_check.hpp"
+#include "loop_fixture.hpp"
 
 using namespace std::chrono_literals;
 using corio::join_handle;
 using corio::none_t;
 using corio::outcome;
 using corio::task;
+using corio::testing::after;
 using corio::testing::counted;
+using corio::testing::fail_after;
 using corio::testing::mock_clock;
+using corio::testing::run_mock;
 
 namespace {
 
-template <class F> auto run_mock(F body, std::uint64_t seed = 0) { // seed != 0: a shuffled loop
-  mock_clock clock;
-  return corio::run(body(&clock), {.clock = &clock, .shuffle = seed != 0, .seed = seed});
-}
-
-task<int> after(corio::duration d, int v) {
-  co_await corio::sleep(d);
-  co_return v;
-}
 task<std::string> text_after(corio::duration d, std::string s) {
   co_await corio::sleep(d);
   co_return s;
@@ -47,10 +41,6 @@ task<std::string> text_after(corio::duration d, std::string s) {
 task<> nothing_after(corio::duration d, int* ran) {
   co_await corio::sleep(d);
   ++*ran;
-}
-task<int> fail_after(corio::duration d, std::string what) {
-  co_await corio::sleep(d);
-  throw std::runtime_error(what);
 }
 task<std::unique_ptr<int>> boxed_after(corio::duration d, int v) {
   co_await corio::sleep(d);

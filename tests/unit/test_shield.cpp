@@ -15,28 +15,18 @@
 #include <string>
 #include <vector>
 
-#include "leak_check.hpp"
+#include "loop_fixture.hpp"
 
 using namespace std::chrono_literals;
 using corio::join_handle;
 using corio::task;
+using corio::testing::after;
+using corio::testing::fail_after;
 using corio::testing::mock_clock;
+using corio::testing::run_mock;
 
 namespace {
 
-template <class F> auto run_mock(F body, std::uint64_t seed = 0) { // seed != 0: a shuffled loop
-  mock_clock clock;
-  return corio::run(body(&clock), {.clock = &clock, .shuffle = seed != 0, .seed = seed});
-}
-
-task<int> after(corio::duration d, int v) {
-  co_await corio::sleep(d);
-  co_return v;
-}
-task<int> fail_after(corio::duration d, std::string what) {
-  co_await corio::sleep(d);
-  throw std::runtime_error(what);
-}
 /// Sleeps `d`; logs "<name> done" or "<name> cancelled".
 task<int> logged(corio::duration d, std::string name, std::vector<std::string>* log) {
   try {

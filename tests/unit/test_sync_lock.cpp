@@ -12,48 +12,21 @@
 #include <cstdint>
 #include <vector>
 
-#include "leak_check.hpp"
+#include "loop_fixture.hpp"
 
 using namespace std::chrono_literals;
 using corio::task;
+using corio::testing::expect_no_other_task;
+using corio::testing::run_then_abandon;
+using corio::testing::was_cancelled;
 
 namespace {
 
 using log_t = std::vector<int>;
 
-// Every test runs with the ready queue in order (seed 0) and shuffled with fixed seeds: no test may
-// depend on the order in which tasks that are ready at the same time happen to run.
-class SyncLock : public ::testing::TestWithParam<std::uint64_t> {
-protected:
-  template <class F> void run(F body) {
-    corio::testing::mock_clock clock;
-    corio::run(body(), {.clock = &clock, .shuffle = GetParam() != 0, .seed = GetParam()});
-  }
-  // Frames are freed for real, not recycled, so that ASan sees any use of a destroyed frame.
-  bool recycling_ = corio::detail::set_frame_recycling(false);
-  corio::testing::leak_check leaks_;
-  ~SyncLock() override { corio::detail::set_frame_recycling(recycling_); }
-};
+class SyncLock : public corio::testing::ordered_and_shuffled {};
 
-/// Runs `body` on a loop that is then destroyed without cancelling the tasks still alive: their frames
-/// are destroyed where they wait (loop teardown), so their waiters must unlink themselves.
-template <class F> void run_then_abandon(F body) {
-  corio::testing::mock_clock clock;
-  corio::event_loop loop({.clock = &clock});
-  corio::run_until_complete(loop, body());
-}
-INSTANTIATE_TEST_SUITE_P(Order, SyncLock, ::testing::Values(0u, 1u, 7u, 2024u));
-
-/// Awaits a task that may have been cancelled; true if it was.
-template <class T> task<bool> was_cancelled(corio::join_handle<T> h) {
-  try {
-    co_await h;
-  } catch (const corio::cancelled_error&) {
-  }
-  co_return h.cancelled();
-}
-
-void expect_no_other_task() { EXPECT_EQ(corio::event_loop::current()->task_count(), 1u); }
+INSTANTIATE_TEST_SUITE_P(Order, SyncLock, corio::testing::ready_orders());
 
 /// Arrives after `arrive`, takes the lock, logs `id`, holds it for `hold`.
 task<> locker(corio::lock& lk, log_t& log, int id, corio::duration arrive, corio::duration hold) {

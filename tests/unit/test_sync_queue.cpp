@@ -15,47 +15,23 @@
 #include <string>
 #include <vector>
 
-#include "leak_check.hpp"
+#include "loop_fixture.hpp"
 
 using namespace std::chrono_literals;
 using corio::task;
+using corio::testing::expect_no_other_task;
+using corio::testing::run_then_abandon;
+using corio::testing::was_cancelled;
 
 namespace {
 
 using log_t = std::vector<int>;
 using int_queue = corio::queue<int>;
 
-// Every test runs with the ready queue in order (seed 0) and shuffled with fixed seeds.
-class SyncQueue : public ::testing::TestWithParam<std::uint64_t> {
-protected:
-  template <class F> void run(F body) {
-    corio::testing::mock_clock clock;
-    corio::run(body(), {.clock = &clock, .shuffle = GetParam() != 0, .seed = GetParam()});
-  }
-  // Frames are freed for real, not recycled, so that ASan sees any use of a destroyed frame.
-  bool recycling_ = corio::detail::set_frame_recycling(false);
-  corio::testing::leak_check leaks_;
-  ~SyncQueue() override { corio::detail::set_frame_recycling(recycling_); }
-};
+class SyncQueue : public corio::testing::ordered_and_shuffled {};
 
-/// Runs `body` on a loop that is then destroyed without cancelling the tasks still alive: their frames
-/// are destroyed where they wait (loop teardown), so their waiters must unlink themselves.
-template <class F> void run_then_abandon(F body) {
-  corio::testing::mock_clock clock;
-  corio::event_loop loop({.clock = &clock});
-  corio::run_until_complete(loop, body());
-}
-INSTANTIATE_TEST_SUITE_P(Order, SyncQueue, ::testing::Values(0u, 1u, 7u, 2024u));
+INSTANTIATE_TEST_SUITE_P(Order, SyncQueue, corio::testing::ready_orders());
 
-template <class T> task<bool> was_cancelled(corio::join_handle<T> h) {
-  try {
-    co_await h;
-  } catch (const corio::cancelled_error&) {
-  }
-  co_return h.cancelled();
-}
-
-void expect_no_other_task() { EXPECT_EQ(corio::event_loop::current()->task_count(), 1u); }
 corio::time_point now() { return corio::event_loop::current()->time(); }
 
 /// Arrives after `arrive`, gets one item and logs it.

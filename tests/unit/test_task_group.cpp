@@ -10,28 +10,16 @@
 #include <string>
 #include <vector>
 
-#include "leak_check.hpp"
+#include "loop_fixture.hpp"
 
 using namespace std::chrono_literals;
 using corio::task;
+using corio::testing::after;
+using corio::testing::fail_after;
 using corio::testing::mock_clock;
+using corio::testing::run_mock;
 
 namespace {
-
-task<int> after(std::chrono::seconds d, int v) {
-  co_await corio::sleep(d);
-  co_return v;
-}
-
-task<int> fail_after(std::chrono::seconds d, std::string what) {
-  co_await corio::sleep(d);
-  throw std::runtime_error(what);
-}
-
-template <class F> auto run_mock(F body) {
-  mock_clock clock;
-  return corio::run(body(&clock), {.clock = &clock});
-}
 
 TEST(TaskGroup, WaitsForEveryChild) {
   corio::testing::leak_check leaks;
