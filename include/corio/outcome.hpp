@@ -42,17 +42,7 @@ public:
   /// The exception, or null when there is a value.
   [[nodiscard]] const std::exception_ptr& exception() const noexcept { return error_; }
   /// True if the exception is a cancelled_error (a task that was cancelled; timeout_error included).
-  [[nodiscard]] bool cancelled() const noexcept {
-    if (!error_)
-      return false;
-    try {
-      std::rethrow_exception(error_);
-    } catch (const cancelled_error&) {
-      return true;
-    } catch (...) {
-      return false;
-    }
-  }
+  [[nodiscard]] bool cancelled() const noexcept { return is_cancellation(error_); }
 
   /// The value; the exception rethrown if there is none.
   decltype(auto) value() & {
