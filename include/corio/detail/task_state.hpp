@@ -23,7 +23,7 @@ struct task_state {
   int cancel_requests = 0;      // cancel() calls not yet taken back by uncancel()
   short timeouts_fired = 0;     // expired timeout scopes that are still open
   bool done = false;
-  bool retrieved = false;       // the result or exception was looked at (else: "never retrieved")
+  bool retrieved = false; // the result or exception was looked at (else: "never retrieved")
   std::uint64_t id = 0;
   std::unique_ptr<const std::string> name; // null when unnamed: most tasks are, and this is 8 bytes
   task_state* prev_task = nullptr;         // the loop's list of live tasks
