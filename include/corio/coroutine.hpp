@@ -68,7 +68,7 @@ private:
 public:
   class promise_type : public chain, public detail::return_slot<R> {
   public:
-    promise_type() noexcept { this->self = std::coroutine_handle<promise_type>::from_promise(*this); }
+    promise_type() noexcept { this->attach(std::coroutine_handle<promise_type>::from_promise(*this)); }
     coroutine get_return_object() noexcept { return coroutine(this->self); }
 
     using chain::yield_value;
@@ -90,15 +90,18 @@ public:
       detail::destroy_chain(promise());
   }
 
-  step_type next() { return resume(nullptr); }
+  step_type next() { return resume(); }
 
   step_type send(send_param value) requires(!std::is_void_v<S>) {
     if (!handle_)
       return {};
     promise_type& p = promise();
-    detail::check_not_executing(p);
-    if (!p.started)
+    if (p.state != detail::chain_state::yielded) [[unlikely]] {
+      if (p.state == detail::chain_state::finished)
+        return exhausted();
+      detail::check_not_executing(p);
       throw just_started_error();
+    }
     p.send = &value;
     detail::drive(p);
     return collect();
@@ -110,13 +113,17 @@ public:
       throw coroutine_error("coroutine::throw_: null exception_ptr");
     if (!handle_)
       std::rethrow_exception(e);
-    detail::check_not_executing(promise());
-    if (!promise().started) {
+    promise_type& p = promise();
+    detail::check_not_executing(p);
+    if (p.state != detail::chain_state::yielded) { // not started, or finished by a delegation
       finish();
       std::rethrow_exception(e);
     }
-    promise().active->pending = std::move(e);
-    return resume(nullptr);
+    p.active->pending = std::move(e);
+    if constexpr (!std::is_void_v<S>)
+      p.send = nullptr; // the yield raises instead of reading a sent value
+    detail::drive(p);
+    return collect();
   }
   template <class E>
   requires(!std::is_same_v<std::remove_cvref_t<E>, std::exception_ptr>) step_type throw_(E&& e) {
@@ -126,13 +133,11 @@ public:
   void close();
 
   /// Finished: returned, raised, closed, or moved from.
-  [[nodiscard]] bool done() const noexcept { return !handle_; }
+  [[nodiscard]] bool done() const noexcept { return !handle_ || promise().state == detail::chain_state::finished; }
   /// True while the body runs (Python's gi_running).
-  [[nodiscard]] bool running() const noexcept {
-    return handle_ && (promise().busy & detail::chain_link::executing) != 0;
-  }
+  [[nodiscard]] bool running() const noexcept { return handle_ && promise().state == detail::chain_state::running; }
   /// True once next()/send()/throw_() resumed the body.
-  [[nodiscard]] bool started() const noexcept { return !handle_ || promise().started; }
+  [[nodiscard]] bool started() const noexcept { return !handle_ || promise().state != detail::chain_state::initial; }
 
 private:
   friend detail::chain_access;
@@ -153,24 +158,37 @@ private:
     }
   }
 
-  step_type resume(S* sent) {
+  /// next(): resumes with nothing sent. A started coroutine<Y, S> then receives S{} (Python's None).
+  step_type resume() {
     if (!handle_)
       return {};
     promise_type& p = promise();
-    detail::check_not_executing(p); // before touching the send slot of a running coroutine
+    if (p.state != detail::chain_state::yielded) [[unlikely]] {
+      if (p.state == detail::chain_state::finished)
+        return exhausted();
+      detail::check_not_executing(p); // before touching the send slot of a running coroutine
+    }
     if constexpr (!std::is_void_v<S>) {
-      if (sent == nullptr && p.started && !p.active->pending) {
+      if (p.state == detail::chain_state::yielded) {
         if constexpr (std::default_initializable<S>) {
           S nothing{};
-          return resume(&nothing);
+          p.send = &nothing;
+          detail::drive(p);
+          return collect();
         } else {
           throw coroutine_error("coroutine::next(): the coroutine waits for a value and S has no default; use send()");
         }
       }
-      p.send = sent;
+      p.send = nullptr;
     }
     detail::drive(p);
     return collect();
+  }
+
+  /// The coroutine finished as the source of a yield_from, which took its result: only the frame is left.
+  [[gnu::noinline]] step_type exhausted() noexcept {
+    finish();
+    return {};
   }
 
   step_type collect() {
@@ -207,7 +225,7 @@ template <class Y, class S, class R> void coroutine<Y, S, R>::close() {
     return;
   promise_type& p = promise();
   detail::check_not_executing(p);
-  if (!p.started)
+  if (p.state != detail::chain_state::yielded) // not started, or finished by a delegation
     return finish();
   p.active->pending = std::make_exception_ptr(generator_exit{});
   p.closing = true;

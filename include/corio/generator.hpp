@@ -39,7 +39,7 @@ public:
 
   class promise_type : public chain {
   public:
-    promise_type() noexcept { this->self = std::coroutine_handle<promise_type>::from_promise(*this); }
+    promise_type() noexcept { this->attach(std::coroutine_handle<promise_type>::from_promise(*this)); }
     generator get_return_object() noexcept { return generator(this->self); }
     static void return_void() noexcept {}
 
@@ -95,7 +95,7 @@ public:
   iterator begin() {
     if (!handle_)
       return iterator{};
-    if (!promise().started)
+    if (promise().state == detail::chain_state::initial)
       advance(promise());
     return iterator{&promise()};
   }
@@ -126,12 +126,16 @@ private:
   }
   static void take_result() noexcept {}
 
+  /// Resumes the chain to its next yield. The per-element path is one compare, one resume and one
+  /// compare; starting, finishing and misuse are the slow path.
   static void advance(chain& root) {
-    if (root.state == detail::chain_state::finished) [[unlikely]]
-      return;
-    detail::check_not_executing(root);
+    if (root.state != detail::chain_state::yielded) [[unlikely]] {
+      if (root.state == detail::chain_state::finished)
+        return;
+      detail::check_not_executing(root);
+    }
     detail::drive(root);
-    if (root.state == detail::chain_state::finished) [[unlikely]]
+    if (root.state != detail::chain_state::yielded) [[unlikely]]
       detail::rethrow_if(root.exception);
   }
 

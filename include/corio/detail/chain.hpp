@@ -22,10 +22,14 @@
 
 namespace corio::detail {
 
+// The state byte. The driver may resume a chain only in `initial` or `yielded`; everything else is a
+// slow path, so a single compare guards the per-element path (`>= running` means "may not resume").
 enum class chain_state : unsigned char {
-  running,  // the driver is resuming frames
-  yielded,  // the leaf yielded: the root's value pointer is set
-  finished, // the root frame reached its final suspend
+  initial,   // created; the body has not started (Python: gi_frame.f_lasti == -1)
+  yielded,   // suspended at a co_yield; on the root, `value` points at the yielded object
+  finished,  // the root reached its final suspend, or the delegation to this frame ended
+  running,   // the driver is resuming frames of this chain (Python: gi_running)
+  delegated, // a non-root frame of another chain: only that chain's driver resumes it
 };
 
 /// One frame of a chain. Every generator/coroutine promise derives from it; it never moves.
@@ -34,25 +38,27 @@ struct chain_link {
   chain_link(const chain_link&) = delete;
   chain_link& operator=(const chain_link&) = delete;
 
+  // Root only, read by the driver on every element: kept first, next to each other.
+  std::coroutine_handle<> leaf;             // the innermost frame's handle: the one the driver resumes
+  chain_state state = chain_state::initial; // on a non-root frame: only `delegated` or `finished` matter
+  bool closing = false;                     // close() is in progress: PEP 380 re-raises generator_exit
+
   std::coroutine_handle<> self;             // this frame
-  chain_link* parent = nullptr;             // the frame delegating to us, null unless delegated to
   chain_link* root = this;                  // the outermost frame of our chain
+  chain_link* active = this;                // root only: the innermost frame (`leaf` is its handle)
+  chain_link* parent = nullptr;             // the frame delegating to us, null unless delegated to
   std::coroutine_handle<>* owner = nullptr; // the handle slot owning us while delegated to (see destroy_chain)
   std::exception_ptr exception;             // escaped this frame: the parent or the driver rethrows it
   std::exception_ptr pending;               // raised at this frame's yield when it resumes (throw_/close
                                             // put it on the innermost frame)
 
-  // The fields below are used on the root only.
-  chain_link* active = this; // innermost frame: the one the driver resumes
-  chain_state state = chain_state::running;
-  bool started = false; // resumed at least once (Python: gi_frame.f_lasti != -1)
-  bool closing = false; // close() is in progress: PEP 380 re-raises generator_exit
-
-  // May the driver resume this frame? Not while it runs, nor while it is delegated to (it then belongs
-  // to its delegator's chain). One byte, so the hot path tests both at once.
-  static constexpr unsigned char executing = 1; // inside drive() (Python: gi_running)
-  static constexpr unsigned char delegated = 2; // the innermost-or-middle frame of another chain
-  unsigned char busy = 0;
+  /// Called by the promise's constructor: a frame starts as the only frame of its own chain.
+  void attach(std::coroutine_handle<> h) noexcept { self = leaf = h; }
+  /// Root only: makes `f` the frame the driver resumes next.
+  void set_active(chain_link* f) noexcept {
+    active = f;
+    leaf = f->self;
+  }
 
   void unhandled_exception() noexcept { exception = std::current_exception(); }
 
@@ -61,7 +67,7 @@ struct chain_link {
     template <class P> static void await_suspend(std::coroutine_handle<P> h) noexcept {
       chain_link& f = h.promise();
       if (f.parent != nullptr)
-        f.root->active = f.parent; // the trampoline resumes the parent next
+        f.root->set_active(f.parent); // the trampoline resumes the parent next
       else
         f.state = chain_state::finished;
     }
@@ -73,30 +79,29 @@ struct chain_link {
 
 [[noreturn]] void throw_already_executing();
 
-/// Throws if the chain rooted at `root` may not be resumed now (it is running, or delegated to).
-inline void check_not_executing(const chain_link& root) {
-  if (root.busy != 0) [[unlikely]]
+/// Throws if the frame may not be driven now: its chain is running, or it is delegated to (it then
+/// belongs to its delegator's chain).
+inline void check_not_executing(const chain_link& f) {
+  if (f.state >= chain_state::running) [[unlikely]]
     throw_already_executing();
 }
 
 /// The rest of the trampoline, when a frame started or finished a delegation instead of yielding.
 [[gnu::noinline]] inline void drive_on(chain_link& root) {
   do
-    root.active->self.resume();
+    root.leaf.resume();
   while (root.state == chain_state::running);
 }
 
-/// The trampoline: resume the innermost frame until the chain yields or the root finishes. The common
-/// case — the innermost frame yields — is a single resume. Frames never throw out of resume():
-/// unhandled_exception() stores the exception in the frame. The caller checked check_not_executing().
+/// The trampoline: resume the innermost frame until the chain yields or the root finishes; `state` is
+/// then `yielded` or `finished`. The common case — the innermost frame yields — is a single resume.
+/// Frames never throw out of resume(): unhandled_exception() stores the exception in the frame. The
+/// caller made sure the state is `initial` or `yielded`.
 inline void drive(chain_link& root) {
   root.state = chain_state::running;
-  root.started = true;
-  root.busy = chain_link::executing;
-  root.active->self.resume();
+  root.leaf.resume();
   if (root.state == chain_state::running) [[unlikely]]
     drive_on(root);
-  root.busy = 0;
 }
 
 /// Destroys a suspended chain from the leaf up to the root in a loop, so a 100k-deep chain does not
@@ -241,22 +246,28 @@ template <class Child, class Chain> struct delegate_awaiter : resume_value<typen
   void await_suspend(std::coroutine_handle<>) {
     chain_link& c = chain_access::link(child);
     Chain& root = parent->root_promise();
-    if (c.started)
+    if (c.state == chain_state::yielded)
       this->prime(root); // the child sits at a yield: resume it with "nothing"
+    // The child may itself delegate (a coroutine driven on its own first): its whole chain joins ours,
+    // and the driver resumes its innermost frame.
+    chain_link* leaf = c.active;
+    for (chain_link* f = leaf; f != &c; f = f->parent)
+      f->root = &root;
     c.parent = parent;
-    c.busy = chain_link::delegated;
+    c.state = chain_state::delegated;
     c.root = &root;
     c.owner = &chain_access::handle(child);
-    c.started = true;
-    root.active = &c; // the trampoline resumes the child next
+    root.set_active(leaf); // the trampoline resumes the child next
   }
   decltype(auto) await_resume() {
     if (chain_access::handle(child)) {
       chain_link& c = chain_access::link(child);
       c.parent = nullptr;
-      c.busy = 0;
       c.root = &c;
+      c.active = &c;
+      c.leaf = c.self;
       c.owner = nullptr;
+      c.state = chain_state::finished; // so that driving it afterwards (an lvalue source) is a no-op
       rethrow_if(c.exception);
       // PEP 380: if close() made the child finish without raising, generator_exit is re-raised here.
       if (parent->root->closing)
