@@ -119,10 +119,11 @@ public:
       finish();
       std::rethrow_exception(e);
     }
-    p.active->pending = std::move(e);
     if constexpr (!std::is_void_v<S>)
       p.send = nullptr; // the yield raises instead of reading a sent value
+    detail::set_pending_throw(std::move(e));
     detail::drive(p);
+    detail::clear_pending_throw();
     return collect();
   }
   template <class E>
@@ -147,7 +148,10 @@ private:
     return std::coroutine_handle<promise_type>::from_address(handle_.address()).promise();
   }
 
-  void finish() noexcept { std::exchange(handle_, nullptr).destroy(); }
+  void finish() noexcept {
+    promise().exception.release();
+    std::exchange(handle_, nullptr).destroy();
+  }
 
   /// For yield_from: the return value of a sub-coroutine that has just finished.
   R take_result() {
@@ -202,7 +206,7 @@ private:
   /// per-yield path.
   [[gnu::noinline]] step_type collect_finished() {
     promise_type& p = promise();
-    std::exception_ptr e = std::exchange(p.exception, nullptr);
+    std::exception_ptr e = p.exception.take();
     if (e) {
       finish();
       std::rethrow_exception(e);
@@ -227,15 +231,16 @@ template <class Y, class S, class R> void coroutine<Y, S, R>::close() {
   detail::check_not_executing(p);
   if (p.state != detail::chain_state::yielded) // not started, or finished by a delegation
     return finish();
-  p.active->pending = std::make_exception_ptr(generator_exit{});
   p.closing = true;
   if constexpr (!std::is_void_v<S>)
     p.send = nullptr;
+  detail::set_pending_throw(std::make_exception_ptr(generator_exit{}));
   detail::drive(p);
+  detail::clear_pending_throw();
   p.closing = false;
   if (p.state == detail::chain_state::yielded)
     throw ignored_exit_error(); // the coroutine stays suspended at the yield it answered with
-  std::exception_ptr e = std::exchange(p.exception, nullptr);
+  std::exception_ptr e = p.exception.take();
   finish();
   if (e) {
     try {

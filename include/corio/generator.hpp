@@ -65,13 +65,16 @@ public:
 
     iterator() = default;
     reference operator*() const noexcept { return *root_->value; }
-    iterator& operator++() {
+    [[gnu::always_inline]] iterator& operator++() {
       advance(*root_);
       return *this;
     }
     void operator++(int) { ++*this; }
+    /// At the end once the generator finished. "Not at a yield" is the test — it also holds while the
+    /// body runs or is delegated to, when this iterator cannot get another element either (begin()
+    /// reports those as already_executing_error) — since it is the compare advance() makes anyway.
     friend bool operator==(const iterator& it, std::default_sentinel_t) noexcept {
-      return it.root_ == nullptr || it.root_->state == detail::chain_state::finished;
+      return it.root_ == nullptr || it.root_->state != detail::chain_state::yielded;
     }
 
   private:
@@ -91,13 +94,15 @@ public:
       detail::destroy_chain(promise());
   }
 
-  /// Starts the body on the first call; later calls return an iterator at the current element.
+  /// Starts the body on the first call; later calls return an iterator at the current element. Throws
+  /// already_executing_error from inside the body, or while the generator is delegated to.
   iterator begin() {
     if (!handle_)
       return iterator{};
-    if (promise().state == detail::chain_state::initial)
-      advance(promise());
-    return iterator{&promise()};
+    chain& p = promise();
+    if (p.state != detail::chain_state::yielded)
+      advance_slow(p); // starts it, or throws, or nothing if finished
+    return iterator{&p};
   }
   static std::default_sentinel_t end() noexcept { return {}; }
 
@@ -126,16 +131,31 @@ private:
   }
   static void take_result() noexcept {}
 
-  /// Resumes the chain to its next yield. The per-element path is one compare, one resume and one
-  /// compare; starting, finishing and misuse are the slow path.
-  static void advance(chain& root) {
-    if (root.state != detail::chain_state::yielded) [[unlikely]] {
-      if (root.state == detail::chain_state::finished)
-        return;
-      detail::check_not_executing(root);
-    }
-    detail::drive(root);
+  /// Resumes the chain to its next yield. The per-element path — the innermost frame yields again —
+  /// is a compare, a store, an indirect call and a compare; it is inlined into the consumer's loop.
+  /// Starting, finishing, delegating and misuse take the out-of-line paths.
+  [[gnu::always_inline]] static void advance(chain& root) {
     if (root.state != detail::chain_state::yielded) [[unlikely]]
+      return advance_slow(root);
+    root.state = detail::chain_state::running;
+    root.leaf.resume();
+    if (root.state != detail::chain_state::yielded) [[unlikely]]
+      after_resume(root);
+  }
+  /// advance() on a chain that is not suspended at a yield: not started yet, finished, or misused.
+  [[gnu::noinline]] static void advance_slow(chain& root) {
+    if (root.state == detail::chain_state::finished)
+      return;
+    detail::check_not_executing(root);
+    detail::drive(root);
+    if (root.state == detail::chain_state::finished)
+      detail::rethrow_if(root.exception);
+  }
+  /// The resumption did not end at a yield: run the trampoline on, then report what escaped the root.
+  [[gnu::noinline]] static void after_resume(chain& root) {
+    if (root.state == detail::chain_state::running)
+      detail::drive_on(root);
+    if (root.state == detail::chain_state::finished)
       detail::rethrow_if(root.exception);
   }
 

@@ -10,6 +10,7 @@
 // tail call on g++ 12 (HAZARDS.md §1), so we do not rely on it.
 #pragma once
 
+#include <atomic>
 #include <concepts>
 #include <coroutine>
 #include <exception>
@@ -32,6 +33,48 @@ enum class chain_state : unsigned char {
   delegated, // a non-root frame of another chain: only that chain's driver resumes it
 };
 
+/// An exception_ptr member whose destructor does nothing. With a real exception_ptr in the promise,
+/// destroying a frame calls its destructor, and GCC then saves a register on every resumption of every
+/// generator (a push and a pop per element). Every path that reads the exception moves it out, and the
+/// chain empties the slot before it destroys a frame (release()), so nothing leaks.
+class exception_slot {
+public:
+  exception_slot() noexcept : e_() {}
+  exception_slot(const exception_slot&) = delete;
+  exception_slot& operator=(const exception_slot&) = delete;
+  ~exception_slot() {} // deliberately leaves e_ alone: see release()
+
+  void set(std::exception_ptr e) noexcept { e_ = std::move(e); }
+  [[nodiscard]] explicit operator bool() const noexcept { return static_cast<bool>(e_); }
+  [[nodiscard]] std::exception_ptr take() noexcept { return std::exchange(e_, nullptr); }
+  void release() noexcept { e_ = nullptr; }
+
+private:
+  union {
+    std::exception_ptr e_;
+  };
+};
+
+/// throw_() and close() raise their exception at the innermost frame's co_yield. Instead of a field of
+/// the frame that every resumed co_yield would have to load and test, the exception waits in a
+/// thread-local slot, and this process-wide count says whether any thread has one waiting: the
+/// per-element path tests one global word. The count is non-zero only between throw_()/close() setting
+/// the slot and the resumed co_yield taking it — the first code that runs after the driver resumes the
+/// frame — so other threads see it set for a moment at most, and then only take the slow path.
+extern std::atomic<unsigned> throws_waiting;
+/// throw_()/close(): `e` is raised by the next co_yield this thread resumes.
+void set_pending_throw(std::exception_ptr e) noexcept;
+/// After the resumption: forgets the exception if no co_yield took it (a defensive no-op).
+void clear_pending_throw() noexcept;
+/// A co_yield that saw throws_waiting set: raises this thread's waiting exception, if any.
+[[gnu::cold]] void raise_pending_throw();
+
+/// Every co_yield does this when it resumes.
+[[gnu::always_inline]] inline void raise_if_thrown() {
+  if (throws_waiting.load(std::memory_order_relaxed) != 0) [[unlikely]]
+    raise_pending_throw();
+}
+
 /// One frame of a chain. Every generator/coroutine promise derives from it; it never moves.
 struct chain_link {
   chain_link() = default;
@@ -48,9 +91,7 @@ struct chain_link {
   chain_link* active = this;                // root only: the innermost frame (`leaf` is its handle)
   chain_link* parent = nullptr;             // the frame delegating to us, null unless delegated to
   std::coroutine_handle<>* owner = nullptr; // the handle slot owning us while delegated to (see destroy_chain)
-  std::exception_ptr exception;             // escaped this frame: the parent or the driver rethrows it
-  std::exception_ptr pending;               // raised at this frame's yield when it resumes (throw_/close
-                                            // put it on the innermost frame)
+  exception_slot exception;                 // escaped this frame: the parent or the driver rethrows it
 
   /// Called by the promise's constructor: a frame starts as the only frame of its own chain.
   void attach(std::coroutine_handle<> h) noexcept { self = leaf = h; }
@@ -60,7 +101,7 @@ struct chain_link {
     leaf = f->self;
   }
 
-  void unhandled_exception() noexcept { exception = std::current_exception(); }
+  void unhandled_exception() noexcept { exception.set(std::current_exception()); }
 
   struct final_awaiter {
     static constexpr bool await_ready() noexcept { return false; }
@@ -112,47 +153,57 @@ inline void destroy_chain(chain_link& root) noexcept {
   while (f != &root) {
     chain_link* parent = f->parent;
     *f->owner = nullptr;
+    f->exception.release();
     f->self.destroy();
     f = parent;
   }
+  root.exception.release();
   root.self.destroy();
 }
 
 /// Rethrows and clears `e`. Out of line: it keeps the exception_ptr temporaries off the hot paths.
-[[noreturn, gnu::noinline, gnu::cold]] inline void rethrow_now(std::exception_ptr& e) {
-  std::rethrow_exception(std::exchange(e, nullptr));
-}
+[[noreturn, gnu::noinline, gnu::cold]] inline void rethrow_now(exception_slot& e) { std::rethrow_exception(e.take()); }
 /// Rethrows and clears `e` if it is set.
-inline void rethrow_if(std::exception_ptr& e) {
+inline void rethrow_if(exception_slot& e) {
   if (e) [[unlikely]]
     rethrow_now(e);
 }
 
-/// The awaiter of a `co_yield`: it publishes the yielded object on the root and, on resumption, raises
-/// what throw_()/close() asked for, or hands over the sent value. Root is the chain_promise type.
-template <class Root> struct yield_awaiter {
+/// The awaiter of a `co_yield` (the yielded object is already published on the root). On resumption it
+/// raises what throw_()/close() asked for and, in a chain with a sent type S, hands over the sent value.
+template <class Root, class S> struct yield_awaiter {
   Root* frame; // the yielding frame; its root is looked up again on resumption, since a suspended
                // coroutine may be delegated to (re-rooted) before it resumes
 
+  explicit yield_awaiter(Root* r) noexcept : frame(r) {}
   static constexpr bool await_ready() noexcept { return false; }
   static constexpr void await_suspend(std::coroutine_handle<>) noexcept {}
-  decltype(auto) await_resume() {
-    rethrow_if(frame->pending);
-    if constexpr (requires { frame->send; }) {
-      Root& root = frame->root_promise();
-      return std::remove_pointer_t<decltype(root.send)>(std::move(*root.send));
-    }
+  S await_resume() {
+    raise_if_thrown();
+    return S(std::move(*frame->root_promise().send));
   }
+};
+/// Without a sent type the awaiter needs nothing from the frame: resuming a generator's co_yield is a
+/// single test of throws_waiting.
+template <class Root> struct yield_awaiter<Root, void> {
+  explicit yield_awaiter(Root*) noexcept {}
+  static constexpr bool await_ready() noexcept { return false; }
+  static constexpr void await_suspend(std::coroutine_handle<>) noexcept {}
+  static void await_resume() { raise_if_thrown(); }
 };
 
 /// A yield of an lvalue into a chain that hands out mutable references: the awaiter keeps a copy, so the
 /// consumer can modify or move the object without touching the coroutine's own variable.
-template <class Root> struct copy_yield_awaiter : yield_awaiter<Root> {
+template <class Root, class S> struct copy_yield_awaiter : yield_awaiter<Root, S> {
   std::remove_cv_t<std::remove_pointer_t<decltype(Root::value)>> copy;
 
-  template <class U> copy_yield_awaiter(Root* r, U&& u) : yield_awaiter<Root>{r}, copy(std::forward<U>(u)) {}
-  // Published here, once the awaiter sits at its final address in the frame.
-  void await_suspend(std::coroutine_handle<>) noexcept { this->frame->publish(&copy); }
+  // yield_value() returns the awaiter as a prvalue, so it is constructed in place in the frame (it is not
+  // movable, which guarantees it): `copy` is at its final address here.
+  template <class U> copy_yield_awaiter(Root* r, U&& u) : yield_awaiter<Root, S>(r), copy(std::forward<U>(u)) {
+    r->publish(&copy);
+  }
+  copy_yield_awaiter(const copy_yield_awaiter&) = delete;
+  copy_yield_awaiter& operator=(const copy_yield_awaiter&) = delete;
 };
 
 /// The sent value slot of a root: a pointer to the driver's argument, valid during the resumption.
@@ -177,21 +228,21 @@ template <class Y, class S, bool ByRef> struct chain_promise : chain_link, send_
   }
 
   /// Yielding an rvalue hands out its address (the temporary lives until the leaf resumes): no copy.
-  yield_awaiter<chain_promise> yield_value(Y&& v) noexcept {
+  yield_awaiter<chain_promise, S> yield_value(Y&& v) noexcept {
     publish(std::addressof(v));
-    return {this};
+    return yield_awaiter<chain_promise, S>(this);
   }
-  yield_awaiter<chain_promise> yield_value(Y& v) noexcept requires ByRef {
+  yield_awaiter<chain_promise, S> yield_value(Y& v) noexcept requires ByRef {
     publish(std::addressof(v));
-    return {this};
+    return yield_awaiter<chain_promise, S>(this);
   }
-  copy_yield_awaiter<chain_promise> yield_value(const Y& v) requires(!ByRef && std::is_copy_constructible_v<Y>) {
+  copy_yield_awaiter<chain_promise, S> yield_value(const Y& v) requires(!ByRef && std::is_copy_constructible_v<Y>) {
     return {this, v};
   }
   /// Yielding anything else converts it to Y first.
   template <class U>
   requires(!std::is_same_v<std::remove_cvref_t<U>, std::remove_cv_t<Y>> &&
-           std::is_constructible_v<std::remove_cv_t<Y>, U>) copy_yield_awaiter<chain_promise> yield_value(U&& u) {
+           std::is_constructible_v<std::remove_cv_t<Y>, U>) copy_yield_awaiter<chain_promise, S> yield_value(U&& u) {
     return {this, std::forward<U>(u)};
   }
 };
