@@ -148,10 +148,7 @@ private:
     return std::coroutine_handle<promise_type>::from_address(handle_.address()).promise();
   }
 
-  void finish() noexcept {
-    promise().exception.release();
-    std::exchange(handle_, nullptr).destroy();
-  }
+  void finish() noexcept { std::exchange(handle_, nullptr).destroy(); }
 
   /// For yield_from: the return value of a sub-coroutine that has just finished.
   R take_result() {
@@ -206,7 +203,7 @@ private:
   /// per-yield path.
   [[gnu::noinline]] step_type collect_finished() {
     promise_type& p = promise();
-    std::exception_ptr e = p.exception.take();
+    std::exception_ptr e = std::exchange(p.exception, nullptr);
     if (e) {
       finish();
       std::rethrow_exception(e);
@@ -240,7 +237,7 @@ template <class Y, class S, class R> void coroutine<Y, S, R>::close() {
   p.closing = false;
   if (p.state == detail::chain_state::yielded)
     throw ignored_exit_error(); // the coroutine stays suspended at the yield it answered with
-  std::exception_ptr e = p.exception.take();
+  std::exception_ptr e = std::exchange(p.exception, nullptr);
   finish();
   if (e) {
     try {

@@ -33,28 +33,6 @@ enum class chain_state : unsigned char {
   delegated, // a non-root frame of another chain: only that chain's driver resumes it
 };
 
-/// An exception_ptr member whose destructor does nothing. With a real exception_ptr in the promise,
-/// destroying a frame calls its destructor, and GCC then saves a register on every resumption of every
-/// generator (a push and a pop per element). Every path that reads the exception moves it out, and the
-/// chain empties the slot before it destroys a frame (release()), so nothing leaks.
-class exception_slot {
-public:
-  exception_slot() noexcept : e_() {}
-  exception_slot(const exception_slot&) = delete;
-  exception_slot& operator=(const exception_slot&) = delete;
-  ~exception_slot() {} // deliberately leaves e_ alone: see release()
-
-  void set(std::exception_ptr e) noexcept { e_ = std::move(e); }
-  [[nodiscard]] explicit operator bool() const noexcept { return static_cast<bool>(e_); }
-  [[nodiscard]] std::exception_ptr take() noexcept { return std::exchange(e_, nullptr); }
-  void release() noexcept { e_ = nullptr; }
-
-private:
-  union {
-    std::exception_ptr e_;
-  };
-};
-
 /// throw_() and close() raise their exception at the innermost frame's co_yield. Instead of a field of
 /// the frame that every resumed co_yield would have to load and test, the exception waits in a
 /// thread-local slot, and this process-wide count says whether any thread has one waiting: the
@@ -91,7 +69,7 @@ struct chain_link {
   chain_link* active = this;                // root only: the innermost frame (`leaf` is its handle)
   chain_link* parent = nullptr;             // the frame delegating to us, null unless delegated to
   std::coroutine_handle<>* owner = nullptr; // the handle slot owning us while delegated to (see destroy_chain)
-  exception_slot exception;                 // escaped this frame: the parent or the driver rethrows it
+  std::exception_ptr exception;             // escaped this frame: the parent or the driver rethrows it
 
   /// Called by the promise's constructor: a frame starts as the only frame of its own chain.
   void attach(std::coroutine_handle<> h) noexcept { self = leaf = h; }
@@ -101,7 +79,7 @@ struct chain_link {
     leaf = f->self;
   }
 
-  void unhandled_exception() noexcept { exception.set(std::current_exception()); }
+  void unhandled_exception() noexcept { exception = std::current_exception(); }
 
   struct final_awaiter {
     static constexpr bool await_ready() noexcept { return false; }
@@ -153,18 +131,18 @@ inline void destroy_chain(chain_link& root) noexcept {
   while (f != &root) {
     chain_link* parent = f->parent;
     *f->owner = nullptr;
-    f->exception.release();
     f->self.destroy();
     f = parent;
   }
-  root.exception.release();
   root.self.destroy();
 }
 
 /// Rethrows and clears `e`. Out of line: it keeps the exception_ptr temporaries off the hot paths.
-[[noreturn, gnu::noinline, gnu::cold]] inline void rethrow_now(exception_slot& e) { std::rethrow_exception(e.take()); }
+[[noreturn, gnu::noinline, gnu::cold]] inline void rethrow_now(std::exception_ptr& e) {
+  std::rethrow_exception(std::exchange(e, nullptr));
+}
 /// Rethrows and clears `e` if it is set.
-inline void rethrow_if(exception_slot& e) {
+inline void rethrow_if(std::exception_ptr& e) {
   if (e) [[unlikely]]
     rethrow_now(e);
 }
