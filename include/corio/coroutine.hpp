@@ -96,7 +96,7 @@ public:
     if (!handle_)
       return {};
     promise_type& p = promise();
-    if (p.state != detail::chain_state::yielded) [[unlikely]] {
+    if (p.value == nullptr) [[unlikely]] { // not waiting at a yield
       if (p.state == detail::chain_state::finished)
         return exhausted();
       detail::check_not_executing(p);
@@ -115,7 +115,7 @@ public:
       std::rethrow_exception(e);
     promise_type& p = promise();
     detail::check_not_executing(p);
-    if (p.state != detail::chain_state::yielded) { // not started, or finished by a delegation
+    if (p.value == nullptr) { // not started, or finished by a delegation
       finish();
       std::rethrow_exception(e);
     }
@@ -136,7 +136,9 @@ public:
   /// Finished: returned, raised, closed, or moved from.
   [[nodiscard]] bool done() const noexcept { return !handle_ || promise().state == detail::chain_state::finished; }
   /// True while the body runs (Python's gi_running).
-  [[nodiscard]] bool running() const noexcept { return handle_ && promise().state == detail::chain_state::running; }
+  [[nodiscard]] bool running() const noexcept {
+    return handle_ && promise().state == detail::chain_state::started && promise().value == nullptr;
+  }
   /// True once next()/send()/throw_() resumed the body.
   [[nodiscard]] bool started() const noexcept { return !handle_ || promise().state != detail::chain_state::initial; }
 
@@ -164,26 +166,29 @@ private:
     if (!handle_)
       return {};
     promise_type& p = promise();
-    if (p.state != detail::chain_state::yielded) [[unlikely]] {
+    if (p.value == nullptr) [[unlikely]] { // not waiting at a yield
       if (p.state == detail::chain_state::finished)
         return exhausted();
       detail::check_not_executing(p); // before touching the send slot of a running coroutine
+      p.state = detail::chain_state::started;
+      if constexpr (!std::is_void_v<S>)
+        p.send = nullptr; // nothing reads it: the body starts from the top
+      detail::drive(p);
+      return collect();
     }
     if constexpr (!std::is_void_v<S>) {
-      if (p.state == detail::chain_state::yielded) {
-        if constexpr (std::default_initializable<S>) {
-          S nothing{};
-          p.send = &nothing;
-          detail::drive(p);
-          return collect();
-        } else {
-          throw coroutine_error("coroutine::next(): the coroutine waits for a value and S has no default; use send()");
-        }
+      if constexpr (std::default_initializable<S>) {
+        S nothing{};
+        p.send = &nothing;
+        detail::drive(p);
+        return collect();
+      } else {
+        throw coroutine_error("coroutine::next(): the coroutine waits for a value and S has no default; use send()");
       }
-      p.send = nullptr;
+    } else {
+      detail::drive(p);
+      return collect();
     }
-    detail::drive(p);
-    return collect();
   }
 
   /// The coroutine finished as the source of a yield_from, which took its result: only the frame is left.
@@ -194,8 +199,8 @@ private:
 
   step_type collect() {
     promise_type& p = promise();
-    if (p.state == detail::chain_state::yielded) [[likely]]
-      return step_type::yielded(std::move(*p.value));
+    if (p.value != nullptr) [[likely]]
+      return step_type::yielded(std::move(*p.element()));
     return collect_finished();
   }
 
@@ -226,7 +231,7 @@ template <class Y, class S, class R> void coroutine<Y, S, R>::close() {
     return;
   promise_type& p = promise();
   detail::check_not_executing(p);
-  if (p.state != detail::chain_state::yielded) // not started, or finished by a delegation
+  if (p.value == nullptr) // not started, or finished by a delegation
     return finish();
   p.closing = true;
   if constexpr (!std::is_void_v<S>)
@@ -235,7 +240,7 @@ template <class Y, class S, class R> void coroutine<Y, S, R>::close() {
   detail::drive(p);
   detail::clear_pending_throw();
   p.closing = false;
-  if (p.state == detail::chain_state::yielded)
+  if (p.value != nullptr)
     throw ignored_exit_error(); // the coroutine stays suspended at the yield it answered with
   std::exception_ptr e = std::exchange(p.exception, nullptr);
   finish();

@@ -64,7 +64,7 @@ public:
     using reference = generator::reference;
 
     iterator() = default;
-    reference operator*() const noexcept { return *root_->value; }
+    reference operator*() const noexcept { return *root_->element(); }
     [[gnu::always_inline]] iterator& operator++() {
       advance(*root_);
       return *this;
@@ -72,9 +72,9 @@ public:
     void operator++(int) { ++*this; }
     /// At the end once the generator finished. "Not at a yield" is the test — it also holds while the
     /// body runs or is delegated to, when this iterator cannot get another element either (begin()
-    /// reports those as already_executing_error) — since it is the compare advance() makes anyway.
+    /// reports those as already_executing_error) — since it is the test advance() makes anyway.
     friend bool operator==(const iterator& it, std::default_sentinel_t) noexcept {
-      return it.root_ == nullptr || it.root_->state != detail::chain_state::yielded;
+      return it.root_ == nullptr || it.root_->value == nullptr;
     }
 
   private:
@@ -100,7 +100,7 @@ public:
     if (!handle_)
       return iterator{};
     chain& p = promise();
-    if (p.state != detail::chain_state::yielded)
+    if (p.value == nullptr)
       advance_slow(p); // starts it, or throws, or nothing if finished
     return iterator{&p};
   }
@@ -111,12 +111,12 @@ public:
     if (done())
       return std::nullopt;
     advance(promise());
-    if (promise().state == detail::chain_state::finished)
+    if (promise().value == nullptr)
       return std::nullopt;
     if constexpr (by_ref)
-      return std::optional<value_type>(*promise().value);
+      return std::optional<value_type>(*promise().element());
     else
-      return std::optional<value_type>(std::move(*promise().value));
+      return std::optional<value_type>(std::move(*promise().element()));
   }
 
   /// True once the body has finished (or for an empty, moved-from generator).
@@ -132,30 +132,30 @@ private:
   static void take_result() noexcept {}
 
   /// Resumes the chain to its next yield. The per-element path — the innermost frame yields again —
-  /// is a compare, a store, an indirect call and a compare; it is inlined into the consumer's loop.
-  /// Starting, finishing, delegating and misuse take the out-of-line paths.
+  /// is a test, a store, an indirect call and a test; it is inlined into the consumer's loop. Starting,
+  /// finishing, delegating and misuse take the out-of-line paths.
   [[gnu::always_inline]] static void advance(chain& root) {
-    if (root.state != detail::chain_state::yielded) [[unlikely]]
+    if (root.value == nullptr) [[unlikely]]
       return advance_slow(root);
-    root.state = detail::chain_state::running;
+    root.value = nullptr; // the chain runs (see chain_state)
     root.leaf.resume();
-    if (root.state != detail::chain_state::yielded) [[unlikely]]
+    if (root.value == nullptr) [[unlikely]]
       after_resume(root);
   }
-  /// advance() on a chain that is not suspended at a yield: not started yet, finished, or misused.
+  /// advance() on a chain that does not wait at a yield: not started yet, finished, or misused.
   [[gnu::noinline]] static void advance_slow(chain& root) {
     if (root.state == detail::chain_state::finished)
       return;
     detail::check_not_executing(root);
+    root.state = detail::chain_state::started;
     detail::drive(root);
-    if (root.state == detail::chain_state::finished)
+    if (root.value == nullptr)
       detail::rethrow_if(root.exception);
   }
   /// The resumption did not end at a yield: run the trampoline on, then report what escaped the root.
   [[gnu::noinline]] static void after_resume(chain& root) {
-    if (root.state == detail::chain_state::running)
-      detail::drive_on(root);
-    if (root.state == detail::chain_state::finished)
+    detail::drive_on(root);
+    if (root.value == nullptr)
       detail::rethrow_if(root.exception);
   }
 

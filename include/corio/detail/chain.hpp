@@ -23,13 +23,13 @@
 
 namespace corio::detail {
 
-// The state byte. The driver may resume a chain only in `initial` or `yielded`; everything else is a
-// slow path, so a single compare guards the per-element path (`>= running` means "may not resume").
+// Where a frame is. The per-element path does not read it: on a root, `value` is set exactly when the
+// chain waits at a yield, so "may I resume?" and "did it yield?" are one test of `value` each, and the
+// only store the driver makes before resuming (clearing `value`) also marks the chain as running.
 enum class chain_state : unsigned char {
   initial,   // created; the body has not started (Python: gi_frame.f_lasti == -1)
-  yielded,   // suspended at a co_yield; on the root, `value` points at the yielded object
+  started,   // waiting at a co_yield if `value` is set, else running (Python: gi_running)
   finished,  // the root reached its final suspend, or the delegation to this frame ended
-  running,   // the driver is resuming frames of this chain (Python: gi_running)
   delegated, // a non-root frame of another chain: only that chain's driver resumes it
 };
 
@@ -59,8 +59,10 @@ struct chain_link {
   chain_link(const chain_link&) = delete;
   chain_link& operator=(const chain_link&) = delete;
 
-  // Root only, read by the driver on every element: kept first, next to each other.
+  // Root only, used by the driver on every element: kept first, next to each other.
   std::coroutine_handle<> leaf;             // the innermost frame's handle: the one the driver resumes
+  void* value = nullptr;                    // the object the leaf yielded (typed by chain_promise), alive
+                                            // until the leaf resumes; null unless waiting at a yield
   chain_state state = chain_state::initial; // on a non-root frame: only `delegated` or `finished` matter
   bool closing = false;                     // close() is in progress: PEP 380 re-raises generator_exit
 
@@ -79,7 +81,9 @@ struct chain_link {
     leaf = f->self;
   }
 
-  void unhandled_exception() noexcept { exception = std::current_exception(); }
+  // Out of line: inlined, its exception_ptr temporaries give every frame a stack frame of its own,
+  // set up and torn down on each resumption.
+  [[gnu::noinline, gnu::cold]] void unhandled_exception() noexcept { exception = std::current_exception(); }
 
   struct final_awaiter {
     static constexpr bool await_ready() noexcept { return false; }
@@ -88,7 +92,7 @@ struct chain_link {
       if (f.parent != nullptr)
         f.root->set_active(f.parent); // the trampoline resumes the parent next
       else
-        f.state = chain_state::finished;
+        f.state = chain_state::finished; // `value` is null: it was cleared before this resumption
     }
     static constexpr void await_resume() noexcept {}
   };
@@ -98,28 +102,31 @@ struct chain_link {
 
 [[noreturn]] void throw_already_executing();
 
-/// Throws if the frame may not be driven now: its chain is running, or it is delegated to (it then
-/// belongs to its delegator's chain).
+/// True while the frame's chain runs, or while it is delegated to (it then belongs to its delegator's
+/// chain): it may not be driven then.
+[[nodiscard]] inline bool executing(const chain_link& f) noexcept {
+  return f.state == chain_state::delegated || (f.state == chain_state::started && f.value == nullptr);
+}
 inline void check_not_executing(const chain_link& f) {
-  if (f.state >= chain_state::running) [[unlikely]]
+  if (executing(f)) [[unlikely]]
     throw_already_executing();
 }
 
-/// The rest of the trampoline, when a frame started or finished a delegation instead of yielding.
+/// The rest of the trampoline, after a resumption that did not yield: a frame started or finished a
+/// delegation (resume the new innermost frame), or the root finished.
 [[gnu::noinline]] inline void drive_on(chain_link& root) {
-  do
+  while (root.value == nullptr && root.state != chain_state::finished)
     root.leaf.resume();
-  while (root.state == chain_state::running);
 }
 
-/// The trampoline: resume the innermost frame until the chain yields or the root finishes; `state` is
-/// then `yielded` or `finished`. The common case — the innermost frame yields — is a single resume.
-/// Frames never throw out of resume(): unhandled_exception() stores the exception in the frame. The
-/// caller made sure the state is `initial` or `yielded`.
+/// The trampoline: resume the innermost frame until the chain yields (`value` set) or the root
+/// finishes. The common case — the innermost frame yields — is a single resume. Frames never throw out
+/// of resume(): unhandled_exception() stores the exception in the frame. The caller made sure the chain
+/// waits at a yield, or has not started and is now `started`.
 inline void drive(chain_link& root) {
-  root.state = chain_state::running;
+  root.value = nullptr;
   root.leaf.resume();
-  if (root.state == chain_state::running) [[unlikely]]
+  if (root.value == nullptr) [[unlikely]]
     drive_on(root);
 }
 
@@ -173,7 +180,7 @@ template <class Root> struct yield_awaiter<Root, void> {
 /// A yield of an lvalue into a chain that hands out mutable references: the awaiter keeps a copy, so the
 /// consumer can modify or move the object without touching the coroutine's own variable.
 template <class Root, class S> struct copy_yield_awaiter : yield_awaiter<Root, S> {
-  std::remove_cv_t<std::remove_pointer_t<decltype(Root::value)>> copy;
+  std::remove_cv_t<typename Root::yield_type> copy;
 
   // yield_value() returns the awaiter as a prvalue, so it is constructed in place in the frame (it is not
   // movable, which guarantees it): `copy` is at its final address here.
@@ -194,16 +201,15 @@ template <> struct send_slot<void> {};
 /// out mutable references, so an lvalue is copied first.
 template <class Y, class S, bool ByRef> struct chain_promise : chain_link, send_slot<S> {
   using send_type = S;
-  Y* value = nullptr; // root only: the object yielded by the leaf, alive until the leaf resumes
+  using yield_type = Y;
+
+  /// Root only: the object the leaf yielded (null unless the chain waits at a yield).
+  [[nodiscard]] Y* element() const noexcept { return static_cast<Y*>(value); }
 
   [[nodiscard]] chain_promise& root_promise() noexcept { return static_cast<chain_promise&>(*root); }
 
   /// Publishes a yielded object on the root. Called just before the frame suspends.
-  void publish(Y* v) noexcept {
-    chain_promise& r = root_promise();
-    r.value = v;
-    r.state = chain_state::yielded;
-  }
+  void publish(Y* v) noexcept { root->value = const_cast<std::remove_cv_t<Y>*>(v); }
 
   /// Yielding an rvalue hands out its address (the temporary lives until the leaf resumes): no copy.
   yield_awaiter<chain_promise, S> yield_value(Y&& v) noexcept {
@@ -275,7 +281,7 @@ template <class Child, class Chain> struct delegate_awaiter : resume_value<typen
   void await_suspend(std::coroutine_handle<>) {
     chain_link& c = chain_access::link(child);
     Chain& root = parent->root_promise();
-    if (c.state == chain_state::yielded)
+    if (c.state == chain_state::started)
       this->prime(root); // the child sits at a yield: resume it with "nothing"
     // The child may itself delegate (a coroutine driven on its own first): its whole chain joins ours,
     // and the driver resumes its innermost frame.
@@ -284,6 +290,7 @@ template <class Child, class Chain> struct delegate_awaiter : resume_value<typen
       f->root = &root;
     c.parent = parent;
     c.state = chain_state::delegated;
+    c.value = nullptr; // it no longer waits at a yield of its own
     c.root = &root;
     c.owner = &chain_access::handle(child);
     root.set_active(leaf); // the trampoline resumes the child next
