@@ -132,8 +132,10 @@ inline void drive(chain_link& root) {
 
 /// Destroys a suspended chain from the leaf up to the root in a loop, so a 100k-deep chain does not
 /// recurse (HAZARDS.md §5). Each frame's owner slot is cleared first, so destroying the parent frame —
-/// which holds the child's generator object — does not destroy the child a second time.
-inline void destroy_chain(chain_link& root) noexcept {
+/// which holds the child's generator object — does not destroy the child a second time. Out of line:
+/// inlined into the destroy path of every frame that delegates, it costs those frames registers saved
+/// and restored on each resumption.
+[[gnu::noinline]] inline void destroy_chain(chain_link& root) noexcept {
   chain_link* f = root.active;
   while (f != &root) {
     chain_link* parent = f->parent;
