@@ -1,11 +1,13 @@
 // corio::coroutine<Y, S, R>: PEP 342's rules for next/send/throw_/close, one test each.
 #include <corio/coroutine.hpp>
+#include <corio/generator.hpp>
 
 #include <gtest/gtest.h>
 
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "counted.hpp"
@@ -381,6 +383,43 @@ TEST(Coroutine, LoopUntilDone) {
     seen.push_back(s.value());
   EXPECT_EQ(seen, (std::vector<int>{0, 1, 2}));
   EXPECT_EQ(s.return_value(), 42);
+}
+
+// throw_() hands its exception to the co_yield it resumes through a per-thread slot, and every co_yield
+// tests a process-wide count of waiting throws: a generator resumed on another thread meanwhile must
+// neither raise that exception nor lose its own values. Both loops are bounded; any interleaving passes.
+TEST(Coroutine, ThrowWhileAnotherThreadIteratesGenerators) {
+  constexpr int rounds = 2000;
+  long long sums_ok = 0;
+  std::thread other([&sums_ok] {
+    auto count = [](int n) -> corio::generator<int> {
+      for (int i = 0; i < n; ++i)
+        co_yield i;
+    };
+    for (int r = 0; r < rounds; ++r) {
+      long long sum = 0;
+      for (int v : count(100))
+        sum += v;
+      sums_ok += sum == 4950 ? 1 : 0;
+    }
+  });
+  int handled = 0;
+  for (int r = 0; r < rounds; ++r) {
+    auto co = []() -> coroutine<int> {
+      bool caught = false;
+      try {
+        co_yield 1;
+      } catch (const std::runtime_error&) {
+        caught = true;
+      }
+      co_yield caught ? 2 : 0;
+    }();
+    (void)co.next();
+    handled += co.throw_(std::runtime_error("x")).value() == 2 ? 1 : 0;
+  }
+  other.join();
+  EXPECT_EQ(handled, rounds);
+  EXPECT_EQ(sums_ok, rounds);
 }
 
 } // namespace

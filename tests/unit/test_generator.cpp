@@ -265,6 +265,23 @@ TEST(Generator, ReentrantIterationIsAnError) {
   EXPECT_TRUE(h.g.done());
 }
 
+TEST(Generator, IteratingItselfFromInsideIsAnError) {
+  struct holder {
+    generator<int> g;
+  } h;
+  auto body = [](holder* self) -> generator<int> {
+    co_yield 1;
+    for (int x : self->g) // begin() on a running generator
+      co_yield x;
+  };
+  h.g = body(&h);
+  auto it = h.g.begin();
+  EXPECT_EQ(*it, 1);
+  EXPECT_THROW(++it, corio::already_executing_error);
+  EXPECT_TRUE(h.g.done());
+  EXPECT_EQ(it, h.g.end());
+}
+
 TEST(Generator, InfiniteGeneratorStopsWhenConsumerStops) {
   auto naturals = []() -> generator<long> {
     for (long i = 0;; ++i)

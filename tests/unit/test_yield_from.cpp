@@ -50,6 +50,19 @@ TEST(YieldFromGenerator, NamedSubGeneratorContinuesWhereItWas) {
   EXPECT_EQ(collect(g), (std::vector<int>{1, 2, 3, 4, -1}));
 }
 
+TEST(YieldFromGenerator, NamedSourceIsExhaustedAfterTheDelegation) {
+  auto sub = range(0, 3);
+  EXPECT_EQ(sub.next(), 0);
+  auto outer = [](generator<int>& s) -> generator<int> {
+    co_yield yield_from(s);
+    co_yield 100;
+  }(sub);
+  EXPECT_EQ(collect(outer), (std::vector<int>{1, 2, 100}));
+  EXPECT_TRUE(sub.done());
+  EXPECT_FALSE(sub.next().has_value()); // not a resumption of its finished frame
+  EXPECT_EQ(sub.begin(), sub.end());
+}
+
 TEST(YieldFromGenerator, FromRanges) {
   auto g = []() -> generator<std::string> {
     std::vector<std::string> borrowed{"a", "b"};
@@ -387,6 +400,83 @@ TEST(YieldFromCoroutine, DelegatedSubCannotBeDrivenDirectly) {
   (void)co.next();
   EXPECT_THROW((void)h.sub.send(1), corio::already_executing_error);
   EXPECT_EQ(co.send(4).value(), 4);
+}
+
+TEST(YieldFromCoroutine, NamedSourceIsDoneAfterTheDelegation) {
+  auto sub = adder();
+  auto co = [](coroutine<int, int, int>& s) -> coroutine<int, int, int> { co_return co_await yield_from(s); }(sub);
+  EXPECT_EQ(co.next().value(), 0);
+  EXPECT_EQ(co.send(7).value(), 7);
+  EXPECT_EQ(co.send(-1).return_value(), 7);
+  EXPECT_TRUE(sub.done());
+  EXPECT_TRUE(sub.started());
+  auto late = sub.next(); // exhausted: its return value went to the delegation
+  EXPECT_TRUE(late.done());
+  EXPECT_FALSE(late.is_return());
+  auto sent = sub.send(1);
+  EXPECT_TRUE(sent.done());
+  EXPECT_FALSE(sent.is_return());
+  EXPECT_THROW((void)sub.throw_(std::runtime_error("late")), std::runtime_error);
+  sub.close(); // a no-op
+}
+
+TEST(YieldFromCoroutine, ACoroutineThatDelegatesCanBeDelegatedTo) {
+  lifetime_check check;
+  auto middle = []() -> coroutine<int, int, int> {
+    counted guard{1};
+    co_return co_await yield_from(adder());
+  };
+  auto outer = [](auto make) -> coroutine<int, int, int> {
+    auto m = make();
+    EXPECT_EQ(m.next().value(), 0);
+    EXPECT_EQ(m.send(5).value(), 5); // m drives adder as the root of its own chain
+    int r = co_await yield_from(m);  // the whole chain m -> adder joins ours
+    co_return r + 1000;
+  };
+  {
+    auto co = outer(middle);
+    EXPECT_EQ(co.next().value(), 5); // PEP 380's first next(sub) reaches adder: it receives 0
+    EXPECT_EQ(co.send(3).value(), 8);
+    EXPECT_EQ(co.send(-1).return_value(), 1008);
+  }
+  {
+    auto co = outer(middle);
+    EXPECT_EQ(co.next().value(), 5);
+    EXPECT_EQ(check.alive(), 1); // destroyed while adder waits at a yield three frames down
+  }
+  EXPECT_EQ(check.alive(), 0);
+}
+
+TEST(YieldFromCoroutine, ThrowAndCloseReachADelegatedGenerator) {
+  auto log = std::make_shared<std::vector<std::string>>();
+  auto make = [](std::shared_ptr<std::vector<std::string>> out) -> coroutine<int, void, int> {
+    auto gen = [](std::shared_ptr<std::vector<std::string>> o) -> generator<int> {
+      bool caught = false;
+      try {
+        co_yield 1;
+      } catch (const std::runtime_error& e) {
+        o->push_back(std::string("generator caught ") + e.what());
+        caught = true;
+      }
+      if (caught)
+        co_yield -1;
+      try {
+        co_yield 2;
+      } catch (const corio::generator_exit&) {
+        o->push_back("generator closed");
+        throw;
+      }
+    };
+    co_await yield_from(gen(out));
+    co_return 0;
+  };
+  auto co = make(log);
+  EXPECT_EQ(co.next().value(), 1);
+  EXPECT_EQ(co.throw_(std::runtime_error("x")).value(), -1);
+  EXPECT_EQ(co.next().value(), 2);
+  co.close();
+  EXPECT_TRUE(co.done());
+  EXPECT_EQ(*log, (std::vector<std::string>{"generator caught x", "generator closed"}));
 }
 
 TEST(YieldFromCoroutine, DestroyingADelegatingChainReleasesEveryFrame) {
