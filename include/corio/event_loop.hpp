@@ -12,6 +12,7 @@
 
 #include "corio/clock.hpp"
 #include "corio/detail/io_waiter.hpp"
+#include "corio/detail/timer_slot.hpp"
 #include "corio/detail/unique_function.hpp"
 #include "corio/detail/wait_node.hpp"
 #include "corio/errors.hpp"
@@ -108,8 +109,10 @@ public:
   bool cancel_task(detail::task_state* t) noexcept;
   /// Resumes a task that is waiting, so that it sees a cancellation raised by a timeout scope.
   void interrupt(detail::task_state* t) noexcept;
-  /// A timer that wakes w at `when` (cancel it with the handle).
-  timer_handle add_timer(time_point when, detail::wait_node* w);
+  /// Wakes w at `when` (as wake(w) does). w must not be scheduled already.
+  void add_timer(time_point when, detail::timed_wait* w);
+  /// Withdraws w's timer if it is still scheduled (O(log n)); a no-op once it fired.
+  void remove_timer(detail::timed_wait* w) noexcept;
   void cancel_timer(detail::timer_node* n) noexcept;
   void arm(int fd, detail::io_dir d, detail::io_waiter* w);
   void disarm(int fd, detail::io_dir d) noexcept;
@@ -119,14 +122,13 @@ public:
   [[nodiscard]] std::vector<const detail::task_state*> tasks() const;
 
 private:
-  struct ready_item {
-    std::coroutine_handle<> handle; // a coroutine to resume...
-    detail::task_state* task;       // ...as this task,
-    detail::timer_node* callback;   // or a callback node to run (handle is null)
+  struct ready_item {         // 16 bytes: a million of these queue up when a million tasks are spawned at once
+    void* target;             // a coroutine frame to resume, or a timer_node when task is callback_tag()
+    detail::task_state* task; // the task to resume it as (null: not inside a task)
   };
-  struct timer_entry { // 16 bytes: the sequence number lives in the node
+  struct timer_entry { // 16 bytes: the sequence number and the heap index live in the slot
     time_point when;
-    detail::timer_node* node;
+    std::uintptr_t slot; // a timer_slot*, bit 0 set when it is a timed_wait's (else a timer_node's)
   };
   class ring;
 
@@ -139,8 +141,11 @@ private:
   void push_ready(const ready_item& item);
   detail::timer_node* new_node();
   void free_node(detail::timer_node* n) noexcept;
-  void push_timer(time_point when, detail::timer_node* n);
-  void compact_timers();
+  void push_timer(time_point when, detail::timer_slot* s, bool is_wait);
+  void remove_entry(std::uint32_t i) noexcept;
+  void sift_up(std::uint32_t i, timer_entry e) noexcept;
+  void sift_down(std::uint32_t i, timer_entry e) noexcept;
+  void fire(const timer_entry& e);
   void check_open() const;
 
   options opts_;
@@ -149,9 +154,8 @@ private:
   bool virtual_clock_ = false;
   std::unique_ptr<detail::backend> backend_;
   std::unique_ptr<ring> ready_;
-  std::vector<timer_entry> timers_;  // min-heap on (when, seq)
-  std::size_t cancelled_timers_ = 0; // cancelled entries still in the heap (lazy deletion)
-  std::uint64_t timer_seq_ = 0;
+  std::vector<timer_entry> timers_; // a 4-ary min-heap on (when, seq); each slot knows its index
+  std::uint32_t timer_seq_ = 0;
   std::vector<std::unique_ptr<detail::timer_node[]>> node_chunks_;
   detail::timer_node* free_nodes_ = nullptr;
   std::mutex threadsafe_mutex_;
