@@ -130,15 +130,18 @@ class Running:
         try:
             rc = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            self.kill()
             raise CheckFailed(f"{self.server.name} did not exit within {timeout:g} s of SIGTERM (killed)")
         if rc not in (0, -signal.SIGTERM, 128 + signal.SIGTERM):
             raise CheckFailed(f"{self.server.name} exited with status {rc} after SIGTERM:\n{self.output_tail()}")
 
     def kill(self):
+        """Ends the server's process group (what is left of it after stop(), or all of it)."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
         if self.proc.poll() is None:
-            self.proc.kill()
             self.proc.wait()
 
 
@@ -152,7 +155,9 @@ def start_server(ctx, server, timeout=10.0):
     log("+ " + " ".join(cmd))
     log_path = os.path.join(dir_, "output.log")
     with open(log_path, "wb") as out:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        # Its own session: kill() can then end whatever it started too (nginx's worker, a wrapper's child).
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
     running = Running(server, proc, port, dir_, log_path)
     deadline = time.monotonic() + timeout
     while True:
@@ -356,7 +361,7 @@ def main(prog, description, servers, workloads_for, probe, default_rounds, defau
     args = ap.parse_args()
     ctx = make_context(prog, args)
     ctx.args = args
-    workloads = workloads_for(ctx, args)
+    workloads = [] if args.check else workloads_for(ctx, args)
     chosen, notes = select_servers(prog, ctx, servers, args.only)
     if not chosen:
         die(prog, "no server can run (see above)")
