@@ -87,10 +87,11 @@ class Server:
     available: optional fn(ctx) -> None or why it cannot run (checked after the packages).
     setup: optional fn(dir, port) called before each start (e.g. writes a config file into dir).
     missing_hint: what to do when argv[0] does not exist.
+    env: optional extra environment variables (e.g. {"CORIO_BACKEND": "io_uring"} for a second corio row).
     """
 
-    def __init__(self, name, title, argv, packages=(), available=None, setup=None, missing_hint=None):
-        self.name, self.title, self.argv = name, title, argv
+    def __init__(self, name, title, argv, packages=(), available=None, setup=None, missing_hint=None, env=None):
+        self.name, self.title, self.argv, self.env = name, title, argv, dict(env or {})
         self.packages, self.available, self.setup = tuple(packages), available, setup
         self.missing_hint = missing_hint or f"not built ({BUILD_HINT})"
 
@@ -152,12 +153,12 @@ def start_server(ctx, server, timeout=10.0):
     if server.setup:
         server.setup(dir_, port)
     cmd = ["taskset", "-c", str(ctx.server_cpu)] + server.command(ctx, port, dir_)
-    log("+ " + " ".join(cmd))
+    log("+ " + "".join(f"{k}={v} " for k, v in server.env.items()) + " ".join(cmd))
     log_path = os.path.join(dir_, "output.log")
     with open(log_path, "wb") as out:
         # Its own session: kill() can then end whatever it started too (nginx's worker, a wrapper's child).
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+                                start_new_session=True, env=dict(os.environ, **server.env))
     running = Running(server, proc, port, dir_, log_path)
     deadline = time.monotonic() + timeout
     while True:
