@@ -113,6 +113,10 @@ public:
   void cancel_timer(detail::timer_node* n) noexcept;
   void arm(int fd, detail::io_dir d, detail::io_waiter* w);
   void disarm(int fd, detail::io_dir d) noexcept;
+  /// Call before closing an fd the loop may have watched (corio::socket does): wakes the tasks still
+  /// waiting on it (they must check for the close themselves) and drops the backend's state, so a new fd
+  /// that reuses the number is watched correctly. Without it, a reused number can wait forever.
+  void forget_fd(int fd) noexcept;
   void add_task(detail::task_state* t) noexcept;
   void remove_task(detail::task_state* t) noexcept;
   /// Every live task, oldest first (for dump_tasks).

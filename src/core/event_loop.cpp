@@ -308,6 +308,8 @@ void event_loop::arm(int fd, detail::io_dir d, detail::io_waiter* w) {
 
 void event_loop::disarm(int fd, detail::io_dir d) noexcept { backend_->disarm(fd, d); }
 
+void event_loop::forget_fd(int fd) noexcept { backend_->forget(fd); }
+
 // ---- tasks ------------------------------------------------------------------------------------------
 
 void event_loop::add_task(detail::task_state* t) noexcept {
