@@ -35,3 +35,6 @@
 
 // Synchronisation primitives
 #include "corio/sync.hpp"
+
+// Networking: sockets, datagrams, streams, servers
+#include "corio/net.hpp"
