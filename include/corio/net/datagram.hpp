@@ -19,8 +19,8 @@ struct datagram {
 };
 
 struct datagram_options {
-  address local;  // bind here (unspecified: an ephemeral port of the remote's family)
-  address remote; // connect here: send()/recv() then talk to it only (unspecified: not connected)
+  address local{};  // bind here (unspecified: an ephemeral port of the remote's family)
+  address remote{}; // connect here: send()/recv() then talk to it only (unspecified: not connected)
   bool reuse_address = false;
   bool reuse_port = false;
   bool broadcast = false;

@@ -27,13 +27,13 @@ struct server_options {
   bool reuse_address = true; // SO_REUSEADDR (IP): restart on a port with connections in TIME_WAIT
   bool reuse_port = false;   // SO_REUSEPORT: several listeners (processes) share the port
   bool start_serving = true; // accept at once; else on start_serving() / serve_forever()
-  stream_options streams;    // for every accepted connection
+  stream_options streams{};  // for every accepted connection
   /// How long the accept loop sleeps after EMFILE/ENFILE/ENOBUFS/ENOMEM before trying again (it stops
   /// watching the listening socket meanwhile, so it cannot spin). asyncio waits 1 s as well.
   duration accept_retry_delay = std::chrono::seconds(1);
   /// Called (on the loop) with a handler's exception and its peer; null: printed to stderr.
   /// Cancellation (close_clients(), loop shutdown) is not reported.
-  std::function<void(std::exception_ptr, const address& peer)> on_handler_error;
+  std::function<void(std::exception_ptr, const address& peer)> on_handler_error{};
 };
 
 namespace detail {
