@@ -246,7 +246,7 @@ TEST(Streams, WritesKeepTheirOrderInEveryForm) {
     auto& w = p.client.writer;
     std::string expected;
     for (int i = 0; i < 200; ++i) {
-      std::string a = std::to_string(i) + ":" + pattern(static_cast<std::size_t>(i) * 97) + ";";
+      std::string a = std::to_string(i) + ":" + pattern(static_cast<std::size_t>(i) * 500) + ";";
       expected += a;
       if (i % 3 == 0) {
         w.write(std::move(a)); // queued without a copy when something is queued already
