@@ -55,6 +55,14 @@ task<> talk(address to, int id, int lines) {
   co_await w.wait_closed();
 }
 
+task<> echo_many_keep(corio::server& srv, int clients) {
+  std::vector<corio::join_handle<>> all;
+  for (int c = 0; c < clients; ++c)
+    all.push_back(corio::spawn(talk(srv.addresses().front(), c, 5)));
+  for (auto& h : all)
+    co_await h;
+}
+
 task<> echo_many(corio::server srv, int clients) {
   std::vector<corio::join_handle<>> all;
   for (int c = 0; c < clients; ++c)
@@ -66,6 +74,23 @@ task<> echo_many(corio::server srv, int clients) {
   EXPECT_EQ(srv.active_connections(), 0u);
   expect_only_main_task();
 }
+
+// The same with the ready queue in order and shuffled: nothing may depend on which ready task runs first.
+class ServerOrders : public corio::testing::ordered_and_shuffled {};
+
+TEST_P(ServerOrders, EchoCloseAndCloseClients) {
+  run([]() -> task<> {
+    corio::server srv = co_await corio::start_server(echo_lines, "127.0.0.1", 0);
+    auto idle = co_await corio::open_connection(srv.addresses().front()); // still connected at close
+    co_await echo_many_keep(srv, 8);
+    srv.close();
+    srv.close_clients();
+    co_await srv.wait_closed();
+    EXPECT_EQ(co_await idle.reader.read(), "");
+    expect_only_main_task();
+  });
+}
+INSTANTIATE_TEST_SUITE_P(Orders, ServerOrders, corio::testing::ready_orders());
 
 TEST(Server, EchoIpv4) {
   corio::testing::leak_check leaks;
