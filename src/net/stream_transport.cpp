@@ -38,12 +38,17 @@ long stream_transport::try_fill(std::size_t hint) {
     return 0;
   }
   // At least 16 KiB per call (fewer syscalls for small reads), at most 256 KiB (memory per connection).
+  if (drained) {
+    drained = false;
+    return -1;
+  }
   std::size_t want = std::clamp<std::size_t>(hint, 16 * 1024, 256 * 1024);
   for (;;) {
     char* p = rbuf.prepare(want);
     auto n = ::recv(sock.fd(), p, want, 0);
     if (n > 0) {
       rbuf.commit(static_cast<std::size_t>(n));
+      drained = static_cast<std::size_t>(n) < want;
       return static_cast<long>(n);
     }
     if (n == 0) {

@@ -47,6 +47,9 @@ public:
   long try_fill(std::size_t hint);
   byte_buffer rbuf;
   bool eof = false;
+  // The last recv() returned less than asked: the socket is almost surely empty now, so the next fill
+  // waits for readiness first instead of paying a recv() that would fail with EAGAIN.
+  bool drained = false;
   int read_error = 0;
   std::size_t limit;
 
