@@ -322,6 +322,23 @@ TEST(NetDatagram, RoundTripIpv6) {
   run_mock([](auto*) { return datagram_round_trip(address::loopback_ipv6()); });
 }
 
+TEST(NetDatagram, UnixDatagrams) {
+  corio::testing::leak_check leaks;
+  std::string a_path = corio::testing::unique_socket_path("dgram-a");
+  std::string b_path = corio::testing::unique_socket_path("dgram-b");
+  run_mock([&](auto*) -> task<> {
+    auto a = corio::datagram_endpoint::open({.local = address::unix_path(a_path)});
+    auto b = corio::datagram_endpoint::open({.local = address::unix_path(b_path)});
+    (void)co_await b.sendto("over a unix datagram", address::unix_path(a_path));
+    corio::datagram d = co_await a.recvfrom();
+    EXPECT_EQ(d.data, "over a unix datagram");
+    EXPECT_EQ(d.from.path(), b_path);
+    expect_only_main_task();
+  });
+  ::unlink(a_path.c_str());
+  ::unlink(b_path.c_str());
+}
+
 TEST(NetDatagram, ReceiveIsCancellableAndTimesOut) {
   corio::testing::leak_check leaks;
   run_mock([](auto*) -> task<> {
