@@ -33,5 +33,9 @@
 #include "corio/shield.hpp"
 #include "corio/wait.hpp"
 
+// The outside world: threads
+#include "corio/thread_pool.hpp"
+#include "corio/to_thread.hpp"
+
 // Synchronisation primitives
 #include "corio/sync.hpp"
