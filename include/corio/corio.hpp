@@ -33,7 +33,8 @@
 #include "corio/shield.hpp"
 #include "corio/wait.hpp"
 
-// The outside world: threads
+// The outside world: threads, files
+#include "corio/files.hpp"
 #include "corio/thread_pool.hpp"
 #include "corio/to_thread.hpp"
 
