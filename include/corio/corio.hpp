@@ -33,8 +33,9 @@
 #include "corio/shield.hpp"
 #include "corio/wait.hpp"
 
-// The outside world: threads, files
+// The outside world: threads, files, signals
 #include "corio/files.hpp"
+#include "corio/signals.hpp"
 #include "corio/thread_pool.hpp"
 #include "corio/to_thread.hpp"
 

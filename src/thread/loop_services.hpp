@@ -9,7 +9,10 @@
 namespace corio::detail {
 
 struct loop_services {
+  // Destroyed in reverse order: the signal handlers go first (masks restored), then the pool is shut
+  // down (joined).
   std::unique_ptr<thread_pool> pool;
+  std::shared_ptr<void> signals; // a signal_set (src/thread/signals.cpp), type-erased
   ~loop_services();
 };
 
