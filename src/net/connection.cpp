@@ -1,8 +1,6 @@
 // open_connection and friends: resolve, connect each address in turn, wrap in streams.
 #include "corio/net/connection.hpp"
 
-#include <netdb.h>
-
 #include <exception>
 #include <system_error>
 
@@ -12,27 +10,6 @@
 #include "stream_transport.hpp"
 
 namespace corio {
-
-std::vector<address> resolve_numeric(const std::string& host, std::uint16_t port) {
-  if (host.empty())
-    return {address::any_ipv4(port), address::any_ipv6(port)};
-  if (host == "localhost")
-    return {address::loopback_ipv4(port), address::loopback_ipv6(port)};
-  try {
-    return {address::from_ip(host, port)};
-  } catch (const std::invalid_argument&) {
-    return {};
-  }
-}
-
-task<std::vector<address>> resolve(std::string host, std::uint16_t port) {
-  std::vector<address> out = resolve_numeric(host, port);
-  if (out.empty())
-    throw std::system_error(EHOSTUNREACH, std::generic_category(),
-                            "corio: cannot resolve \"" + host +
-                                "\": only numeric addresses and localhost (no DNS yet)");
-  co_return out;
-}
 
 connection make_streams(socket s, address peer, stream_options o) {
   if (peer.family() == address_family::unspecified)

@@ -11,9 +11,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <string>
 #include <system_error>
+#include <vector>
 
 #include "leak_check.hpp"
 #include "loop_fixture.hpp"
@@ -285,6 +287,45 @@ TEST(NetSocket, OptionsAndBadFds) {
   } catch (const std::system_error& e) {
     EXPECT_NE(std::string(e.what()).find("bind to 0.0.0.0:1"), std::string::npos) << e.what();
   }
+}
+
+// ---- names -------------------------------------------------------------------------------------------
+
+TEST(NetResolve, DnsLookupOnTheThreadPool) {
+  corio::testing::leak_check leaks;
+  run_mock([](auto*) -> task<> {
+    std::vector<address> found = co_await corio::resolve_dns("localhost", 8080); // /etc/hosts, via getaddrinfo
+    EXPECT_NE(std::find(found.begin(), found.end(), address::loopback_ipv4(8080)), found.end());
+    for (const address& a : found)
+      EXPECT_EQ(a.port(), 8080);
+    std::vector<address> v4 = co_await corio::resolve_dns("127.0.0.1", 1, corio::address_family::ipv4);
+    EXPECT_EQ(v4, std::vector<address>{address::loopback_ipv4(1)});
+    expect_only_main_task();
+  });
+}
+
+TEST(NetResolve, UnknownNamesAreClearErrors) {
+  corio::testing::leak_check leaks;
+  run_mock([](auto*) -> task<> {
+    try {
+      (void)co_await corio::resolve("no-such-host.invalid", 80); // RFC 6761: never resolves
+      ADD_FAILURE();
+    } catch (const std::system_error& e) {
+      EXPECT_NE(std::string(e.what()).find("cannot resolve \"no-such-host.invalid\""), std::string::npos) << e.what();
+    }
+    expect_only_main_task();
+  });
+}
+
+TEST(NetResolve, CancelledLookupReturnsAtOnce) {
+  corio::testing::leak_check leaks;
+  run_mock([](auto*) -> task<> {
+    auto lookup = corio::spawn(corio::resolve_dns("localhost", 80));
+    co_await corio::sleep(0s); // queued on the pool
+    lookup.cancel();
+    EXPECT_THROW(co_await lookup, corio::cancelled_error);
+    expect_only_main_task();
+  });
 }
 
 // ---- datagrams ----------------------------------------------------------------------------------------
