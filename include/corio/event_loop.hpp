@@ -85,8 +85,12 @@ public:
   /// does after the main task). Throws loop_error if the loop is running or closed.
   void shutdown_tasks();
   /// Closes the loop. Throws loop_error if it is running or tasks are still pending (cancel them and
-  /// let them finish first — corio::run() does).
+  /// let them finish first — corio::run() does). Then runs the on_close() callbacks.
   void close();
+  /// Runs fn once when the loop closes — in close(), or in the destructor of a loop never closed, after
+  /// its tasks are gone — newest first. How services tied to a loop (its default thread pool, its signal
+  /// handlers) shut down with it. An exception escaping fn is reported on stderr.
+  void on_close(detail::unique_function fn);
 
   /// Live tasks, timers still scheduled (not cancelled), and fds with a waiter: for leak checks.
   [[nodiscard]] std::size_t task_count() const noexcept { return task_count_; }
@@ -116,6 +120,15 @@ public:
   void cancel_timer(detail::timer_node* n) noexcept;
   void arm(int fd, detail::io_dir d, detail::io_waiter* w);
   void disarm(int fd, detail::io_dir d) noexcept;
+  /// Call before closing an fd the loop may have watched (corio::socket does): wakes the tasks still
+  /// waiting on it (they must check for the close themselves) and drops the backend's state, so a new fd
+  /// that reuses the number is watched correctly. Without it, a reused number can wait forever.
+  void forget_fd(int fd) noexcept;
+  /// A task waits for work outside the loop (a thread pool job) that will come back through
+  /// call_soon_threadsafe. While any such wait is pending, a virtual clock does not jump ahead (time
+  /// stands still while the thread works, as in tokio's paused time) and an idle loop is not a deadlock.
+  void begin_external_wait() noexcept { ++external_waits_; }
+  void end_external_wait() noexcept { --external_waits_; }
   void add_task(detail::task_state* t) noexcept;
   void remove_task(detail::task_state* t) noexcept;
   /// Every live task, oldest first (for dump_tasks).
@@ -147,6 +160,7 @@ private:
   void sift_down(std::uint32_t i, timer_entry e) noexcept;
   void fire(const timer_entry& e);
   void check_open() const;
+  void run_close_callbacks() noexcept;
 
   options opts_;
   std::unique_ptr<clock_source> own_clock_;
@@ -167,6 +181,8 @@ private:
   detail::task_state* tasks_head_ = nullptr;
   detail::task_state* tasks_tail_ = nullptr;
   std::size_t task_count_ = 0;
+  std::size_t external_waits_ = 0; // begin_external_wait() minus end_external_wait()
+  std::vector<detail::unique_function> close_callbacks_;
   std::uint64_t next_task_id_ = 1;
   std::uint64_t seed_ = 0;
   std::uint64_t rng_ = 0;

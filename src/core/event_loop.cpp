@@ -118,7 +118,13 @@ event_loop::~event_loop() {
     if (item.task == callback_tag())
       free_node(static_cast<detail::timer_node*>(item.target));
   }
-  closed_ = true;
+  if (!closed_) {
+    {
+      std::lock_guard lock(threadsafe_mutex_);
+      closed_ = true;
+    }
+    run_close_callbacks();
+  }
 }
 
 event_loop* event_loop::current() noexcept { return *running_loop_slot(); }
@@ -343,6 +349,8 @@ void event_loop::arm(int fd, detail::io_dir d, detail::io_waiter* w) {
 
 void event_loop::disarm(int fd, detail::io_dir d) noexcept { backend_->disarm(fd, d); }
 
+void event_loop::forget_fd(int fd) noexcept { backend_->forget(fd); }
+
 // ---- tasks ------------------------------------------------------------------------------------------
 
 void event_loop::add_task(detail::task_state* t) noexcept {
@@ -420,8 +428,29 @@ void event_loop::close() {
   if (task_count_ != 0)
     throw loop_error(std::string("corio: cannot close the event loop: ") + std::to_string(task_count_) +
                      " task(s) still pending; cancel them and let them finish first (corio::run() does)");
-  std::lock_guard lock(threadsafe_mutex_);
-  closed_ = true;
+  {
+    std::lock_guard lock(threadsafe_mutex_);
+    closed_ = true;
+  }
+  run_close_callbacks();
+}
+
+void event_loop::on_close(detail::unique_function fn) {
+  check_open();
+  close_callbacks_.push_back(std::move(fn));
+}
+
+void event_loop::run_close_callbacks() noexcept {
+  // The loop is closed already, so no callback can register another.
+  while (!close_callbacks_.empty()) {
+    detail::unique_function fn = std::move(close_callbacks_.back());
+    close_callbacks_.pop_back();
+    try {
+      fn();
+    } catch (...) {
+      std::fprintf(stderr, "corio: exception in a close callback: %s\n", describe(std::current_exception()).c_str());
+    }
+  }
 }
 
 duration event_loop::poll_timeout() {
@@ -429,12 +458,17 @@ duration event_loop::poll_timeout() {
     return duration::zero();
   if (threadsafe_pending_.load(std::memory_order_acquire))
     return duration::zero();
+  // While a thread works for a task, virtual time stands still: block until its result arrives (timers
+  // already due still fire).
+  const bool hold_time = virtual_clock_ && external_waits_ > 0;
   if (timers_.empty()) {
-    if (virtual_clock_ && backend_->armed() == 0)
+    if (virtual_clock_ && backend_->armed() == 0 && !hold_time)
       throw loop_error("corio: deadlock: every task waits, and no timer, I/O or other thread can wake them");
     return duration(-1);
   }
   const time_point deadline = timers_.front().when;
+  if (hold_time)
+    return deadline <= time() ? duration::zero() : duration(-1);
   if (clock_->advance_to(deadline))
     return duration::zero(); // a virtual clock jumped to the deadline
   return std::max(deadline - time(), duration::zero());
