@@ -33,5 +33,14 @@
 #include "corio/shield.hpp"
 #include "corio/wait.hpp"
 
+// The outside world: threads, files, signals
+#include "corio/files.hpp"
+#include "corio/signals.hpp"
+#include "corio/thread_pool.hpp"
+#include "corio/to_thread.hpp"
+
 // Synchronisation primitives
 #include "corio/sync.hpp"
+
+// Networking: sockets, datagrams, streams, servers
+#include "corio/net.hpp"

@@ -12,6 +12,7 @@
 
 #include "corio/clock.hpp"
 #include "corio/detail/io_waiter.hpp"
+#include "corio/detail/timer_slot.hpp"
 #include "corio/detail/unique_function.hpp"
 #include "corio/detail/wait_node.hpp"
 #include "corio/errors.hpp"
@@ -84,8 +85,12 @@ public:
   /// does after the main task). Throws loop_error if the loop is running or closed.
   void shutdown_tasks();
   /// Closes the loop. Throws loop_error if it is running or tasks are still pending (cancel them and
-  /// let them finish first — corio::run() does).
+  /// let them finish first — corio::run() does). Then runs the on_close() callbacks.
   void close();
+  /// Runs fn once when the loop closes — in close(), or in the destructor of a loop never closed, after
+  /// its tasks are gone — newest first. How services tied to a loop (its default thread pool, its signal
+  /// handlers) shut down with it. An exception escaping fn is reported on stderr.
+  void on_close(detail::unique_function fn);
 
   /// Live tasks, timers still scheduled (not cancelled), and fds with a waiter: for leak checks.
   [[nodiscard]] std::size_t task_count() const noexcept { return task_count_; }
@@ -108,25 +113,35 @@ public:
   bool cancel_task(detail::task_state* t) noexcept;
   /// Resumes a task that is waiting, so that it sees a cancellation raised by a timeout scope.
   void interrupt(detail::task_state* t) noexcept;
-  /// A timer that wakes w at `when` (cancel it with the handle).
-  timer_handle add_timer(time_point when, detail::wait_node* w);
+  /// Wakes w at `when` (as wake(w) does). w must not be scheduled already.
+  void add_timer(time_point when, detail::timed_wait* w);
+  /// Withdraws w's timer if it is still scheduled (O(log n)); a no-op once it fired.
+  void remove_timer(detail::timed_wait* w) noexcept;
   void cancel_timer(detail::timer_node* n) noexcept;
   void arm(int fd, detail::io_dir d, detail::io_waiter* w);
   void disarm(int fd, detail::io_dir d) noexcept;
+  /// Call before closing an fd the loop may have watched (corio::socket does): wakes the tasks still
+  /// waiting on it (they must check for the close themselves) and drops the backend's state, so a new fd
+  /// that reuses the number is watched correctly. Without it, a reused number can wait forever.
+  void forget_fd(int fd) noexcept;
+  /// A task waits for work outside the loop (a thread pool job) that will come back through
+  /// call_soon_threadsafe. While any such wait is pending, a virtual clock does not jump ahead (time
+  /// stands still while the thread works, as in tokio's paused time) and an idle loop is not a deadlock.
+  void begin_external_wait() noexcept { ++external_waits_; }
+  void end_external_wait() noexcept { --external_waits_; }
   void add_task(detail::task_state* t) noexcept;
   void remove_task(detail::task_state* t) noexcept;
   /// Every live task, oldest first (for dump_tasks).
   [[nodiscard]] std::vector<const detail::task_state*> tasks() const;
 
 private:
-  struct ready_item {
-    std::coroutine_handle<> handle; // a coroutine to resume...
-    detail::task_state* task;       // ...as this task,
-    detail::timer_node* callback;   // or a callback node to run (handle is null)
+  struct ready_item {         // 16 bytes: a million of these queue up when a million tasks are spawned at once
+    void* target;             // a coroutine frame to resume, or a timer_node when task is callback_tag()
+    detail::task_state* task; // the task to resume it as (null: not inside a task)
   };
-  struct timer_entry { // 16 bytes: the sequence number lives in the node
+  struct timer_entry { // 16 bytes: the sequence number and the heap index live in the slot
     time_point when;
-    detail::timer_node* node;
+    std::uintptr_t slot; // a timer_slot*, bit 0 set when it is a timed_wait's (else a timer_node's)
   };
   class ring;
 
@@ -139,9 +154,13 @@ private:
   void push_ready(const ready_item& item);
   detail::timer_node* new_node();
   void free_node(detail::timer_node* n) noexcept;
-  void push_timer(time_point when, detail::timer_node* n);
-  void compact_timers();
+  void push_timer(time_point when, detail::timer_slot* s, bool is_wait);
+  void remove_entry(std::uint32_t i) noexcept;
+  void sift_up(std::uint32_t i, timer_entry e) noexcept;
+  void sift_down(std::uint32_t i, timer_entry e) noexcept;
+  void fire(const timer_entry& e);
   void check_open() const;
+  void run_close_callbacks() noexcept;
 
   options opts_;
   std::unique_ptr<clock_source> own_clock_;
@@ -149,9 +168,8 @@ private:
   bool virtual_clock_ = false;
   std::unique_ptr<detail::backend> backend_;
   std::unique_ptr<ring> ready_;
-  std::vector<timer_entry> timers_;  // min-heap on (when, seq)
-  std::size_t cancelled_timers_ = 0; // cancelled entries still in the heap (lazy deletion)
-  std::uint64_t timer_seq_ = 0;
+  std::vector<timer_entry> timers_; // a 4-ary min-heap on (when, seq); each slot knows its index
+  std::uint32_t timer_seq_ = 0;
   std::vector<std::unique_ptr<detail::timer_node[]>> node_chunks_;
   detail::timer_node* free_nodes_ = nullptr;
   std::mutex threadsafe_mutex_;
@@ -163,6 +181,8 @@ private:
   detail::task_state* tasks_head_ = nullptr;
   detail::task_state* tasks_tail_ = nullptr;
   std::size_t task_count_ = 0;
+  std::size_t external_waits_ = 0; // begin_external_wait() minus end_external_wait()
+  std::vector<detail::unique_function> close_callbacks_;
   std::uint64_t next_task_id_ = 1;
   std::uint64_t seed_ = 0;
   std::uint64_t rng_ = 0;

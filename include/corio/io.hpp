@@ -57,7 +57,9 @@ private:
 
 /// Suspends the running task until `fd` is readable (data, end of file, hang-up or error: a read will
 /// not block). One reader per fd at a time: a second one gets loop_error. A bad fd, or one epoll cannot
-/// watch (a regular file), raises std::system_error naming it. Cancellable.
+/// watch (a regular file), raises std::system_error naming it. Cancellable. The loop keeps an fd's
+/// registration between waits: before closing an fd you waited on, call event_loop::forget_fd(fd)
+/// (corio::socket does it for you), or a new fd reusing the number may never become ready.
 [[nodiscard]] inline detail::io_awaiter readable(int fd) noexcept { return {fd, detail::io_dir::read}; }
 /// Suspends the running task until `fd` is writable (or has failed). As readable().
 [[nodiscard]] inline detail::io_awaiter writable(int fd) noexcept { return {fd, detail::io_dir::write}; }

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "corio/event_loop.hpp"
+#include "corio/signals.hpp"
 #include "corio/spawn.hpp"
 #include "corio/task.hpp"
 
@@ -21,17 +22,35 @@ template <class T> T run_until_complete(event_loop& loop, task<T> t) {
 }
 
 /// asyncio.run(): creates a loop, runs `main` to completion, cancels the tasks still alive and runs
-/// them until they finish, closes the loop, and returns main's result (or rethrows its exception).
+/// them until they finish, closes the loop (which shuts its default thread pool down), and returns
+/// main's result (or rethrows its exception).
+///
+/// Ctrl-C, as asyncio.run: while `main` runs, the first SIGINT cancels it (cancelled_error at its await
+/// point); a second one gets the default action (the process ends). If `main` then ends cancelled,
+/// run() throws corio::keyboard_interrupt (a cancelled_error); if it caught the cancellation and
+/// returned, run() returns its result. Installed only on the main thread, with SIGINT at its default
+/// disposition, and without a virtual clock; see detail::sigint_guard.
 template <class T> T run(task<T> main, event_loop::options options = {}) {
   event_loop loop(options);
   join_handle<T> h = spawn(loop, std::move(main), "main");
   h.add_done_callback([&loop] { loop.stop(); });
-  loop.run_forever();
+  bool interrupted = false;
+  {
+    detail::sigint_guard sigint(loop, [&h, &interrupted] {
+      interrupted = true;
+      h.cancel();
+    });
+    loop.run_forever();
+  }
   const bool finished = h.done();
   loop.shutdown_tasks();
   loop.close();
   if (!finished)
     throw loop_error("corio: run(): the loop stopped before the main task finished");
+  if (interrupted && h.cancelled()) {
+    (void)h.exception(); // retrieved: it becomes keyboard_interrupt
+    throw keyboard_interrupt();
+  }
   return h.result();
 }
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -25,8 +26,7 @@ namespace detail {
 template <class T> struct spawned final : task_state {
   std::coroutine_handle<task_promise<T>> frame;
   int refs = 1;
-  wait_list joiners;
-  std::unique_ptr<std::vector<unique_function>> callbacks; // rare: allocated on first use
+  uncounted_wait_list joiners; // 96 bytes in all, for a million tasks
 
   static void* operator new(std::size_t size) { return frame_allocate(size); }
   static void operator delete(void* p, std::size_t size) noexcept { frame_deallocate(p, size); }
@@ -36,10 +36,10 @@ template <class T> struct spawned final : task_state {
     loop->remove_task(this);
     while (wait_node* w = joiners.pop_front())
       loop->wake(w);
-    if (callbacks) {
-      for (auto& cb : *callbacks)
+    if (extras) {
+      for (auto& cb : extras->done_callbacks)
         loop->call_soon(std::move(cb));
-      callbacks.reset();
+      extras->done_callbacks.clear();
     }
     release();
   }
@@ -50,7 +50,8 @@ template <class T> struct spawned final : task_state {
     frame.destroy();
     frame = {};
     ++refs; // done callbacks may hold join_handles on us: drop them while we are pinned
-    callbacks.reset();
+    if (extras)
+      std::vector<unique_function>().swap(extras->done_callbacks);
     release(); // the pin
     release(); // the running reference
   }
@@ -153,11 +154,8 @@ public:
     auto& s = state();
     if (s.done)
       s.loop->call_soon(std::move(fn));
-    else {
-      if (!s.callbacks)
-        s.callbacks = std::make_unique<std::vector<detail::unique_function>>();
-      s.callbacks->push_back(std::move(fn));
-    }
+    else
+      s.extra().done_callbacks.push_back(std::move(fn));
   }
   [[nodiscard]] std::uint64_t id() const { return state().id; }
   [[nodiscard]] const std::string& name() const { return state().task_name(); }
@@ -210,11 +208,12 @@ template <class T> join_handle<T> spawn(event_loop& loop, task<T> t, std::string
     throw invalid_state_error("corio: spawn() of an empty task (moved from or already spawned)");
   if (loop.is_closed())
     throw loop_error("corio: spawn() on a closed event loop");
-  auto* s = new detail::spawned<T>();
+  auto owner = std::unique_ptr<detail::spawned<T>>(new detail::spawned<T>());
   if (!name.empty())
-    s->name = std::make_unique<const std::string>(name);
+    owner->extra().name = name;
+  auto* s = owner.release();
   s->frame = t.release();
-  s->frame.promise().root = s;
+  s->frame.promise().set_root(s);
   loop.add_task(s);
   loop.schedule(s->frame, s);
   return join_handle<T>(s);

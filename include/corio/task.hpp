@@ -23,10 +23,20 @@ struct task_promise_base;
 void warn_if_never_awaited(const task_promise_base& p) noexcept;
 
 struct task_promise_base {
-  std::coroutine_handle<> continuation; // the awaiting coroutine
   std::exception_ptr exception;
-  task_state* root = nullptr; // set when the task was spawned: it has no continuation
-  bool inline_start = false;  // being run from the awaiter's await_suspend (see task_awaiter)
+  // Who takes over when the coroutine finishes: the coroutine awaiting it (a frame address), or, when it
+  // was spawned, its task state (`root`). One pointer for both: a frame per task, a million tasks.
+  void* next = nullptr;
+  bool root = false;         // `next` is the task_state: the task was spawned
+  bool inline_start = false; // being run from the awaiter's await_suspend (see task_awaiter)
+
+  void set_continuation(std::coroutine_handle<> h) noexcept { next = h.address(); }
+  void set_root(task_state* t) noexcept {
+    next = t;
+    root = true;
+  }
+  /// Awaited or spawned (else: destroyed without ever being awaited).
+  [[nodiscard]] bool claimed() const noexcept { return next != nullptr; }
 
   static void* operator new(std::size_t size) { return frame_allocate(size); }
   static void operator delete(void* p, std::size_t size) noexcept { frame_deallocate(p, size); }
@@ -36,13 +46,13 @@ struct task_promise_base {
     static constexpr bool await_ready() noexcept { return false; }
     template <class P> static std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
       task_promise_base& p = h.promise();
-      if (p.root != nullptr) {
-        p.root->on_done(); // may destroy this frame: it is suspended, so that is allowed
+      if (p.root) {
+        static_cast<task_state*>(p.next)->on_done(); // may destroy this frame: it is suspended, so that is allowed
         return std::noop_coroutine();
       }
       if (p.inline_start)
         return std::noop_coroutine(); // back into task_awaiter::await_suspend, which returns false
-      return p.continuation;
+      return std::coroutine_handle<>::from_address(p.next);
     }
     static constexpr void await_resume() noexcept {}
   };
@@ -127,7 +137,7 @@ public:
     // and the child's final_suspend will transfer to it.
     bool await_suspend(std::coroutine_handle<> parent) {
       promise_type& p = h.promise();
-      p.continuation = parent;
+      p.set_continuation(parent);
       p.inline_start = true;
       h.resume();
       if (h.done())

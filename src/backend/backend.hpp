@@ -22,6 +22,10 @@ public:
   virtual void arm(int fd, io_dir d, io_waiter* w) = 0;
   /// Withdraws an undelivered arm (the waiter was cancelled). No-op if nothing is armed.
   virtual void disarm(int fd, io_dir d) noexcept = 0;
+  /// `fd` is about to be closed: waiters still armed on it are delivered (ready() — they must notice the
+  /// close themselves) and everything known about it is dropped, so that a new fd reusing the number
+  /// starts clean. No-op for an fd the backend never saw.
+  virtual void forget(int fd) noexcept = 0;
   /// Waits up to `timeout` (negative: no limit; zero: do not block) and delivers what is ready.
   /// Returns the number of waiters delivered.
   virtual int poll(std::chrono::nanoseconds timeout) = 0;

@@ -77,6 +77,27 @@ public:
     }
   }
 
+  // The kernel drops a closed fd from the epoll set by itself (when no dup of it is open), but our
+  // registered/interest cache would survive and make arm() skip the epoll_ctl a reused number needs.
+  void forget(int fd) noexcept override {
+    if (fd < 0 || static_cast<std::size_t>(fd) >= fds_.size())
+      return;
+    fd_state& s = fds_[static_cast<std::size_t>(fd)];
+    if (s.registered) {
+      epoll_event ev{};
+      ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, &ev); // a dup may keep it in the set: take it out now
+    }
+    s.registered = false;
+    s.interest = 0;
+    for (io_waiter*& slot : s.waiters) {
+      if (io_waiter* w = slot) {
+        slot = nullptr;
+        --armed_;
+        w->ready();
+      }
+    }
+  }
+
   int poll(std::chrono::nanoseconds timeout) override {
     int ms = -1;
     if (timeout >= std::chrono::nanoseconds::zero()) {

@@ -73,7 +73,7 @@ void dump_tasks(std::FILE* out) {
 
 namespace corio::detail {
 void warn_if_never_awaited(const task_promise_base& p) noexcept {
-  if (p.continuation || p.root != nullptr)
+  if (p.claimed())
     return;
   const event_loop* loop = event_loop::current();
   if (loop != nullptr && loop->config().debug)

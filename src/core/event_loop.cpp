@@ -30,8 +30,12 @@ std::uint64_t splitmix(std::uint64_t& s) noexcept {
   return z ^ (z >> 31);
 }
 
-bool later(const auto& a, const auto& b) noexcept { // heap order: earliest (when, seq) on top
-  return a.when != b.when ? a.when > b.when : a.node->seq > b.node->seq;
+// Ready items that are callbacks carry this in place of a task pointer; it is never dereferenced.
+alignas(16) char callback_marker;
+detail::task_state* callback_tag() noexcept { return reinterpret_cast<detail::task_state*>(&callback_marker); }
+
+detail::timer_slot* slot_of(std::uintptr_t s) noexcept {
+  return reinterpret_cast<detail::timer_slot*>(s & ~std::uintptr_t{1});
 }
 
 } // namespace
@@ -72,15 +76,13 @@ private:
 // ---- timer_handle -----------------------------------------------------------------------------------
 
 bool timer_handle::cancel() noexcept {
-  if (node_ == nullptr || node_->generation != gen_ || !node_->scheduled || node_->cancelled)
+  if (!pending())
     return false;
   node_->loop->cancel_timer(node_);
   return true;
 }
 
-bool timer_handle::pending() const noexcept {
-  return node_ != nullptr && node_->generation == gen_ && node_->scheduled && !node_->cancelled;
-}
+bool timer_handle::pending() const noexcept { return node_ != nullptr && node_->generation == gen_ && node_->pending; }
 
 // ---- construction -----------------------------------------------------------------------------------
 
@@ -113,10 +115,16 @@ event_loop::~event_loop() {
   // Callbacks still queued are dropped; their captures are destroyed with the nodes.
   while (!ready_->empty()) {
     ready_item item = ready_->pop();
-    if (item.callback != nullptr)
-      free_node(item.callback);
+    if (item.task == callback_tag())
+      free_node(static_cast<detail::timer_node*>(item.target));
   }
-  closed_ = true;
+  if (!closed_) {
+    {
+      std::lock_guard lock(threadsafe_mutex_);
+      closed_ = true;
+    }
+    run_close_callbacks();
+  }
 }
 
 event_loop* event_loop::current() noexcept { return *running_loop_slot(); }
@@ -141,17 +149,15 @@ detail::timer_node* event_loop::new_node() {
   }
   detail::timer_node* n = free_nodes_;
   free_nodes_ = n->next_free;
-  n->waiter = nullptr;
-  n->scheduled = true;
-  n->cancelled = false;
+  n->next_free = nullptr;
+  n->pending = true;
   return n;
 }
 
 void event_loop::free_node(detail::timer_node* n) noexcept {
   n->fn = {};
-  n->waiter = nullptr;
-  n->scheduled = false;
-  n->in_heap = false;
+  n->pending = false;
+  n->index = detail::timer_slot::not_scheduled;
   ++n->generation;
   n->next_free = free_nodes_;
   free_nodes_ = n;
@@ -163,7 +169,7 @@ timer_handle event_loop::call_soon(detail::unique_function fn) {
   check_open();
   detail::timer_node* n = new_node();
   n->fn = std::move(fn);
-  push_ready({{}, nullptr, n});
+  push_ready({n, callback_tag()});
   return {n, n->generation};
 }
 
@@ -175,7 +181,7 @@ timer_handle event_loop::call_at(time_point when, detail::unique_function fn) {
   check_open();
   detail::timer_node* n = new_node();
   n->fn = std::move(fn);
-  push_timer(when, n);
+  push_timer(when, n, false);
   return {n, n->generation};
 }
 
@@ -194,12 +200,12 @@ void event_loop::call_soon_threadsafe(detail::unique_function fn) {
 
 time_point event_loop::time() const noexcept { return clock_->now(); }
 
-void event_loop::schedule(std::coroutine_handle<> h, detail::task_state* t) { push_ready({h, t, nullptr}); }
+void event_loop::schedule(std::coroutine_handle<> h, detail::task_state* t) { push_ready({h.address(), t}); }
 
 void event_loop::wake(detail::wait_node* w) {
   if (w->task != nullptr && w->task->waiting == w)
     w->task->waiting = nullptr;
-  push_ready({w->handle, w->task, nullptr});
+  push_ready({w->handle.address(), w->task});
 }
 
 void detail::wait_node::forget_wait(wait_node* w) noexcept {
@@ -225,54 +231,98 @@ void event_loop::interrupt(detail::task_state* t) noexcept {
   if (w == nullptr || !w->on_cancel())
     return;
   t->waiting = nullptr;
-  push_ready({w->handle, t, nullptr}); // may allocate: the ring only grows, and has room in practice
+  push_ready({w->handle.address(), t}); // may allocate: the ring only grows, and has room in practice
 }
 
 // ---- timers -----------------------------------------------------------------------------------------
+//
+// A 4-ary min-heap of (deadline, slot) ordered by (deadline, seq). It is half as deep as a binary heap,
+// and every move writes the entry's new index into its slot (a write to the waiting frame or node), so
+// fewer levels means fewer of those scattered writes. Cancellation removes the entry at its index.
 
-void event_loop::push_timer(time_point when, detail::timer_node* n) {
-  n->in_heap = true;
-  n->seq = timer_seq_++;
-  timers_.push_back({when, n});
-  std::push_heap(timers_.begin(), timers_.end(),
-                 [](const timer_entry& a, const timer_entry& b) { return later(a, b); });
+namespace {
+bool earlier(const auto& a, const auto& b) noexcept {
+  if (a.when != b.when)
+    return a.when < b.when;
+  return static_cast<std::int32_t>(slot_of(a.slot)->seq - slot_of(b.slot)->seq) < 0; // wrap-around order
+}
+} // namespace
+
+void event_loop::sift_up(std::uint32_t i, timer_entry e) noexcept {
+  while (i > 0) {
+    const std::uint32_t parent = (i - 1) / 4;
+    if (!earlier(e, timers_[parent]))
+      break;
+    timers_[i] = timers_[parent];
+    slot_of(timers_[i].slot)->index = i;
+    i = parent;
+  }
+  timers_[i] = e;
+  slot_of(e.slot)->index = i;
 }
 
-timer_handle event_loop::add_timer(time_point when, detail::wait_node* w) {
-  detail::timer_node* n = new_node();
-  n->waiter = w;
-  push_timer(when, n);
-  return {n, n->generation};
+void event_loop::sift_down(std::uint32_t i, timer_entry e) noexcept {
+  const auto n = static_cast<std::uint32_t>(timers_.size());
+  for (;;) {
+    const std::uint32_t first = 4 * i + 1;
+    if (first >= n)
+      break;
+    std::uint32_t best = first;
+    const std::uint32_t last = std::min(first + 4, n);
+    for (std::uint32_t c = first + 1; c < last; ++c)
+      if (earlier(timers_[c], timers_[best]))
+        best = c;
+    if (!earlier(timers_[best], e))
+      break;
+    timers_[i] = timers_[best];
+    slot_of(timers_[i].slot)->index = i;
+    i = best;
+  }
+  timers_[i] = e;
+  slot_of(e.slot)->index = i;
+}
+
+void event_loop::push_timer(time_point when, detail::timer_slot* s, bool is_wait) {
+  if (timers_.size() >= detail::timer_slot::not_scheduled - 1) [[unlikely]]
+    throw loop_error("corio: too many timers scheduled");
+  s->seq = timer_seq_++;
+  timers_.push_back({}); // may throw: nothing changed yet
+  sift_up(static_cast<std::uint32_t>(timers_.size() - 1),
+          {when, reinterpret_cast<std::uintptr_t>(s) | static_cast<std::uintptr_t>(is_wait)});
+}
+
+void event_loop::remove_entry(std::uint32_t i) noexcept {
+  slot_of(timers_[i].slot)->index = detail::timer_slot::not_scheduled;
+  const timer_entry last = timers_.back();
+  timers_.pop_back();
+  if (i == timers_.size())
+    return; // it was the last entry
+  if (i > 0 && earlier(last, timers_[(i - 1) / 4]))
+    sift_up(i, last);
+  else
+    sift_down(i, last);
+}
+
+void event_loop::add_timer(time_point when, detail::timed_wait* w) { push_timer(when, w, true); }
+
+void event_loop::remove_timer(detail::timed_wait* w) noexcept {
+  if (w->scheduled())
+    remove_entry(w->index);
 }
 
 void event_loop::cancel_timer(detail::timer_node* n) noexcept {
-  if (!n->scheduled || n->cancelled)
+  if (!n->pending)
     return;
-  n->cancelled = true;
-  n->fn = {}; // release captures now, not when the entry reaches the top of the heap
-  n->waiter = nullptr;
-  if (n->in_heap) {
-    ++cancelled_timers_;
-    // Lazy deletion keeps cancel O(1); compaction keeps cancelled entries from piling up.
-    if (cancelled_timers_ > 1024 && cancelled_timers_ * 2 > timers_.size())
-      compact_timers();
+  n->pending = false;
+  if (n->scheduled()) {
+    remove_entry(n->index);
+    free_node(n);
+  } else {
+    n->fn = {}; // in the ready queue, which frees it when it gets there; release the captures now
   }
 }
 
-void event_loop::compact_timers() {
-  auto live = std::remove_if(timers_.begin(), timers_.end(), [this](const timer_entry& e) {
-    if (!e.node->cancelled)
-      return false;
-    free_node(e.node);
-    return true;
-  });
-  timers_.erase(live, timers_.end());
-  std::make_heap(timers_.begin(), timers_.end(),
-                 [](const timer_entry& a, const timer_entry& b) { return later(a, b); });
-  cancelled_timers_ = 0;
-}
-
-std::size_t event_loop::timer_count() const noexcept { return timers_.size() - cancelled_timers_; }
+std::size_t event_loop::timer_count() const noexcept { return timers_.size(); }
 
 std::size_t event_loop::io_waiter_count() const noexcept { return backend_->armed(); }
 
@@ -280,22 +330,13 @@ void event_loop::run_due_timers() {
   if (timers_.empty())
     return; // no clock read
   const time_point now = time();
-  auto cmp = [](const timer_entry& a, const timer_entry& b) { return later(a, b); };
   while (!timers_.empty() && timers_.front().when <= now) {
-    std::pop_heap(timers_.begin(), timers_.end(), cmp);
-    detail::timer_node* n = timers_.back().node;
-    timers_.pop_back();
-    n->in_heap = false;
-    if (n->cancelled) {
-      --cancelled_timers_;
-      free_node(n);
-    } else if (n->waiter != nullptr) {
-      detail::wait_node* w = n->waiter;
-      free_node(n);
-      wake(w);
-    } else {
-      push_ready({{}, nullptr, n}); // runs in this iteration's batch, after earlier-ready items
-    }
+    const std::uintptr_t s = timers_.front().slot;
+    remove_entry(0);
+    if ((s & 1) != 0)
+      wake(static_cast<detail::timed_wait*>(slot_of(s)));
+    else
+      push_ready({static_cast<detail::timer_node*>(slot_of(s)), callback_tag()}); // runs in this batch
   }
 }
 
@@ -307,6 +348,8 @@ void event_loop::arm(int fd, detail::io_dir d, detail::io_waiter* w) {
 }
 
 void event_loop::disarm(int fd, detail::io_dir d) noexcept { backend_->disarm(fd, d); }
+
+void event_loop::forget_fd(int fd) noexcept { backend_->forget(fd); }
 
 // ---- tasks ------------------------------------------------------------------------------------------
 
@@ -385,8 +428,29 @@ void event_loop::close() {
   if (task_count_ != 0)
     throw loop_error(std::string("corio: cannot close the event loop: ") + std::to_string(task_count_) +
                      " task(s) still pending; cancel them and let them finish first (corio::run() does)");
-  std::lock_guard lock(threadsafe_mutex_);
-  closed_ = true;
+  {
+    std::lock_guard lock(threadsafe_mutex_);
+    closed_ = true;
+  }
+  run_close_callbacks();
+}
+
+void event_loop::on_close(detail::unique_function fn) {
+  check_open();
+  close_callbacks_.push_back(std::move(fn));
+}
+
+void event_loop::run_close_callbacks() noexcept {
+  // The loop is closed already, so no callback can register another.
+  while (!close_callbacks_.empty()) {
+    detail::unique_function fn = std::move(close_callbacks_.back());
+    close_callbacks_.pop_back();
+    try {
+      fn();
+    } catch (...) {
+      std::fprintf(stderr, "corio: exception in a close callback: %s\n", describe(std::current_exception()).c_str());
+    }
+  }
 }
 
 duration event_loop::poll_timeout() {
@@ -394,19 +458,17 @@ duration event_loop::poll_timeout() {
     return duration::zero();
   if (threadsafe_pending_.load(std::memory_order_acquire))
     return duration::zero();
-  while (!timers_.empty() && timers_.front().node->cancelled) { // drop cancelled entries at the top
-    std::pop_heap(timers_.begin(), timers_.end(),
-                  [](const timer_entry& a, const timer_entry& b) { return later(a, b); });
-    free_node(timers_.back().node);
-    timers_.pop_back();
-    --cancelled_timers_;
-  }
+  // While a thread works for a task, virtual time stands still: block until its result arrives (timers
+  // already due still fire).
+  const bool hold_time = virtual_clock_ && external_waits_ > 0;
   if (timers_.empty()) {
-    if (virtual_clock_ && backend_->armed() == 0)
+    if (virtual_clock_ && backend_->armed() == 0 && !hold_time)
       throw loop_error("corio: deadlock: every task waits, and no timer, I/O or other thread can wake them");
     return duration(-1);
   }
   const time_point deadline = timers_.front().when;
+  if (hold_time)
+    return deadline <= time() ? duration::zero() : duration(-1);
   if (clock_->advance_to(deadline))
     return duration::zero(); // a virtual clock jumped to the deadline
   return std::max(deadline - time(), duration::zero());
@@ -452,16 +514,15 @@ void event_loop::run_ready() {
 
 void event_loop::run_item(const ready_item& item) {
   const auto started = opts_.debug ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
-  if (item.callback == nullptr) {
+  if (item.task != callback_tag()) {
     current_task_ = item.task;
-    item.handle.resume();
+    std::coroutine_handle<>::from_address(item.target).resume();
     current_task_ = nullptr;
   } else {
-    detail::timer_node* n = item.callback;
-    if (!n->cancelled) {
-      n->scheduled = false; // running: no longer cancellable
+    auto* n = static_cast<detail::timer_node*>(item.target);
+    if (n->pending) {
       detail::unique_function fn = std::move(n->fn);
-      free_node(n);
+      free_node(n); // running: no longer cancellable
       try {
         fn();
       } catch (...) {
@@ -476,7 +537,7 @@ void event_loop::run_item(const ready_item& item) {
     auto took = std::chrono::steady_clock::now() - started;
     if (took > opts_.slow_callback)
       std::fprintf(stderr, "corio: slow %s took %.3f s (debug threshold %.3f s)\n",
-                   item.callback != nullptr ? "callback" : "task step", std::chrono::duration<double>(took).count(),
+                   item.task == callback_tag() ? "callback" : "task step", std::chrono::duration<double>(took).count(),
                    std::chrono::duration<double>(opts_.slow_callback).count());
   }
 }

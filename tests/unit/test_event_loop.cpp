@@ -3,11 +3,15 @@
 #include <corio/future.hpp>
 #include <corio/run.hpp>
 #include <corio/sleep.hpp>
+#include <corio/spawn.hpp>
 #include <corio/testing/mock_clock.hpp>
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <functional>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -87,7 +91,90 @@ TEST(EventLoop, CancelledTimersDoNotRunAndAreReleased) {
   EXPECT_FALSE(h.cancel()); // a stale handle after its slot was recycled stays harmless
 }
 
-TEST(EventLoop, ManyCancelledTimersAreCompacted) {
+// The timer heap against a reference model: random deadlines (many equal), random cancellations (also
+// from inside callbacks, of timers anywhere in the heap), timers added while others fire. Everything that
+// was not cancelled fires exactly once, in (deadline, scheduling order).
+TEST(EventLoop, TimerHeapMatchesAReferenceModel) {
+  for (std::uint64_t seed = 1; seed <= 20; ++seed) {
+    mock_clock clock;
+    event_loop loop({.clock = &clock});
+    std::mt19937_64 rng(seed);
+    struct expected {
+      corio::time_point when;
+      int order; // scheduling order
+      bool cancelled = false;
+    };
+    std::vector<expected> model;
+    std::vector<corio::timer_handle> handles;
+    std::vector<int> fired;
+    const auto t0 = loop.time();
+    std::function<void(corio::time_point)> add = [&](corio::time_point when) {
+      const int id = static_cast<int>(model.size());
+      model.push_back({when, id});
+      handles.push_back(loop.call_at(when, [&, id] {
+        fired.push_back(id);
+        if (id % 7 == 0 && fired.size() < 3000) // some callbacks schedule more, some cancel others
+          add(loop.time() + std::chrono::milliseconds(rng() % 50));
+        if (id % 5 == 0) {
+          const auto victim = static_cast<std::size_t>(rng() % handles.size());
+          if (handles[victim].cancel())
+            model[victim].cancelled = true;
+        }
+      }));
+    };
+    for (int i = 0; i < 2000; ++i)
+      add(t0 + std::chrono::milliseconds(rng() % 100)); // 100 distinct deadlines: many ties
+    for (int i = 0; i < 500; ++i) {
+      const auto victim = static_cast<std::size_t>(rng() % handles.size());
+      if (handles[victim].cancel())
+        model[victim].cancelled = true;
+    }
+    EXPECT_EQ(loop.timer_count(), static_cast<std::size_t>(std::count_if(
+                                      model.begin(), model.end(), [](const expected& e) { return !e.cancelled; })));
+    loop.call_at(t0 + 1h, [&] { loop.stop(); });
+    loop.run_forever();
+    std::vector<expected> live;
+    for (const auto& e : model)
+      if (!e.cancelled)
+        live.push_back(e);
+    std::stable_sort(live.begin(), live.end(), [](const expected& a, const expected& b) { return a.when < b.when; });
+    std::vector<int> want;
+    for (const auto& e : live)
+      want.push_back(e.order);
+    ASSERT_EQ(fired, want) << "seed " << seed;
+    corio::testing::expect_idle(loop);
+  }
+}
+
+TEST(EventLoop, CancelledSleepsLeaveTheHeapAtOnce) {
+  mock_clock clock;
+  event_loop loop({.clock = &clock});
+  corio::run_until_complete(loop, [&]() -> corio::task<> {
+    std::vector<corio::join_handle<>> sleepers;
+    for (int i = 0; i < 1000; ++i)
+      sleepers.push_back(
+          corio::spawn([](int s) -> corio::task<> { co_await corio::sleep(std::chrono::seconds(s)); }(1 + i % 10)));
+    co_await corio::sleep(0ms); // every sleeper reaches its sleep
+    EXPECT_EQ(loop.timer_count(), 1000u);
+    for (std::size_t i = 0; i < sleepers.size(); i += 2)
+      sleepers[i].cancel();
+    co_await corio::sleep(0ms); // the cancelled ones finish
+    EXPECT_EQ(loop.timer_count(), 500u);
+    for (std::size_t i = 0; i < sleepers.size(); ++i) {
+      if (i % 2 == 0)
+        EXPECT_TRUE(sleepers[i].cancelled());
+      else
+        EXPECT_FALSE(sleepers[i].done());
+    }
+    const auto t0 = loop.time();
+    for (std::size_t i = 1; i < sleepers.size(); i += 2)
+      co_await sleepers[i];
+    EXPECT_EQ(loop.time() - t0, 10s); // the longest remaining sleep, exactly
+  }());
+  corio::testing::expect_idle(loop);
+}
+
+TEST(EventLoop, ManyCancelledTimersLeaveNothingBehind) {
   mock_clock clock;
   event_loop loop({.clock = &clock});
   std::vector<corio::timer_handle> handles;

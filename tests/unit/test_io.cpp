@@ -146,4 +146,53 @@ TEST(Io, ClosedAndReusedFdNumberWorks) {
   corio::run(body());
 }
 
+// The epoll backend caches what it registered per fd number; an fd closed after a delivered wait and a
+// new one with the same number used to skip the epoll_ctl and wait forever. forget_fd() drops the cache.
+TEST(Io, ForgetFdLetsAReusedNumberBeWatched) {
+  corio::testing::leak_check leaks;
+  corio::testing::mock_clock clock;
+  auto body = []() -> task<> {
+    auto& loop = *corio::event_loop::current();
+    int first_number = -1;
+    for (int round = 0; round < 3; ++round) {
+      int fd[2];
+      EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fd), 0);
+      if (round == 0)
+        first_number = fd[0];
+      EXPECT_EQ(fd[0], first_number); // the same number every round, or the test proves nothing
+      auto writer = corio::spawn([](int w) -> task<> {
+        co_await corio::sleep(10ms);
+        EXPECT_EQ(::write(w, "a", 1), 1);
+      }(fd[1]));
+      co_await corio::readable(fd[0]); // interest stays registered after this delivery
+      char c;
+      EXPECT_EQ(::read(fd[0], &c, 1), 1);
+      co_await writer;
+      loop.forget_fd(fd[0]);
+      ::close(fd[0]);
+      ::close(fd[1]);
+    }
+  };
+  corio::run(body(), {.clock = &clock});
+}
+
+TEST(Io, ForgetFdWakesItsWaiters) {
+  corio::testing::mock_clock clock;
+  auto body = []() -> task<> {
+    socket_pair sp;
+    bool woke = false;
+    auto reader = corio::spawn([](int fd, bool* w) -> task<> {
+      co_await corio::readable(fd);
+      *w = true;
+    }(sp.fd[0], &woke));
+    co_await corio::sleep(1s);
+    EXPECT_FALSE(woke);
+    corio::event_loop::current()->forget_fd(sp.fd[0]);
+    EXPECT_EQ(corio::event_loop::current()->io_waiter_count(), 0u);
+    co_await reader;
+    EXPECT_TRUE(woke);
+  };
+  corio::run(body(), {.clock = &clock});
+}
+
 } // namespace

@@ -3,6 +3,7 @@
 
 #include <coroutine>
 #include <cstddef>
+#include <type_traits>
 
 namespace corio::detail {
 
@@ -56,19 +57,20 @@ protected:
 };
 
 /// An intrusive FIFO of wait_nodes: O(1) push, pop and removal of any node (a cancelled waiter).
-class wait_list {
+/// `Counted` keeps a length for size(); lists nobody asks the length of leave it out (16 bytes, not 24).
+template <bool Counted> class basic_wait_list {
 public:
-  wait_list() = default;
-  wait_list(const wait_list&) = delete;
-  wait_list& operator=(const wait_list&) = delete;
+  basic_wait_list() = default;
+  basic_wait_list(const basic_wait_list&) = delete;
+  basic_wait_list& operator=(const basic_wait_list&) = delete;
   /// Nodes still linked are unlinked (their owner was destroyed first, e.g. at loop teardown).
-  ~wait_list() {
+  ~basic_wait_list() {
     while (pop_front() != nullptr) {
     }
   }
 
   [[nodiscard]] bool empty() const noexcept { return head_ == nullptr; }
-  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+  [[nodiscard]] std::size_t size() const noexcept requires Counted { return size_; }
   [[nodiscard]] listed_wait_node* front() const noexcept { return head_; }
 
   void push_back(listed_wait_node* n) noexcept {
@@ -77,7 +79,8 @@ public:
     n->linked = true;
     (tail_ != nullptr ? tail_->next : head_) = n;
     tail_ = n;
-    ++size_;
+    if constexpr (Counted)
+      ++size_;
   }
   listed_wait_node* pop_front() noexcept {
     listed_wait_node* n = head_;
@@ -92,13 +95,18 @@ public:
     (n->next != nullptr ? n->next->prev : tail_) = n->prev;
     n->prev = n->next = nullptr;
     n->linked = false;
-    --size_;
+    if constexpr (Counted)
+      --size_;
   }
 
 private:
+  struct no_count {};
   listed_wait_node* head_ = nullptr;
   listed_wait_node* tail_ = nullptr;
-  std::size_t size_ = 0;
+  [[no_unique_address]] std::conditional_t<Counted, std::size_t, no_count> size_{};
 };
+
+using wait_list = basic_wait_list<true>;
+using uncounted_wait_list = basic_wait_list<false>;
 
 } // namespace corio::detail

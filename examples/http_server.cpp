@@ -1,0 +1,431 @@
+// An HTTP/1.1 server on corio: keep-alive, pipelining, request limits, an idle timeout, a plaintext
+// "Hello, World!" route and a static-files route. Requests are parsed with the packaged http-parser.
+//
+//     http_server [--host H] [--port P] [--root DIR] [--idle-timeout SECONDS]
+//                 [--max-header-bytes N] [--max-body-bytes N]
+//
+// Routes: GET/HEAD `/` and `/plaintext` answer "Hello, World!"; GET/HEAD `/static/<path>` serves the file
+// <path> under --root (404 without --root). Other paths: 404; other methods: 405. Limits: a request line
+// plus headers over --max-header-bytes gets 431, a body over --max-body-bytes gets 413, anything
+// http-parser rejects gets 400; each of those closes the connection. A connection with no request
+// for --idle-timeout seconds is closed. Prints "listening on <address>" once ready; SIGINT or SIGTERM
+// stop it: no more accepts, open connections are cancelled, exit status 0.
+#include <corio/corio.hpp>
+
+#include <http_parser.h>
+
+#include <algorithm>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <unordered_map>
+#include <vector>
+
+namespace {
+
+struct config {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 8080;
+  std::string root; // static files; empty: none
+  corio::duration idle_timeout = std::chrono::seconds(60);
+  std::size_t max_header_bytes = 8 * 1024;
+  std::size_t max_body_bytes = 1024 * 1024;
+};
+
+constexpr std::string_view hello_response = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\n"
+                                            "Hello, World!";
+constexpr std::string_view hello_head = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\n";
+
+void append_simple(std::string& out, int status, std::string_view reason, bool close, bool head = false) {
+  const std::string body = std::string(reason) + "\n";
+  out.append("HTTP/1.1 ").append(std::to_string(status)).append(" ").append(reason);
+  out.append("\r\nContent-Type: text/plain\r\nContent-Length: ").append(std::to_string(body.size()));
+  out.append(close ? "\r\nConnection: close\r\n\r\n" : "\r\n\r\n");
+  if (!head)
+    out.append(body);
+}
+
+std::string_view content_type(std::string_view path) {
+  const auto dot = path.rfind('.');
+  const std::string_view ext = dot == std::string_view::npos ? "" : path.substr(dot + 1);
+  if (ext == "html" || ext == "htm")
+    return "text/html; charset=utf-8";
+  if (ext == "txt")
+    return "text/plain; charset=utf-8";
+  if (ext == "css")
+    return "text/css";
+  if (ext == "js")
+    return "text/javascript";
+  if (ext == "json")
+    return "application/json";
+  if (ext == "png")
+    return "image/png";
+  if (ext == "jpg" || ext == "jpeg")
+    return "image/jpeg";
+  if (ext == "svg")
+    return "image/svg+xml";
+  return "application/octet-stream";
+}
+
+/// A safe relative path under the static root: no "..", no empty or hidden-escape segments, no
+/// backslashes or NULs, no percent-escapes (not decoded, so refused rather than misread).
+bool safe_relative(std::string_view p) {
+  if (p.empty() || p.front() == '/')
+    return false;
+  for (const char c : p)
+    if (c == '\\' || c == '%' || c == '\0')
+      return false;
+  std::size_t start = 0;
+  while (start <= p.size()) {
+    const std::size_t end = std::min(p.find('/', start), p.size());
+    const std::string_view seg = p.substr(start, end - start);
+    if (seg.empty() || seg == "." || seg == "..")
+      return false;
+    start = end + 1;
+  }
+  return true;
+}
+
+/// One parsed request waiting for its answer (answers go out in request order: pipelining).
+struct request {
+  enum class route : unsigned char { hello, file, not_found, bad_method } kind;
+  bool head;
+  bool keep_alive;
+  std::string path; // for files only (so the hello path allocates nothing)
+};
+
+/// The per-connection protocol state, fed by http_parser's callbacks.
+class http_connection {
+public:
+  explicit http_connection(const config& cfg) : cfg_(cfg) {
+    http_parser_init(&parser_, HTTP_REQUEST);
+    parser_.data = this;
+  }
+
+  /// Parses one read's bytes. Returns the status to fail with (400/413/431), or 0.
+  int feed(const char* data, std::size_t n) {
+    const std::size_t used = http_parser_execute(&parser_, &settings(), data, n);
+    if (error_ != 0)
+      return error_;
+    const auto err = HTTP_PARSER_ERRNO(&parser_);
+    if (err == HPE_PAUSED)
+      return 0; // stopped after a request with "Connection: close": the rest is ignored
+    if (err == HPE_HEADER_OVERFLOW)
+      return 431;
+    if (err != HPE_OK || parser_.upgrade || used != n)
+      return 400;
+    return 0;
+  }
+
+  std::vector<request> requests; // parsed, not yet answered
+  bool closing = false;          // a request asked to close (or HTTP/1.0 without keep-alive)
+
+private:
+  static const http_parser_settings& settings() {
+    static const http_parser_settings s = [] {
+      http_parser_settings x{};
+      x.on_message_begin = [](http_parser* p) { return self(p).begin(); };
+      x.on_url = [](http_parser* p, const char* at, std::size_t n) { return self(p).url(at, n); };
+      x.on_header_field = [](http_parser* p, const char*, std::size_t n) { return self(p).header_bytes(n); };
+      x.on_header_value = [](http_parser* p, const char*, std::size_t n) { return self(p).header_bytes(n); };
+      x.on_headers_complete = [](http_parser* p) { return self(p).headers_complete(); };
+      x.on_body = [](http_parser* p, const char*, std::size_t n) { return self(p).body(n); };
+      x.on_message_complete = [](http_parser* p) { return self(p).complete(); };
+      return x;
+    }();
+    return s;
+  }
+  static http_connection& self(http_parser* p) { return *static_cast<http_connection*>(p->data); }
+
+  int fail(int status) {
+    error_ = status;
+    return 1; // any non-zero return stops the parser
+  }
+  int begin() {
+    url_.clear();
+    header_bytes_ = 0;
+    body_bytes_ = 0;
+    return 0;
+  }
+  int url(const char* at, std::size_t n) {
+    if (header_bytes(n) != 0)
+      return 1;
+    url_.append(at, n);
+    return 0;
+  }
+  int header_bytes(std::size_t n) {
+    header_bytes_ += n;
+    return header_bytes_ > cfg_.max_header_bytes ? fail(431) : 0;
+  }
+  int headers_complete() {
+    // Content-Length is known here; a chunked body is counted as it comes (body()).
+    if ((parser_.flags & F_CONTENTLENGTH) != 0 && parser_.content_length > cfg_.max_body_bytes) {
+      error_ = 413;
+      return -1; // not 1 or 2, which mean "no body" here: an error, the parser stops
+    }
+    return 0;
+  }
+  int body(std::size_t n) {
+    body_bytes_ += n;
+    return body_bytes_ > cfg_.max_body_bytes ? fail(413) : 0;
+  }
+  int complete() {
+    const auto method = static_cast<http_method>(parser_.method);
+    const bool head = method == HTTP_HEAD;
+    const bool keep_alive = http_should_keep_alive(&parser_) != 0;
+    std::string_view path = url_;
+    path = path.substr(0, path.find('?'));
+    request r{request::route::not_found, head, keep_alive, {}};
+    if (path == "/" || path == "/plaintext") {
+      r.kind = request::route::hello;
+    } else if (path.starts_with("/static/") && !cfg_.root.empty() && safe_relative(path.substr(8))) {
+      r.kind = request::route::file;
+      r.path = cfg_.root + "/" + std::string(path.substr(8));
+    }
+    if (r.kind != request::route::not_found && method != HTTP_GET && !head)
+      r.kind = request::route::bad_method;
+    requests.push_back(std::move(r));
+    if (!keep_alive) {
+      closing = true;
+      http_parser_pause(&parser_, 1); // nothing after this request is answered
+    }
+    return 0;
+  }
+
+  const config& cfg_;
+  http_parser parser_{};
+  std::string url_;
+  std::size_t header_bytes_ = 0;
+  std::size_t body_bytes_ = 0;
+  int error_ = 0;
+};
+
+corio::task<> append_file(std::string& out, const request& r) {
+  std::string body;
+  bool found = true;
+  try {
+    body = co_await corio::read_file(r.path);
+  } catch (const std::system_error&) {
+    found = false; // missing, a directory, unreadable: all 404 to the client
+  }
+  if (!found) {
+    append_simple(out, 404, "Not Found", !r.keep_alive, r.head);
+    co_return;
+  }
+  out.append("HTTP/1.1 200 OK\r\nContent-Type: ").append(content_type(r.path));
+  out.append("\r\nContent-Length: ").append(std::to_string(body.size()));
+  out.append(r.keep_alive ? "\r\n\r\n" : "\r\nConnection: close\r\n\r\n");
+  if (!r.head)
+    out.append(body);
+}
+
+/// Answers the parsed requests, in order, into `out`.
+corio::task<> answer(http_connection& c, std::string& out) {
+  for (const request& r : c.requests) {
+    switch (r.kind) {
+    case request::route::hello:
+      if (r.keep_alive) {
+        out.append(r.head ? hello_head : hello_response);
+      } else {
+        out.append(hello_head.substr(0, hello_head.size() - 2)).append("Connection: close\r\n\r\n");
+        if (!r.head)
+          out.append("Hello, World!");
+      }
+      break;
+    case request::route::file:
+      co_await append_file(out, r);
+      break;
+    case request::route::not_found:
+      append_simple(out, 404, "Not Found", !r.keep_alive, r.head);
+      break;
+    case request::route::bad_method:
+      append_simple(out, 405, "Method Not Allowed", !r.keep_alive, r.head);
+      break;
+    }
+  }
+  c.requests.clear();
+}
+
+std::string_view reason(int status) {
+  switch (status) {
+  case 413:
+    return "Content Too Large";
+  case 431:
+    return "Request Header Fields Too Large";
+  default:
+    return "Bad Request";
+  }
+}
+
+/// Serves one connection until the peer closes, a request closes it, it errs, or it idles too long.
+corio::task<> serve(corio::socket conn, const config& cfg) {
+  http_connection c(cfg);
+  std::string out;
+  std::vector<char> buf(64 * 1024);
+  for (;;) {
+    std::size_t n = 0;
+    try {
+      auto idle = corio::timeout(cfg.idle_timeout);
+      // Wait for readiness first: right after an answer (or an accept) the next request is rarely there
+      // yet, and a recv that fails with EAGAIN would be a wasted syscall per request.
+      co_await corio::readable(conn.fd());
+      n = co_await corio::sock_recv(conn, buf);
+    } catch (const corio::timeout_error&) {
+      co_return; // idle: close
+    } catch (const std::system_error&) {
+      co_return; // reset by the peer
+    }
+    if (n == 0)
+      co_return; // the peer closed
+    const int error = c.feed(buf.data(), n);
+    co_await answer(c, out); // what parsed before an error is answered first
+    if (error != 0)
+      append_simple(out, error, reason(error), true);
+    if (!out.empty()) {
+      try {
+        co_await corio::sock_sendall(conn, out);
+      } catch (const std::system_error&) {
+        co_return; // the peer went away
+      }
+      out.clear();
+    }
+    if (error != 0 || c.closing)
+      co_return;
+  }
+}
+
+/// The open connections, so that shutdown can cancel them.
+struct connections {
+  std::unordered_map<std::uint64_t, corio::join_handle<>> open;
+  std::uint64_t next_id = 0;
+};
+
+corio::task<> serve_and_forget(corio::socket conn, const config& cfg, connections& conns, std::uint64_t id) {
+  struct forget {
+    connections& conns;
+    std::uint64_t id;
+    ~forget() { conns.open.erase(id); }
+  } guard{conns, id};
+  co_await serve(std::move(conn), cfg);
+}
+
+bool out_of_descriptors(const std::system_error& e) {
+  const int code = e.code().value();
+  return code == EMFILE || code == ENFILE || code == ENOBUFS || code == ENOMEM;
+}
+
+corio::task<> accept_loop(corio::socket& listener, const config& cfg, connections& conns) {
+  for (;;) {
+    corio::accepted a;
+    bool back_off = false;
+    try {
+      a = co_await corio::sock_accept(listener);
+    } catch (const std::system_error& e) {
+      if (!out_of_descriptors(e))
+        throw;
+      back_off = true;
+    }
+    if (back_off) {
+      std::fputs("http_server: out of file descriptors; accepting again in 100 ms\n", stderr);
+      co_await corio::sleep(std::chrono::milliseconds(100));
+      continue;
+    }
+    a.conn.set_no_delay(true);
+    const std::uint64_t id = conns.next_id++;
+    conns.open.emplace(id, corio::spawn(serve_and_forget(std::move(a.conn), cfg, conns, id)));
+  }
+}
+
+/// Waits for a task to end, however it ends (here: cancelled by us).
+corio::task<> finished(corio::join_handle<> h) {
+  try {
+    co_await h;
+  } catch (const std::exception&) {
+  }
+}
+
+corio::task<int> run_server(config cfg) {
+  corio::event_loop& loop = *corio::event_loop::current();
+  corio::socket listener = corio::listen_on(corio::address::from_ip(cfg.host, cfg.port));
+  std::printf("listening on %s\n", listener.local_address().to_string().c_str());
+  std::fflush(stdout);
+
+  corio::event stop;
+  corio::add_signal_handler(loop, SIGTERM, [&stop] { stop.set(); });
+  connections conns;
+  corio::join_handle<> acceptor = corio::spawn(accept_loop(listener, cfg, conns));
+  try {
+    co_await stop.wait();
+  } catch (const corio::cancelled_error&) {
+    corio::uncancel(); // Ctrl-C (corio::run cancels main): shut down the same way
+  }
+  corio::remove_signal_handler(loop, SIGTERM);
+  acceptor.cancel();
+  co_await finished(acceptor);
+  listener.close();
+  std::vector<corio::join_handle<>> open;
+  for (auto& [id, h] : conns.open)
+    open.push_back(h);
+  for (auto& h : open)
+    h.cancel();
+  for (auto& h : open)
+    co_await finished(h);
+  co_return 0;
+}
+
+[[noreturn]] void usage() {
+  std::fputs("usage: http_server [--host H] [--port P] [--root DIR] [--idle-timeout SECONDS]\n"
+             "                   [--max-header-bytes N] [--max-body-bytes N]\n",
+             stderr);
+  std::exit(2);
+}
+
+config parse_args(int argc, char** argv) {
+  config cfg;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (i + 1 >= argc)
+      usage();
+    const char* value = argv[++i];
+    char* end = nullptr;
+    if (arg == "--host") {
+      cfg.host = value;
+    } else if (arg == "--port") {
+      const long p = std::strtol(value, &end, 10);
+      if (*end != '\0' || p < 0 || p > 65535)
+        usage();
+      cfg.port = static_cast<std::uint16_t>(p);
+    } else if (arg == "--root") {
+      cfg.root = value;
+    } else if (arg == "--idle-timeout") {
+      const double s = std::strtod(value, &end);
+      if (*end != '\0' || s <= 0)
+        usage();
+      cfg.idle_timeout = std::chrono::duration_cast<corio::duration>(std::chrono::duration<double>(s));
+    } else if (arg == "--max-header-bytes" || arg == "--max-body-bytes") {
+      const unsigned long long n = std::strtoull(value, &end, 10);
+      if (*end != '\0' || n == 0)
+        usage();
+      (arg == "--max-header-bytes" ? cfg.max_header_bytes : cfg.max_body_bytes) = n;
+    } else {
+      usage();
+    }
+  }
+  return cfg;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  const config cfg = parse_args(argc, argv);
+  try {
+    return corio::run(run_server(cfg));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "http_server: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,62 @@
+// corio::datagram_endpoint: UDP (or Unix datagram) sockets as awaitable send/receive calls
+// (asyncio's loop.create_datagram_endpoint, without the protocol callbacks).
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "corio/net/address.hpp"
+#include "corio/net/socket.hpp"
+#include "corio/task.hpp"
+
+namespace corio {
+
+/// One received datagram and its sender.
+struct datagram {
+  std::string data;
+  address from;
+};
+
+struct datagram_options {
+  address local{};  // bind here (unspecified: an ephemeral port of the remote's family)
+  address remote{}; // connect here: send()/recv() then talk to it only (unspecified: not connected)
+  bool reuse_address = false;
+  bool reuse_port = false;
+  bool broadcast = false;
+};
+
+/// A datagram socket. Receiving is one task at a time, sending too; both are cancellable and lose
+/// nothing when cancelled (a datagram is taken from the kernel only by the call that returns it).
+/// Sending never blocks for long on UDP: a full send buffer waits for room. ICMP errors of a connected
+/// endpoint (ECONNREFUSED) surface on the next call, as the kernel reports them.
+class datagram_endpoint {
+public:
+  datagram_endpoint() noexcept = default;
+  explicit datagram_endpoint(socket s) noexcept : sock_(std::move(s)) {}
+
+  /// Opens, binds and (optionally) connects; std::invalid_argument if neither address is given or their
+  /// families differ, std::system_error naming the address if a call fails.
+  [[nodiscard]] static datagram_endpoint open(const datagram_options& options);
+
+  /// Sends one datagram to `to`. Returns its size.
+  task<std::size_t> sendto(std::string_view data, address to);
+  /// Sends one datagram to the connected remote.
+  task<std::size_t> send(std::string_view data);
+  /// Receives one datagram of at most `max_size` bytes (longer ones are truncated by the kernel).
+  task<datagram> recvfrom(std::size_t max_size = 65536);
+  /// Receives one datagram's bytes (from the connected remote).
+  task<std::string> recv(std::size_t max_size = 65536);
+
+  [[nodiscard]] address local_address() const { return sock_.local_address(); }
+  [[nodiscard]] address remote_address() const { return sock_.peer_address(); }
+  [[nodiscard]] socket& raw() noexcept { return sock_; }
+  [[nodiscard]] bool is_open() const noexcept { return sock_.is_open(); }
+  /// Closes the socket; operations waiting on it raise std::system_error(EBADF).
+  void close() noexcept { sock_.close(); }
+
+private:
+  socket sock_;
+};
+
+} // namespace corio

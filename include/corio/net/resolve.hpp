@@ -1,0 +1,35 @@
+// corio::resolve: host names to addresses.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "corio/net/address.hpp"
+#include "corio/task.hpp"
+
+namespace corio {
+
+/// What a host string means without asking DNS: a numeric IPv4/IPv6 address (brackets allowed) gives
+/// itself; "localhost" gives 127.0.0.1 and ::1; "" gives the wildcard addresses 0.0.0.0 and :: (for
+/// servers). Anything else gives an empty vector.
+[[nodiscard]] std::vector<address> resolve_numeric(const std::string& host, std::uint16_t port);
+
+/// The addresses of `host` at `port`, in the order to try them (IPv4 and IPv6, duplicates removed).
+/// Numeric hosts, "localhost" and "" are answered at once (resolve_numeric); other names go to
+/// resolve_dns(). Cancellable.
+[[nodiscard]] task<std::vector<address>> resolve(std::string host, std::uint16_t port);
+
+/// getaddrinfo() for `host`, run on the loop's default thread pool (as asyncio does), whatever the host
+/// is. Cancelling the awaiting task returns at once; a lookup already running finishes on its thread
+/// and its answer is dropped. Failure raises std::system_error in resolve_category() (the getaddrinfo
+/// EAI_* code, gai_strerror's text) naming the host, e.g. "corio: cannot resolve \"x.invalid\": Name or
+/// service not known".
+[[nodiscard]] task<std::vector<address>> resolve_dns(std::string host, std::uint16_t port,
+                                                     address_family family = address_family::unspecified);
+
+/// The error category of resolve_dns() failures: values are getaddrinfo's EAI_* codes.
+[[nodiscard]] const std::error_category& resolve_category() noexcept;
+
+} // namespace corio

@@ -1,0 +1,98 @@
+// corio::start_server / start_unix_server and corio::server (asyncio's streams API, server side).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "corio/clock.hpp"
+#include "corio/net/address.hpp"
+#include "corio/net/stream_options.hpp"
+#include "corio/net/stream_reader.hpp"
+#include "corio/net/stream_writer.hpp"
+#include "corio/task.hpp"
+
+namespace corio {
+
+/// A connection handler: a coroutine taking the connection's two halves (by value: they are handles).
+using connection_handler = std::function<task<>(stream_reader, stream_writer)>;
+
+struct server_options {
+  int backlog = 1024;
+  bool reuse_address = true; // SO_REUSEADDR (IP): restart on a port with connections in TIME_WAIT
+  bool reuse_port = false;   // SO_REUSEPORT: several listeners (processes) share the port
+  bool start_serving = true; // accept at once; else on start_serving() / serve_forever()
+  stream_options streams{};  // for every accepted connection
+  /// How long the accept loop sleeps after EMFILE/ENFILE/ENOBUFS/ENOMEM before trying again (it stops
+  /// watching the listening socket meanwhile, so it cannot spin). asyncio waits 1 s as well.
+  duration accept_retry_delay = std::chrono::seconds(1);
+  /// Called (on the loop) with a handler's exception and its peer; null: printed to stderr.
+  /// Cancellation (close_clients(), loop shutdown) is not reported.
+  std::function<void(std::exception_ptr, const address& peer)> on_handler_error{};
+};
+
+namespace detail {
+struct server_state;
+}
+
+/// A listening server (asyncio.Server). Each accepted connection runs `handler(reader, writer)` as a
+/// task of its own: an exception there is reported (server_options::on_handler_error) and ends only
+/// that connection. When the handler returns, the connection is closed after its queued data is sent.
+///
+/// close() stops accepting and closes the listening sockets (connections go on); close_clients()
+/// cancels the handlers; wait_closed() waits until the server is closed and every handler has finished.
+/// Destroying the server does close() and close_clients(). Move-only.
+class server {
+public:
+  server() noexcept = default;
+  explicit server(std::shared_ptr<detail::server_state> s) noexcept : s_(std::move(s)) {}
+  server(server&&) noexcept = default;
+  server& operator=(server&& o) noexcept;
+  server(const server&) = delete;
+  server& operator=(const server&) = delete;
+  ~server();
+
+  /// Starts accepting if the options said not to yet (asyncio's start_serving).
+  void start_serving();
+  [[nodiscard]] bool is_serving() const;
+  /// Starts serving and waits until close(); cancelling it closes the server (asyncio's rule).
+  task<> serve_forever();
+  /// Stops accepting: the listening sockets are closed now, running handlers go on. Idempotent.
+  void close();
+  /// Cancels every running handler (their connections close as they unwind).
+  void close_clients();
+  /// Waits until close() was called and every handler has finished. Cancellable.
+  task<> wait_closed();
+
+  /// The bound addresses (the real ports when port 0 was asked for).
+  [[nodiscard]] std::vector<address> addresses() const;
+  /// The port of the first IP address (0 for a Unix server).
+  [[nodiscard]] std::uint16_t port() const;
+  /// Handlers running now.
+  [[nodiscard]] std::size_t active_connections() const;
+  /// Accept errors survived so far (EMFILE, ECONNABORTED...): for monitoring and tests.
+  [[nodiscard]] std::size_t accept_errors() const;
+  [[nodiscard]] bool valid() const noexcept { return s_ != nullptr; }
+
+private:
+  std::shared_ptr<detail::server_state> s_;
+};
+
+/// Listens on `host`:`port` and serves each connection with `handler`. host "" means every interface
+/// (0.0.0.0 and ::), "localhost" both loopbacks; port 0 picks a free port (the same one for every
+/// address). Raises std::system_error naming the address if it cannot listen.
+[[nodiscard]] task<server> start_server(connection_handler handler, std::string host, std::uint16_t port,
+                                        server_options options = {});
+/// Listens on the given addresses (IP or Unix).
+[[nodiscard]] server start_server(connection_handler handler, std::vector<address> addresses,
+                                  server_options options = {});
+/// Listens on a Unix-domain socket at `path`. A stale socket file there is removed first; the file is
+/// removed again when the server closes.
+[[nodiscard]] task<server> start_unix_server(connection_handler handler, std::string path, server_options options = {});
+
+} // namespace corio

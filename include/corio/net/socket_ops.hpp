@@ -1,0 +1,57 @@
+// The low-level socket API (asyncio's loop.sock_connect / sock_accept / sock_recv / sock_sendall ...).
+#pragma once
+
+#include <cstddef>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "corio/net/address.hpp"
+#include "corio/net/socket.hpp"
+#include "corio/task.hpp"
+
+namespace corio {
+
+/// What sock_accept() returns: the connection (non-blocking, close-on-exec) and who it is from.
+struct accepted {
+  socket conn;
+  address peer;
+};
+
+/// One datagram's size and sender (sock_recvfrom).
+struct received_from {
+  std::size_t size = 0;
+  address from;
+};
+
+// Each operation tries the syscall first and waits for readiness only when it would block (EAGAIN), so
+// a ready socket costs no trip through the loop. They are cancellable at every wait, and a cancelled one
+// has transferred nothing (data is only moved by the syscall that follows readiness). One reading and
+// one writing task per socket at a time. The socket and the buffers are borrowed: keep them alive until
+// the operation finishes (they are, with `co_await sock_recv(s, buf)`). Closing the socket meanwhile
+// makes the operation raise std::system_error(EBADF). Other failures raise std::system_error naming the
+// operation and address, e.g. "corio: connect to 127.0.0.1:9: Connection refused".
+
+/// Connects `s` to `remote` (non-blocking connect; completion read from SO_ERROR).
+[[nodiscard]] task<> sock_connect(socket& s, address remote);
+/// Accepts one connection on a listening socket. ECONNABORTED (the peer gave up while queued) and EINTR
+/// are retried; other errors (EMFILE...) raise.
+[[nodiscard]] task<accepted> sock_accept(socket& listener);
+/// Receives up to buf.size() bytes; 0 means end of file (or an empty buf).
+[[nodiscard]] task<std::size_t> sock_recv(socket& s, std::span<char> buf);
+/// Sends some of `data` (at least one byte unless empty); returns how much. EPIPE/ECONNRESET raise
+/// (never SIGPIPE).
+[[nodiscard]] task<std::size_t> sock_send(socket& s, std::string_view data);
+/// Sends all of `data`, waiting for room as needed. On failure or cancellation, an unknown prefix has
+/// been sent (as asyncio's sock_sendall).
+[[nodiscard]] task<> sock_sendall(socket& s, std::string_view data);
+/// Sends one datagram to `to`; returns its size.
+[[nodiscard]] task<std::size_t> sock_sendto(socket& s, std::string_view data, address to);
+/// Receives one datagram (truncated to buf.size(), as recvfrom does) and its sender.
+[[nodiscard]] task<received_from> sock_recvfrom(socket& s, std::span<char> buf);
+
+/// A socket bound to `local` and listening (SO_REUSEADDR on IP; IPV6_V6ONLY on IPv6 so that "::" and
+/// "0.0.0.0" can both be bound to one port).
+[[nodiscard]] socket listen_on(const address& local, int backlog = 1024, bool reuse_port = false);
+
+} // namespace corio

@@ -1,0 +1,57 @@
+// corio::stream_reader: buffered reads from a connection (asyncio.StreamReader).
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "corio/net/address.hpp"
+#include "corio/net/stream_errors.hpp"
+#include "corio/task.hpp"
+
+namespace corio {
+
+namespace detail {
+class stream_transport;
+}
+
+/// The reading half of a stream connection (from open_connection, or a server's handler). A cheap,
+/// copyable handle: copies share one buffer. One task reads at a time (a second concurrent read raises
+/// loop_error). Every read is cancellable and loses nothing when cancelled or timed out: bytes are only
+/// taken from the buffer by the read that returns them. Connection errors (ECONNRESET) raise
+/// std::system_error naming the peer, from this and every later read that needs more data.
+///
+///     auto [reader, writer] = co_await corio::open_connection("127.0.0.1", 8080);
+///     std::string line = co_await reader.readline();
+class stream_reader {
+public:
+  stream_reader() noexcept = default;
+  explicit stream_reader(std::shared_ptr<detail::stream_transport> t) noexcept : t_(std::move(t)) {}
+
+  /// Up to `n` bytes: what is buffered, else what one receive brings. Empty at end of stream (or n == 0).
+  task<std::string> read(std::size_t n);
+  /// Everything until end of stream.
+  task<std::string> read();
+  /// Exactly `n` bytes; incomplete_read_error (with the bytes that came) if the stream ends first.
+  task<std::string> readexactly(std::size_t n);
+  /// Up to and including the next '\n'. At end of stream: what is left (maybe empty, without '\n').
+  /// limit_overrun_error if the line is longer than the limit — the line is dropped (asyncio's rule).
+  task<std::string> readline();
+  /// Up to and including `separator`. incomplete_read_error at end of stream (with what came);
+  /// limit_overrun_error when the separator is not within the limit — the data stays buffered.
+  task<std::string> readuntil(std::string separator);
+
+  /// True once the end of the stream was seen and the buffer is empty (asyncio's at_eof()).
+  [[nodiscard]] bool at_eof() const;
+  /// Bytes received and not yet read.
+  [[nodiscard]] std::size_t buffered() const;
+  [[nodiscard]] std::size_t limit() const;
+  void set_limit(std::size_t limit);
+  [[nodiscard]] address peer_address() const;
+  [[nodiscard]] bool valid() const noexcept { return t_ != nullptr; }
+
+private:
+  std::shared_ptr<detail::stream_transport> t_;
+};
+
+} // namespace corio

@@ -1,0 +1,76 @@
+// corio::stream_writer: buffered writes with backpressure (asyncio.StreamWriter).
+#pragma once
+
+#include <cstddef>
+#include <initializer_list>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "corio/net/address.hpp"
+#include "corio/task.hpp"
+
+namespace corio {
+
+namespace detail {
+class stream_transport;
+}
+
+/// The writing half of a stream connection. A cheap, copyable handle (copies share the connection).
+///
+/// write() never waits: it sends at once when nothing is queued, and queues the rest in order (a moved-in
+/// std::string is queued without a copy); the loop flushes the queue as the socket drains. Call
+/// `co_await drain()` after writing to wait while more than the high watermark is queued (backpressure,
+/// 64 KiB / 16 KiB by default). A peer that resets the connection makes write()/drain() raise
+/// std::system_error (EPIPE / ECONNRESET) naming it — never SIGPIPE.
+///
+/// Closing: close() stops accepting writes, flushes what is queued in the background and then closes
+/// the socket; `co_await wait_closed()` waits for that. Keep the writer (or a copy, or the reader) until
+/// wait_closed() returns: when the last handle goes, the socket is closed at once and unsent data is
+/// dropped (that is abort()).
+class stream_writer {
+public:
+  stream_writer() noexcept = default;
+  explicit stream_writer(std::shared_ptr<detail::stream_transport> t) noexcept : t_(std::move(t)) {}
+
+  void write(std::string_view data);
+  void write(std::string&& data);
+  void write(const char* data) { write(std::string_view(data)); }
+  /// Writes every part, in order, in one system call when nothing is queued.
+  void writelines(std::span<const std::string_view> parts);
+  void writelines(std::initializer_list<std::string_view> parts) {
+    writelines(std::span<const std::string_view>(parts.begin(), parts.size()));
+  }
+  void writelines(const std::vector<std::string>& parts);
+  /// Waits while the queue is above the high watermark (until at most the low one is left). Raises the
+  /// connection's error if sending failed. Cancellable: the queued data is still sent.
+  task<> drain();
+
+  /// Half-close: the peer reads end of stream once the queued data is sent; reading goes on.
+  void write_eof();
+  [[nodiscard]] bool can_write_eof() const noexcept { return true; }
+  /// Flushes, then closes (see the class comment). Idempotent.
+  void close();
+  /// Closes now, dropping what is queued.
+  void abort() noexcept;
+  [[nodiscard]] bool is_closing() const;
+  /// Waits until the socket is closed (after close() flushed it, or abort()). Cancellable.
+  task<> wait_closed();
+
+  /// Bytes queued and not yet sent.
+  [[nodiscard]] std::size_t buffer_size() const;
+  /// asyncio's transport.set_write_buffer_limits(high, low); low > high raises std::invalid_argument.
+  void set_write_buffer_limits(std::size_t high, std::size_t low);
+  [[nodiscard]] address peer_address() const;
+  [[nodiscard]] address local_address() const;
+  /// The socket's fd (-1 once closed), for options; do not read or write it directly.
+  [[nodiscard]] int fd() const;
+  [[nodiscard]] bool valid() const noexcept { return t_ != nullptr; }
+
+private:
+  std::shared_ptr<detail::stream_transport> t_;
+};
+
+} // namespace corio

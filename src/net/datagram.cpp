@@ -1,0 +1,65 @@
+// corio::datagram_endpoint over the sock_* operations.
+#include "corio/net/datagram.hpp"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <stdexcept>
+
+#include "corio/net/socket_ops.hpp"
+#include "net_error.hpp"
+
+namespace corio {
+
+datagram_endpoint datagram_endpoint::open(const datagram_options& o) {
+  address_family fam = o.local.family() != address_family::unspecified ? o.local.family() : o.remote.family();
+  if (fam == address_family::unspecified)
+    throw std::invalid_argument("corio: a datagram endpoint needs a local or a remote address");
+  if (o.local.family() != address_family::unspecified && o.remote.family() != address_family::unspecified &&
+      o.local.family() != o.remote.family())
+    throw std::invalid_argument("corio: datagram endpoint addresses of different families: " + o.local.to_string() +
+                                " and " + o.remote.to_string());
+  socket s = socket::open(fam, socket_type::datagram);
+  if (o.reuse_address)
+    s.set_reuse_address(true);
+  if (o.reuse_port)
+    s.set_reuse_port(true);
+  if (o.broadcast)
+    s.set_broadcast(true);
+  if (o.local.family() != address_family::unspecified)
+    s.bind(o.local);
+  if (o.remote.family() != address_family::unspecified) {
+    // A datagram connect only sets the default destination: it completes at once, never EINPROGRESS.
+    if (::connect(s.fd(), static_cast<const sockaddr*>(o.remote.data()), static_cast<socklen_t>(o.remote.size())) < 0)
+      detail::throw_net_error(errno, "connect (datagram) to", &o.remote);
+  }
+  return datagram_endpoint(std::move(s));
+}
+
+task<std::size_t> datagram_endpoint::sendto(std::string_view data, address to) {
+  co_return co_await sock_sendto(sock_, data, std::move(to));
+}
+
+task<std::size_t> datagram_endpoint::send(std::string_view data) {
+  // send() on an unconnected datagram socket fails with EDESTADDRREQ: a clear error, not a hang.
+  co_return co_await sock_send(sock_, data);
+}
+
+task<datagram> datagram_endpoint::recvfrom(std::size_t max_size) {
+  datagram d;
+  d.data.resize(max_size);
+  received_from r = co_await sock_recvfrom(sock_, std::span<char>(d.data.data(), d.data.size()));
+  d.data.resize(r.size);
+  d.data.shrink_to_fit();
+  d.from = r.from;
+  co_return d;
+}
+
+task<std::string> datagram_endpoint::recv(std::size_t max_size) {
+  std::string out(max_size, '\0');
+  std::size_t n = co_await sock_recv(sock_, std::span<char>(out.data(), out.size()));
+  out.resize(n);
+  co_return out;
+}
+
+} // namespace corio

@@ -1,0 +1,351 @@
+// corio::server: accept loops (one task per listening socket) and one task per connection.
+#include "corio/net/server.hpp"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <unordered_map>
+
+#include "corio/io.hpp"
+#include "corio/net/connection.hpp"
+#include "corio/net/resolve.hpp"
+#include "corio/net/socket.hpp"
+#include "corio/sleep.hpp"
+#include "corio/spawn.hpp"
+#include "corio/sync/event.hpp"
+#include "net_error.hpp"
+
+namespace corio::detail {
+
+/// Shared by the server handle, its accept tasks and its connection tasks. The tasks take their
+/// reference as a local (not a parameter, which would live on in the finished frame held by a
+/// join_handle stored here: a cycle).
+struct server_state : std::enable_shared_from_this<server_state> {
+  connection_handler handler;
+  server_options opts;
+  event_loop* loop = nullptr;
+  std::vector<socket> listeners;
+  std::vector<address> addrs;
+  std::vector<std::string> unix_paths; // removed on close
+  std::vector<join_handle<>> acceptors;
+  std::unordered_map<std::uint64_t, join_handle<>> handlers; // by task id; a task erases itself at its end
+  int accepting = 0;                                         // accept tasks not finished
+  std::size_t accept_errors = 0;
+  bool serving = false;
+  bool closed = false;
+  event closed_event; // set by close()
+  event idle_event;   // set once closed and every task is finished
+
+  void start_serving();
+  void close();
+  void close_clients();
+  void check_idle() {
+    if (closed && accepting == 0 && handlers.empty())
+      idle_event.set();
+  }
+  void report(std::exception_ptr e, const address& peer) {
+    if (opts.on_handler_error) {
+      try {
+        opts.on_handler_error(e, peer);
+        return;
+      } catch (...) {
+        std::fprintf(stderr, "corio: server on_handler_error raised: %s\n", describe(std::current_exception()).c_str());
+      }
+    }
+    std::fprintf(stderr, "corio: connection handler for %s failed: %s\n", peer.to_string().c_str(),
+                 describe(e).c_str());
+  }
+  void spawn_handler(socket s, address peer);
+};
+
+namespace {
+
+task<> run_handler(std::shared_ptr<server_state> param, socket s, address peer) {
+  std::shared_ptr<server_state> st = std::move(param);
+  struct done_guard {
+    server_state* st;
+    std::uint64_t id;
+    ~done_guard() {
+      st->handlers.erase(id); // our own join_handle: the running reference keeps this frame alive
+      st->check_idle();
+    }
+  } guard{st.get(), event_loop::current()->current_task()->id};
+  std::exception_ptr failure;
+  connection c;
+  try {
+    c = make_streams(std::move(s), peer, st->opts.streams);
+    co_await st->handler(c.reader, c.writer);
+  } catch (const cancelled_error&) {
+    throw; // close_clients() or loop shutdown: not an error of the handler
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  if (failure) {
+    st->report(failure, peer);
+    if (c.writer.valid())
+      c.writer.abort();
+    co_return;
+  }
+  // The handler is done: what it wrote still goes out, then the connection closes.
+  c.writer.close();
+  co_await c.writer.wait_closed();
+}
+
+/// Accept errors that concern one connection only: go on at once.
+bool per_connection_error(int err) {
+  return err == ECONNABORTED || err == EPROTO || err == EPERM || err == ENETDOWN || err == ENOPROTOOPT ||
+         err == EHOSTDOWN || err == ENONET || err == EHOSTUNREACH || err == EOPNOTSUPP || err == ENETUNREACH;
+}
+
+task<> accept_loop(std::shared_ptr<server_state> param, std::size_t index) {
+  std::shared_ptr<server_state> st = std::move(param);
+  struct done_guard {
+    server_state* st;
+    ~done_guard() {
+      --st->accepting;
+      st->check_idle();
+    }
+  } guard{st.get()};
+  int budget = 64; // connections accepted in a row before letting other tasks run
+  for (;;) {
+    const socket& l = st->listeners[index];
+    if (!l.is_open())
+      co_return; // close() closed it (and woke us)
+    address peer;
+    socklen_t len = static_cast<socklen_t>(address::capacity());
+    int fd = ::accept4(l.fd(), static_cast<sockaddr*>(peer.data()), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) {
+      st->spawn_handler(socket::adopt(fd), address::from_raw(peer.data(), len));
+      if (--budget == 0) {
+        budget = 64;
+        co_await sleep(duration::zero());
+      }
+      continue;
+    }
+    int err = errno;
+    if (err == EAGAIN || err == EWOULDBLOCK) {
+      budget = 64;
+      co_await readable(l.fd());
+    } else if (err == EINTR) {
+    } else if (per_connection_error(err)) {
+      ++st->accept_errors;
+    } else if (err == EBADF || err == EINVAL || err == ENOTSOCK) {
+      co_return; // not listening any more
+    } else {
+      // EMFILE, ENFILE, ENOBUFS, ENOMEM (or anything unforeseen): the pending connection stays queued in
+      // the kernel. Sleep without watching the socket — level-triggered readiness would spin — then retry.
+      ++st->accept_errors;
+      std::fprintf(stderr, "corio: accept on %s: %s; retrying in %.3f s\n", st->addrs[index].to_string().c_str(),
+                   std::generic_category().message(err).c_str(),
+                   std::chrono::duration<double>(st->opts.accept_retry_delay).count());
+      co_await sleep(st->opts.accept_retry_delay);
+    }
+  }
+}
+
+} // namespace
+
+void server_state::spawn_handler(socket s, address peer) {
+  auto h = spawn(*loop, run_handler(shared_from_this(), std::move(s), std::move(peer)));
+  auto id = h.id();
+  handlers.emplace(id, std::move(h));
+}
+
+void server_state::start_serving() {
+  if (serving || closed)
+    return;
+  loop = &running_loop("server.start_serving()");
+  serving = true;
+  for (std::size_t i = 0; i < listeners.size(); ++i) {
+    ++accepting;
+    acceptors.push_back(spawn(*loop, accept_loop(shared_from_this(), i)));
+  }
+}
+
+void server_state::close() {
+  if (closed)
+    return;
+  closed = true;
+  serving = false;
+  // After the loop is gone (a server kept past corio::run) its tasks are gone too: touch nothing of it.
+  bool loop_alive = loop != nullptr && event_loop::current() == loop;
+  if (loop_alive)
+    for (auto& a : acceptors)
+      a.cancel();
+  for (auto& l : listeners)
+    l.close(); // wakes an accept loop still waiting on it
+  for (const auto& p : unix_paths)
+    ::unlink(p.c_str());
+  unix_paths.clear();
+  closed_event.set();
+  check_idle();
+}
+
+void server_state::close_clients() {
+  if (loop == nullptr || event_loop::current() != loop)
+    return;
+  std::vector<join_handle<>> running;
+  for (auto& [id, h] : handlers)
+    running.push_back(h);
+  for (auto& h : running)
+    h.cancel();
+}
+
+} // namespace corio::detail
+
+namespace corio {
+
+server& server::operator=(server&& o) noexcept {
+  if (this != &o) {
+    server old(std::move(*this));
+    s_ = std::move(o.s_);
+  }
+  return *this;
+}
+
+server::~server() {
+  if (s_) {
+    s_->close();
+    s_->close_clients();
+  }
+}
+
+namespace {
+detail::server_state& need(const std::shared_ptr<detail::server_state>& s) {
+  if (!s)
+    throw invalid_state_error("corio: use of an empty server");
+  return *s;
+}
+} // namespace
+
+void server::start_serving() { need(s_).start_serving(); }
+bool server::is_serving() const { return need(s_).serving; }
+void server::close() { need(s_).close(); }
+void server::close_clients() { need(s_).close_clients(); }
+std::vector<address> server::addresses() const { return need(s_).addrs; }
+std::size_t server::active_connections() const { return need(s_).handlers.size(); }
+std::size_t server::accept_errors() const { return need(s_).accept_errors; }
+
+std::uint16_t server::port() const {
+  for (const address& a : need(s_).addrs)
+    if (a.is_ip())
+      return a.port();
+  return 0;
+}
+
+task<> server::serve_forever() {
+  std::shared_ptr<detail::server_state> st = s_;
+  need(st).start_serving();
+  try {
+    while (!st->closed)
+      co_await st->closed_event.wait();
+  } catch (...) {
+    st->close(); // asyncio: cancelling serve_forever() closes the server
+    throw;
+  }
+}
+
+task<> server::wait_closed() {
+  std::shared_ptr<detail::server_state> st = s_;
+  need(st);
+  while (!(st->closed && st->accepting == 0 && st->handlers.empty()))
+    co_await st->idle_event.wait();
+}
+
+namespace {
+
+/// Removes a stale Unix socket file (left by a crashed server); anything else at the path is an error
+/// bind() will report.
+void remove_stale_socket(const std::string& path) {
+  struct stat st {};
+  if (!path.empty() && path.front() != '\0' && ::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode))
+    ::unlink(path.c_str());
+}
+
+socket listen_socket(const address& a, const server_options& o) {
+  socket s = socket::open(a.family(), socket_type::stream);
+  if (a.is_ip() && o.reuse_address)
+    s.set_reuse_address(true);
+  if (a.family() == address_family::ipv6)
+    s.set_v6_only(true); // "::" and "0.0.0.0" side by side on one port
+  if (o.reuse_port)
+    s.set_reuse_port(true);
+  if (a.family() == address_family::unix_path)
+    remove_stale_socket(a.path());
+  s.bind(a);
+  s.listen(o.backlog);
+  return s;
+}
+
+bool family_unavailable(const std::system_error& e) {
+  return e.code().value() == EAFNOSUPPORT || e.code().value() == EADDRNOTAVAIL;
+}
+
+} // namespace
+
+server start_server(connection_handler handler, std::vector<address> addresses, server_options options) {
+  if (!handler)
+    throw std::invalid_argument("corio: start_server() without a handler");
+  if (addresses.empty())
+    throw std::invalid_argument("corio: start_server() without an address");
+  auto st = std::make_shared<detail::server_state>();
+  st->handler = std::move(handler);
+  st->opts = std::move(options);
+  // Port 0 on several addresses: the first bind picks the port, the others take the same one. Another
+  // process may hold it on the other family: start again with a new pick (a few times).
+  for (int attempt = 0;; ++attempt) {
+    st->listeners.clear();
+    st->addrs.clear();
+    st->unix_paths.clear();
+    std::uint16_t chosen = 0;
+    try {
+      for (const address& requested : addresses) {
+        address a = requested;
+        if (a.is_ip() && a.port() == 0 && chosen != 0)
+          a = a.with_port(chosen);
+        socket s;
+        try {
+          s = listen_socket(a, st->opts);
+        } catch (const std::system_error& e) {
+          if (addresses.size() > 1 && family_unavailable(e))
+            continue; // e.g. no IPv6 on this host: serve on the others
+          throw;
+        }
+        address bound = s.local_address();
+        if (bound.is_ip() && chosen == 0)
+          chosen = bound.port();
+        if (bound.family() == address_family::unix_path && !bound.path().empty() && bound.path().front() != '\0')
+          st->unix_paths.push_back(bound.path());
+        st->addrs.push_back(bound);
+        st->listeners.push_back(std::move(s));
+      }
+    } catch (const std::system_error& e) {
+      bool picked = false;
+      for (const address& r : addresses)
+        picked = picked || (r.is_ip() && r.port() == 0);
+      if (e.code().value() == EADDRINUSE && picked && chosen != 0 && attempt < 8)
+        continue;
+      throw;
+    }
+    break;
+  }
+  if (st->listeners.empty())
+    throw std::system_error(EADDRNOTAVAIL, std::generic_category(), "corio: start_server(): no address could be bound");
+  if (st->opts.start_serving)
+    st->start_serving();
+  return server(std::move(st));
+}
+
+task<server> start_server(connection_handler handler, std::string host, std::uint16_t port, server_options options) {
+  std::vector<address> addresses = co_await resolve(host, port);
+  co_return start_server(std::move(handler), std::move(addresses), std::move(options));
+}
+
+task<server> start_unix_server(connection_handler handler, std::string path, server_options options) {
+  co_return start_server(std::move(handler), std::vector<address>{address::unix_path(path)}, std::move(options));
+}
+
+} // namespace corio

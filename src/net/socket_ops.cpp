@@ -1,0 +1,149 @@
+// The sock_* operations: syscall first, readiness wait on EAGAIN, closed-socket checks after each wait.
+#include "corio/net/socket_ops.hpp"
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <cerrno>
+
+#include "corio/io.hpp"
+#include "net_error.hpp"
+
+namespace corio {
+namespace {
+
+/// After a readiness wait: the socket may have been closed meanwhile (close() woke us).
+void check_open(const socket& s, const char* op) {
+  if (!s.is_open())
+    detail::throw_net_error(EBADF, std::string(op) + ": socket closed");
+}
+
+} // namespace
+
+task<> sock_connect(socket& s, address remote) {
+  check_open(s, "connect");
+  int r = ::connect(s.fd(), static_cast<const sockaddr*>(remote.data()), static_cast<socklen_t>(remote.size()));
+  if (r == 0)
+    co_return;
+  int err = errno;
+  // EINPROGRESS: TCP handshake under way. EINTR: the connect continues asynchronously (POSIX). For AF_UNIX,
+  // EAGAIN means the listener's backlog is full — not in progress, so it is reported.
+  if (err != EINPROGRESS && err != EINTR)
+    detail::throw_net_error(err, "connect to", &remote);
+  co_await writable(s.fd());
+  check_open(s, "connect");
+  if (int e = s.take_error(); e != 0)
+    detail::throw_net_error(e, "connect to", &remote);
+}
+
+task<accepted> sock_accept(socket& listener) {
+  for (;;) {
+    check_open(listener, "accept");
+    address peer;
+    socklen_t len = static_cast<socklen_t>(address::capacity());
+    int fd = ::accept4(listener.fd(), static_cast<sockaddr*>(peer.data()), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) {
+      accepted a;
+      a.conn = socket::adopt(fd);
+      a.peer = address::from_raw(peer.data(), len);
+      co_return a;
+    }
+    int err = errno;
+    if (err == EAGAIN || err == EWOULDBLOCK)
+      co_await readable(listener.fd());
+    else if (err != EINTR && err != ECONNABORTED)
+      detail::throw_net_error(err, "accept");
+  }
+}
+
+task<std::size_t> sock_recv(socket& s, std::span<char> buf) {
+  for (;;) {
+    check_open(s, "recv");
+    auto n = ::recv(s.fd(), buf.data(), buf.size(), 0);
+    if (n >= 0)
+      co_return static_cast<std::size_t>(n);
+    int err = errno;
+    if (err == EAGAIN || err == EWOULDBLOCK)
+      co_await readable(s.fd());
+    else if (err != EINTR)
+      detail::throw_net_error(err, "recv");
+  }
+}
+
+task<std::size_t> sock_send(socket& s, std::string_view data) {
+  if (data.empty())
+    co_return 0;
+  for (;;) {
+    check_open(s, "send");
+    auto n = ::send(s.fd(), data.data(), data.size(), MSG_NOSIGNAL);
+    if (n >= 0)
+      co_return static_cast<std::size_t>(n);
+    int err = errno;
+    if (err == EAGAIN || err == EWOULDBLOCK)
+      co_await writable(s.fd());
+    else if (err != EINTR)
+      detail::throw_net_error(err, "send");
+  }
+}
+
+task<> sock_sendall(socket& s, std::string_view data) {
+  while (!data.empty()) {
+    check_open(s, "send");
+    auto n = ::send(s.fd(), data.data(), data.size(), MSG_NOSIGNAL);
+    if (n >= 0) {
+      data.remove_prefix(static_cast<std::size_t>(n));
+      continue;
+    }
+    int err = errno;
+    if (err == EAGAIN || err == EWOULDBLOCK)
+      co_await writable(s.fd());
+    else if (err != EINTR)
+      detail::throw_net_error(err, "send");
+  }
+}
+
+task<std::size_t> sock_sendto(socket& s, std::string_view data, address to) {
+  for (;;) {
+    check_open(s, "sendto");
+    auto n = ::sendto(s.fd(), data.data(), data.size(), MSG_NOSIGNAL, static_cast<const sockaddr*>(to.data()),
+                      static_cast<socklen_t>(to.size()));
+    if (n >= 0)
+      co_return static_cast<std::size_t>(n);
+    int err = errno;
+    if (err == EAGAIN || err == EWOULDBLOCK)
+      co_await writable(s.fd());
+    else if (err != EINTR)
+      detail::throw_net_error(err, "sendto", &to);
+  }
+}
+
+task<received_from> sock_recvfrom(socket& s, std::span<char> buf) {
+  for (;;) {
+    check_open(s, "recvfrom");
+    address from;
+    socklen_t len = static_cast<socklen_t>(address::capacity());
+    auto n = ::recvfrom(s.fd(), buf.data(), buf.size(), 0, static_cast<sockaddr*>(from.data()), &len);
+    if (n >= 0)
+      co_return received_from{static_cast<std::size_t>(n), address::from_raw(from.data(), len)};
+    int err = errno;
+    if (err == EAGAIN || err == EWOULDBLOCK)
+      co_await readable(s.fd());
+    else if (err != EINTR)
+      detail::throw_net_error(err, "recvfrom");
+  }
+}
+
+socket listen_on(const address& local, int backlog, bool reuse_port) {
+  socket s = socket::open(local.family(), socket_type::stream);
+  if (local.is_ip())
+    s.set_reuse_address(true);
+  if (local.family() == address_family::ipv6)
+    s.set_v6_only(true);
+  if (reuse_port)
+    s.set_reuse_port(true);
+  s.bind(local);
+  s.listen(backlog);
+  return s;
+}
+
+} // namespace corio

@@ -1,0 +1,116 @@
+// corio::stream_reader: pull-based reads over the transport's buffer.
+#include "corio/net/stream_reader.hpp"
+
+#include <stdexcept>
+
+#include "corio/io.hpp"
+#include "stream_transport.hpp"
+
+namespace corio {
+namespace {
+
+using transport_ptr = std::shared_ptr<detail::stream_transport>;
+
+const transport_ptr& need(const transport_ptr& t) {
+  if (!t)
+    throw invalid_state_error("corio: use of an empty stream_reader");
+  return t;
+}
+
+std::string take(detail::stream_transport& t, std::size_t n) {
+  std::string out(t.rbuf.data(), n);
+  t.rbuf.consume(n);
+  return out;
+}
+
+// Each read loops: satisfy from the buffer; at end of stream, finish; else one recv(), and when the socket
+// has nothing, wait for it. The fd is re-read after every wait: close() may have closed it meanwhile,
+// which try_fill() then reports as end of stream.
+
+task<std::string> read_until(transport_ptr t, std::string sep, bool line) {
+  if (sep.empty())
+    throw std::invalid_argument("corio: readuntil() with an empty separator");
+  std::size_t offset = 0; // where the next search starts: earlier positions were searched already
+  for (;;) {
+    std::string_view v = t->rbuf.view();
+    if (v.size() >= offset + sep.size()) {
+      std::size_t pos = v.find(sep, offset);
+      if (pos != std::string_view::npos && pos <= t->limit)
+        co_return take(*t, pos + sep.size());
+      std::size_t consumed = pos != std::string_view::npos ? pos : v.size() + 1 - sep.size();
+      if (consumed > t->limit) {
+        if (line) // drop the overlong line (through its separator if it is there) so the caller can go on
+          t->rbuf.consume(pos != std::string_view::npos ? pos + sep.size() : v.size());
+        throw limit_overrun_error(pos != std::string_view::npos
+                                      ? "corio: separator found, but the chunk is longer than the limit"
+                                      : "corio: separator not found, and the chunk exceeds the limit",
+                                  consumed);
+      }
+      offset = consumed;
+    }
+    if (t->eof) {
+      std::string partial = take(*t, v.size());
+      if (line)
+        co_return partial;
+      throw incomplete_read_error(std::move(partial), incomplete_read_error::no_size);
+    }
+    if (t->try_fill(t->limit + sep.size() - v.size()) < 0)
+      co_await readable(t->sock.fd());
+  }
+}
+
+} // namespace
+
+task<std::string> stream_reader::read(std::size_t n) {
+  transport_ptr t = need(t_);
+  if (n == 0)
+    co_return std::string();
+  for (;;) {
+    if (!t->rbuf.empty())
+      co_return take(*t, std::min(n, t->rbuf.size()));
+    if (t->eof)
+      co_return std::string();
+    if (t->try_fill(n) < 0)
+      co_await readable(t->sock.fd());
+  }
+}
+
+task<std::string> stream_reader::read() {
+  transport_ptr t = need(t_);
+  for (;;) {
+    if (t->eof)
+      co_return take(*t, t->rbuf.size());
+    if (t->try_fill(256 * 1024) < 0)
+      co_await readable(t->sock.fd());
+  }
+}
+
+task<std::string> stream_reader::readexactly(std::size_t n) {
+  transport_ptr t = need(t_);
+  for (;;) {
+    if (t->rbuf.size() >= n)
+      co_return take(*t, n);
+    if (t->eof)
+      throw incomplete_read_error(take(*t, t->rbuf.size()), n);
+    if (t->try_fill(n - t->rbuf.size()) < 0)
+      co_await readable(t->sock.fd());
+  }
+}
+
+task<std::string> stream_reader::readline() { return read_until(need(t_), "\n", true); }
+
+task<std::string> stream_reader::readuntil(std::string separator) {
+  return read_until(need(t_), std::move(separator), false);
+}
+
+bool stream_reader::at_eof() const { return need(t_)->eof && t_->rbuf.empty(); }
+std::size_t stream_reader::buffered() const { return need(t_)->rbuf.size(); }
+std::size_t stream_reader::limit() const { return need(t_)->limit; }
+void stream_reader::set_limit(std::size_t limit) {
+  if (limit == 0)
+    throw std::invalid_argument("corio: stream limit must be positive");
+  need(t_)->limit = limit;
+}
+address stream_reader::peer_address() const { return need(t_)->peer; }
+
+} // namespace corio

@@ -1,0 +1,324 @@
+// stream_transport: the buffered socket behind stream_reader and stream_writer.
+#include "stream_transport.hpp"
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "corio/event_loop.hpp"
+#include "corio/io.hpp"
+#include "net_error.hpp"
+
+namespace corio::detail {
+
+stream_transport::stream_transport(socket s, address p, const stream_options& o)
+    : limit(o.limit), sock(std::move(s)), peer(std::move(p)) {
+  set_watermarks(o.high_water, o.low_water);
+}
+
+stream_transport::~stream_transport() { finish_close(); }
+
+void stream_transport::set_watermarks(std::size_t high, std::size_t low) {
+  if (low > high)
+    throw std::invalid_argument("corio: stream low_water above high_water");
+  high_ = high;
+  low_ = low;
+  update_pause();
+}
+
+// ---- reading ----------------------------------------------------------------------------------------
+
+long stream_transport::try_fill(std::size_t hint) {
+  if (read_error != 0)
+    throw_net_error(read_error, "recv from", &peer);
+  if (closed_ || eof) {
+    eof = true; // a locally closed stream reads as ended (asyncio feeds EOF on connection_lost)
+    return 0;
+  }
+  // At least 16 KiB per call (fewer syscalls for small reads), at most 256 KiB (memory per connection).
+  if (drained) {
+    drained = false;
+    return -1;
+  }
+  std::size_t want = std::clamp<std::size_t>(hint, 16 * 1024, 256 * 1024);
+  for (;;) {
+    char* p = rbuf.prepare(want);
+    auto n = ::recv(sock.fd(), p, want, 0);
+    if (n > 0) {
+      rbuf.commit(static_cast<std::size_t>(n));
+      drained = static_cast<std::size_t>(n) < want;
+      return static_cast<long>(n);
+    }
+    if (n == 0) {
+      eof = true;
+      return 0;
+    }
+    int err = errno;
+    if (err == EAGAIN || err == EWOULDBLOCK)
+      return -1;
+    if (err != EINTR) {
+      read_error = err;
+      throw_net_error(err, "recv from", &peer);
+    }
+  }
+}
+
+// ---- writing ----------------------------------------------------------------------------------------
+
+void stream_transport::raise_write_error() const {
+  if (write_error != 0)
+    throw_net_error(write_error, "send to", &peer);
+}
+
+void stream_transport::check_writable(std::size_t) const {
+  raise_write_error();
+  if (closing_ || closed_)
+    throw std::system_error(EPIPE, std::generic_category(), "corio: write to " + peer.to_string() + ": stream closed");
+  if (eof_requested_)
+    throw std::system_error(EPIPE, std::generic_category(),
+                            "corio: write to " + peer.to_string() + " after write_eof()");
+}
+
+void stream_transport::write(std::string_view data) {
+  check_writable(data.size());
+  if (data.empty())
+    return;
+  if (queue_.empty()) {
+    // Nothing queued: the kernel gets it first, and only the rest is copied.
+    auto n = ::send(sock.fd(), data.data(), data.size(), MSG_NOSIGNAL);
+    if (n < 0) {
+      int err = errno;
+      if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
+        fail(err);
+        raise_write_error();
+      }
+      n = 0;
+    }
+    data.remove_prefix(static_cast<std::size_t>(n));
+    if (data.empty())
+      return;
+    queue_.emplace_back(data);
+    queued_ += data.size();
+    arm_write();
+  } else {
+    queue_.emplace_back(data);
+    queued_ += data.size();
+  }
+  update_pause();
+}
+
+void stream_transport::write(std::string&& data) {
+  if (!queue_.empty() && !data.empty()) {
+    check_writable(data.size());
+    queued_ += data.size();
+    queue_.push_back(std::move(data)); // zero-copy: the string itself waits in the queue
+    update_pause();
+    return;
+  }
+  write(std::string_view(data));
+}
+
+void stream_transport::writelines(const std::string_view* parts, std::size_t count) {
+  if (!queue_.empty() || count == 0) {
+    for (std::size_t i = 0; i < count; ++i)
+      write(parts[i]);
+    return;
+  }
+  check_writable(0);
+  // One sendmsg for all parts (up to 64 at a time), then queue what did not fit.
+  std::size_t i = 0;
+  while (i < count && queue_.empty()) {
+    iovec iov[64];
+    std::size_t k = 0, total = 0;
+    for (; k < 64 && i + k < count; ++k) {
+      iov[k].iov_base = const_cast<char*>(parts[i + k].data());
+      iov[k].iov_len = parts[i + k].size();
+      total += parts[i + k].size();
+    }
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = k;
+    auto n = total == 0 ? 0 : ::sendmsg(sock.fd(), &msg, MSG_NOSIGNAL);
+    if (n < 0) {
+      int err = errno;
+      if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
+        fail(err);
+        raise_write_error();
+      }
+      n = 0;
+    }
+    auto sent = static_cast<std::size_t>(n);
+    for (std::size_t j = 0; j < k; ++j, ++i) {
+      std::string_view part = parts[i];
+      if (sent >= part.size()) {
+        sent -= part.size();
+        continue;
+      }
+      for (; j < k; ++j, ++i) { // the rest of this batch goes to the queue
+        std::string_view rest = parts[i].substr(sent);
+        sent = 0;
+        if (!rest.empty()) {
+          queue_.emplace_back(rest);
+          queued_ += rest.size();
+        }
+      }
+      break;
+    }
+  }
+  for (; i < count; ++i)
+    if (!parts[i].empty()) {
+      queue_.emplace_back(parts[i]);
+      queued_ += parts[i].size();
+    }
+  if (!queue_.empty())
+    arm_write();
+  update_pause();
+}
+
+void stream_transport::write_eof() {
+  raise_write_error();
+  if (eof_requested_ || closing_ || closed_)
+    return;
+  eof_requested_ = true;
+  if (queue_.empty())
+    (void)::shutdown(sock.fd(), SHUT_WR); // ENOTCONN (peer already gone) changes nothing
+}
+
+void stream_transport::close() {
+  if (closing_ || closed_)
+    return;
+  closing_ = true;
+  if (queue_.empty() || write_error != 0)
+    finish_close();
+  // else: ready() closes once the queue is flushed.
+}
+
+void stream_transport::abort() noexcept { finish_close(); }
+
+void stream_transport::arm_write() {
+  if (write_armed_)
+    return;
+  event_loop* loop = event_loop::current();
+  if (loop == nullptr)
+    throw loop_error("corio: a stream write that must wait needs a running event loop");
+  loop->arm(sock.fd(), io_dir::write, this);
+  loop_ = loop;
+  write_armed_ = true;
+}
+
+void stream_transport::ready() noexcept {
+  write_armed_ = false;
+  after_flush(flush_queue());
+}
+
+int stream_transport::flush_queue() noexcept {
+  while (!queue_.empty()) {
+    iovec iov[64];
+    std::size_t k = 0;
+    for (auto it = queue_.begin(); it != queue_.end() && k < 64; ++it, ++k) {
+      std::size_t off = k == 0 ? head_offset_ : 0;
+      iov[k].iov_base = it->data() + off;
+      iov[k].iov_len = it->size() - off;
+    }
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = k;
+    auto n = ::sendmsg(sock.fd(), &msg, MSG_NOSIGNAL);
+    if (n < 0) {
+      int err = errno;
+      if (err == EINTR)
+        continue;
+      return err == EAGAIN || err == EWOULDBLOCK ? 0 : err;
+    }
+    auto sent = static_cast<std::size_t>(n);
+    queued_ -= sent;
+    while (sent > 0) {
+      std::size_t left = queue_.front().size() - head_offset_;
+      if (sent < left) {
+        head_offset_ += sent;
+        break;
+      }
+      sent -= left;
+      queue_.pop_front();
+      head_offset_ = 0;
+    }
+  }
+  return 0;
+}
+
+void stream_transport::after_flush(int err) noexcept {
+  if (err != 0) {
+    fail(err);
+    return;
+  }
+  if (!queue_.empty()) {
+    try {
+      arm_write();
+    } catch (const std::system_error& e) {
+      fail(e.code().value());
+      return;
+    } catch (...) {
+      fail(EBADF);
+      return;
+    }
+    update_pause();
+    return;
+  }
+  if (eof_requested_)
+    (void)::shutdown(sock.fd(), SHUT_WR);
+  if (closing_)
+    finish_close();
+  else
+    update_pause();
+}
+
+void stream_transport::fail(int err) noexcept {
+  if (write_error == 0)
+    write_error = err;
+  if (write_armed_) {
+    loop_->disarm(sock.fd(), io_dir::write);
+    write_armed_ = false;
+  }
+  queue_.clear();
+  head_offset_ = 0;
+  queued_ = 0;
+  paused_ = false;
+  wake_all(drain_waiters);
+  if (closing_)
+    finish_close();
+}
+
+void stream_transport::finish_close() noexcept {
+  if (closed_)
+    return;
+  closed_ = true;
+  if (write_armed_) {
+    loop_->disarm(sock.fd(), io_dir::write);
+    write_armed_ = false;
+  }
+  sock.close(); // wakes a reader waiting on the fd: it then finds `closed_` and reads end of file
+  queue_.clear();
+  head_offset_ = 0;
+  queued_ = 0;
+  paused_ = false;
+  wake_all(drain_waiters);
+  wake_all(close_waiters);
+}
+
+void stream_transport::update_pause() noexcept {
+  if (!paused_ && queued_ > high_) {
+    paused_ = true;
+  } else if (paused_ && queued_ <= low_) {
+    paused_ = false;
+    wake_all(drain_waiters);
+  }
+}
+
+void stream_transport::wake_all(wait_list& l) noexcept {
+  while (listed_wait_node* w = l.pop_front())
+    static_cast<transport_wait*>(w)->loop->wake(w);
+}
+
+} // namespace corio::detail

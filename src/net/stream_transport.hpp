@@ -1,0 +1,141 @@
+// stream_transport: one connected stream socket shared by a stream_reader and a stream_writer (internal).
+#pragma once
+
+#include <cstddef>
+#include <deque>
+#include <string>
+#include <string_view>
+
+#include "byte_buffer.hpp"
+#include "corio/detail/io_waiter.hpp"
+#include "corio/detail/wait_node.hpp"
+#include "corio/event_loop.hpp"
+#include "corio/net/address.hpp"
+#include "corio/net/socket.hpp"
+#include "corio/net/stream_options.hpp"
+#include "corio/this_task.hpp"
+
+namespace corio {
+class event_loop;
+}
+
+namespace corio::detail {
+
+/// Reading is pull-based: the reader's task calls recv() when its buffer cannot satisfy a request, so
+/// no task or callback runs for a connection nobody reads, and unread data waits in the kernel (TCP's
+/// own flow control then slows the peer down).
+///
+/// Writing is push-based, as asyncio's transports: write() sends at once when nothing is queued; what
+/// the kernel does not take is queued (a moved-in string is queued as is, not copied) and the transport
+/// itself waits for writability as an io_waiter — no task — flushing in queue order until empty. The
+/// writer is "paused" from the moment the queue exceeds the high watermark until it falls to the low
+/// one; drain() waits while paused.
+///
+/// States of the socket: open -> (closing: close() with data still queued) -> closed (fd closed, readers
+/// see end of file, waiters woken). A send error (EPIPE, ECONNRESET) drops the queue and is kept in
+/// write_error: later writes and drains raise it.
+class stream_transport final : public io_waiter {
+public:
+  stream_transport(socket s, address peer, const stream_options& o);
+  stream_transport(const stream_transport&) = delete;
+  stream_transport& operator=(const stream_transport&) = delete;
+  ~stream_transport();
+
+  // ---- reading (the reader's task) ----
+  /// One recv() into the buffer: >0 bytes added, 0 at end of file (sets eof), -1 if it would block.
+  /// Raises the connection's error (ECONNRESET...) as std::system_error; later calls raise it again.
+  long try_fill(std::size_t hint);
+  byte_buffer rbuf;
+  bool eof = false;
+  // The last recv() returned less than asked: the socket is almost surely empty now, so the next fill
+  // waits for readiness first instead of paying a recv() that would fail with EAGAIN.
+  bool drained = false;
+  int read_error = 0;
+  std::size_t limit;
+
+  // ---- writing ----
+  void write(std::string_view data);
+  void write(std::string&& data);
+  void writelines(const std::string_view* parts, std::size_t count);
+  void write_eof();
+  /// Stops reading, flushes what is queued, then closes (at once if nothing is queued).
+  void close();
+  /// Closes now, dropping what is queued.
+  void abort() noexcept;
+  void raise_write_error() const;
+  [[nodiscard]] std::size_t queued() const noexcept { return queued_; }
+  [[nodiscard]] bool paused() const noexcept { return paused_; }
+  [[nodiscard]] bool closing() const noexcept { return closing_ || closed_; }
+  [[nodiscard]] bool closed() const noexcept { return closed_; }
+  [[nodiscard]] bool eof_written() const noexcept { return eof_requested_; }
+  void set_watermarks(std::size_t high, std::size_t low);
+  wait_list drain_waiters; // woken when unpaused, failed or closed
+  wait_list close_waiters; // woken when closed
+
+  socket sock;
+  address peer;
+  int write_error = 0;
+
+private:
+  void ready() noexcept override; // writable: flush
+  void check_writable(std::size_t n) const;
+  /// Sends from the queue until it is empty or the kernel is full; 0 or an errno.
+  int flush_queue() noexcept;
+  void after_flush(int err) noexcept;
+  void arm_write();
+  void fail(int err) noexcept;
+  void finish_close() noexcept;
+  void wake_all(wait_list& l) noexcept;
+  void update_pause() noexcept;
+
+  std::deque<std::string> queue_;
+  std::size_t head_offset_ = 0; // bytes of queue_.front() already sent
+  std::size_t queued_ = 0;      // bytes not yet sent
+  std::size_t high_, low_;
+  event_loop* loop_ = nullptr; // the loop armed on, while write_armed_
+  bool write_armed_ = false;
+  bool paused_ = false;
+  bool eof_requested_ = false; // write_eof(): shut down once the queue is empty
+  bool closing_ = false;
+  bool closed_ = false;
+};
+
+/// A task waiting on a transport's wait_list (drain, wait_closed).
+struct transport_wait final : listed_wait_node {
+  wait_list* list = nullptr;
+  event_loop* loop = nullptr;
+  const char* name = "";
+  transport_wait(wait_list& l, const char* n) noexcept : list(&l), name(n) {}
+  ~transport_wait() { list->remove(this); } // a frame destroyed while waiting (teardown)
+  void detach() noexcept override { list->remove(this); }
+  [[nodiscard]] const char* what() const noexcept override { return name; }
+};
+
+} // namespace corio::detail
+
+namespace corio::detail {
+
+/// `co_await transport_awaiter(list, "drain()")`: waits until the transport wakes the list. Cancellable.
+class transport_awaiter {
+public:
+  transport_awaiter(wait_list& l, const char* name) noexcept : wait_(l, name) {}
+  bool await_ready() {
+    wait_.loop = &await_point(wait_.name);
+    return false;
+  }
+  void await_suspend(std::coroutine_handle<> h) noexcept {
+    wait_.handle = h;
+    wait_.task = wait_.loop->current_task();
+    wait_.list->push_back(&wait_);
+    event_loop::begin_wait(&wait_);
+  }
+  void await_resume() const {
+    if (wait_.task != nullptr)
+      wait_.task->check_cancel();
+  }
+
+private:
+  transport_wait wait_;
+};
+
+} // namespace corio::detail

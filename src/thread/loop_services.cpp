@@ -1,0 +1,64 @@
+#include "loop_services.hpp"
+
+#include <mutex>
+#include <unordered_map>
+
+#include "corio/to_thread.hpp"
+
+namespace corio {
+namespace detail {
+
+namespace {
+
+// Keyed by loop address. An entry is erased by its loop's on_close hook, which runs before the loop's
+// memory is freed, so a later loop at the same address never finds a stale entry.
+std::mutex registry_mutex;
+std::unordered_map<const event_loop*, std::unique_ptr<loop_services>>& registry() {
+  static auto* map = new std::unordered_map<const event_loop*, std::unique_ptr<loop_services>>();
+  return *map; // never destroyed: a loop may close during static destruction
+}
+
+} // namespace
+
+loop_services::~loop_services() = default;
+
+loop_services* find_services(event_loop& loop) noexcept {
+  std::lock_guard lock(registry_mutex);
+  auto it = registry().find(&loop);
+  return it != registry().end() ? it->second.get() : nullptr;
+}
+
+loop_services& services_of(event_loop& loop) {
+  if (loop_services* s = find_services(loop))
+    return *s;
+  if (loop.is_closed())
+    throw loop_error("corio: the event loop is closed");
+  auto owned = std::make_unique<loop_services>();
+  loop_services* s = owned.get();
+  loop.on_close([key = &loop] {
+    std::unique_ptr<loop_services> gone;
+    {
+      std::lock_guard lock(registry_mutex);
+      auto it = registry().find(key);
+      if (it == registry().end())
+        return;
+      gone = std::move(it->second);
+      registry().erase(it);
+    }
+    gone.reset(); // outside the lock: joining the pool may take a while
+  });
+  std::lock_guard lock(registry_mutex);
+  registry().emplace(&loop, std::move(owned));
+  return *s;
+}
+
+} // namespace detail
+
+thread_pool& default_thread_pool(event_loop& loop) {
+  detail::loop_services& s = detail::services_of(loop);
+  if (!s.pool)
+    s.pool = std::make_unique<thread_pool>();
+  return *s.pool;
+}
+
+} // namespace corio

@@ -1,0 +1,25 @@
+// What the toolkit keeps per event loop, created on first use and destroyed when the loop closes (internal).
+#pragma once
+
+#include <memory>
+
+#include "corio/event_loop.hpp"
+#include "corio/thread_pool.hpp"
+
+namespace corio::detail {
+
+struct loop_services {
+  // Destroyed in reverse order: the signal handlers go first (masks restored), then the pool is shut
+  // down (joined).
+  std::unique_ptr<thread_pool> pool;
+  std::shared_ptr<void> signals; // a signal_set (src/thread/signals.cpp), type-erased
+  ~loop_services();
+};
+
+/// The services of `loop`, created (with an on_close hook that destroys them) on first use; loop_error if
+/// the loop is closed. Call on the loop's thread; the lookup itself is thread-safe.
+loop_services& services_of(event_loop& loop);
+/// The services of `loop`, or null if none were created.
+loop_services* find_services(event_loop& loop) noexcept;
+
+} // namespace corio::detail

@@ -1,0 +1,236 @@
+#include "corio/signals.hpp"
+
+#include <pthread.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+
+#include "loop_services.hpp"
+
+namespace corio {
+
+const char* keyboard_interrupt::what() const noexcept { return "corio: interrupted (SIGINT)"; }
+
+namespace detail {
+
+namespace {
+
+std::string signal_name(int signo) {
+  std::string out = std::to_string(signo);
+  if (const char* abbrev = ::sigabbrev_np(signo))
+    out.append(" (SIG").append(abbrev).append(")");
+  return out;
+}
+
+void check_signal(int signo) {
+  if (signo <= 0 || signo >= NSIG)
+    throw std::invalid_argument(std::string("corio: add_signal_handler: no signal number ") + std::to_string(signo));
+  if (signo == SIGKILL || signo == SIGSTOP)
+    throw std::invalid_argument("corio: add_signal_handler: signal " + signal_name(signo) + " cannot be caught");
+  for (int fault : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS})
+    if (signo == fault)
+      throw std::invalid_argument("corio: add_signal_handler: " + signal_name(signo) +
+                                  " is raised by a fault in the thread itself; it cannot wait for the loop");
+}
+
+sigset_t just(int signo) {
+  sigset_t s;
+  ::sigemptyset(&s);
+  ::sigaddset(&s, signo);
+  return s;
+}
+
+} // namespace
+
+/// A loop's signal handlers: one signalfd for all of them, watched through the loop's backend. Every
+/// member is used on the loop's thread only.
+class signal_set final : public io_waiter {
+public:
+  explicit signal_set(event_loop& loop) noexcept : loop_(loop) { ::sigemptyset(&mask_); }
+  signal_set(const signal_set&) = delete;
+  signal_set& operator=(const signal_set&) = delete;
+  ~signal_set() {
+    while (!handlers_.empty())
+      remove(handlers_.begin()->first);
+  }
+
+  void add(int signo, unique_function fn) {
+    auto handler = std::make_shared<unique_function>(std::move(fn));
+    if (auto it = handlers_.find(signo); it != handlers_.end()) {
+      it->second.fn = std::move(handler); // a callback already scheduled keeps the old one alive
+      return;
+    }
+    sigset_t current;
+    ::pthread_sigmask(SIG_BLOCK, nullptr, &current);
+    const bool was_blocked = ::sigismember(&current, signo) == 1;
+    sigset_t wanted = mask_;
+    ::sigaddset(&wanted, signo);
+    const int fd = ::signalfd(fd_, &wanted, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (fd < 0)
+      throw std::system_error(errno, std::generic_category(), "corio: add_signal_handler: signalfd");
+    const bool new_fd = fd_ < 0;
+    fd_ = fd;
+    if (new_fd) {
+      try {
+        loop_.arm(fd_, io_dir::read, this);
+      } catch (...) {
+        ::close(fd_);
+        fd_ = -1;
+        throw;
+      }
+    }
+    mask_ = wanted;
+    const sigset_t one = just(signo);
+    ::pthread_sigmask(SIG_BLOCK, &one, nullptr); // from now on it waits in the signalfd
+    handlers_.emplace(signo, entry{std::move(handler), was_blocked});
+  }
+
+  bool remove(int signo) noexcept {
+    auto it = handlers_.find(signo);
+    if (it == handlers_.end())
+      return false;
+    const bool was_blocked = it->second.was_blocked;
+    handlers_.erase(it);
+    ::sigdelset(&mask_, signo);
+    if (handlers_.empty()) {
+      loop_.disarm(fd_, io_dir::read);
+      ::close(fd_);
+      fd_ = -1;
+    } else {
+      (void)::signalfd(fd_, &mask_, 0); // same fd: narrowing the mask of a valid signalfd cannot fail
+    }
+    if (!was_blocked) {
+      // Unblocking delivers a pending instance with the default action; it arrived while the handler
+      // was installed, so it is discarded instead.
+      const sigset_t one = just(signo);
+      const timespec zero{};
+      while (::sigtimedwait(&one, nullptr, &zero) == signo) {
+      }
+      ::pthread_sigmask(SIG_UNBLOCK, &one, nullptr);
+    }
+    return true;
+  }
+
+  [[nodiscard]] bool handles(int signo) const noexcept { return handlers_.count(signo) != 0; }
+
+  /// The signalfd is readable (on the loop thread, from the backend's poll).
+  void ready() noexcept override {
+    signalfd_siginfo infos[16];
+    for (;;) {
+      const ssize_t n = ::read(fd_, infos, sizeof infos);
+      if (n <= 0)
+        break; // EAGAIN: drained (EINTR cannot happen on a non-blocking read that has data)
+      for (ssize_t i = 0; i < n / static_cast<ssize_t>(sizeof(signalfd_siginfo)); ++i)
+        dispatch(static_cast<int>(infos[i].ssi_signo));
+    }
+    try {
+      loop_.arm(fd_, io_dir::read, this);
+    } catch (...) {
+      std::fprintf(stderr, "corio: signal handlers: cannot watch the signalfd again: %s\n",
+                   describe(std::current_exception()).c_str());
+    }
+  }
+
+private:
+  struct entry {
+    std::shared_ptr<unique_function> fn;
+    bool was_blocked; // before add_signal_handler: what remove restores
+  };
+
+  void dispatch(int signo) noexcept {
+    auto it = handlers_.find(signo);
+    if (it == handlers_.end())
+      return; // removed meanwhile
+    try {
+      // A callback, as asyncio does: the handler runs between tasks, never inside the backend's poll.
+      loop_.call_soon([fn = it->second.fn] { (*fn)(); });
+    } catch (...) {
+      std::fprintf(stderr, "corio: cannot schedule the handler of signal %d: %s\n", signo,
+                   describe(std::current_exception()).c_str());
+    }
+  }
+
+  event_loop& loop_;
+  std::map<int, entry> handlers_;
+  sigset_t mask_;
+  int fd_ = -1;
+};
+
+namespace {
+
+void check_thread(event_loop& loop, const char* what) {
+  if (loop.is_running() && event_loop::current() != &loop)
+    throw loop_error(std::string("corio: ") + what +
+                     " must be called on the loop's thread (signal masks are per thread)");
+}
+
+signal_set* find_signals(event_loop& loop) noexcept {
+  loop_services* s = find_services(loop);
+  return s != nullptr ? static_cast<signal_set*>(s->signals.get()) : nullptr;
+}
+
+} // namespace
+
+// ---- corio::run()'s Ctrl-C ----------------------------------------------------------------------------
+
+struct sigint_guard::state {
+  event_loop* loop;
+  unique_function on_interrupt;
+  bool active = true; // false once removed, by the first SIGINT or by the guard
+};
+
+sigint_guard::sigint_guard(event_loop& loop, unique_function on_interrupt) : loop_(loop) {
+  if (loop.config().clock != nullptr || ::getpid() != ::gettid())
+    return;
+  struct sigaction current {};
+  if (::sigaction(SIGINT, nullptr, &current) != 0 || (current.sa_flags & SA_SIGINFO) != 0 ||
+      current.sa_handler != SIG_DFL)
+    return; // the program handles (or ignores) SIGINT itself
+  if (signal_set* s = find_signals(loop); s != nullptr && s->handles(SIGINT))
+    return; // never replace a handler the loop has (not the case in corio::run: a fresh loop)
+  auto st = std::make_shared<state>(state{&loop, std::move(on_interrupt)});
+  add_signal_handler(loop, SIGINT, [st] {
+    if (!st->active)
+      return;
+    st->active = false;
+    remove_signal_handler(*st->loop, SIGINT); // a second Ctrl-C gets the default action
+    st->on_interrupt();
+  });
+  state_ = std::move(st);
+}
+
+sigint_guard::~sigint_guard() {
+  if (state_ != nullptr && state_->active) {
+    state_->active = false;
+    remove_signal_handler(loop_, SIGINT);
+  }
+}
+
+} // namespace detail
+
+void add_signal_handler(event_loop& loop, int signo, detail::unique_function fn) {
+  detail::check_signal(signo);
+  if (!fn)
+    throw std::invalid_argument("corio: add_signal_handler: empty handler");
+  detail::check_thread(loop, "add_signal_handler()");
+  detail::loop_services& s = detail::services_of(loop); // loop_error if closed
+  if (!s.signals)
+    s.signals = std::make_shared<detail::signal_set>(loop);
+  static_cast<detail::signal_set*>(s.signals.get())->add(signo, std::move(fn));
+}
+
+bool remove_signal_handler(event_loop& loop, int signo) {
+  detail::check_thread(loop, "remove_signal_handler()");
+  detail::signal_set* s = detail::find_signals(loop);
+  return s != nullptr && s->remove(signo);
+}
+
+} // namespace corio

@@ -1,0 +1,417 @@
+// The low-level corio::socket API: sock_connect / sock_accept / sock_recv / sock_send(all), datagrams, errors,
+// cancellation and timeouts. Loopback only; every test checks no task, timer, fd waiter or fd is left.
+#include <corio/net.hpp>
+#include <corio/run.hpp>
+#include <corio/sleep.hpp>
+#include <corio/spawn.hpp>
+#include <corio/timeout.hpp>
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "leak_check.hpp"
+#include "loop_fixture.hpp"
+#include "net_helpers.hpp"
+
+using namespace std::chrono_literals;
+using corio::address;
+using corio::task;
+using corio::testing::expect_only_main_task;
+using corio::testing::run_mock;
+
+namespace {
+
+std::span<char> buffer(std::string& s) { return {s.data(), s.size()}; }
+
+/// Accepts one connection and echoes it until end of file.
+task<> echo_once(corio::socket& listener) {
+  corio::accepted a = co_await corio::sock_accept(listener);
+  std::string buf(4096, '\0');
+  for (;;) {
+    std::size_t n = co_await corio::sock_recv(a.conn, buffer(buf));
+    if (n == 0)
+      break;
+    co_await corio::sock_sendall(a.conn, std::string_view(buf.data(), n));
+  }
+}
+
+task<> round_trip(address where) {
+  corio::socket listener = corio::listen_on(where);
+  address bound = listener.local_address();
+  auto server = corio::spawn(echo_once(listener));
+  corio::socket client = corio::socket::open(bound.family(), corio::socket_type::stream);
+  co_await corio::sock_connect(client, bound);
+  EXPECT_EQ(client.peer_address(), bound);
+  co_await corio::sock_sendall(client, "hello, corio");
+  client.shutdown_write();
+  std::string got, buf(64, '\0');
+  for (;;) {
+    std::size_t n = co_await corio::sock_recv(client, buffer(buf));
+    if (n == 0)
+      break;
+    got.append(buf.data(), n);
+  }
+  EXPECT_EQ(got, "hello, corio");
+  co_await server;
+  expect_only_main_task();
+}
+
+TEST(NetSocket, TcpRoundTripIpv4) {
+  corio::testing::leak_check leaks;
+  run_mock([](auto*) { return round_trip(address::loopback_ipv4()); });
+}
+
+TEST(NetSocket, TcpRoundTripIpv6) {
+  corio::testing::leak_check leaks;
+  run_mock([](auto*) { return round_trip(address::loopback_ipv6()); });
+}
+
+TEST(NetSocket, UnixRoundTrip) {
+  corio::testing::leak_check leaks;
+  std::string path = corio::testing::unique_socket_path("sock");
+  run_mock([&](auto*) { return round_trip(address::unix_path(path)); });
+  ::unlink(path.c_str());
+}
+
+TEST(NetSocket, UnixAbstractRoundTrip) {
+  corio::testing::leak_check leaks;
+  std::string name = std::string(1, '\0') + corio::testing::unique_socket_path("abstract");
+  run_mock([&](auto*) { return round_trip(address::unix_path(name)); });
+}
+
+TEST(NetSocket, ConnectRefusedNamesTheAddress) {
+  corio::testing::leak_check leaks;
+  run_mock([](auto*) -> task<> {
+    address closed_port;
+    {
+      corio::socket probe = corio::socket::open(corio::address_family::ipv4, corio::socket_type::stream);
+      probe.bind(address::loopback_ipv4()); // bound, never listening: connecting is refused
+      closed_port = probe.local_address();
+      corio::socket client = corio::socket::open(corio::address_family::ipv4, corio::socket_type::stream);
+      try {
+        co_await corio::sock_connect(client, closed_port);
+        ADD_FAILURE() << "connected";
+      } catch (const std::system_error& e) {
+        EXPECT_EQ(e.code().value(), ECONNREFUSED);
+        EXPECT_NE(std::string(e.what()).find("connect to " + closed_port.to_string()), std::string::npos) << e.what();
+      }
+    }
+    expect_only_main_task();
+  });
+}
+
+TEST(NetSocket, UnixConnectToMissingPath) {
+  corio::testing::leak_check leaks;
+  run_mock([](auto*) -> task<> {
+    corio::socket client = corio::socket::open(corio::address_family::unix_path, corio::socket_type::stream);
+    try {
+      co_await corio::sock_connect(client, address::unix_path("/nonexistent/corio.sock"));
+      ADD_FAILURE();
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code().value(), ENOENT);
+      EXPECT_NE(std::string(e.what()).find("/nonexistent/corio.sock"), std::string::npos) << e.what();
+    }
+  });
+}
+
+/// A connected TCP pair on loopback.
+struct tcp_pair {
+  corio::socket a, b;
+};
+task<tcp_pair> connect_pair() {
+  corio::socket listener = corio::listen_on(address::loopback_ipv4());
+  tcp_pair p;
+  p.a = corio::socket::open(corio::address_family::ipv4, corio::socket_type::stream);
+  co_await corio::sock_connect(p.a, listener.local_address());
+  corio::accepted acc = co_await corio::sock_accept(listener);
+  p.b = std::move(acc.conn);
+  EXPECT_EQ(acc.peer, p.a.local_address());
+  co_return p;
+}
+
+TEST(NetSocket, CancelledRecvLeavesNoWaiterAndLosesNothing) {
+  corio::testing::leak_check leaks;
+  run_mock([](auto*) -> task<> {
+    tcp_pair p = co_await connect_pair();
+    std::string buf(16, '\0');
+    auto reader = corio::spawn(corio::sock_recv(p.b, buffer(buf)));
+    co_await corio::sleep(1s);
+    EXPECT_EQ(corio::event_loop::current()->io_waiter_count(), 1u);
+    reader.cancel();
+    EXPECT_THROW(co_await reader, corio::cancelled_error);
+    EXPECT_EQ(corio::event_loop::current()->io_waiter_count(), 0u);
+    co_await corio::sock_sendall(p.a, "after");
+    std::size_t n = co_await corio::sock_recv(p.b, buffer(buf));
+    EXPECT_EQ(std::string(buf.data(), n), "after");
+    expect_only_main_task();
+  });
+}
+
+TEST(NetSocket, RecvTimesOut) {
+  corio::testing::leak_check leaks;
+  run_mock([](corio::testing::mock_clock*) -> task<> {
+    tcp_pair p = co_await connect_pair();
+    std::string buf(16, '\0');
+    auto start = corio::event_loop::current()->time();
+    try {
+      auto deadline = corio::timeout(5s);
+      (void)co_await corio::sock_recv(p.b, buffer(buf));
+      ADD_FAILURE();
+    } catch (const corio::timeout_error&) {
+    }
+    EXPECT_EQ(corio::event_loop::current()->time() - start, 5s);
+    expect_only_main_task();
+  });
+}
+
+TEST(NetSocket, ClosingTheSocketWakesItsWaiterWithEbadf) {
+  corio::testing::leak_check leaks;
+  run_mock([](auto*) -> task<> {
+    tcp_pair p = co_await connect_pair();
+    auto reader = corio::spawn([](corio::socket& s) -> task<int> {
+      std::string buf(16, '\0');
+      try {
+        (void)co_await corio::sock_recv(s, buffer(buf));
+      } catch (const std::system_error& e) {
+        EXPECT_NE(std::string(e.what()).find("socket closed"), std::string::npos) << e.what();
+        co_return e.code().value();
+      }
+      co_return 0;
+    }(p.b));
+    co_await corio::sleep(1s);
+    p.b.close();
+    EXPECT_EQ(co_await reader, EBADF);
+    expect_only_main_task();
+  });
+}
+
+TEST(NetSocket, SendallOfEightMegabytesWithASlowReader) {
+  corio::testing::leak_check leaks;
+  run_mock([](auto*) -> task<> {
+    tcp_pair p = co_await connect_pair();
+    p.a.set_send_buffer(16 * 1024); // small buffers: sendall must wait for room many times
+    p.b.set_receive_buffer(16 * 1024);
+    std::string data(8 << 20, '\0');
+    for (std::size_t i = 0; i < data.size(); ++i)
+      data[i] = static_cast<char>((i * 7919) >> 3);
+    auto reader = corio::spawn([](corio::socket& s, std::size_t expected) -> task<std::string> {
+      std::string got, buf(7000, '\0');
+      while (got.size() < expected) {
+        std::size_t n = co_await corio::sock_recv(s, buffer(buf));
+        if (n == 0)
+          break;
+        got.append(buf.data(), n);
+        co_await corio::sleep(0s); // let the writer run between reads
+      }
+      co_return got;
+    }(p.b, data.size()));
+    co_await corio::sock_sendall(p.a, data);
+    std::string got = co_await reader;
+    EXPECT_EQ(got.size(), data.size());
+    EXPECT_TRUE(got == data) << "data corrupted or reordered";
+    expect_only_main_task();
+  });
+}
+
+TEST(NetSocket, SendToAResetPeerRaisesInsteadOfSigpipe) {
+  corio::testing::leak_check leaks;
+  run_mock([](auto*) -> task<> {
+    tcp_pair p = co_await connect_pair();
+    p.b.set_linger_reset();
+    p.b.close(); // RST
+    int err = 0;
+    try {
+      for (int i = 0; i < 100; ++i) // the first send may still succeed before the RST is seen
+        co_await corio::sock_sendall(p.a, std::string(1000, 'x'));
+    } catch (const std::system_error& e) {
+      err = e.code().value();
+    }
+    EXPECT_TRUE(err == EPIPE || err == ECONNRESET) << err;
+    expect_only_main_task();
+  });
+}
+
+TEST(NetSocket, RecvFromAResetPeerRaisesEconnreset) {
+  corio::testing::leak_check leaks;
+  run_mock([](auto*) -> task<> {
+    tcp_pair p = co_await connect_pair();
+    p.b.set_linger_reset();
+    p.b.close();
+    std::string buf(16, '\0');
+    try {
+      (void)co_await corio::sock_recv(p.a, buffer(buf));
+      ADD_FAILURE();
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code().value(), ECONNRESET);
+    }
+  });
+}
+
+TEST(NetSocket, AcceptIsCancellable) {
+  corio::testing::leak_check leaks;
+  run_mock([](auto*) -> task<> {
+    corio::socket listener = corio::listen_on(address::loopback_ipv6());
+    auto acceptor = corio::spawn(corio::sock_accept(listener));
+    co_await corio::sleep(1s);
+    acceptor.cancel();
+    EXPECT_THROW(co_await acceptor, corio::cancelled_error);
+    expect_only_main_task();
+  });
+}
+
+TEST(NetSocket, OptionsAndBadFds) {
+  corio::testing::leak_check leaks;
+  corio::socket s = corio::socket::open(corio::address_family::ipv4, corio::socket_type::stream);
+  s.set_reuse_address(true);
+  EXPECT_NE(s.get_option(SOL_SOCKET, SO_REUSEADDR), 0);
+  s.set_keep_alive(true);
+  s.set_no_delay(true);
+  EXPECT_THROW((void)s.peer_address(), std::system_error); // not connected
+  EXPECT_THROW(corio::socket(-1), std::system_error);
+  EXPECT_THROW((void)corio::socket::open(corio::address_family::unspecified, corio::socket_type::stream),
+               std::system_error);
+  corio::socket moved = std::move(s);
+  EXPECT_FALSE(s.is_open());
+  EXPECT_TRUE(moved.is_open());
+  try {
+    corio::socket other = corio::socket::open(corio::address_family::ipv4, corio::socket_type::stream);
+    other.bind(moved.local_address().with_port(1)); // port 1 needs privileges, or another error: named
+  } catch (const std::system_error& e) {
+    EXPECT_NE(std::string(e.what()).find("bind to 0.0.0.0:1"), std::string::npos) << e.what();
+  }
+}
+
+// ---- names -------------------------------------------------------------------------------------------
+
+TEST(NetResolve, DnsLookupOnTheThreadPool) {
+  corio::testing::leak_check leaks;
+  run_mock([](auto*) -> task<> {
+    std::vector<address> found = co_await corio::resolve_dns("localhost", 8080); // /etc/hosts, via getaddrinfo
+    EXPECT_NE(std::find(found.begin(), found.end(), address::loopback_ipv4(8080)), found.end());
+    for (const address& a : found)
+      EXPECT_EQ(a.port(), 8080);
+    std::vector<address> v4 = co_await corio::resolve_dns("127.0.0.1", 1, corio::address_family::ipv4);
+    EXPECT_EQ(v4, std::vector<address>{address::loopback_ipv4(1)});
+    expect_only_main_task();
+  });
+}
+
+TEST(NetResolve, UnknownNamesAreClearErrors) {
+  corio::testing::leak_check leaks;
+  run_mock([](auto*) -> task<> {
+    try {
+      (void)co_await corio::resolve("no-such-host.invalid", 80); // RFC 6761: never resolves
+      ADD_FAILURE();
+    } catch (const std::system_error& e) {
+      EXPECT_NE(std::string(e.what()).find("cannot resolve \"no-such-host.invalid\""), std::string::npos) << e.what();
+    }
+    expect_only_main_task();
+  });
+}
+
+TEST(NetResolve, CancelledLookupReturnsAtOnce) {
+  corio::testing::leak_check leaks;
+  run_mock([](auto*) -> task<> {
+    auto lookup = corio::spawn(corio::resolve_dns("localhost", 80));
+    co_await corio::sleep(0s); // queued on the pool
+    lookup.cancel();
+    EXPECT_THROW(co_await lookup, corio::cancelled_error);
+    expect_only_main_task();
+  });
+}
+
+// ---- datagrams ----------------------------------------------------------------------------------------
+
+task<> datagram_round_trip(address loopback) {
+  auto server = corio::datagram_endpoint::open({.local = loopback});
+  address server_addr = server.local_address();
+  auto client = corio::datagram_endpoint::open({.local = loopback, .remote = server_addr});
+  EXPECT_EQ(co_await client.send("ping"), 4u);
+  corio::datagram d = co_await server.recvfrom();
+  EXPECT_EQ(d.data, "ping");
+  EXPECT_EQ(d.from, client.local_address());
+  EXPECT_EQ(co_await server.sendto("pong!", d.from), 5u);
+  EXPECT_EQ(co_await client.recv(), "pong!");
+  // Datagram boundaries are kept, in order.
+  for (int i = 0; i < 10; ++i)
+    (void)co_await client.send(std::string(static_cast<std::size_t>(i + 1), char('a' + i)));
+  for (int i = 0; i < 10; ++i) {
+    corio::datagram m = co_await server.recvfrom();
+    EXPECT_EQ(m.data, std::string(static_cast<std::size_t>(i + 1), char('a' + i)));
+  }
+  // A datagram longer than the buffer is truncated, as recvfrom does.
+  (void)co_await client.send(std::string(100, 'z'));
+  EXPECT_EQ((co_await server.recvfrom(10)).data, std::string(10, 'z'));
+  expect_only_main_task();
+}
+
+TEST(NetDatagram, RoundTripIpv4) {
+  corio::testing::leak_check leaks;
+  run_mock([](auto*) { return datagram_round_trip(address::loopback_ipv4()); });
+}
+
+TEST(NetDatagram, RoundTripIpv6) {
+  corio::testing::leak_check leaks;
+  run_mock([](auto*) { return datagram_round_trip(address::loopback_ipv6()); });
+}
+
+TEST(NetDatagram, UnixDatagrams) {
+  corio::testing::leak_check leaks;
+  std::string a_path = corio::testing::unique_socket_path("dgram-a");
+  std::string b_path = corio::testing::unique_socket_path("dgram-b");
+  run_mock([&](auto*) -> task<> {
+    auto a = corio::datagram_endpoint::open({.local = address::unix_path(a_path)});
+    auto b = corio::datagram_endpoint::open({.local = address::unix_path(b_path)});
+    (void)co_await b.sendto("over a unix datagram", address::unix_path(a_path));
+    corio::datagram d = co_await a.recvfrom();
+    EXPECT_EQ(d.data, "over a unix datagram");
+    EXPECT_EQ(d.from.path(), b_path);
+    expect_only_main_task();
+  });
+  ::unlink(a_path.c_str());
+  ::unlink(b_path.c_str());
+}
+
+TEST(NetDatagram, ReceiveIsCancellableAndTimesOut) {
+  corio::testing::leak_check leaks;
+  run_mock([](auto*) -> task<> {
+    auto ep = corio::datagram_endpoint::open({.local = address::loopback_ipv4()});
+    auto r = corio::spawn(ep.recvfrom());
+    co_await corio::sleep(1s);
+    r.cancel();
+    EXPECT_THROW(co_await r, corio::cancelled_error);
+    EXPECT_THROW(co_await corio::wait_for(ep.recv(), 2s), corio::timeout_error);
+    // Nothing was lost: a datagram sent now is the next one received.
+    auto sender = corio::datagram_endpoint::open({.remote = ep.local_address()});
+    (void)co_await sender.send("late");
+    EXPECT_EQ(co_await ep.recv(), "late");
+    expect_only_main_task();
+  });
+}
+
+TEST(NetDatagram, BadOptionsAreClearErrors) {
+  corio::testing::leak_check leaks;
+  EXPECT_THROW((void)corio::datagram_endpoint::open({}), std::invalid_argument);
+  EXPECT_THROW(
+      (void)corio::datagram_endpoint::open({.local = address::loopback_ipv4(), .remote = address::loopback_ipv6(9)}),
+      std::invalid_argument);
+  run_mock([](auto*) -> task<> {
+    auto ep = corio::datagram_endpoint::open({.local = address::loopback_ipv4()});
+    try {
+      (void)co_await ep.send("nowhere"); // not connected
+      ADD_FAILURE();
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code().value(), EDESTADDRREQ);
+    }
+  });
+}
+
+} // namespace
