@@ -15,8 +15,15 @@ import time
 TIMEOUT = 10.0  # seconds: the bound on any single wait in these tests
 
 
+_started = []  # every server process, killed when a check fails so that none outlives the test
+
+
 def fail(message):
     print("FAIL: " + message, file=sys.stderr)
+    for proc in _started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     sys.exit(1)
 
 
@@ -31,6 +38,7 @@ class Server:
     def __init__(self, exe, *args):
         self.exe = os.path.basename(exe)
         self.proc = subprocess.Popen([exe, "--port", "0", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        _started.append(self.proc)
         line = self._read_line()
         prefix = "listening on 127.0.0.1:"
         check(line.startswith(prefix) and line.endswith("\n"), f"{self.exe}: unexpected first line {line!r}")
