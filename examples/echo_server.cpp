@@ -27,19 +27,53 @@ struct options {
   corio::duration grace = 5s;
 };
 
-// One connection: read what has arrived, write it back, repeat until the client closes. drain() makes
-// the next read wait while the client is slow to take its echo, so an unread echo never piles up here.
+// The idle timeout, cheaply: one timer per connection rather than one per read. Each read notes the
+// time; when the timer fires it looks at that note and either closes the idle connection or re-arms
+// itself for the time left (what nginx does, and libuv's docs suggest). `auto t = corio::timeout(idle)`
+// around each read is simpler and the right tool for one deadline, but a timer insert and cancel per
+// message was a third of this server's own work per 64-byte echo (callgrind: ~2000 instructions per
+// message with it, ~1300 with this).
+class idle_timer {
+public:
+  idle_timer(corio::stream_writer writer, corio::duration limit)
+      : loop_(*corio::event_loop::current()), writer_(std::move(writer)), limit_(limit), last_(loop_.time()) {
+    arm(last_ + limit_);
+  }
+  idle_timer(const idle_timer&) = delete;
+  idle_timer& operator=(const idle_timer&) = delete;
+  ~idle_timer() { timer_.cancel(); } // so the callback never sees a dead `this`
+
+  void touch() { last_ = loop_.time(); }
+
+private:
+  void arm(corio::time_point when) {
+    timer_ = loop_.call_at(when, [this] { fire(); });
+  }
+  void fire() {
+    const corio::time_point deadline = last_ + limit_;
+    if (loop_.time() < deadline)
+      arm(deadline);
+    else
+      writer_.abort(); // closes the socket now: the pending read sees end of stream
+  }
+
+  corio::event_loop& loop_;
+  corio::stream_writer writer_;
+  corio::duration limit_;
+  corio::time_point last_;
+  corio::timer_handle timer_;
+};
+
+// One connection: read what has arrived, write it back, repeat until the client closes (or the idle
+// timer closes the connection). drain() makes the next read wait while the client is slow to take its
+// echo, so unread echoes never pile up here; that wait counts as idle time too.
 corio::task<> echo(corio::stream_reader reader, corio::stream_writer writer, corio::duration idle_timeout) {
+  idle_timer idle(writer, idle_timeout);
   for (;;) {
-    std::string data;
-    try {
-      auto deadline = corio::timeout(idle_timeout); // covers the wait for data, not the echo
-      data = co_await reader.read(64 * 1024);
-    } catch (const corio::timeout_error&) {
-      co_return; // idle: the server closes the connection when the handler returns
-    }
+    std::string data = co_await reader.read(64 * 1024);
     if (data.empty())
-      co_return; // the client closed its side
+      co_return; // the client closed its side, or the connection was idle too long
+    idle.touch();
     writer.write(std::move(data));
     co_await writer.drain();
   }
