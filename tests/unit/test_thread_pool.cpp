@@ -355,8 +355,8 @@ TEST_P(ToThread, ACompletionThatArrivesAfterTheCancelIsDropped) {
 }
 
 TEST_P(ToThread, ATimeoutCancelsTheAwait) {
+  std::latch release(1); // declared first: it must outlive the pool, whose destructor joins the waiting worker
   thread_pool pool({.max_threads = 1});
-  std::latch release(1);
   run([&]() -> task<> {
     // With a mock clock the deadline cannot pass while the thread works, so the timeout is already due.
     auto deadline = corio::timeout(0s);
