@@ -272,7 +272,7 @@ corio::task<> serve(corio::socket conn, const config& cfg) {
       auto idle = corio::timeout(cfg.idle_timeout);
       // Wait for readiness first: right after an answer (or an accept) the next request is rarely there
       // yet, and a recv that fails with EAGAIN would be a wasted syscall per request.
-      co_await corio::readable(conn.fd());
+      co_await corio::readable(conn);
       n = co_await corio::sock_recv(conn, buf);
     } catch (const corio::timeout_error&) {
       co_return; // idle: close

@@ -118,7 +118,9 @@ public:
   /// Withdraws w's timer if it is still scheduled (O(log n)); a no-op once it fired.
   void remove_timer(detail::timed_wait* w) noexcept;
   void cancel_timer(detail::timer_node* n) noexcept;
-  void arm(int fd, detail::io_dir d, detail::io_waiter* w);
+  /// `kept`: the caller calls forget_fd() before closing fd, so the backend may keep its registration
+  /// between waits (see backend::arm).
+  void arm(int fd, detail::io_dir d, detail::io_waiter* w, bool kept = false);
   void disarm(int fd, detail::io_dir d) noexcept;
   /// Call before closing an fd the loop may have watched (corio::socket does): wakes the tasks still
   /// waiting on it (they must check for the close themselves) and drops the backend's state, so a new fd

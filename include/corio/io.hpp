@@ -14,7 +14,7 @@ namespace corio {
 namespace detail {
 class io_awaiter final : public wait_node, public io_waiter {
 public:
-  io_awaiter(int fd, io_dir d) noexcept : fd_(fd), dir_(d) {}
+  io_awaiter(int fd, io_dir d, bool kept = false) noexcept : fd_(fd), dir_(d), kept_(kept) {}
   io_awaiter(const io_awaiter&) = delete;
   ~io_awaiter() { detach(); }
 
@@ -25,7 +25,7 @@ public:
   void await_suspend(std::coroutine_handle<> h) {
     handle = h;
     task = loop_->current_task();
-    loop_->arm(fd_, dir_, this); // throws for a bad fd, or when another waiter has it: raised at the await
+    loop_->arm(fd_, dir_, this, kept_); // throws for a bad fd, or when another waiter has it: raised at the await
     armed_ = true;
     event_loop::begin_wait(this);
   }
@@ -50,16 +50,24 @@ public:
 private:
   int fd_;
   io_dir dir_;
+  bool kept_;
   bool armed_ = false;
   event_loop* loop_ = nullptr;
 };
+
+/// For an fd whose owner calls event_loop::forget_fd() before closing it (corio::socket): the loop keeps
+/// its registration between waits, saving a system call per wait.
+[[nodiscard]] inline io_awaiter readable_kept(int fd) noexcept { return {fd, io_dir::read, true}; }
+[[nodiscard]] inline io_awaiter writable_kept(int fd) noexcept { return {fd, io_dir::write, true}; }
 } // namespace detail
 
 /// Suspends the running task until `fd` is readable (data, end of file, hang-up or error: a read will
 /// not block). One reader per fd at a time: a second one gets loop_error. A bad fd, or one epoll cannot
-/// watch (a regular file), raises std::system_error naming it. Cancellable. The loop keeps an fd's
-/// registration between waits: before closing an fd you waited on, call event_loop::forget_fd(fd)
-/// (corio::socket does it for you), or a new fd reusing the number may never become ready.
+/// watch (a regular file), raises std::system_error naming it. Cancellable. Closing the fd afterwards
+/// needs no ceremony: each wait registers it with the kernel anew (one epoll_ctl), so a new fd reusing
+/// the number is watched correctly. (Closing it while a task still waits on it: call
+/// event_loop::forget_fd(fd) first, which wakes that task.) corio::socket's own waits skip that system
+/// call, because a socket tells the loop when it closes.
 [[nodiscard]] inline detail::io_awaiter readable(int fd) noexcept { return {fd, detail::io_dir::read}; }
 /// Suspends the running task until `fd` is writable (or has failed). As readable().
 [[nodiscard]] inline detail::io_awaiter writable(int fd) noexcept { return {fd, detail::io_dir::write}; }

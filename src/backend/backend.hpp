@@ -19,7 +19,12 @@ public:
   /// on EOF, hang-up or error, so the reader sees them). Throws std::system_error naming the fd if it
   /// cannot be watched (EBADF, or EPERM for regular files), and corio::loop_error if another waiter is
   /// already armed for the same fd and direction.
-  virtual void arm(int fd, io_dir d, io_waiter* w) = 0;
+  ///
+  /// `kept`: the caller owns the fd and calls forget() before closing it (corio::socket, the stream
+  /// transport), so what the backend learnt about the fd stays true and can be reused without a system
+  /// call. An arm that is not kept (a user's readable(fd)) re-registers with the kernel every time, so
+  /// an fd closed and its number reused without forget() is still watched correctly.
+  virtual void arm(int fd, io_dir d, io_waiter* w, bool kept) = 0;
   /// Withdraws an undelivered arm (the waiter was cancelled). No-op if nothing is armed.
   virtual void disarm(int fd, io_dir d) noexcept = 0;
   /// `fd` is about to be closed: waiters still armed on it are delivered (ready() — they must notice the

@@ -5,6 +5,11 @@
 // that interest is dropped then (one EPOLL_CTL_MOD), so level-triggering never spins. Closing an fd
 // removes it from the epoll set in the kernel (if no dup of it is open); a later fd with the same number
 // is re-added on demand (MOD answers ENOENT -> ADD).
+//
+// The cache is trusted only while every arm of the fd came from an owner that calls forget() before
+// closing it (`kept` arms: corio::socket and the stream transport). An arm from a user's readable(fd)
+// marks the entry untrusted and always re-registers (one epoll_ctl per wait, like a selector), because
+// nobody promised to call forget_fd() before that fd is closed and its number reused.
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -49,7 +54,7 @@ public:
     ::close(epfd_);
   }
 
-  void arm(int fd, io_dir d, io_waiter* w) override {
+  void arm(int fd, io_dir d, io_waiter* w, bool kept) override {
     if (fd < 0 || fd == wakefd_ || fd == epfd_)
       throw_errno(EBADF, std::string("cannot wait on fd ") + std::to_string(fd));
     if (static_cast<std::size_t>(fd) >= fds_.size())
@@ -61,8 +66,9 @@ public:
                        (d == io_dir::read ? "reader" : "writer") + " waiting");
     std::uint32_t want =
         s.interest | (d == io_dir::read ? std::uint32_t(EPOLLIN | EPOLLRDHUP) : std::uint32_t(EPOLLOUT));
-    if (want != s.interest || !s.registered)
-      update(fd, s, want);
+    if (want != s.interest || !s.registered || !kept || !s.trusted)
+      update(fd, s, want); // apply() fixes a wrong guess either way: MOD -> ENOENT -> ADD, ADD -> EEXIST -> MOD
+    s.trusted = kept;
     slot = w;
     ++armed_;
   }
@@ -88,6 +94,7 @@ public:
       ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, &ev); // a dup may keep it in the set: take it out now
     }
     s.registered = false;
+    s.trusted = false;
     s.interest = 0;
     for (io_waiter*& slot : s.waiters) {
       if (io_waiter* w = slot) {
@@ -129,7 +136,8 @@ private:
   struct fd_state {
     io_waiter* waiters[2] = {nullptr, nullptr};
     std::uint32_t interest = 0;
-    bool registered = false;
+    bool registered = false; // as far as we know: apply() copes when it is wrong
+    bool trusted = false;    // every arm since the last forget() was kept: `registered` is surely right
   };
 
   int dispatch(const epoll_event& ev) {

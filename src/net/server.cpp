@@ -128,7 +128,7 @@ task<> accept_loop(std::shared_ptr<server_state> param, std::size_t index) {
     int err = errno;
     if (err == EAGAIN || err == EWOULDBLOCK) {
       budget = 64;
-      co_await readable(l.fd());
+      co_await detail::readable_kept(l.fd());
     } else if (err == EINTR) {
     } else if (per_connection_error(err)) {
       ++st->accept_errors;

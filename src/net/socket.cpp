@@ -49,6 +49,14 @@ socket socket::open(address_family family, socket_type type) {
   return adopt(fd);
 }
 
+int socket::release() noexcept {
+  if (fd_ >= 0) {
+    if (event_loop* loop = event_loop::current())
+      loop->forget_fd(fd_); // the new owner will not tell the loop when it closes the fd
+  }
+  return std::exchange(fd_, -1);
+}
+
 void socket::close() noexcept {
   if (fd_ < 0)
     return;

@@ -30,7 +30,7 @@ task<> sock_connect(socket& s, address remote) {
   // EAGAIN means the listener's backlog is full — not in progress, so it is reported.
   if (err != EINPROGRESS && err != EINTR)
     detail::throw_net_error(err, "connect to", &remote);
-  co_await writable(s.fd());
+  co_await detail::writable_kept(s.fd());
   check_open(s, "connect");
   if (int e = s.take_error(); e != 0)
     detail::throw_net_error(e, "connect to", &remote);
@@ -50,7 +50,7 @@ task<accepted> sock_accept(socket& listener) {
     }
     int err = errno;
     if (err == EAGAIN || err == EWOULDBLOCK)
-      co_await readable(listener.fd());
+      co_await detail::readable_kept(listener.fd());
     else if (err != EINTR && err != ECONNABORTED)
       detail::throw_net_error(err, "accept");
   }
@@ -64,7 +64,7 @@ task<std::size_t> sock_recv(socket& s, std::span<char> buf) {
       co_return static_cast<std::size_t>(n);
     int err = errno;
     if (err == EAGAIN || err == EWOULDBLOCK)
-      co_await readable(s.fd());
+      co_await detail::readable_kept(s.fd());
     else if (err != EINTR)
       detail::throw_net_error(err, "recv");
   }
@@ -80,7 +80,7 @@ task<std::size_t> sock_send(socket& s, std::string_view data) {
       co_return static_cast<std::size_t>(n);
     int err = errno;
     if (err == EAGAIN || err == EWOULDBLOCK)
-      co_await writable(s.fd());
+      co_await detail::writable_kept(s.fd());
     else if (err != EINTR)
       detail::throw_net_error(err, "send");
   }
@@ -96,7 +96,7 @@ task<> sock_sendall(socket& s, std::string_view data) {
     }
     int err = errno;
     if (err == EAGAIN || err == EWOULDBLOCK)
-      co_await writable(s.fd());
+      co_await detail::writable_kept(s.fd());
     else if (err != EINTR)
       detail::throw_net_error(err, "send");
   }
@@ -111,7 +111,7 @@ task<std::size_t> sock_sendto(socket& s, std::string_view data, address to) {
       co_return static_cast<std::size_t>(n);
     int err = errno;
     if (err == EAGAIN || err == EWOULDBLOCK)
-      co_await writable(s.fd());
+      co_await detail::writable_kept(s.fd());
     else if (err != EINTR)
       detail::throw_net_error(err, "sendto", &to);
   }
@@ -127,7 +127,7 @@ task<received_from> sock_recvfrom(socket& s, std::span<char> buf) {
       co_return received_from{static_cast<std::size_t>(n), address::from_raw(from.data(), len)};
     int err = errno;
     if (err == EAGAIN || err == EWOULDBLOCK)
-      co_await readable(s.fd());
+      co_await detail::readable_kept(s.fd());
     else if (err != EINTR)
       detail::throw_net_error(err, "recvfrom");
   }

@@ -203,7 +203,7 @@ void stream_transport::arm_write() {
   event_loop* loop = event_loop::current();
   if (loop == nullptr)
     throw loop_error("corio: a stream write that must wait needs a running event loop");
-  loop->arm(sock.fd(), io_dir::write, this);
+  loop->arm(sock.fd(), io_dir::write, this, /*kept=*/true);
   loop_ = loop;
   write_armed_ = true;
 }

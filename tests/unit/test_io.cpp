@@ -4,6 +4,7 @@
 #include <corio/sleep.hpp>
 #include <corio/spawn.hpp>
 #include <corio/testing/mock_clock.hpp>
+#include <corio/timeout.hpp>
 
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -16,6 +17,7 @@
 #include <system_error>
 
 #include "leak_check.hpp"
+#include "loop_fixture.hpp"
 
 using namespace std::chrono_literals;
 using corio::task;
@@ -172,6 +174,84 @@ TEST(Io, ForgetFdLetsAReusedNumberBeWatched) {
       ::close(fd[0]);
       ::close(fd[1]);
     }
+  };
+  corio::run(body(), {.clock = &clock});
+}
+
+// A user's readable(fd) promises nothing about forget_fd(): closing the fd and reusing its number must
+// still be watched correctly (each such wait re-registers with the kernel).
+TEST(Io, ARawFdClosedWithoutForgetFdAndReusedIsWatched) {
+  corio::testing::leak_check leaks;
+  corio::testing::mock_clock clock;
+  auto body = []() -> task<> {
+    auto deadline = corio::timeout(1min); // a lost wake-up fails here (the mock clock jumps) instead of hanging
+    int first_number = -1;
+    for (int round = 0; round < 3; ++round) {
+      int fd[2];
+      EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fd), 0);
+      if (round == 0)
+        first_number = fd[0];
+      EXPECT_EQ(fd[0], first_number); // the same number every round, or the test proves nothing
+      auto writer = corio::spawn([](int w) -> task<> {
+        co_await corio::sleep(10ms);
+        EXPECT_EQ(::write(w, "a", 1), 1);
+      }(fd[1]));
+      co_await corio::readable(fd[0]); // a kept registration would stay after this delivery
+      char c;
+      EXPECT_EQ(::read(fd[0], &c, 1), 1);
+      co_await writer;
+      ::close(fd[0]); // no forget_fd()
+      ::close(fd[1]);
+    }
+  };
+  corio::run(body(), {.clock = &clock});
+}
+
+// A kept wait (corio::socket's) on a number last used by a raw wait must not trust the stale cache.
+TEST(Io, AKeptWaitAfterARawOneOnAReusedNumberIsWatched) {
+  corio::testing::leak_check leaks;
+  corio::testing::mock_clock clock;
+  auto body = []() -> task<> {
+    auto deadline = corio::timeout(1min);
+    int fd[2];
+    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fd), 0);
+    const int number = fd[0];
+    EXPECT_EQ(::write(fd[1], "a", 1), 1);
+    co_await corio::readable(fd[0]);
+    ::close(fd[0]);
+    ::close(fd[1]);
+    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fd), 0);
+    EXPECT_EQ(fd[0], number);
+    auto writer = corio::spawn([](int w) -> task<> {
+      co_await corio::sleep(10ms);
+      EXPECT_EQ(::write(w, "b", 1), 1);
+    }(fd[1]));
+    co_await corio::detail::readable_kept(fd[0]);
+    co_await corio::detail::readable_kept(fd[0]); // the cached registration, now trusted
+    co_await writer;
+    corio::event_loop::current()->forget_fd(fd[0]);
+    ::close(fd[0]);
+    ::close(fd[1]);
+  };
+  corio::run(body(), {.clock = &clock});
+}
+
+// The mock clock jumps to the next timer only when nothing is ready, and I/O the kernel already holds is
+// ready: a timeout must not beat a socket that is readable now.
+TEST(Io, TheMockClockDoesNotJumpPastReadyIo) {
+  corio::testing::mock_clock clock;
+  auto body = []() -> task<> {
+    socket_pair sp;
+    auto& loop = *corio::event_loop::current();
+    const auto start = loop.time();
+    EXPECT_EQ(::write(sp.fd[1], "x", 1), 1);
+    auto deadline = corio::timeout(1s);
+    auto far_timer = corio::spawn([]() -> task<> { co_await corio::sleep(10s); }());
+    co_await corio::readable(sp.fd[0]);
+    EXPECT_EQ(loop.time(), start) << "virtual time moved although the socket was readable";
+    far_timer.cancel();
+    co_await corio::testing::was_cancelled(far_timer);
+    loop.forget_fd(sp.fd[0]);
   };
   corio::run(body(), {.clock = &clock});
 }

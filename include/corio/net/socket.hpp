@@ -45,8 +45,8 @@ public:
   [[nodiscard]] int fd() const noexcept { return fd_; }
   [[nodiscard]] bool is_open() const noexcept { return fd_ >= 0; }
   explicit operator bool() const noexcept { return fd_ >= 0; }
-  /// Gives up ownership: the caller closes the fd (and should call event_loop::forget_fd first).
-  [[nodiscard]] int release() noexcept { return std::exchange(fd_, -1); }
+  /// Gives up ownership: the caller closes the fd. The running loop forgets what it kept about the fd.
+  [[nodiscard]] int release() noexcept;
   /// Closes now (no-op if not open). Never throws; close errors other than EBADF are ignored, as POSIX
   /// says the fd is gone anyway.
   void close() noexcept;

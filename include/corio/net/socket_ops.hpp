@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "corio/io.hpp"
 #include "corio/net/address.hpp"
 #include "corio/net/socket.hpp"
 #include "corio/task.hpp"
@@ -23,6 +24,12 @@ struct received_from {
   std::size_t size = 0;
   address from;
 };
+
+/// Suspends until the socket is readable, as corio::readable(fd), but cheaper: the loop keeps the
+/// socket's registration between waits (a socket tells the loop when it closes).
+[[nodiscard]] inline detail::io_awaiter readable(const socket& s) noexcept { return detail::readable_kept(s.fd()); }
+/// Suspends until the socket is writable; see readable(const socket&).
+[[nodiscard]] inline detail::io_awaiter writable(const socket& s) noexcept { return detail::writable_kept(s.fd()); }
 
 // Each operation tries the syscall first and waits for readiness only when it would block (EAGAIN), so
 // a ready socket costs no trip through the loop. They are cancellable at every wait, and a cancelled one
