@@ -189,6 +189,31 @@ def run_client(ctx, argv, timeout):
     return proc.stdout
 
 
+def session_cpu_seconds(sid):
+    """User + system CPU seconds of every live process in session `sid` (a server and what it forked, e.g.
+    nginx's worker): read from /proc/PID/stat."""
+    total = 0
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # fields[0] is field 3 (state): session is field 6, utime 14, stime 15
+        if int(fields[3]) == sid:
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
+def children_cpu_seconds():
+    import resource
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 # ---------------------------------------------------------------------------------------------------------
 # the driver
 
@@ -327,6 +352,19 @@ def print_results(ctx, title, setup_lines, servers, notes, workloads, runs, unit
     if ratio_cols:
         print("(peer/corio below 1: corio is faster)")
     print()
+    # The server's own cost, which the throughput hides when the load generator is the bottleneck.
+    print(f"server CPU per unit of work (user + system microseconds, lower is better) and load generator busy %:")
+    header2 = f"{'server':<{wname}}" + "".join(f"  {w.label + ' us':>16}  {w.label + ' client%':>16}" for w in workloads)
+    print(header2)
+    print("-" * len(header2))
+    for s in servers:
+        line = f"{s.name:<{wname}}"
+        for w in workloads:
+            us, busy = median(runs, s.name, w.key + ":server_us"), median(runs, s.name, w.key + ":client_busy")
+            line += f"  {'-' if us is None else f'{us:.2f}':>16}  {'-' if busy is None else f'{busy:.0f}%':>16}"
+        print(line)
+    print("(client% near 100: the load generator, not the server, limits the throughput above)")
+    print()
     results = []
     for w in workloads:
         peers = [(median(runs, s.name, w.key), s.name) for s in servers if s.name != "corio"]
@@ -346,6 +384,13 @@ def print_results(ctx, title, setup_lines, servers, notes, workloads, runs, unit
             met = c >= target_ratio * best[0]
             print(f"{what}: {'MET' if met else 'MISSED'} (corio {c:,.0f} {unit} = {c / best[0]:.2f}x "
                   f"{best[1]} {best[0]:,.0f})")
+            costs = [(median(runs, s.name, w.key + ":server_us"), s.name) for s in servers if s.name != "corio"]
+            costs = [x for x in costs if x[0]]
+            cu = median(runs, "corio", w.key + ":server_us")
+            if costs and cu:
+                cheapest = min(costs)
+                print(f"  server CPU per unit ({w.label}): corio {cu:.2f} us, cheapest peer {cheapest[1]} "
+                      f"{cheapest[0]:.2f} us: corio uses {cu / cheapest[0]:.2f}x its CPU")
             results.append((w.label, met))
     return results
 
@@ -378,8 +423,18 @@ def main(prog, description, servers, workloads_for, probe, default_rounds, defau
             out = {}
             for w in workloads:
                 try:
+                    # CPU time around the run: the server's (its whole session) per unit of work, and how
+                    # busy the load generator was (near 100%: the client, not the server, sets the pace).
+                    s0, c0, t0_ = session_cpu_seconds(running.proc.pid), children_cpu_seconds(), time.monotonic()
                     out[w.key] = w.run(ctx, running.port)
-                    log(f"   {running.server.name} {w.label}: {out[w.key]:,.0f} {unit}")
+                    s1, c1, t1_ = session_cpu_seconds(running.proc.pid), children_cpu_seconds(), time.monotonic()
+                    units = out[w.key] * ctx.duration
+                    if units > 0:
+                        out[w.key + ":server_us"] = (s1 - s0) / units * 1e6
+                    out[w.key + ":client_busy"] = 100.0 * (c1 - c0) / max(t1_ - t0_, 1e-9)
+                    log(f"   {running.server.name} {w.label}: {out[w.key]:,.0f} {unit}; server CPU "
+                        f"{out.get(w.key + ':server_us', 0):.2f} us per unit; load generator "
+                        f"{out[w.key + ':client_busy']:.0f}% busy")
                 except CheckFailed as e:
                     failures.append(f"round {r + 1}, {running.server.name}, {w.label}: {e}")
                     log(f"{prog}: FAILED: {failures[-1]}")
