@@ -40,7 +40,11 @@ template <> struct return_slot<void> {
 /// - `close()` raises corio::generator_exit at the suspension point. Finishing, or letting
 ///   generator_exit (or nothing) escape, is a clean close; yielding instead throws
 ///   corio::ignored_exit_error; any other exception propagates. Closing a finished or never-started
-///   coroutine just finishes it.
+///   coroutine just finishes it. While delegating, close() closes the delegate first: generator_exit
+///   reaches the innermost frame, and each delegate that finishes cleanly makes generator_exit rise in
+///   its delegator (PEP 380). One difference from Python: a delegate that yields instead makes close()
+///   raise ignored_exit_error at once, with the whole chain left suspended there (Python raises the
+///   RuntimeError in the delegator and drops the delegate).
 /// - Each of next/send/throw_ returns a corio::step: yielded value, return value (Python's
 ///   StopIteration.value), or "exhausted" when it had already finished. Whatever the coroutine throws
 ///   propagates to the caller and finishes it. Resuming it from inside itself throws
@@ -233,13 +237,14 @@ template <class Y, class S, class R> void coroutine<Y, S, R>::close() {
   detail::check_not_executing(p);
   if (p.value == nullptr) // not started, or finished by a delegation
     return finish();
-  p.closing = true;
+  detail::mark_closing(p, true); // every frame of the chain, as it is now
   if constexpr (!std::is_void_v<S>)
     p.send = nullptr;
   detail::set_pending_throw(std::make_exception_ptr(generator_exit{}));
   detail::drive(p);
   detail::clear_pending_throw();
-  p.closing = false;
+  if (p.value != nullptr)
+    detail::mark_closing(p, false); // still suspended: the frames left are the chain's top part
   if (p.value != nullptr)
     throw ignored_exit_error(); // the coroutine stays suspended at the yield it answered with
   std::exception_ptr e = std::exchange(p.exception, nullptr);

@@ -353,6 +353,34 @@ TEST(YieldFromCoroutine, CloseClosesTheInnermostThenRaisesInEachDelegator) {
   EXPECT_TRUE(co.done());
 }
 
+// Only the frames that close() found in the chain get generator_exit re-raised: a coroutine that
+// handles the exit by delegating to a new one gets that one's return value (found by fuzz_coroutine;
+// CPython agrees).
+TEST(YieldFromCoroutine, ADelegationStartedWhileClosingReturnsNormally) {
+  std::vector<std::string> log;
+  struct make {
+    static coroutine<int, void, int> quick() { co_return 41; }
+    static coroutine<int, void, int> outer(std::vector<std::string>* log) {
+      bool exiting = false;
+      try {
+        co_yield 1;
+      } catch (const corio::generator_exit&) {
+        exiting = true;
+      }
+      if (exiting) {
+        int r = co_await yield_from(quick()); // not part of the chain close() found
+        log->push_back("got " + std::to_string(r));
+      }
+      co_return 49;
+    }
+  };
+  auto co = make::outer(&log);
+  (void)co.next();
+  co.close(); // finishing after the exit is a clean close
+  EXPECT_EQ(log, (std::vector<std::string>{"got 41"}));
+  EXPECT_TRUE(co.done());
+}
+
 TEST(YieldFromCoroutine, OuterIgnoringExitIsDetected) {
   auto co = []() -> coroutine<int> {
     auto inner = []() -> coroutine<int> { co_yield 1; };

@@ -64,7 +64,9 @@ struct chain_link {
   void* value = nullptr;                    // the object the leaf yielded (typed by chain_promise), alive
                                             // until the leaf resumes; null unless waiting at a yield
   chain_state state = chain_state::initial; // on a non-root frame: only `delegated` or `finished` matter
-  bool closing = false;                     // close() is in progress: PEP 380 re-raises generator_exit
+  bool closing = false; // this frame was in the chain when close() began: PEP 380 re-raises generator_exit
+                        // in its delegator when it finishes without raising (a frame that close()'s
+                        // handling delegates to afterwards finishes normally)
 
   std::coroutine_handle<> self;             // this frame
   chain_link* root = this;                  // the outermost frame of our chain
@@ -106,6 +108,11 @@ struct chain_link {
 /// chain): it may not be driven then.
 [[nodiscard]] inline bool executing(const chain_link& f) noexcept {
   return f.state == chain_state::delegated || (f.state == chain_state::started && f.value == nullptr);
+}
+/// close(): marks (or unmarks) every frame of root's chain, innermost to root: O(depth), once per close.
+inline void mark_closing(chain_link& root, bool on) noexcept {
+  for (chain_link* f = root.active; f != nullptr; f = f->parent)
+    f->closing = on;
 }
 inline void check_not_executing(const chain_link& f) {
   if (executing(f)) [[unlikely]]
@@ -308,7 +315,7 @@ template <class Child, class Chain> struct delegate_awaiter : resume_value<typen
       c.state = chain_state::finished; // so that driving it afterwards (an lvalue source) is a no-op
       rethrow_if(c.exception);
       // PEP 380: if close() made the child finish without raising, generator_exit is re-raised here.
-      if (parent->root->closing)
+      if (c.closing)
         throw generator_exit{};
     }
     return chain_access::take_result(child);
