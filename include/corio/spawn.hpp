@@ -3,6 +3,8 @@
 
 #include <cstdio>
 #include <memory>
+#include <new>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -20,20 +22,67 @@ namespace corio {
 
 namespace detail {
 
-/// A spawned task: the loop's task_state, the coroutine (kept at its final suspend until the last
-/// join_handle lets go, since the result lives in its promise), the tasks awaiting it, done callbacks.
+/// Where a finished task keeps its result once its frame is gone.
+template <class T> struct task_result {
+  std::optional<T> value;
+  void take_from(task_promise<T>& p) noexcept { value = std::move(p.value); }
+};
+template <class T> struct task_result<T&> {
+  T* value = nullptr;
+  void take_from(task_promise<T&>& p) noexcept { value = p.value; }
+};
+template <> struct task_result<void> {
+  static void take_from(task_promise<void>&) noexcept {}
+};
+
+/// A spawned task: the loop's task_state, the coroutine, the tasks awaiting it, done callbacks.
 /// References: one while the coroutine runs, one per join_handle.
+///
+/// When the coroutine finishes, its result and exception move here and its frame is freed at once, so
+/// what the frame's parameters own (a socket, a buffer) is released when the task ends, as asyncio
+/// does, not when the last join_handle goes. (A result type whose move may throw keeps the frame until
+/// then instead: the move happens where nothing may throw.)
 template <class T> struct spawned final : task_state {
-  std::coroutine_handle<task_promise<T>> frame;
+  static constexpr bool free_at_end =
+      std::is_void_v<T> || std::is_reference_v<T> || std::is_nothrow_move_constructible_v<T>;
+
+  spawned() noexcept : frame() {}
+  spawned(const spawned&) = delete;
+  spawned& operator=(const spawned&) = delete;
+  ~spawned() {
+    if (freed)
+      error.~exception_ptr();
+  }
+
+  union {
+    std::coroutine_handle<task_promise<T>> frame; // until the coroutine finished (or was abandoned)
+    std::exception_ptr error;                     // after it finished and its frame was freed
+  };
   int refs = 1;
-  uncounted_wait_list joiners; // 96 bytes in all, for a million tasks
+  bool freed = false;     // the frame is gone and its outcome is here: `error` is the live member
+  bool abandoned = false; // loop teardown destroyed the frame before it finished
+  uncounted_wait_list joiners;
+  [[no_unique_address]] task_result<T> result;
 
   static void* operator new(std::size_t size) { return frame_allocate(size); }
   static void operator delete(void* p, std::size_t size) noexcept { frame_deallocate(p, size); }
 
+  /// The exception the task ended with (null: none); only once done and not abandoned.
+  [[nodiscard]] std::exception_ptr& exception() noexcept { return freed ? error : frame.promise().exception; }
+
   void on_done() noexcept override {
     done = true;
     loop->remove_task(this);
+    if constexpr (free_at_end) {
+      // We are inside the frame's final suspend: it is suspended, so destroying it here is allowed,
+      // and nothing touches it afterwards.
+      task_promise<T>& p = frame.promise();
+      result.take_from(p);
+      std::exception_ptr e = std::move(p.exception);
+      frame.destroy();
+      new (&error) std::exception_ptr(std::move(e));
+      freed = true;
+    }
     while (wait_node* w = joiners.pop_front())
       loop->wake(w);
     if (extras) {
@@ -47,6 +96,7 @@ template <class T> struct spawned final : task_state {
     // Loop teardown: the coroutine never finishes. Its frame goes now (running its locals'
     // destructors); the state stays for join_handles still held.
     done = true;
+    abandoned = true;
     frame.destroy();
     frame = {};
     ++refs; // done callbacks may hold join_handles on us: drop them while we are pinned
@@ -58,12 +108,11 @@ template <class T> struct spawned final : task_state {
   void release() noexcept {
     if (--refs > 0)
       return;
-    if (frame) {
-      if (!retrieved && frame.promise().exception && !is_cancellation(frame.promise().exception))
-        std::fprintf(stderr, "corio: task %s exception was never retrieved: %s\n", label().c_str(),
-                     describe(frame.promise().exception).c_str());
+    if (done && !abandoned && !retrieved && exception() && !is_cancellation(exception()))
+      std::fprintf(stderr, "corio: task %s exception was never retrieved: %s\n", label().c_str(),
+                   describe(exception()).c_str());
+    if (!freed && frame)
       frame.destroy();
-    }
     delete this;
   }
   [[nodiscard]] std::string label() const {
@@ -118,10 +167,10 @@ public:
   bool cancel() noexcept { return s_ != nullptr && s_->loop->cancel_task(s_); }
   /// True if the task finished by raising cancelled_error (or timeout_error).
   [[nodiscard]] bool cancelled() const {
-    const auto& s = state();
+    auto& s = state();
     if (!s.done)
       return false;
-    return !s.frame || is_cancellation(s.frame.promise().exception); // no frame: abandoned at loop teardown
+    return s.abandoned || is_cancellation(s.exception());
   }
   /// The task's result (a copy when T is copyable, else moved out: a second call then throws
   /// invalid_state_error), or its exception rethrown. invalid_state_error if it has not finished.
@@ -129,16 +178,34 @@ public:
     auto& s = state();
     if (!s.done)
       throw invalid_state_error("corio: the task has not finished");
-    if (!s.frame)
+    if (s.abandoned)
       throw cancelled_error(); // abandoned at loop teardown
     s.retrieved = true;
-    auto& p = s.frame.promise();
-    if constexpr (std::is_void_v<T> || std::is_reference_v<T> || !std::is_copy_constructible_v<T>) {
-      return p.take();
+    if constexpr (!detail::spawned<T>::free_at_end) {
+      auto& p = s.frame.promise();
+      if constexpr (!std::is_copy_constructible_v<T>) {
+        return p.take();
+      } else {
+        if (p.exception)
+          std::rethrow_exception(p.exception);
+        return T(*p.value);
+      }
     } else {
-      if (p.exception)
-        std::rethrow_exception(p.exception);
-      return T(*p.value);
+      if (s.error)
+        std::rethrow_exception(s.error);
+      if constexpr (std::is_void_v<T>) {
+        return;
+      } else if constexpr (std::is_reference_v<T>) {
+        return static_cast<T>(*s.result.value);
+      } else if constexpr (std::is_copy_constructible_v<T>) {
+        return T(*s.result.value);
+      } else {
+        if (!s.result.value)
+          throw invalid_state_error("corio: task result already retrieved");
+        T out = std::move(*s.result.value);
+        s.result.value.reset();
+        return out;
+      }
     }
   }
   /// The exception the task finished with, or null. invalid_state_error if it has not finished.
@@ -147,7 +214,7 @@ public:
     if (!s.done)
       throw invalid_state_error("corio: the task has not finished");
     s.retrieved = true;
-    return s.frame ? s.frame.promise().exception : std::make_exception_ptr(cancelled_error());
+    return s.abandoned ? std::make_exception_ptr(cancelled_error()) : s.exception();
   }
   /// Runs fn on the loop (call_soon) once the task is done; at once if it already is.
   void add_done_callback(detail::unique_function fn) {

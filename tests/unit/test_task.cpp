@@ -186,6 +186,33 @@ TEST(Spawn, JoinHandleResultAndErrors) {
   corio::run(body());
 }
 
+// A finished task's frame is freed at once: what its parameters own (here a counted object; in a
+// server, the connection's socket) goes when the task ends, not when the last join_handle does. The
+// result stays readable. (Found by fuzz_http: a handler's socket stayed open while its handle was held.)
+TEST(Spawn, AFinishedTaskReleasesItsParametersWhileHandlesRemain) {
+  corio::testing::lifetime_check lives;
+  auto body = []() -> task<> {
+    auto h =
+        corio::spawn([](corio::testing::counted c) -> task<int> { co_return c.value; }(corio::testing::counted(7)));
+    auto unit = corio::spawn([](corio::testing::counted) -> task<> { co_return; }(corio::testing::counted(1)));
+    auto failing = corio::spawn([](corio::testing::counted) -> task<int> {
+      throw std::runtime_error("x");
+      co_return 0;
+    }(corio::testing::counted(2)));
+    EXPECT_EQ(corio::testing::counted::alive(), 3);
+    co_await corio::sleep(0s);
+    EXPECT_TRUE(h.done() && unit.done() && failing.done());
+    EXPECT_EQ(corio::testing::counted::alive(), 0) << "frames of finished tasks still alive";
+    EXPECT_EQ(h.result(), 7);
+    EXPECT_EQ(co_await h, 7);
+    co_await unit;
+    EXPECT_THROW(co_await failing, std::runtime_error);
+    EXPECT_FALSE(failing.cancelled());
+  };
+  corio::run(body());
+  EXPECT_EQ(lives.alive(), 0);
+}
+
 TEST(Spawn, SpawnOutsideALoopIsAnError) {
   EXPECT_THROW(corio::spawn(add(1, 2)), corio::loop_error);
   corio::join_handle<int> empty;
