@@ -420,6 +420,7 @@ config parse_args(int argc, char** argv) {
 
 } // namespace
 
+#ifndef CORIO_HTTP_SERVER_NO_MAIN // fuzz/fuzz_http.cpp includes this file to drive serve() directly
 int main(int argc, char** argv) {
   const config cfg = parse_args(argc, argv);
   try {
@@ -429,3 +430,4 @@ int main(int argc, char** argv) {
     return 1;
   }
 }
+#endif
