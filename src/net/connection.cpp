@@ -26,7 +26,7 @@ namespace {
 /// The TLS handshake of a new client connection (when options.tls is set); `host`: the name asked for.
 task<connection> maybe_tls(connection c, stream_options o, std::string host) {
   if (o.tls) {
-    std::string name = o.server_hostname.empty() ? std::move(host) : o.server_hostname;
+    std::string name = o.server_hostname.empty() ? std::move(host) : o.server_hostname.str();
     co_await c.writer.start_tls(o.tls, std::move(name), o.tls_handshake_timeout);
   }
   co_return std::move(c);

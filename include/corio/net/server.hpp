@@ -40,7 +40,7 @@ struct server_options {
   /// handshake fails (or times out) is closed and counted (server::tls_handshake_errors()), the handler
   /// never sees it. (streams.tls is for clients and must stay empty here.)
   tls_context tls{};
-  duration tls_handshake_timeout = std::chrono::seconds(60);
+  duration tls_handshake_timeout = std::chrono::seconds(60); // zero: no limit
 };
 
 namespace detail {
@@ -96,12 +96,13 @@ private:
 /// (0.0.0.0 and ::), "localhost" both loopbacks; port 0 picks a free port (the same one for every
 /// address). Raises std::system_error naming the address if it cannot listen.
 [[nodiscard]] task<server> start_server(connection_handler handler, std::string host, std::uint16_t port,
-                                        server_options options = {});
+                                        server_options options = server_options());
 /// Listens on the given addresses (IP or Unix).
 [[nodiscard]] server start_server(connection_handler handler, std::vector<address> addresses,
-                                  server_options options = {});
+                                  server_options options = server_options());
 /// Listens on a Unix-domain socket at `path`. A stale socket file there is removed first; the file is
 /// removed again when the server closes.
-[[nodiscard]] task<server> start_unix_server(connection_handler handler, std::string path, server_options options = {});
+[[nodiscard]] task<server> start_unix_server(connection_handler handler, std::string path,
+                                             server_options options = server_options());
 
 } // namespace corio

@@ -71,7 +71,7 @@ public:
   /// the start of the handshake. Do not read or write while it runs. A client checks the certificate
   /// against `server_hostname` (empty: the peer's IP address). Raises tls_error; on failure,
   /// cancellation or timeout the connection is aborted.
-  task<> start_tls(tls_context ctx, std::string server_hostname = {},
+  task<> start_tls(tls_context ctx, std::string server_hostname = std::string(),
                    duration handshake_timeout = std::chrono::seconds(60));
   /// What TLS negotiated; empty on a plaintext connection (or before the handshake finished).
   [[nodiscard]] std::optional<corio::tls_info> tls_info() const;
