@@ -538,6 +538,30 @@ TEST(Tls, CloseSendsCloseNotifyAndHalfCloseWorks) {
   });
 }
 
+TEST(Tls, EofWithoutCloseNotifyReadsAsEndOfStream) {
+  corio::testing::leak_check leaks;
+  run_real([]() -> task<> {
+    corio::server_options so_default = tls_server();
+    corio::server srv = co_await corio::start_server(
+        [](stream_reader r, stream_writer w) -> task<> {
+          EXPECT_EQ(co_await r.readline(), "go\n");
+          w.write("last words");
+          w.abort(); // the socket closes without close_notify (a crashed or careless peer)
+        },
+        "127.0.0.1", 0, so_default);
+    corio::stream_options opts = tls_client();
+    auto [r, w] = co_await corio::open_connection(srv.addresses().front(), opts);
+    w.write("go\n");
+    EXPECT_EQ(co_await r.read(), "last words"); // then end of stream, as asyncio reads it
+    EXPECT_TRUE(r.at_eof());
+    w.close();
+    co_await w.wait_closed();
+    srv.close();
+    co_await srv.wait_closed();
+    expect_clean();
+  });
+}
+
 TEST(Tls, ClientCertificates) {
   corio::testing::leak_check leaks;
   run_real([]() -> task<> {
