@@ -598,6 +598,40 @@ TEST(Tls, ClientCertificates) {
   });
 }
 
+// The ready queue in order and shuffled (mock clock, so the handshake deadline is off: see the top).
+class TlsOrders : public corio::testing::ordered_and_shuffled {};
+
+TEST_P(TlsOrders, ManyClientsAtOnce) {
+  run([]() -> task<> {
+    corio::server_options so = tls_server();
+    so.tls_handshake_timeout = corio::duration::zero();
+    corio::server srv = co_await corio::start_server(echo_lines, "127.0.0.1", 0, so);
+    corio::stream_options opts = tls_client();
+    opts.tls_handshake_timeout = corio::duration::zero();
+    std::vector<corio::join_handle<std::string>> clients;
+    for (int i = 0; i < 8; ++i) {
+      auto client = [](address where, corio::stream_options o, int n) -> task<std::string> {
+        auto c = co_await corio::open_connection(where, o);
+        std::string line = "client " + std::to_string(n) + "\n";
+        c.writer.write(line);
+        std::string back = co_await c.reader.readline();
+        c.writer.close();
+        co_await c.writer.wait_closed();
+        co_return back;
+      };
+      clients.push_back(corio::spawn(client(srv.addresses().front(), opts, i)));
+    }
+    for (int i = 0; i < 8; ++i)
+      EXPECT_EQ(co_await clients[static_cast<std::size_t>(i)], "client " + std::to_string(i) + "\n");
+    srv.close();
+    co_await srv.wait_closed();
+    EXPECT_EQ(srv.tls_handshake_errors(), 0u);
+    corio::testing::expect_only_main_task();
+  });
+}
+
+INSTANTIATE_TEST_SUITE_P(Seeds, TlsOrders, corio::testing::ready_orders());
+
 TEST(Tls, BadConfigurationAndMisuse) {
   corio::testing::leak_check leaks;
   try {
