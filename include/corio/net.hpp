@@ -12,3 +12,4 @@
 #include "corio/net/stream_options.hpp"
 #include "corio/net/stream_reader.hpp"
 #include "corio/net/stream_writer.hpp"
+#include "corio/net/tls.hpp"

@@ -22,4 +22,4 @@ has_package() {
 }
 
 # Build tools every build needs.
-BASE_PACKAGES=(cmake ninja-build g++ make)
+BASE_PACKAGES=(cmake ninja-build g++ make libssl-dev) # libssl-dev: the library links OpenSSL (TLS)

@@ -2,6 +2,7 @@
 #include "corio/net/connection.hpp"
 
 #include <exception>
+#include <optional>
 #include <system_error>
 
 #include "corio/net/resolve.hpp"
@@ -20,10 +21,26 @@ connection make_streams(socket s, address peer, stream_options o) {
   return connection{stream_reader(t), stream_writer(t)};
 }
 
+namespace {
+
+/// The TLS handshake of a new client connection (when options.tls is set); `host`: the name asked for.
+task<connection> maybe_tls(connection c, stream_options o, std::string host) {
+  if (o.tls) {
+    std::string name = o.server_hostname.empty() ? std::move(host) : o.server_hostname.str();
+    co_await c.writer.start_tls(o.tls, std::move(name), o.tls_handshake_timeout);
+  }
+  co_return std::move(c);
+}
+
+} // namespace
+
 task<connection> open_connection(address remote, stream_options o) {
   socket s = socket::open(remote.family(), socket_type::stream);
   co_await sock_connect(s, remote);
-  co_return make_streams(std::move(s), std::move(remote), o);
+  std::string host = remote.ip();
+  connection c = make_streams(std::move(s), std::move(remote), o);
+  connection done = co_await maybe_tls(std::move(c), o, std::move(host)); // named: g++ 12 and temporaries
+  co_return done;
 }
 
 task<connection> open_connection(std::string host, std::uint16_t port, stream_options o) {
@@ -31,13 +48,19 @@ task<connection> open_connection(std::string host, std::uint16_t port, stream_op
   std::exception_ptr first_error;
   for (const address& a : candidates) {
     // A failed attempt only moves on to the next address; cancellation ends it all (it propagates).
+    // A failed TLS handshake does not: the next address would present the same certificate.
+    std::optional<connection> c;
     try {
       socket s = socket::open(a.family(), socket_type::stream);
       co_await sock_connect(s, a);
-      co_return make_streams(std::move(s), a, o);
+      c = make_streams(std::move(s), a, o);
     } catch (const std::system_error&) {
       if (!first_error)
         first_error = std::current_exception();
+    }
+    if (c) {
+      connection done = co_await maybe_tls(std::move(*c), o, std::move(host));
+      co_return done;
     }
   }
   std::rethrow_exception(first_error);

@@ -34,6 +34,7 @@ struct server_state : std::enable_shared_from_this<server_state> {
   std::unordered_map<std::uint64_t, join_handle<>> handlers; // by task id; a task erases itself at its end
   int accepting = 0;                                         // accept tasks not finished
   std::size_t accept_errors = 0;
+  std::size_t tls_errors = 0; // failed handshakes
   bool serving = false;
   bool closed = false;
   event closed_event; // set by close()
@@ -75,13 +76,26 @@ task<> run_handler(std::shared_ptr<server_state> param, socket s, address peer) 
   } guard{st.get(), event_loop::current()->current_task()->id};
   std::exception_ptr failure;
   connection c;
+  bool handshake_failed = false;
   try {
     c = make_streams(std::move(s), peer, st->opts.streams);
-    co_await st->handler(c.reader, c.writer);
+    if (st->opts.tls) {
+      try {
+        co_await c.writer.start_tls(st->opts.tls, {}, st->opts.tls_handshake_timeout);
+      } catch (const tls_error&) {
+        handshake_failed = true; // the client's problem (or a scanner's): start_tls closed the connection
+      }
+    }
+    if (!handshake_failed)
+      co_await st->handler(c.reader, c.writer);
   } catch (const cancelled_error&) {
     throw; // close_clients() or loop shutdown: not an error of the handler
   } catch (...) {
     failure = std::current_exception();
+  }
+  if (handshake_failed) {
+    ++st->tls_errors;
+    co_return;
   }
   if (failure) {
     st->report(failure, peer);
@@ -228,6 +242,7 @@ void server::close_clients() { need(s_).close_clients(); }
 std::vector<address> server::addresses() const { return need(s_).addrs; }
 std::size_t server::active_connections() const { return need(s_).handlers.size(); }
 std::size_t server::accept_errors() const { return need(s_).accept_errors; }
+std::size_t server::tls_handshake_errors() const { return need(s_).tls_errors; }
 
 std::uint16_t server::port() const {
   for (const address& a : need(s_).addrs)
@@ -291,6 +306,10 @@ server start_server(connection_handler handler, std::vector<address> addresses, 
     throw std::invalid_argument("corio: start_server() without a handler");
   if (addresses.empty())
     throw std::invalid_argument("corio: start_server() without an address");
+  if (options.tls && !options.tls.is_server())
+    throw std::invalid_argument("corio: start_server() needs a server tls_context (tls_context::server)");
+  if (options.streams.tls)
+    throw std::invalid_argument("corio: start_server(): set server_options::tls, not streams.tls");
   auto st = std::make_shared<detail::server_state>();
   st->handler = std::move(handler);
   st->opts = std::move(options);

@@ -10,6 +10,7 @@
 #include "corio/event_loop.hpp"
 #include "corio/io.hpp"
 #include "net_error.hpp"
+#include "tls_layer.hpp"
 
 namespace corio::detail {
 
@@ -37,6 +38,8 @@ long stream_transport::try_fill(std::size_t hint) {
     eof = true; // a locally closed stream reads as ended (asyncio feeds EOF on connection_lost)
     return 0;
   }
+  if (tls)
+    return tls->fill(*this, hint);
   // At least 16 KiB per call (fewer syscalls for small reads), at most 256 KiB (memory per connection).
   if (drained) {
     drained = false;
@@ -82,6 +85,20 @@ void stream_transport::check_writable(std::size_t) const {
 }
 
 void stream_transport::write(std::string_view data) {
+  if (tls)
+    return tls->write(*this, &data, 1);
+  send_or_queue(data);
+}
+
+void stream_transport::write(std::string&& data) {
+  if (tls) {
+    std::string_view v(data);
+    return tls->write(*this, &v, 1);
+  }
+  send_or_queue(std::move(data));
+}
+
+void stream_transport::send_or_queue(std::string_view data) {
   check_writable(data.size());
   if (data.empty())
     return;
@@ -109,7 +126,7 @@ void stream_transport::write(std::string_view data) {
   update_pause();
 }
 
-void stream_transport::write(std::string&& data) {
+void stream_transport::send_or_queue(std::string&& data) {
   if (!queue_.empty() && !data.empty()) {
     check_writable(data.size());
     queued_ += data.size();
@@ -117,10 +134,12 @@ void stream_transport::write(std::string&& data) {
     update_pause();
     return;
   }
-  write(std::string_view(data));
+  send_or_queue(std::string_view(data));
 }
 
 void stream_transport::writelines(const std::string_view* parts, std::size_t count) {
+  if (tls)
+    return tls->write(*this, parts, count);
   if (!queue_.empty() || count == 0) {
     for (std::size_t i = 0; i < count; ++i)
       write(parts[i]);
@@ -181,6 +200,8 @@ void stream_transport::write_eof() {
   raise_write_error();
   if (eof_requested_ || closing_ || closed_)
     return;
+  if (tls) // TLS's own end of stream first; the TCP half-close follows it as usual
+    tls->send_close_notify(*this);
   eof_requested_ = true;
   if (queue_.empty())
     (void)::shutdown(sock.fd(), SHUT_WR); // ENOTCONN (peer already gone) changes nothing
@@ -189,6 +210,8 @@ void stream_transport::write_eof() {
 void stream_transport::close() {
   if (closing_ || closed_)
     return;
+  if (tls)
+    tls->send_close_notify(*this);
   closing_ = true;
   if (queue_.empty() || write_error != 0)
     finish_close();

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <deque>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -21,6 +22,8 @@ class event_loop;
 
 namespace corio::detail {
 
+class tls_layer;
+
 /// Reading is pull-based: the reader's task calls recv() when its buffer cannot satisfy a request, so
 /// no task or callback runs for a connection nobody reads, and unread data waits in the kernel (TCP's
 /// own flow control then slows the peer down).
@@ -34,6 +37,9 @@ namespace corio::detail {
 /// States of the socket: open -> (closing: close() with data still queued) -> closed (fd closed, readers
 /// see end of file, waiters woken). A send error (EPIPE, ECONNRESET) drops the queue and is kept in
 /// write_error: later writes and drains raise it.
+///
+/// TLS (tls_layer.hpp) sits between the buffers and the socket when `tls` is set: try_fill() decrypts,
+/// write()/writelines() encrypt into send_or_queue(), write_eof()/close() send close_notify first.
 class stream_transport final : public io_waiter {
 public:
   stream_transport(socket s, address peer, const stream_options& o);
@@ -75,8 +81,15 @@ public:
   socket sock;
   address peer;
   int write_error = 0;
+  std::unique_ptr<tls_layer> tls; // null: plaintext
+
+  /// The socket's own bytes (TLS records when `tls` is set): sent at once if nothing is queued, else
+  /// queued in order.
+  void send_or_queue(std::string_view data);
+  void send_or_queue(std::string&& data);
 
 private:
+  friend class tls_layer;
   void ready() noexcept override; // writable: flush
   void check_writable(std::size_t n) const;
   /// Sends from the queue until it is empty or the kernel is full; 0 or an errno.

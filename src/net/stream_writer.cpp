@@ -2,6 +2,7 @@
 #include "corio/net/stream_writer.hpp"
 
 #include "stream_transport.hpp"
+#include "tls_layer.hpp"
 
 namespace corio {
 namespace {
@@ -47,6 +48,19 @@ task<> stream_writer::wait_closed() {
   need(t);
   while (!t->closed())
     co_await detail::transport_awaiter(t->close_waiters, "wait_closed()");
+}
+
+task<> stream_writer::start_tls(tls_context ctx, std::string server_hostname, duration handshake_timeout) {
+  transport_ptr t = t_;
+  need(t);
+  co_await detail::start_tls(std::move(t), std::move(ctx), std::move(server_hostname), handshake_timeout);
+}
+
+std::optional<tls_info> stream_writer::tls_info() const {
+  const detail::stream_transport& t = need(t_);
+  if (!t.tls || t.tls->handshaking())
+    return std::nullopt;
+  return t.tls->info();
 }
 
 std::size_t stream_writer::buffer_size() const { return need(t_).queued(); }

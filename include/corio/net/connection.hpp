@@ -22,14 +22,18 @@ struct connection {
 /// Connects to `host`:`port` (see resolve(); each address is tried in turn) and returns the streams.
 /// Raises std::system_error naming the address, e.g. "corio: connect to 127.0.0.1:9: Connection
 /// refused". Cancellable (also with corio::timeout): a cancelled connect leaves no socket behind.
-[[nodiscard]] task<connection> open_connection(std::string host, std::uint16_t port, stream_options options = {});
+/// With `options.tls` the TLS handshake follows the connect (SNI and the certificate check use
+/// `options.server_hostname`, else `host`); it raises tls_error when it fails, e.g. "corio: TLS
+/// handshake with 127.0.0.1:4433 failed: certificate verify failed (self-signed certificate)".
+[[nodiscard]] task<connection> open_connection(std::string host, std::uint16_t port,
+                                               stream_options options = stream_options());
 /// Connects to an address (IP or Unix).
-[[nodiscard]] task<connection> open_connection(address remote, stream_options options = {});
+[[nodiscard]] task<connection> open_connection(address remote, stream_options options = stream_options());
 /// Connects to the Unix-domain socket at `path` ('\0' first: abstract namespace).
-[[nodiscard]] task<connection> open_unix_connection(std::string path, stream_options options = {});
+[[nodiscard]] task<connection> open_unix_connection(std::string path, stream_options options = stream_options());
 
 /// Streams over an already connected stream socket (what a server hands to its handler). `peer` is
-/// looked up when unspecified.
-[[nodiscard]] connection make_streams(socket connected, address peer = {}, stream_options options = {});
+/// looked up when unspecified. `options.tls` is not applied here: call `writer.start_tls()`.
+[[nodiscard]] connection make_streams(socket connected, address peer = {}, stream_options options = stream_options());
 
 } // namespace corio

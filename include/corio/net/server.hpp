@@ -15,6 +15,7 @@
 #include "corio/net/stream_options.hpp"
 #include "corio/net/stream_reader.hpp"
 #include "corio/net/stream_writer.hpp"
+#include "corio/net/tls.hpp"
 #include "corio/task.hpp"
 
 namespace corio {
@@ -34,6 +35,12 @@ struct server_options {
   /// Called (on the loop) with a handler's exception and its peer; null: printed to stderr.
   /// Cancellation (close_clients(), loop shutdown) is not reported.
   std::function<void(std::exception_ptr, const address& peer)> on_handler_error{};
+  /// Speak TLS with this server context (tls_context::server) on every connection (asyncio's ssl=).
+  /// The handshake runs in the connection's task before the handler is called; a connection whose
+  /// handshake fails (or times out) is closed and counted (server::tls_handshake_errors()), the handler
+  /// never sees it. (streams.tls is for clients and must stay empty here.)
+  tls_context tls{};
+  duration tls_handshake_timeout = std::chrono::seconds(60); // zero: no limit
 };
 
 namespace detail {
@@ -77,6 +84,8 @@ public:
   [[nodiscard]] std::size_t active_connections() const;
   /// Accept errors survived so far (EMFILE, ECONNABORTED...): for monitoring and tests.
   [[nodiscard]] std::size_t accept_errors() const;
+  /// TLS handshakes that failed (bad client, plaintext peer, timeout): those connections were closed.
+  [[nodiscard]] std::size_t tls_handshake_errors() const;
   [[nodiscard]] bool valid() const noexcept { return s_ != nullptr; }
 
 private:
@@ -87,12 +96,13 @@ private:
 /// (0.0.0.0 and ::), "localhost" both loopbacks; port 0 picks a free port (the same one for every
 /// address). Raises std::system_error naming the address if it cannot listen.
 [[nodiscard]] task<server> start_server(connection_handler handler, std::string host, std::uint16_t port,
-                                        server_options options = {});
+                                        server_options options = server_options());
 /// Listens on the given addresses (IP or Unix).
 [[nodiscard]] server start_server(connection_handler handler, std::vector<address> addresses,
-                                  server_options options = {});
+                                  server_options options = server_options());
 /// Listens on a Unix-domain socket at `path`. A stale socket file there is removed first; the file is
 /// removed again when the server closes.
-[[nodiscard]] task<server> start_unix_server(connection_handler handler, std::string path, server_options options = {});
+[[nodiscard]] task<server> start_unix_server(connection_handler handler, std::string path,
+                                             server_options options = server_options());
 
 } // namespace corio

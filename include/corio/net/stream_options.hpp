@@ -1,20 +1,55 @@
-// corio::stream_options: buffer limits of stream readers and writers.
+// corio::stream_options: buffer limits of stream readers and writers, and TLS for a client connection.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "corio/clock.hpp"
+#include "corio/net/tls.hpp"
 
 namespace corio {
 
+/// A host name for stream_options (convertible from strings). Not a std::string on purpose: g++ 12
+/// copies brace-initialised arguments bitwise in a co_await expression (HAZARDS.md 2) — `co_await
+/// open_connection(a, {.limit = 8})`, or a defaulted `options = {}` — which an empty std::string does
+/// not survive (its buffer points into itself) while an empty shared_ptr does.
+class host_name {
+public:
+  host_name() noexcept = default;
+  host_name(std::string_view s) : s_(s.empty() ? nullptr : std::make_shared<const std::string>(s)) {}
+  host_name(const char* s) : host_name(std::string_view(s)) {}
+  host_name(const std::string& s) : host_name(std::string_view(s)) {}
+  [[nodiscard]] bool empty() const noexcept { return s_ == nullptr; }
+  [[nodiscard]] std::string str() const { return s_ ? *s_ : std::string(); }
+
+private:
+  std::shared_ptr<const std::string> s_;
+};
+
+/// Options of a stream connection. With g++ 12, name an options object that sets `tls` or
+/// `server_hostname` before passing it in a co_await expression (HAZARDS.md 2: a braced temporary there
+/// is copied bitwise and destroyed twice); the defaults and the plain fields are safe inline.
 struct stream_options {
   /// readuntil()/readline() give up (limit_overrun_error) when no separator is found within this many
   /// bytes (asyncio's `limit`, default 64 KiB).
   std::size_t limit = 64 * 1024;
   /// drain() waits once more than `high_water` bytes are queued, until at most `low_water` are
-  /// (asyncio's defaults: 64 KiB and 16 KiB).
+  /// (asyncio's defaults: 64 KiB and 16 KiB). Over TLS the queue holds encrypted records.
   std::size_t high_water = 64 * 1024;
   std::size_t low_water = 16 * 1024;
   /// TCP_NODELAY on TCP connections (asyncio sets it too): small writes go out at once.
   bool no_delay = true;
+  /// open_connection: speak TLS with this (client) context (asyncio's ssl=); empty: plaintext.
+  tls_context tls{};
+  /// The name sent as SNI and checked against the server's certificate; empty: the host given to
+  /// open_connection (an IP address is checked against the certificate's IP addresses).
+  host_name server_hostname{};
+  /// How long the handshake may take before it fails with tls_error (tls_errc::handshake_timeout);
+  /// zero: no limit.
+  duration tls_handshake_timeout = std::chrono::seconds(60);
 };
 
 } // namespace corio

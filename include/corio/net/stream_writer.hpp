@@ -1,15 +1,19 @@
 // corio::stream_writer: buffered writes with backpressure (asyncio.StreamWriter).
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <initializer_list>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "corio/clock.hpp"
 #include "corio/net/address.hpp"
+#include "corio/net/tls.hpp"
 #include "corio/task.hpp"
 
 namespace corio {
@@ -48,16 +52,29 @@ public:
   /// connection's error if sending failed. Cancellable: the queued data is still sent.
   task<> drain();
 
-  /// Half-close: the peer reads end of stream once the queued data is sent; reading goes on.
+  /// Half-close: the peer reads end of stream once the queued data is sent; reading goes on. Over TLS
+  /// this sends close_notify (TLS's own end of stream) before the TCP half-close; a TLS 1.3 peer can
+  /// still answer (a TLS 1.2 peer usually closes its side too).
   void write_eof();
   [[nodiscard]] bool can_write_eof() const noexcept { return true; }
-  /// Flushes, then closes (see the class comment). Idempotent.
+  /// Flushes, then closes (see the class comment); over TLS, close_notify goes out first. Idempotent.
   void close();
   /// Closes now, dropping what is queued.
   void abort() noexcept;
   [[nodiscard]] bool is_closing() const;
   /// Waits until the socket is closed (after close() flushed it, or abort()). Cancellable.
   task<> wait_closed();
+
+  /// Upgrades the connection to TLS in place (asyncio's start_tls, for STARTTLS-style protocols): a
+  /// handshake as client or server, as `ctx` was made. Both the reader and the writer speak TLS after
+  /// it. Data written before is sent first, in plaintext; bytes received but not read yet are taken as
+  /// the start of the handshake. Do not read or write while it runs. A client checks the certificate
+  /// against `server_hostname` (empty: the peer's IP address). Raises tls_error; on failure,
+  /// cancellation or timeout the connection is aborted.
+  task<> start_tls(tls_context ctx, std::string server_hostname = std::string(),
+                   duration handshake_timeout = std::chrono::seconds(60));
+  /// What TLS negotiated; empty on a plaintext connection (or before the handshake finished).
+  [[nodiscard]] std::optional<corio::tls_info> tls_info() const;
 
   /// Bytes queued and not yet sent.
   [[nodiscard]] std::size_t buffer_size() const;

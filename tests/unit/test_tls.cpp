@@ -1,0 +1,657 @@
+// TLS over corio's streams: tls_context, open_connection/start_server with TLS, start_tls, verification
+// failures, SNI, ALPN, close_notify, timeouts and cancellation. Certificates are made at run time
+// (tls_certs.hpp); loopback only.
+//
+// Most tests run on the real clock: with the mock clock every moment all tasks wait on the socket (a
+// TLS flight in the kernel) would let virtual time jump to the 60 s handshake deadline. The timeout and
+// cancellation tests use the mock clock on purpose; the others that do set tls_handshake_timeout = 0.
+#include <corio/net.hpp>
+#include <corio/run.hpp>
+#include <corio/sleep.hpp>
+#include <corio/spawn.hpp>
+#include <corio/timeout.hpp>
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <system_error>
+#include <utility>
+
+#include "leak_check.hpp"
+#include "loop_fixture.hpp"
+#include "net_helpers.hpp"
+#include "tls_certs.hpp"
+
+using namespace std::chrono_literals;
+using corio::address;
+using corio::connection;
+using corio::stream_reader;
+using corio::stream_writer;
+using corio::task;
+using corio::tls_context;
+using corio::tls_errc;
+using corio::tls_error;
+using corio::testing::expect_only_main_task;
+using corio::testing::run_mock;
+
+namespace {
+
+const corio::testing::tls_certs& certs() {
+  static const corio::testing::tls_certs c; // removed at exit
+  return c;
+}
+
+tls_context server_ctx() { return tls_context::server(certs().server_cert_file, certs().server_key_file); }
+
+tls_context client_ctx() {
+  tls_context c = tls_context::client();
+  c.load_verify_locations(certs().ca_file);
+  return c;
+}
+
+std::size_t base_io_waiters = 0;
+
+/// Runs body() on a loop with the real clock (see the file comment).
+template <class F> void run_real(F body) {
+  corio::run([](F b) -> task<> {
+    base_io_waiters = corio::event_loop::current()->io_waiter_count(); // the loop's own (its wakeup fd)
+    co_await b();
+  }(std::move(body)));
+}
+
+/// At the end of a run_real body: nothing but the main task, no timer, no fd waiter of ours.
+void expect_clean() {
+  corio::event_loop& loop = *corio::event_loop::current();
+  EXPECT_EQ(loop.task_count(), 1u) << "tasks left";
+  EXPECT_EQ(loop.timer_count(), 0u) << "timers left";
+  EXPECT_EQ(loop.io_waiter_count(), base_io_waiters) << "fd waiters left";
+}
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+std::string pattern(std::size_t n, std::size_t seed) {
+  std::string s(n, '\0');
+  for (std::size_t i = 0; i < n; ++i)
+    s[i] = static_cast<char>('a' + (i * 31 + i / 251 + seed) % 26);
+  return s;
+}
+
+task<> echo_lines(stream_reader r, stream_writer w) {
+  for (;;) {
+    std::string line = co_await r.readline();
+    if (line.empty())
+      co_return;
+    w.write(line);
+    co_await w.drain();
+  }
+}
+
+corio::server_options tls_server(tls_context ctx = server_ctx()) {
+  corio::server_options o;
+  o.tls = std::move(ctx);
+  return o;
+}
+
+/// The options of a TLS client checking the name "localhost".
+corio::stream_options tls_client(tls_context ctx = client_ctx()) {
+  corio::stream_options o;
+  o.tls = std::move(ctx);
+  o.server_hostname = "localhost";
+  return o;
+}
+
+/// Connects with `opts` and expects a tls_error; returns it.
+task<tls_error> expect_tls_error(address where, corio::stream_options opts) {
+  try {
+    connection c = co_await corio::open_connection(where, opts);
+    ADD_FAILURE() << "the handshake succeeded";
+  } catch (const tls_error& e) {
+    co_return e;
+  }
+  co_return tls_error(tls_errc::handshake_failed, "none");
+}
+
+TEST(Tls, RoundTripWithVerification) {
+  corio::testing::leak_check leaks;
+  run_real([]() -> task<> {
+    corio::server_options so_default = tls_server();
+    std::optional<corio::tls_info> seen;
+    corio::server srv = co_await corio::start_server(
+        [&seen](stream_reader r, stream_writer w) -> task<> {
+          seen = w.tls_info();
+          co_await echo_lines(r, w);
+        },
+        "127.0.0.1", 0, so_default);
+    // By name (SNI + DNS name check), and by IP address (checked against the IP SAN, no SNI).
+    corio::stream_options by_name{.tls = client_ctx()}; // named: g++ 12 and braced temporaries (HAZARDS 2)
+    auto [r, w] = co_await corio::open_connection("localhost", srv.port(), by_name);
+    w.write("hello over tls\n");
+    EXPECT_EQ(co_await r.readline(), "hello over tls\n");
+    auto info = w.tls_info();
+    EXPECT_TRUE(info.has_value());
+    if (info) {
+      EXPECT_EQ(info->version, "TLSv1.3");
+      EXPECT_FALSE(info->cipher.empty());
+      EXPECT_EQ(info->peer_subject, "CN=localhost");
+      EXPECT_TRUE(info->peer_verified);
+      EXPECT_FALSE(info->server_side);
+    }
+    EXPECT_TRUE(seen.has_value());
+    if (seen) {
+      EXPECT_EQ(seen->server_name, "localhost");
+      EXPECT_TRUE(seen->server_side);
+      EXPECT_EQ(seen->peer_subject, ""); // no client certificate asked for
+    }
+    w.close();
+    co_await w.wait_closed();
+
+    corio::stream_options by_ip{.tls = client_ctx()};
+    auto c2 = co_await corio::open_connection(srv.addresses().front(), by_ip);
+    c2.writer.writelines({"a", "b", "\n"});
+    EXPECT_EQ(co_await c2.reader.readline(), "ab\n");
+    EXPECT_EQ(c2.writer.tls_info()->server_name, "");
+    c2.writer.close();
+    co_await c2.writer.wait_closed();
+    EXPECT_FALSE(corio::connection{}.writer.valid());
+    srv.close();
+    co_await srv.wait_closed();
+    EXPECT_EQ(srv.tls_handshake_errors(), 0u);
+    expect_clean();
+  });
+}
+
+TEST(Tls, ReadHelpersAndLargeTransfersBothWays) {
+  corio::testing::leak_check leaks;
+  run_real([]() -> task<> {
+    corio::server_options so_default = tls_server();
+    const std::size_t size = 6 * 1024 * 1024;
+    corio::server srv = co_await corio::start_server(
+        [](stream_reader r, stream_writer w) -> task<> {
+          std::string head = co_await r.readuntil("\r\n\r\n");
+          std::string exact = co_await r.readexactly(5);
+          w.write(head + exact);
+          // Echo in chunks while the client is still sending: both directions full at once.
+          for (;;) {
+            std::string chunk = co_await r.read(64 * 1024);
+            if (chunk.empty())
+              break;
+            w.write(std::move(chunk));
+            co_await w.drain();
+          }
+        },
+        "127.0.0.1", 0, so_default);
+    corio::stream_options opts = tls_client();
+    auto c = co_await corio::open_connection(srv.addresses().front(), opts);
+    c.writer.write("HEAD\r\nX: y\r\n\r\n12345");
+    EXPECT_EQ(co_await c.reader.readuntil("\r\n\r\n"), "HEAD\r\nX: y\r\n\r\n");
+    EXPECT_EQ(co_await c.reader.readexactly(5), "12345");
+    const std::string big = pattern(size, 7);
+    auto sender = corio::spawn([](stream_writer w, const std::string* data) -> task<> {
+      for (std::size_t off = 0; off < data->size(); off += 1000 * 1000) {
+        w.write(std::string_view(*data).substr(off, 1000 * 1000));
+        co_await w.drain(); // backpressure: the queue stays near the high watermark
+        EXPECT_LE(w.buffer_size(), 2u * 1024 * 1024);
+      }
+      w.write_eof(); // close_notify: the server's read() ends, its handler returns
+    }(c.writer, &big));
+    std::string back = co_await c.reader.readexactly(size);
+    EXPECT_TRUE(back == big) << "echoed data differs";
+    co_await sender;
+    EXPECT_EQ(co_await c.reader.read(), ""); // the server closed: close_notify, then EOF
+    EXPECT_TRUE(c.reader.at_eof());
+    c.writer.close();
+    co_await c.writer.wait_closed();
+    srv.close();
+    co_await srv.wait_closed();
+    expect_clean();
+  });
+}
+
+TEST(Tls, UntrustedCertificateFailsWithAClearError) {
+  corio::testing::leak_check leaks;
+  run_real([]() -> task<> {
+    corio::server_options self_signed =
+        tls_server(tls_context::server(certs().self_signed_file, certs().self_signed_key_file));
+    corio::server srv = co_await corio::start_server(echo_lines, "127.0.0.1", 0, self_signed);
+    address where = srv.addresses().front();
+    corio::stream_options opts = tls_client();
+    tls_error e = co_await expect_tls_error(where, opts);
+    EXPECT_EQ(e.code(), tls_errc::certificate_verify_failed);
+    EXPECT_TRUE(contains(e.what(), "corio: TLS handshake with " + where.to_string() +
+                                       " failed: certificate verify "
+                                       "failed (self-signed "
+                                       "certificate)"))
+        << e.what();
+    // The system CAs do not know our CA either: verification is on by default.
+    corio::stream_options defaults{.tls = tls_context::client(), .server_hostname = "localhost"};
+    tls_error e2 = co_await expect_tls_error(where, defaults);
+    EXPECT_EQ(e2.code(), tls_errc::certificate_verify_failed) << e2.what();
+    srv.close();
+    co_await srv.wait_closed();
+    EXPECT_EQ(srv.tls_handshake_errors(), 2u); // the server saw the client's alert
+    expect_clean();
+  });
+}
+
+TEST(Tls, HostnameMismatch) {
+  corio::testing::leak_check leaks;
+  run_real([]() -> task<> {
+    corio::server_options so_default = tls_server();
+    corio::server srv = co_await corio::start_server(echo_lines, "127.0.0.1", 0, so_default);
+    address where = srv.addresses().front();
+    corio::stream_options o = tls_client();
+    o.server_hostname = "example.com";
+    tls_error e = co_await expect_tls_error(where, o);
+    EXPECT_EQ(e.code(), tls_errc::hostname_mismatch);
+    EXPECT_TRUE(contains(e.what(), "hostname mismatch")) << e.what();
+    o.server_hostname = "127.0.0.2"; // an IP address is checked against the IP SANs
+    tls_error e2 = co_await expect_tls_error(where, o);
+    EXPECT_EQ(e2.code(), tls_errc::hostname_mismatch);
+    EXPECT_TRUE(contains(e2.what(), "IP address mismatch")) << e2.what();
+    // A tls_error is a std::system_error: code catching connection errors catches it too.
+    EXPECT_TRUE((std::is_base_of_v<std::system_error, tls_error>));
+    srv.close();
+    co_await srv.wait_closed();
+    expect_clean();
+  });
+}
+
+TEST(Tls, VerificationOffMustBeExplicit) {
+  corio::testing::leak_check leaks;
+  run_real([]() -> task<> {
+    corio::server_options self_signed =
+        tls_server(tls_context::server(certs().self_signed_file, certs().self_signed_key_file));
+    corio::server srv = co_await corio::start_server(echo_lines, "127.0.0.1", 0, self_signed);
+    tls_context insecure = tls_context::client();
+    EXPECT_TRUE(insecure.verify());
+    insecure.set_verify(false);
+    EXPECT_FALSE(insecure.verify());
+    corio::stream_options opts{.tls = insecure, .server_hostname = "x.invalid"};
+    auto c = co_await corio::open_connection(srv.addresses().front(), opts);
+    c.writer.write("unverified\n");
+    EXPECT_EQ(co_await c.reader.readline(), "unverified\n");
+    EXPECT_FALSE(c.writer.tls_info()->peer_verified);
+    EXPECT_EQ(c.writer.tls_info()->peer_subject, "CN=localhost");
+    c.writer.close();
+    co_await c.writer.wait_closed();
+    srv.close();
+    co_await srv.wait_closed();
+    expect_clean();
+  });
+}
+
+TEST(Tls, SniAndAlpn) {
+  corio::testing::leak_check leaks;
+  run_real([]() -> task<> {
+    std::vector<corio::tls_info> seen;
+    tls_context sctx = server_ctx();
+    sctx.set_alpn_protocols({"http/1.1", "corio/1"});
+    corio::server_options so_sctx = tls_server(sctx);
+    corio::server srv = co_await corio::start_server(
+        [&seen](stream_reader r, stream_writer w) -> task<> {
+          seen.push_back(*w.tls_info());
+          co_await echo_lines(r, w);
+        },
+        "127.0.0.1", 0, so_sctx);
+    address where = srv.addresses().front();
+    for (int round = 0; round < 2; ++round) {
+      tls_context cctx = client_ctx();
+      if (round == 0)
+        cctx.set_alpn_protocols({"h2", "corio/1"});
+      else
+        cctx.set_alpn_protocols({"h2"}); // no overlap: no ALPN, the handshake goes on
+      corio::stream_options opts = tls_client(cctx);
+      auto c = co_await corio::open_connection(where, opts);
+      c.writer.write("x\n");
+      EXPECT_EQ(co_await c.reader.readline(), "x\n");
+      EXPECT_EQ(c.writer.tls_info()->alpn, round == 0 ? "corio/1" : "");
+      c.writer.close();
+      co_await c.writer.wait_closed();
+    }
+    srv.close();
+    co_await srv.wait_closed();
+    EXPECT_EQ(seen.size(), 2u);
+    for (std::size_t i = 0; i < seen.size(); ++i) {
+      EXPECT_EQ(seen[i].server_name, "localhost");
+      EXPECT_EQ(seen[i].alpn, i == 0 ? "corio/1" : "");
+    }
+    EXPECT_THROW(sctx.set_alpn_protocols({""}), std::invalid_argument);
+    expect_clean();
+  });
+}
+
+TEST(Tls, StartTlsAfterAPlaintextExchange) {
+  corio::testing::leak_check leaks;
+  run_real([]() -> task<> {
+    corio::server srv = co_await corio::start_server(
+        [](stream_reader r, stream_writer w) -> task<> {
+          EXPECT_EQ(co_await r.readline(), "HELLO\n");
+          w.write("250 hi\n");
+          EXPECT_EQ(co_await r.readline(), "STARTTLS\n");
+          w.write("220 go ahead\n");
+          co_await w.start_tls(server_ctx());
+          EXPECT_TRUE(w.tls_info().has_value());
+          co_await echo_lines(r, w);
+        },
+        "127.0.0.1", 0);
+    auto [r, w] = co_await corio::open_connection(srv.addresses().front());
+    EXPECT_FALSE(w.tls_info().has_value());
+    w.write("HELLO\n");
+    EXPECT_EQ(co_await r.readline(), "250 hi\n");
+    w.write("STARTTLS\n");
+    EXPECT_EQ(co_await r.readline(), "220 go ahead\n");
+    co_await w.start_tls(client_ctx(), "localhost");
+    EXPECT_EQ(w.tls_info()->peer_subject, "CN=localhost");
+    w.write("secret\n");
+    EXPECT_EQ(co_await r.readline(), "secret\n"); // the reader speaks TLS too
+    EXPECT_THROW(co_await w.start_tls(client_ctx(), "localhost"), corio::invalid_state_error);
+    w.close();
+    co_await w.wait_closed();
+    srv.close();
+    co_await srv.wait_closed();
+    expect_clean();
+  });
+}
+
+TEST(Tls, PlaintextPeersFailTheHandshakeAndTheServerGoesOn) {
+  corio::testing::leak_check leaks;
+  run_real([]() -> task<> {
+    corio::server_options so_default = tls_server();
+    int handled = 0;
+    corio::server srv = co_await corio::start_server(
+        [&handled](stream_reader r, stream_writer w) -> task<> {
+          ++handled;
+          co_await echo_lines(r, w);
+        },
+        "127.0.0.1", 0, so_default);
+    address where = srv.addresses().front();
+    // A plaintext client talking HTTP to the TLS server: its connection is closed, nothing else happens.
+    auto plain = co_await corio::open_connection(where);
+    plain.writer.write("GET / HTTP/1.0\r\n\r\n");
+    std::string answer;
+    try {
+      answer = co_await plain.reader.read(); // an alert at most, then the end
+    } catch (const std::system_error&) {
+      // or a reset
+    }
+    EXPECT_LT(answer.size(), 64u);
+    plain.writer.close();
+    co_await plain.writer.wait_closed();
+    // A TLS client connecting to a plaintext server that answers with text.
+    corio::server text = co_await corio::start_server(
+        [](stream_reader, stream_writer w) -> task<> {
+          w.write("HTTP/1.0 400 Bad Request\r\n\r\nnot TLS at all\n");
+          co_return;
+        },
+        "127.0.0.1", 0);
+    corio::stream_options opts = tls_client();
+    tls_error e = co_await expect_tls_error(text.addresses().front(), opts);
+    EXPECT_TRUE(e.code() == tls_errc::handshake_failed || e.code() == tls_errc::closed_in_handshake) << e.what();
+    EXPECT_TRUE(contains(e.what(), "corio: TLS handshake with ")) << e.what();
+    // The TLS server still serves a real client.
+    auto good = co_await corio::open_connection(where, opts);
+    good.writer.write("still serving\n");
+    EXPECT_EQ(co_await good.reader.readline(), "still serving\n");
+    good.writer.close();
+    co_await good.writer.wait_closed();
+    srv.close();
+    text.close();
+    co_await srv.wait_closed();
+    co_await text.wait_closed();
+    EXPECT_EQ(srv.tls_handshake_errors(), 1u);
+    EXPECT_EQ(handled, 1);
+    expect_clean();
+  });
+}
+
+TEST(Tls, PeerClosingMidHandshake) {
+  corio::testing::leak_check leaks;
+  run_real([]() -> task<> {
+    // Reads the client's hello, then hangs up: with unread data (a reset) and without (a FIN).
+    corio::stream_options opts = tls_client();
+    for (bool drain_first : {false, true}) {
+      // Named first: a copy-capturing lambda in a co_await expression (HAZARDS 2).
+      auto hang_up = [drain_first](stream_reader r, stream_writer w) -> task<> {
+        (void)co_await r.read(drain_first ? 64 * 1024 : 1);
+        (void)w;
+      };
+      corio::server srv = co_await corio::start_server(hang_up, "127.0.0.1", 0);
+      tls_error e = co_await expect_tls_error(srv.addresses().front(), opts);
+      EXPECT_TRUE(contains(e.what(), "corio: TLS handshake with ")) << e.what();
+      if (drain_first) {
+        EXPECT_EQ(e.code(), tls_errc::closed_in_handshake) << e.what();
+      }
+      srv.close();
+      co_await srv.wait_closed();
+    }
+    expect_clean();
+  });
+}
+
+TEST(Tls, HandshakeTimeoutOnBothSides) {
+  corio::testing::leak_check leaks;
+  run_mock([](corio::testing::mock_clock* clock) -> task<> {
+    // Client side: the server accepts and never answers.
+    corio::server mute = co_await corio::start_server(
+        [](stream_reader r, stream_writer) -> task<> { (void)co_await r.readexactly(1 << 20); }, "127.0.0.1", 0);
+    corio::stream_options o = tls_client();
+    o.tls_handshake_timeout = 5s;
+    auto start = clock->now();
+    tls_error e = co_await expect_tls_error(mute.addresses().front(), o);
+    EXPECT_EQ(e.code(), tls_errc::handshake_timeout);
+    EXPECT_TRUE(contains(e.what(), "timed out after 5000 ms")) << e.what();
+    EXPECT_EQ(clock->now() - start, 5s);
+    mute.close();
+    mute.close_clients();
+    co_await mute.wait_closed();
+    // Server side: a client connects and sends nothing; the server gives up after its timeout.
+    corio::server_options so = tls_server();
+    so.tls_handshake_timeout = 2s;
+    corio::server srv = co_await corio::start_server(echo_lines, "127.0.0.1", 0, so);
+    start = clock->now();
+    auto silent = co_await corio::open_connection(srv.addresses().front());
+    EXPECT_EQ(co_await silent.reader.read(), ""); // closed by the server
+    EXPECT_EQ(clock->now() - start, 2s);
+    silent.writer.close();
+    srv.close();
+    co_await srv.wait_closed();
+    EXPECT_EQ(srv.tls_handshake_errors(), 1u);
+    expect_only_main_task();
+  });
+}
+
+TEST(Tls, CancellationDuringHandshakeAndReads) {
+  corio::testing::leak_check leaks;
+  run_mock([](corio::testing::mock_clock*) -> task<> {
+    corio::server mute = co_await corio::start_server(
+        [](stream_reader r, stream_writer) -> task<> { (void)co_await r.readexactly(1 << 20); }, "127.0.0.1", 0);
+    // The caller's own timeout: a timeout_error (a cancellation), not a tls_error; the socket is gone.
+    try {
+      auto limit = corio::timeout(1s);
+      corio::stream_options opts = tls_client();
+      connection c = co_await corio::open_connection(mute.addresses().front(), opts);
+      ADD_FAILURE();
+    } catch (const corio::timeout_error&) {
+    }
+    // A spawned connect cancelled mid-handshake.
+    auto h = corio::spawn(corio::open_connection(mute.addresses().front(), tls_client()));
+    co_await corio::sleep(1s);
+    h.cancel();
+    EXPECT_TRUE(co_await corio::testing::was_cancelled(h));
+    mute.close();
+    mute.close_clients();
+    co_await mute.wait_closed();
+
+    // Reads over TLS cancelled by a timeout lose nothing.
+    corio::server_options so = tls_server();
+    so.tls_handshake_timeout = corio::duration::zero();
+    corio::server srv = co_await corio::start_server(
+        [](stream_reader r, stream_writer w) -> task<> {
+          std::string cmd = co_await r.readline();
+          co_await corio::sleep(10s);
+          w.write("late " + cmd);
+          co_await echo_lines(r, w);
+        },
+        "127.0.0.1", 0, so);
+    corio::stream_options co = tls_client();
+    co.tls_handshake_timeout = corio::duration::zero();
+    auto c = co_await corio::open_connection(srv.addresses().front(), co);
+    c.writer.write("ping\n");
+    try {
+      auto limit = corio::timeout(3s);
+      (void)co_await c.reader.readline();
+      ADD_FAILURE();
+    } catch (const corio::timeout_error&) {
+    }
+    EXPECT_EQ(co_await c.reader.readline(), "late ping\n");
+    c.writer.close();
+    co_await c.writer.wait_closed();
+    srv.close();
+    co_await srv.wait_closed();
+    expect_only_main_task();
+  });
+}
+
+TEST(Tls, CloseSendsCloseNotifyAndHalfCloseWorks) {
+  corio::testing::leak_check leaks;
+  run_real([]() -> task<> {
+    corio::server_options so_default = tls_server();
+    corio::server srv = co_await corio::start_server(
+        [](stream_reader r, stream_writer w) -> task<> {
+          std::string all = co_await r.read(); // to the client's close_notify
+          EXPECT_TRUE(r.at_eof());
+          w.write("got " + std::to_string(all.size()));
+        },
+        "127.0.0.1", 0, so_default);
+    corio::stream_options opts = tls_client();
+    auto [r, w] = co_await corio::open_connection(srv.addresses().front(), opts);
+    w.write(std::string(100000, 'z'));
+    w.write_eof(); // TLS 1.3 half-close: the server still answers
+    EXPECT_THROW(w.write("more"), std::system_error);
+    EXPECT_EQ(co_await r.read(), "got 100000");
+    EXPECT_TRUE(r.at_eof());
+    w.close();
+    co_await w.wait_closed();
+    srv.close();
+    co_await srv.wait_closed();
+    expect_clean();
+  });
+}
+
+TEST(Tls, EofWithoutCloseNotifyReadsAsEndOfStream) {
+  corio::testing::leak_check leaks;
+  run_real([]() -> task<> {
+    corio::server_options so_default = tls_server();
+    corio::server srv = co_await corio::start_server(
+        [](stream_reader r, stream_writer w) -> task<> {
+          EXPECT_EQ(co_await r.readline(), "go\n");
+          w.write("last words");
+          w.abort(); // the socket closes without close_notify (a crashed or careless peer)
+        },
+        "127.0.0.1", 0, so_default);
+    corio::stream_options opts = tls_client();
+    auto [r, w] = co_await corio::open_connection(srv.addresses().front(), opts);
+    w.write("go\n");
+    EXPECT_EQ(co_await r.read(), "last words"); // then end of stream, as asyncio reads it
+    EXPECT_TRUE(r.at_eof());
+    w.close();
+    co_await w.wait_closed();
+    srv.close();
+    co_await srv.wait_closed();
+    expect_clean();
+  });
+}
+
+TEST(Tls, ClientCertificates) {
+  corio::testing::leak_check leaks;
+  run_real([]() -> task<> {
+    tls_context sctx = server_ctx();
+    sctx.load_verify_locations(certs().ca_file);
+    sctx.set_verify(true); // require a client certificate signed by the CA
+    corio::server_options so_sctx = tls_server(sctx);
+    std::string subject;
+    corio::server srv = co_await corio::start_server(
+        [&subject](stream_reader r, stream_writer w) -> task<> {
+          subject = w.tls_info()->peer_subject;
+          co_await echo_lines(r, w);
+        },
+        "127.0.0.1", 0, so_sctx);
+    tls_context with_cert = client_ctx();
+    with_cert.load_cert_chain(certs().client_cert_file, certs().client_key_file);
+    corio::stream_options opts = tls_client(with_cert);
+    auto c = co_await corio::open_connection(srv.addresses().front(), opts);
+    c.writer.write("me\n");
+    EXPECT_EQ(co_await c.reader.readline(), "me\n");
+    EXPECT_EQ(subject, "CN=corio test client");
+    c.writer.close();
+    co_await c.writer.wait_closed();
+    // Without one: TLS 1.3 reports the refusal after the client's handshake, on its first read.
+    corio::stream_options bare_opts = tls_client();
+    auto bare = co_await corio::open_connection(srv.addresses().front(), bare_opts);
+    bare.writer.write("me\n");
+    EXPECT_THROW((void)co_await bare.reader.readline(), tls_error);
+    bare.writer.abort();
+    srv.close();
+    co_await srv.wait_closed();
+    EXPECT_EQ(srv.tls_handshake_errors(), 1u);
+    expect_clean();
+  });
+}
+
+// The ready queue in order and shuffled (mock clock, so the handshake deadline is off: see the top).
+class TlsOrders : public corio::testing::ordered_and_shuffled {};
+
+TEST_P(TlsOrders, ManyClientsAtOnce) {
+  run([]() -> task<> {
+    corio::server_options so = tls_server();
+    so.tls_handshake_timeout = corio::duration::zero();
+    corio::server srv = co_await corio::start_server(echo_lines, "127.0.0.1", 0, so);
+    corio::stream_options opts = tls_client();
+    opts.tls_handshake_timeout = corio::duration::zero();
+    std::vector<corio::join_handle<std::string>> clients;
+    for (int i = 0; i < 8; ++i) {
+      auto client = [](address where, corio::stream_options o, int n) -> task<std::string> {
+        auto c = co_await corio::open_connection(where, o);
+        std::string line = "client " + std::to_string(n) + "\n";
+        c.writer.write(line);
+        std::string back = co_await c.reader.readline();
+        c.writer.close();
+        co_await c.writer.wait_closed();
+        co_return back;
+      };
+      clients.push_back(corio::spawn(client(srv.addresses().front(), opts, i)));
+    }
+    for (int i = 0; i < 8; ++i)
+      EXPECT_EQ(co_await clients[static_cast<std::size_t>(i)], "client " + std::to_string(i) + "\n");
+    srv.close();
+    co_await srv.wait_closed();
+    EXPECT_EQ(srv.tls_handshake_errors(), 0u);
+    corio::testing::expect_only_main_task();
+  });
+}
+
+INSTANTIATE_TEST_SUITE_P(Seeds, TlsOrders, corio::testing::ready_orders());
+
+TEST(Tls, BadConfigurationAndMisuse) {
+  corio::testing::leak_check leaks;
+  try {
+    (void)tls_context::server("/nonexistent/cert.pem", certs().server_key_file);
+    ADD_FAILURE();
+  } catch (const tls_error& e) {
+    EXPECT_EQ(e.code(), tls_errc::bad_configuration);
+    EXPECT_TRUE(contains(e.what(), "'/nonexistent/cert.pem'")) << e.what();
+  }
+  EXPECT_THROW((void)tls_context::server(certs().server_cert_file, certs().self_signed_key_file), tls_error);
+  EXPECT_THROW(client_ctx().set_ciphers("NO-SUCH-CIPHER"), tls_error);
+  EXPECT_THROW(tls_context().set_verify(true), corio::invalid_state_error);
+  run_real([]() -> task<> {
+    corio::server_options client_side = tls_server(client_ctx());
+    EXPECT_THROW((void)co_await corio::start_server(echo_lines, "127.0.0.1", 0, client_side), std::invalid_argument);
+    corio::server_options wrong;
+    wrong.streams.tls = client_ctx();
+    EXPECT_THROW((void)co_await corio::start_server(echo_lines, "127.0.0.1", 0, wrong), std::invalid_argument);
+    expect_clean();
+  });
+}
+
+} // namespace
