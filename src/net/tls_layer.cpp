@@ -301,7 +301,7 @@ task<> tls_layer::handshake(std::shared_ptr<stream_transport> t, duration limit)
   bool timed_out = false;
   try {
     while (!step(*t))
-      co_await readable(t->sock.fd());
+      co_await detail::readable_kept(t->sock.fd());
   } catch (const timeout_error&) {
     if (!deadline || !deadline->expired())
       throw; // a timeout of the caller's, not ours
