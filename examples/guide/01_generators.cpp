@@ -36,6 +36,16 @@ corio::generator<int> with_resource() {
 }
 // [end snippet]
 
+// [snippet: cleanup-use]
+void leave_early() {
+  auto g = with_resource();
+  for (int i : g)
+    if (i == 2)
+      break; // leaves the generator suspended at its co_yield
+  std::printf("leaving the scope\n");
+} // ~generator destroys the frame: the local's destructor runs, no other code of the body does
+// [end snippet]
+
 // [snippet: flatten]
 struct tree {
   int value;
@@ -85,35 +95,27 @@ int main() {
     }
     // [end snippet]
   }
-  {// [snippet: cleanup-use]
-   {auto g = with_resource();
-  for (int i : g)
-    if (i == 2)
-      break; // leaves the generator suspended at its co_yield
-  std::printf("leaving the scope\n");
-} // ~generator destroys the frame: the local's destructor runs, no other code of the body does
-// [end snippet]
-}
-{
-  // [snippet: flatten-use]
-  tree t{1, {}};
-  t.children.push_back(std::make_unique<tree>(tree{2, {}}));
-  t.children.push_back(std::make_unique<tree>(tree{3, {}}));
-  t.children[0]->children.push_back(std::make_unique<tree>(tree{4, {}}));
-  for (int v : walk(t))
-    std::printf("%d ", v);
-  std::printf("\n");
-  // [end snippet]
-}
-{
-  // [snippet: range]
-  std::vector<std::string> names{"ada", "grace"};
-  auto greet = [&names]() -> corio::generator<std::string> {
-    co_yield "hello";
-    co_yield corio::yield_from(names); // any range: a borrowed one is iterated in place
-  };
-  for (const std::string& s : greet())
-    std::printf("%s\n", s.c_str());
-  // [end snippet]
-}
+  leave_early();
+  {
+    // [snippet: flatten-use]
+    tree t{1, {}};
+    t.children.push_back(std::make_unique<tree>(tree{2, {}}));
+    t.children.push_back(std::make_unique<tree>(tree{3, {}}));
+    t.children[0]->children.push_back(std::make_unique<tree>(tree{4, {}}));
+    for (int v : walk(t))
+      std::printf("%d ", v);
+    std::printf("\n");
+    // [end snippet]
+  }
+  {
+    // [snippet: range]
+    std::vector<std::string> names{"ada", "grace"};
+    auto greet = [&names]() -> corio::generator<std::string> {
+      co_yield "hello";
+      co_yield corio::yield_from(names); // any range: a borrowed one is iterated in place
+    };
+    for (const std::string& s : greet())
+      std::printf("%s\n", s.c_str());
+    // [end snippet]
+  }
 }

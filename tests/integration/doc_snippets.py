@@ -9,7 +9,10 @@ must equal, byte for byte, the region of that file between `// [snippet: lazy]` 
 `// [end snippet]` (the marker lines themselves excluded, the region's common indentation removed).
 Without `#name` the block must equal the whole file. A missing file, a missing or unterminated region,
 a marker not followed by a ```cpp block, or a difference fails the check with a message naming the
-Markdown file and line. Usage: doc_snippets.py <source dir>
+Markdown file and line.
+
+Usage: doc_snippets.py <source dir> [--update]
+--update rewrites each marked block from its source instead of checking it (after editing an example).
 """
 import difflib
 import pathlib
@@ -75,28 +78,48 @@ def blocks(md):
         i = j + 1
 
 
+def expected_text(root, source, region, cache):
+    """The text a block marked with `source#region` must have; raises ValueError naming the problem."""
+    path = root / source
+    if not path.is_file():
+        raise ValueError(f"no such file: {source}")
+    if region is None:
+        return path.read_text()
+    if path not in cache:
+        cache[path] = regions(path)
+    if region not in cache[path]:
+        raise ValueError(f"{source} has no region '{region}' (// [snippet: {region}])")
+    return cache[path][region]
+
+
+def update(root, md):
+    """Rewrites every marked block of `md` from its source."""
+    lines = md.read_text().splitlines(keepends=True)
+    out, cache = [], {}
+    i = 0
+    for at, source, region, text in list(blocks(md)):
+        begin = at + 1  # index of the first line of the block's body
+        out.extend(lines[i:begin])
+        out.append(expected_text(root, source, region, cache))
+        i = begin + len(text.splitlines())
+    out.extend(lines[i:])
+    md.write_text("".join(out))
+
+
 def main():
     root = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else ".").resolve()
+    if "--update" in sys.argv[2:]:
+        for md in [root / "README.md"] + sorted((root / "docs").rglob("*.md")):
+            update(root, md)
+        return 0
     docs = [root / "README.md"] + sorted((root / "docs").rglob("*.md"))
     checked, errors, cache = 0, [], {}
     for md in docs:
         try:
             for at, source, region, text in blocks(md):
                 where = f"{md.relative_to(root)}:{at}"
-                path = root / source
-                if not path.is_file():
-                    errors.append(f"{where}: no such file: {source}")
-                    continue
                 try:
-                    if region is None:
-                        expected = path.read_text()
-                    else:
-                        if path not in cache:
-                            cache[path] = regions(path)
-                        if region not in cache[path]:
-                            errors.append(f"{where}: {source} has no region '{region}' (// [snippet: {region}])")
-                            continue
-                        expected = cache[path][region]
+                    expected = expected_text(root, source, region, cache)
                 except ValueError as e:
                     errors.append(f"{where}: {e}")
                     continue
