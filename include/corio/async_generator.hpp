@@ -348,6 +348,8 @@ public:
       h_.destroy();
   }
 
+  /// The awaitables described above: `co_await next()`, `co_await begin()` (compare with end()),
+  /// `co_await aclose()`.
   [[nodiscard]] next_awaiter next() noexcept { return next_awaiter{{h_}}; }
   [[nodiscard]] begin_awaiter begin() noexcept { return begin_awaiter{{h_}}; }
   static std::default_sentinel_t end() noexcept { return {}; }

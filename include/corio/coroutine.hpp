@@ -94,8 +94,11 @@ public:
       detail::destroy_chain(promise());
   }
 
+  /// Resumes with nothing sent: starts the coroutine, or makes the pending `co_yield` evaluate to S{}.
   step_type next() { return resume(); }
 
+  /// Resumes it with `value` as the result of the pending `co_yield`; just_started_error if it has not
+  /// started. `send(corio::none)` is next().
   step_type send(send_param value) requires(!std::is_void_v<S>) {
     if (!handle_)
       return {};
@@ -112,6 +115,7 @@ public:
   }
   step_type send(none_t) requires(!std::is_void_v<S> && !std::is_same_v<S, none_t>) { return next(); }
 
+  /// Raises `e` (an exception_ptr or an exception object) at the suspension point; see the class comment.
   step_type throw_(std::exception_ptr e) {
     if (!e)
       throw coroutine_error("coroutine::throw_: null exception_ptr");
@@ -135,6 +139,7 @@ public:
     return throw_(std::make_exception_ptr(std::forward<E>(e)));
   }
 
+  /// Raises generator_exit at the suspension point; see the class comment.
   void close();
 
   /// Finished: returned, raised, closed, or moved from.

@@ -67,12 +67,16 @@ public:
   /// The loop running on this thread, or null.
   [[nodiscard]] static event_loop* current() noexcept;
 
+  /// Runs fn in the next iteration (call_soon), once `delay` of loop time has passed (call_later), or at
+  /// loop time `when` (call_at). Loop thread only. An exception escaping fn is reported on stderr and
+  /// the loop goes on.
   timer_handle call_soon(detail::unique_function fn);
   timer_handle call_later(duration delay, detail::unique_function fn);
   timer_handle call_at(time_point when, detail::unique_function fn);
   /// Schedules fn from any thread (wakes the loop through the backend). Safe after close(): dropped.
   void call_soon_threadsafe(detail::unique_function fn);
 
+  /// Loop time: the clock's now() (monotonic; virtual with a mock clock).
   [[nodiscard]] time_point time() const noexcept;
 
   /// Runs until stop(). Throws loop_error if this thread already runs a loop or this one is closed.

@@ -84,6 +84,7 @@ public:
 
   future() : s_(std::make_shared<state_t>()) { s_->bind(); }
 
+  /// Done: a result or an exception was set, or it was cancelled.
   [[nodiscard]] bool done() const noexcept { return s_->done; }
   [[nodiscard]] bool cancelled() const noexcept { return s_->cancelled; }
 
@@ -94,6 +95,7 @@ public:
     s_->finish();
   }
   void set_result() requires std::is_void_v<T> { set_result(none); }
+  /// Completes the future with the exception e (not null). invalid_state_error if it is already done.
   void set_exception(std::exception_ptr e) {
     if (!e)
       throw invalid_state_error("corio: future::set_exception(nullptr)");
