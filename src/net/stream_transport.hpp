@@ -15,6 +15,8 @@
 #include "corio/net/stream_options.hpp"
 #include "corio/this_task.hpp"
 
+struct iovec;
+
 namespace corio {
 class event_loop;
 }
@@ -34,9 +36,17 @@ namespace corio::detail {
 /// States of the socket: open -> (closing: close() with data still queued) -> closed (fd closed, readers
 /// see end of file, waiters woken). A send error (EPIPE, ECONNRESET) drops the queue and is kept in
 /// write_error: later writes and drains raise it.
+///
+/// A pipe end (a child process's stdin, stdout or stderr) works the same way with read()/writev()
+/// instead of recv()/sendmsg(): it has no peer address (errors name `label` instead, e.g. "stdin of
+/// /bin/cat (pid 42)") and no half-close (write_eof() closes it once the queue is flushed). A write to
+/// a pipe whose reader is gone raises EPIPE on this stream only: SIGPIPE is held off around the write
+/// (see pipe_write.hpp), since pipes have no MSG_NOSIGNAL.
 class stream_transport final : public io_waiter {
 public:
   stream_transport(socket s, address peer, const stream_options& o);
+  /// Over one end of a pipe (non-blocking, close-on-exec); only its reading or its writing half is used.
+  stream_transport(socket pipe_end, std::string label, const stream_options& o);
   stream_transport(const stream_transport&) = delete;
   stream_transport& operator=(const stream_transport&) = delete;
   ~stream_transport();
@@ -75,8 +85,15 @@ public:
   socket sock;
   address peer;
   int write_error = 0;
+  bool is_pipe = false;
+  std::string label; // a pipe's name in errors
 
 private:
+  /// recv() or read(); sendmsg(MSG_NOSIGNAL) or the SIGPIPE-safe writev(). As the syscalls: -1 and errno.
+  long receive(char* p, std::size_t n) noexcept;
+  long send_iov(const iovec* iov, std::size_t count) noexcept;
+  [[noreturn]] void raise(int err, bool writing) const;
+  [[nodiscard]] std::string who() const { return is_pipe ? label : peer.to_string(); }
   void ready() noexcept override; // writable: flush
   void check_writable(std::size_t n) const;
   /// Sends from the queue until it is empty or the kernel is full; 0 or an errno.
