@@ -28,6 +28,14 @@ struct communicate_result {
 /// A child process started by create_subprocess_exec or create_subprocess_shell (asyncio.subprocess's
 /// Process). Move-only. Use it on the thread of the loop that started it.
 ///
+///     corio::process_options o{.stdin_ = corio::stdio::pipe, .stdout_ = corio::stdio::pipe};
+///     std::vector<std::string> args{"-n"};
+///     corio::process p = co_await corio::create_subprocess_exec("cat", std::move(args), std::move(o));
+///     corio::communicate_result r = co_await p.communicate("hello\n");   // r.out, r.err, r.returncode
+///
+/// (g++ 12 destroys a braced list or designated-initialiser temporary written inside a co_await
+/// expression twice — HAZARDS.md §2 — so name the argument vector and the options first, as above.)
+///
 /// - Pipes: stdin_ is a stream_writer, stdout_ and stderr_ are stream_readers when the options asked for
 ///   a pipe (else they are empty: valid() is false). They are the same streams as a socket's (limits,
 ///   backpressure with drain(), readline...). stdin_.close() or write_eof() gives the child end of file.

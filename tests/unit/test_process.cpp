@@ -505,6 +505,33 @@ TEST_P(Process, BadArguments) {
   });
 }
 
+TEST(ProcessShuffled, NoTestDependsOnTheReadyOrder) {
+  corio::testing::leak_check leaks;
+  for (std::uint64_t seed : {1u, 7u, 2024u}) {
+    run_mock(
+        [](auto*) -> task<> {
+          const std::string input = pattern(1 << 20);
+          std::vector<task<corio::communicate_result>> all;
+          auto one = [](std::string in) -> task<corio::communicate_result> {
+            auto start = corio::create_subprocess_shell("tee /dev/stderr", piped());
+            process p = co_await start;
+            co_return co_await p.communicate(std::move(in));
+          };
+          for (int i = 0; i < 4; ++i)
+            all.push_back(one(input));
+          std::vector<corio::communicate_result> results = co_await corio::gather(std::move(all));
+          for (const corio::communicate_result& r : results) {
+            EXPECT_TRUE(r.out == input);
+            EXPECT_TRUE(r.err == input);
+            EXPECT_EQ(r.returncode, 0);
+          }
+          expect_only_main_task();
+        },
+        seed);
+  }
+  EXPECT_TRUE(no_children());
+}
+
 TEST(ProcessOutsideALoop, EmptyProcess) {
   corio::testing::leak_check leaks;
   corio::process empty;
