@@ -34,7 +34,8 @@ struct communicate_result {
 ///     corio::communicate_result r = co_await p.communicate("hello\n");   // r.out, r.err, r.returncode
 ///
 /// (g++ 12 destroys a braced list or designated-initialiser temporary written inside a co_await
-/// expression twice — HAZARDS.md §2 — so name the argument vector and the options first, as above.)
+/// expression twice — HAZARDS.md §2 — so name the argument vector and the options first, as above, or
+/// create the task first: `auto t = create_subprocess_exec("cat", {"-n"}, {...}); co_await t;`.)
 ///
 /// - Pipes: stdin_ is a stream_writer, stdout_ and stderr_ are stream_readers when the options asked for
 ///   a pipe (else they are empty: valid() is false). They are the same streams as a socket's (limits,
@@ -79,7 +80,9 @@ public:
   /// exits or closes its stdin without reading all the input is not an error (asyncio ignores
   /// BrokenPipeError there). invalid_state_error if `input` is not empty and stdin_ is not a pipe or is
   /// closed already. Cancellable: the child keeps running, and what was read so far is lost.
-  [[nodiscard]] task<communicate_result> communicate(std::string input = {});
+  [[nodiscard]] task<communicate_result> communicate(std::string input);
+  /// communicate() with no input: stdin_ (if piped) is just closed.
+  [[nodiscard]] task<communicate_result> communicate();
 
   /// Sends signal `sig` to the child. Returns false and does nothing if the child was already reaped
   /// (Popen.send_signal's rule): with a pidfd the signal can never reach a process that reused the pid.
@@ -103,11 +106,17 @@ private:
 /// parent's. Raises std::system_error naming the program when it cannot start: not found (ENOENT), not
 /// executable (EACCES), a bad cwd (naming the directory), a bad fd; nothing is left behind then (no
 /// zombie, no fd). Needs a running event loop (loop_error otherwise).
-[[nodiscard]] task<process> create_subprocess_exec(std::string program, std::vector<std::string> args = {},
-                                                   process_options options = {});
+[[nodiscard]] task<process> create_subprocess_exec(std::string program, std::vector<std::string> args,
+                                                   process_options options);
+// Overloads, not default arguments: g++ 12 destroys a defaulted `process_options options = {}` twice when
+// the call is written inside co_await (HAZARDS.md §2); here the defaults are made outside the caller's
+// coroutine.
+[[nodiscard]] task<process> create_subprocess_exec(std::string program, std::vector<std::string> args);
+[[nodiscard]] task<process> create_subprocess_exec(std::string program);
 
 /// Runs `command` with /bin/sh -c (asyncio.create_subprocess_shell). The shell's own errors (command not
 /// found: 127) are return codes, not exceptions.
-[[nodiscard]] task<process> create_subprocess_shell(std::string command, process_options options = {});
+[[nodiscard]] task<process> create_subprocess_shell(std::string command, process_options options);
+[[nodiscard]] task<process> create_subprocess_shell(std::string command);
 
 } // namespace corio

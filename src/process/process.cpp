@@ -120,6 +120,8 @@ task<communicate_result> process::communicate(std::string input) {
   co_return r;
 }
 
+task<communicate_result> process::communicate() { return communicate(std::string()); }
+
 bool process::send_signal(int sig) {
   const child_ptr& c = need(child_);
   if (c->returncode)
@@ -172,6 +174,18 @@ task<process> create_subprocess_exec(std::string program, std::vector<std::strin
   auto out = pipe_stream<stream_reader>(std::move(s.out), "stdout", program, s.pid, o);
   auto err = pipe_stream<stream_reader>(std::move(s.err), "stderr", program, s.pid, o);
   co_return process(std::move(c), std::move(in), std::move(out), std::move(err));
+}
+
+task<process> create_subprocess_exec(std::string program, std::vector<std::string> args) {
+  return create_subprocess_exec(std::move(program), std::move(args), process_options());
+}
+
+task<process> create_subprocess_exec(std::string program) {
+  return create_subprocess_exec(std::move(program), std::vector<std::string>(), process_options());
+}
+
+task<process> create_subprocess_shell(std::string command) {
+  return create_subprocess_shell(std::move(command), process_options());
 }
 
 task<process> create_subprocess_shell(std::string command, process_options o) {

@@ -57,6 +57,18 @@ std::string pattern(std::size_t n) {
   return s;
 }
 
+/// How many of this process's fds are of an anonymous-inode kind: "[pidfd]", "[signalfd]".
+int anon_fds(const std::string& kind) {
+  int n = 0;
+  for (int fd = 0; fd < 1024; ++fd) {
+    char target[64] = {};
+    std::string link = "/proc/self/fd/" + std::to_string(fd);
+    if (::readlink(link.c_str(), target, sizeof target - 1) > 0 && std::string(target) == "anon_inode:" + kind)
+      ++n;
+  }
+  return n;
+}
+
 process_options piped(bool use_pidfd = true) {
   return {.stdin_ = stdio::pipe, .stdout_ = stdio::pipe, .stderr_ = stdio::pipe, .use_pidfd = use_pidfd};
 }
@@ -78,6 +90,7 @@ TEST_P(Process, CatRoundTrip) {
     auto start_p = corio::create_subprocess_exec("/bin/cat", {}, piped(pidfd()));
     process p = co_await start_p;
     EXPECT_GT(p.pid(), 0);
+    EXPECT_EQ(p.stdout_.limit(), 64u * 1024);
     EXPECT_FALSE(p.returncode());
     p.stdin_.write("hello\n");
     EXPECT_EQ(co_await p.stdout_.readline(), "hello\n");
@@ -91,6 +104,25 @@ TEST_P(Process, CatRoundTrip) {
     EXPECT_EQ(p.returncode(), 0);
     EXPECT_EQ(co_await p.wait(), 0); // again: at once
     co_await p.stdin_.wait_closed();
+    expect_only_main_task();
+  });
+}
+
+TEST_P(Process, WatchedByAPidfdOrBySigchld) {
+  if (const char* no = ::getenv("CORIO_NO_PIDFD"); pidfd() && no != nullptr && std::string(no) == "1")
+    GTEST_SKIP() << "CORIO_NO_PIDFD=1 forces the SIGCHLD watcher";
+  run_mock([this](auto*) -> task<> {
+    const int pidfds = anon_fds("[pidfd]"), signalfds = anon_fds("[signalfd]");
+    std::vector<std::string> args{"30"};
+    auto start = corio::create_subprocess_exec("sleep", std::move(args), {.use_pidfd = pidfd()});
+    process p = co_await start;
+    EXPECT_EQ(anon_fds("[pidfd]"), pidfds + (pidfd() ? 1 : 0));
+    EXPECT_EQ(anon_fds("[signalfd]"), signalfds + (pidfd() ? 0 : 1));
+    EXPECT_EQ(corio::event_loop::current()->io_waiter_count(), 1u); // the pidfd, or the signalfd
+    p.kill();
+    EXPECT_EQ(co_await p.wait(), -SIGKILL);
+    EXPECT_EQ(anon_fds("[pidfd]"), pidfds);
+    EXPECT_EQ(anon_fds("[signalfd]"), signalfds); // the SIGCHLD handler went with the last child
     expect_only_main_task();
   });
 }
@@ -529,6 +561,24 @@ TEST(ProcessShuffled, NoTestDependsOnTheReadyOrder) {
         },
         seed);
   }
+  EXPECT_TRUE(no_children());
+}
+
+TEST(ProcessDefaults, CallsWithoutOptionsInsideCoAwait) {
+  // The overloads without options or arguments are safe to write inside co_await on g++ 12 (a
+  // defaulted `process_options = {}` was destroyed twice there).
+  corio::testing::leak_check leaks;
+  run_mock([](auto*) -> task<> {
+    process a = co_await corio::create_subprocess_exec("/bin/true");
+    EXPECT_EQ(co_await a.wait(), 0);
+    process b = co_await corio::create_subprocess_shell("exit 5");
+    corio::communicate_result r = co_await b.communicate();
+    EXPECT_EQ(r.returncode, 5);
+    std::vector<std::string> args{"-c", "exit 6"};
+    process c = co_await corio::create_subprocess_exec("sh", std::move(args));
+    EXPECT_EQ(co_await c.wait(), 6);
+    expect_only_main_task();
+  });
   EXPECT_TRUE(no_children());
 }
 
