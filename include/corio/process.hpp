@@ -48,7 +48,8 @@ struct communicate_result {
 /// - Watching: a pidfd (pidfd_open, Linux 5.3+) that the loop polls; where the kernel refuses it
 ///   (ENOSYS, EPERM under seccomp) or `process_options::use_pidfd` is false, SIGCHLD through the loop's
 ///   signalfd (corio::add_signal_handler(SIGCHLD), which then belongs to corio): that fallback only
-///   sees the signal if every other thread blocks SIGCHLD (corio's own threads do).
+///   sees the signal if every other thread blocks SIGCHLD (corio's own threads do), and none comes at
+///   all when SIGCHLD is set to SIG_IGN: the start then fails with std::system_error(ECHILD).
 /// - When the loop closes with children still running, they are not killed: they go on, and a
 ///   background thread (all signals blocked) reaps each one when it exits. Their process objects then
 ///   report no returncode, and wait() / send_signal() raise loop_error.

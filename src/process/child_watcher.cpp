@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <system_error>
 #include <thread>
 
 #include "../net/stream_transport.hpp"
@@ -39,6 +40,15 @@ int wait_nohang(int pid, int pidfd, int& code) noexcept {
     if (errno != EINTR)
       return -1;
   }
+}
+
+/// SIGCHLD set to SIG_IGN: the kernel then reaps children itself and sends no SIGCHLD at all
+/// (kernel/signal.c, do_notify_parent), so the fallback watcher would never hear of an exit. (With
+/// SA_NOCLDWAIT and a handler the signal still comes; the status is lost: returncode 255.)
+bool sigchld_ignored() noexcept {
+  struct sigaction current {};
+  return ::sigaction(SIGCHLD, nullptr, &current) == 0 && (current.sa_flags & SA_SIGINFO) == 0 &&
+         current.sa_handler == SIG_IGN;
 }
 
 } // namespace
@@ -129,6 +139,10 @@ child_watcher& child_watcher::of(event_loop& loop) {
 }
 
 void child_watcher::add(const std::shared_ptr<child_process>& c) {
+  if (c->pidfd < 0 && sigchld_ignored())
+    throw std::system_error(ECHILD, std::generic_category(),
+                            "corio: cannot watch " + c->program +
+                                ": SIGCHLD is set to SIG_IGN and there is no pidfd, so its exit would go unseen");
   if (c->pidfd < 0 && !sigchld_) {
     // Blocks SIGCHLD in this thread from now on; it then waits in the loop's signalfd.
     add_signal_handler(loop_, SIGCHLD, [self = self_] {

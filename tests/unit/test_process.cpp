@@ -436,6 +436,33 @@ TEST_P(Process, LoopCloseHandsRunningChildrenToABackgroundReaper) {
   EXPECT_FALSE(unreaped(pid));
 }
 
+TEST_P(Process, AChildReapedElsewhereGets255) {
+  // SIGCHLD ignored: the kernel reaps children itself, so the status is lost (asyncio reports 255).
+  struct sigaction ignore {
+  }, old{};
+  ignore.sa_handler = SIG_IGN;
+  ::sigaction(SIGCHLD, &ignore, &old);
+  run_mock([this](auto*) -> task<> {
+    auto start = corio::create_subprocess_shell("exit 3", {.use_pidfd = pidfd()});
+    if (pidfd()) {
+      process p = co_await start;
+      EXPECT_EQ(co_await p.wait(), 255);
+    } else {
+      // No SIGCHLD is sent at all then: the fallback cannot see the exit, and says so (the child it
+      // started is killed; the kernel reaps it).
+      int err = 0;
+      try {
+        process p = co_await start;
+      } catch (const std::system_error& e) {
+        err = e.code().value();
+      }
+      EXPECT_EQ(err, ECHILD);
+    }
+    expect_only_main_task();
+  });
+  ::sigaction(SIGCHLD, &old, nullptr);
+}
+
 TEST_P(Process, StreamsAndRedirections) {
   run_mock([this](auto*) -> task<> {
     // stdin from /dev/null; stdout into a pipe of the test's own (an fd); stderr to /dev/null.
