@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <system_error>
@@ -159,16 +160,25 @@ task<process> create_subprocess_exec(std::string program, std::vector<std::strin
     argv.push_back(std::move(a));
   detail::spawned_child s = detail::spawn_child(argv, o);
   const int pidfd = pidfd_wanted(o) ? open_pidfd(s.pid) : -1;
+  const int pidfd_error = pidfd < 0 ? errno : 0;
   auto c = std::make_shared<detail::child_process>(*loop, s.pid, pidfd, program);
-  try {
-    watcher.add(c); // from here on the child is reaped whatever happens
-  } catch (...) {
-    // Cannot watch it (no fd for the signalfd, the loop refused the pidfd): do not leave it running
-    // unwatched, nor as a zombie.
-    (void)::kill(s.pid, SIGKILL);
-    (void)::waitpid(s.pid, nullptr, 0);
-    c->returncode = -SIGKILL;
-    throw;
+  if (pidfd_error == ESRCH) {
+    // Gone already: with SIGCHLD set to SIG_IGN the kernel reaps an exited child at once (a child of
+    // ours is otherwise a zombie until we reap it, so pidfd_open cannot miss it). Its status is lost.
+    std::fprintf(stderr, "corio: child process %d (%s) was reaped elsewhere (SIGCHLD ignored?); returncode 255\n",
+                 s.pid, program.c_str());
+    c->returncode = 255;
+  } else {
+    try {
+      watcher.add(c); // from here on the child is reaped whatever happens
+    } catch (...) {
+      // Cannot watch it (no fd for the signalfd, the loop refused the pidfd): do not leave it running
+      // unwatched, nor as a zombie.
+      (void)::kill(s.pid, SIGKILL);
+      (void)::waitpid(s.pid, nullptr, 0);
+      c->returncode = -SIGKILL;
+      throw;
+    }
   }
   auto in = pipe_stream<stream_writer>(std::move(s.in), "stdin", program, s.pid, o);
   auto out = pipe_stream<stream_reader>(std::move(s.out), "stdout", program, s.pid, o);
