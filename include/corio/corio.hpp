@@ -33,8 +33,10 @@
 #include "corio/shield.hpp"
 #include "corio/wait.hpp"
 
-// The outside world: threads, files, signals
+// The outside world: threads, files, signals, subprocesses
 #include "corio/files.hpp"
+#include "corio/process.hpp"
+#include "corio/process_options.hpp"
 #include "corio/signals.hpp"
 #include "corio/thread_pool.hpp"
 #include "corio/to_thread.hpp"

@@ -3,6 +3,7 @@
 
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -11,6 +12,7 @@
 #include "corio/io.hpp"
 #include "net_error.hpp"
 #include "tls_layer.hpp"
+#include "pipe_write.hpp"
 
 namespace corio::detail {
 
@@ -19,7 +21,32 @@ stream_transport::stream_transport(socket s, address p, const stream_options& o)
   set_watermarks(o.high_water, o.low_water);
 }
 
+stream_transport::stream_transport(socket pipe_end, std::string name, const stream_options& o)
+    : limit(o.limit), sock(std::move(pipe_end)), is_pipe(true), label(std::move(name)) {
+  set_watermarks(o.high_water, o.low_water);
+}
+
 stream_transport::~stream_transport() { finish_close(); }
+
+long stream_transport::receive(char* p, std::size_t n) noexcept {
+  return is_pipe ? ::read(sock.fd(), p, n) : ::recv(sock.fd(), p, n, 0);
+}
+
+long stream_transport::send_iov(const iovec* iov, std::size_t count) noexcept {
+  if (is_pipe)
+    return pipe_writev(sock.fd(), iov, count);
+  msghdr msg{};
+  msg.msg_iov = const_cast<iovec*>(iov);
+  msg.msg_iovlen = count;
+  return ::sendmsg(sock.fd(), &msg, MSG_NOSIGNAL);
+}
+
+void stream_transport::raise(int err, bool writing) const {
+  if (!is_pipe)
+    throw_net_error(err, writing ? "send to" : "recv from", &peer);
+  throw std::system_error(err, std::generic_category(),
+                          std::string(writing ? "corio: write to " : "corio: read from ") + label);
+}
 
 void stream_transport::set_watermarks(std::size_t high, std::size_t low) {
   if (low > high)
@@ -33,7 +60,7 @@ void stream_transport::set_watermarks(std::size_t high, std::size_t low) {
 
 long stream_transport::try_fill(std::size_t hint) {
   if (read_error != 0)
-    throw_net_error(read_error, "recv from", &peer);
+    raise(read_error, false);
   if (closed_ || eof) {
     eof = true; // a locally closed stream reads as ended (asyncio feeds EOF on connection_lost)
     return 0;
@@ -48,7 +75,7 @@ long stream_transport::try_fill(std::size_t hint) {
   std::size_t want = std::clamp<std::size_t>(hint, 16 * 1024, 256 * 1024);
   for (;;) {
     char* p = rbuf.prepare(want);
-    auto n = ::recv(sock.fd(), p, want, 0);
+    auto n = receive(p, want);
     if (n > 0) {
       rbuf.commit(static_cast<std::size_t>(n));
       drained = static_cast<std::size_t>(n) < want;
@@ -63,7 +90,7 @@ long stream_transport::try_fill(std::size_t hint) {
       return -1;
     if (err != EINTR) {
       read_error = err;
-      throw_net_error(err, "recv from", &peer);
+      raise(err, false);
     }
   }
 }
@@ -72,16 +99,15 @@ long stream_transport::try_fill(std::size_t hint) {
 
 void stream_transport::raise_write_error() const {
   if (write_error != 0)
-    throw_net_error(write_error, "send to", &peer);
+    raise(write_error, true);
 }
 
 void stream_transport::check_writable(std::size_t) const {
   raise_write_error();
   if (closing_ || closed_)
-    throw std::system_error(EPIPE, std::generic_category(), "corio: write to " + peer.to_string() + ": stream closed");
+    throw std::system_error(EPIPE, std::generic_category(), "corio: write to " + who() + ": stream closed");
   if (eof_requested_)
-    throw std::system_error(EPIPE, std::generic_category(),
-                            "corio: write to " + peer.to_string() + " after write_eof()");
+    throw std::system_error(EPIPE, std::generic_category(), "corio: write to " + who() + " after write_eof()");
 }
 
 void stream_transport::write(std::string_view data) {
@@ -104,7 +130,8 @@ void stream_transport::send_or_queue(std::string_view data) {
     return;
   if (queue_.empty()) {
     // Nothing queued: the kernel gets it first, and only the rest is copied.
-    auto n = ::send(sock.fd(), data.data(), data.size(), MSG_NOSIGNAL);
+    iovec one{const_cast<char*>(data.data()), data.size()};
+    auto n = send_iov(&one, 1);
     if (n < 0) {
       int err = errno;
       if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
@@ -156,10 +183,7 @@ void stream_transport::writelines(const std::string_view* parts, std::size_t cou
       iov[k].iov_len = parts[i + k].size();
       total += parts[i + k].size();
     }
-    msghdr msg{};
-    msg.msg_iov = iov;
-    msg.msg_iovlen = k;
-    auto n = total == 0 ? 0 : ::sendmsg(sock.fd(), &msg, MSG_NOSIGNAL);
+    auto n = total == 0 ? 0 : send_iov(iov, k);
     if (n < 0) {
       int err = errno;
       if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
@@ -200,6 +224,10 @@ void stream_transport::write_eof() {
   raise_write_error();
   if (eof_requested_ || closing_ || closed_)
     return;
+  if (is_pipe) {
+    close(); // a pipe cannot half-close: closing the write end is the reader's end of file
+    return;
+  }
   if (tls) // TLS's own end of stream first; the TCP half-close follows it as usual
     tls->send_close_notify(*this);
   eof_requested_ = true;
@@ -245,10 +273,7 @@ int stream_transport::flush_queue() noexcept {
       iov[k].iov_base = it->data() + off;
       iov[k].iov_len = it->size() - off;
     }
-    msghdr msg{};
-    msg.msg_iov = iov;
-    msg.msg_iovlen = k;
-    auto n = ::sendmsg(sock.fd(), &msg, MSG_NOSIGNAL);
+    auto n = send_iov(iov, k);
     if (n < 0) {
       int err = errno;
       if (err == EINTR)

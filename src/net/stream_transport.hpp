@@ -16,6 +16,8 @@
 #include "corio/net/stream_options.hpp"
 #include "corio/this_task.hpp"
 
+struct iovec;
+
 namespace corio {
 class event_loop;
 }
@@ -40,9 +42,17 @@ class tls_layer;
 ///
 /// TLS (tls_layer.hpp) sits between the buffers and the socket when `tls` is set: try_fill() decrypts,
 /// write()/writelines() encrypt into send_or_queue(), write_eof()/close() send close_notify first.
+///
+/// A pipe end (a child process's stdin, stdout or stderr) works the same way with read()/writev()
+/// instead of recv()/sendmsg(): it has no peer address (errors name `label` instead, e.g. "stdin of
+/// /bin/cat (pid 42)") and no half-close (write_eof() closes it once the queue is flushed). A write to
+/// a pipe whose reader is gone raises EPIPE on this stream only: SIGPIPE is held off around the write
+/// (see pipe_write.hpp), since pipes have no MSG_NOSIGNAL.
 class stream_transport final : public io_waiter {
 public:
   stream_transport(socket s, address peer, const stream_options& o);
+  /// Over one end of a pipe (non-blocking, close-on-exec); only its reading or its writing half is used.
+  stream_transport(socket pipe_end, std::string label, const stream_options& o);
   stream_transport(const stream_transport&) = delete;
   stream_transport& operator=(const stream_transport&) = delete;
   ~stream_transport();
@@ -82,6 +92,8 @@ public:
   address peer;
   int write_error = 0;
   std::unique_ptr<tls_layer> tls; // null: plaintext
+  bool is_pipe = false;
+  std::string label; // a pipe's name in errors
 
   /// The socket's own bytes (TLS records when `tls` is set): sent at once if nothing is queued, else
   /// queued in order.
@@ -90,6 +102,11 @@ public:
 
 private:
   friend class tls_layer;
+  /// recv() or read(); sendmsg(MSG_NOSIGNAL) or the SIGPIPE-safe writev(). As the syscalls: -1 and errno.
+  long receive(char* p, std::size_t n) noexcept;
+  long send_iov(const iovec* iov, std::size_t count) noexcept;
+  [[noreturn]] void raise(int err, bool writing) const;
+  [[nodiscard]] std::string who() const { return is_pipe ? label : peer.to_string(); }
   void ready() noexcept override; // writable: flush
   void check_writable(std::size_t n) const;
   /// Sends from the queue until it is empty or the kernel is full; 0 or an errno.

@@ -9,10 +9,11 @@
 namespace corio::detail {
 
 struct loop_services {
-  // Destroyed in reverse order: the signal handlers go first (masks restored), then the pool is shut
-  // down (joined).
+  // Destroyed in reverse order: the child watcher first (children still running go to a background
+  // reaper), then the signal handlers (masks restored), then the pool is shut down (joined).
   std::unique_ptr<thread_pool> pool;
-  std::shared_ptr<void> signals; // a signal_set (src/thread/signals.cpp), type-erased
+  std::shared_ptr<void> signals;  // a signal_set (src/thread/signals.cpp), type-erased
+  std::shared_ptr<void> children; // a child_watcher (src/process/child_watcher.cpp), type-erased
   ~loop_services();
 };
 

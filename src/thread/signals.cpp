@@ -102,6 +102,7 @@ public:
     ::sigdelset(&mask_, signo);
     if (handlers_.empty()) {
       loop_.disarm(fd_, io_dir::read);
+      loop_.forget_fd(fd_); // else a later fd with this number (a new signalfd) is never watched
       ::close(fd_);
       fd_ = -1;
     } else {

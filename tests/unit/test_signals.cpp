@@ -96,6 +96,23 @@ TEST(Signals, TheHandlerRunsAsACallbackWhenTheSignalArrives) {
   EXPECT_TRUE(blocked(SIGUSR1)) << "it was blocked before: it stays blocked";
 }
 
+TEST(Signals, AHandlerAddedAgainAfterTheLastWasRemovedStillRuns) {
+  // Removing the last handler closes the signalfd; the next one usually gets the same fd number, which
+  // the loop must watch afresh (it once kept the old registration and waited forever).
+  corio::testing::leak_check leaks;
+  blocked_signals guard{SIGUSR1};
+  run_mock([]() -> task<> {
+    corio::event_loop& loop = *corio::event_loop::current();
+    for (int round = 0; round < 3; ++round) {
+      corio::event got;
+      corio::add_signal_handler(loop, SIGUSR1, [&] { got.set(); });
+      ::raise(SIGUSR1);
+      co_await got.wait();
+      EXPECT_TRUE(corio::remove_signal_handler(loop, SIGUSR1));
+    }
+  });
+}
+
 TEST(Signals, AProcessDirectedSignalReachesTheLoop) {
   blocked_signals guard{SIGUSR2};
   run_mock([]() -> task<> {

@@ -1,0 +1,43 @@
+// Subprocesses (asyncio.subprocess): feed a child and collect its output, read a child line by line,
+// and give up on a slow one.
+#include <corio/corio.hpp>
+
+#include <csignal>
+#include <cstdio>
+using namespace std::chrono_literals;
+
+corio::task<> sort_words() {
+  // Options and argument lists are named before co_await (g++ 12, HAZARDS.md §2).
+  corio::process_options o{.stdin_ = corio::stdio::pipe, .stdout_ = corio::stdio::pipe};
+  std::vector<std::string> args{"-f"}; // ignore case
+  corio::process sort = co_await corio::create_subprocess_exec("sort", std::move(args), std::move(o));
+  corio::communicate_result r = co_await sort.communicate("pear\napple\nfig\n");
+  std::printf("%s", r.out.c_str()); // apple fig pear, one a line
+}
+
+corio::task<> read_lines() {
+  corio::process_options o{.stdout_ = corio::stdio::pipe};
+  corio::process sh = co_await corio::create_subprocess_shell("for i in 1 2 3; do echo line $i; done", std::move(o));
+  for (std::string line; !(line = co_await sh.stdout_.readline()).empty();)
+    std::printf("got: %s", line.c_str());
+  co_await sh.wait();
+}
+
+corio::task<> give_up() {
+  std::vector<std::string> args{"10"};
+  corio::process slow = co_await corio::create_subprocess_exec("sleep", std::move(args));
+  try {
+    co_await corio::wait_for(slow.wait(), 100ms); // cancelling the wait does not kill the child...
+  } catch (const corio::timeout_error&) {
+    slow.kill(); // ...so kill it
+  }
+  std::printf("sleep: timed out, killed: %d\n", co_await slow.wait()); // -9: killed by SIGKILL
+}
+
+corio::task<> main_task() {
+  co_await sort_words();
+  co_await read_lines();
+  co_await give_up();
+}
+
+int main() { corio::run(main_task()); }

@@ -1,0 +1,63 @@
+// corio::process_options: how create_subprocess_exec / create_subprocess_shell start a child.
+#pragma once
+
+#include <cstddef>
+#include <map>
+#include <optional>
+#include <string>
+
+namespace corio {
+
+/// Where one of the child's standard streams goes (subprocess.PIPE, DEVNULL, STDOUT, an fd, or None).
+struct stdio_spec {
+  enum class kind : unsigned char {
+    inherit,      // the parent's own stdin / stdout / stderr (Python's None)
+    pipe,         // a pipe to the parent: process::stdin_ / stdout_ / stderr_
+    devnull,      // /dev/null
+    fd,           // an fd of the caller's, duplicated onto the child's stream (the caller keeps it)
+    merge_stdout, // stderr only: wherever stdout goes (Python's subprocess.STDOUT)
+  };
+  kind how = kind::inherit;
+  int fd = -1; // for kind::fd
+};
+
+namespace stdio {
+inline constexpr stdio_spec inherit{stdio_spec::kind::inherit};
+inline constexpr stdio_spec pipe{stdio_spec::kind::pipe};
+inline constexpr stdio_spec devnull{stdio_spec::kind::devnull};
+/// For stderr: merged into stdout (`2>&1`).
+inline constexpr stdio_spec stdout_{stdio_spec::kind::merge_stdout};
+/// The caller's fd `n` (a file, a socket, one end of a pipe): the child gets a duplicate of it.
+constexpr stdio_spec fd(int n) noexcept { return {stdio_spec::kind::fd, n}; }
+} // namespace stdio
+
+/// Environment variables, name -> value.
+using environment = std::map<std::string, std::string>;
+
+/// Options of create_subprocess_exec / create_subprocess_shell, for designated initialisers:
+///
+///     auto p = co_await corio::create_subprocess_exec("cat", {}, {.stdin_ = corio::stdio::pipe,
+///                                                                .stdout_ = corio::stdio::pipe});
+///
+/// The child always starts with an empty signal mask, SIGPIPE and SIGXFSZ at their default action (as
+/// Python's restore_signals), and only fds 0, 1 and 2 open (Python's close_fds): corio's own fds are
+/// close-on-exec, and every other fd of the parent is closed in the child.
+struct process_options {
+  stdio_spec stdin_ = stdio::inherit;
+  stdio_spec stdout_ = stdio::inherit;
+  stdio_spec stderr_ = stdio::inherit; // may also be stdio::stdout_
+  /// The child's working directory; empty: the parent's.
+  std::string cwd{};
+  /// Replaces the child's environment when set (Python's env=); otherwise it inherits the parent's.
+  std::optional<environment> env{};
+  /// Added to the environment (env, or the inherited one), replacing variables of the same name.
+  environment extra_env{};
+  /// readline()/readuntil() limit of the stdout_ and stderr_ readers (asyncio's limit=, 64 KiB).
+  std::size_t limit = 64 * 1024;
+  /// How the child's exit is noticed: a pidfd (Linux 5.3+) when true and the kernel allows it, else
+  /// SIGCHLD through the loop's signalfd (the fallback, see process.hpp). The environment variable
+  /// CORIO_NO_PIDFD=1 forces the fallback for every child, as this does for one.
+  bool use_pidfd = true;
+};
+
+} // namespace corio

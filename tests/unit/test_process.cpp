@@ -1,0 +1,635 @@
+// corio::process: create_subprocess_exec / _shell, pipes as streams, wait, communicate, signals, errors,
+// reaping (pidfd and the SIGCHLD fallback), loop close. Every test checks that no child (running or
+// zombie), fd, frame, task, timer or fd waiter is left.
+#include <corio/gather.hpp>
+#include <corio/process.hpp>
+#include <corio/run.hpp>
+#include <corio/signals.hpp>
+#include <corio/sleep.hpp>
+#include <corio/spawn.hpp>
+#include <corio/timeout.hpp>
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <chrono>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include "leak_check.hpp"
+#include "loop_fixture.hpp"
+#include "net_helpers.hpp"
+
+using namespace std::chrono_literals;
+using corio::process;
+using corio::process_options;
+using corio::task;
+using corio::testing::expect_only_main_task;
+using corio::testing::run_mock;
+namespace stdio = corio::stdio;
+
+namespace {
+
+/// True when this process has no child at all, running or zombie (WNOWAIT: nothing is reaped here).
+bool no_children() {
+  siginfo_t info{};
+  return ::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) < 0 && errno == ECHILD;
+}
+
+/// True while `pid` is a child of ours that nobody reaped yet (running or zombie).
+bool unreaped(int pid) {
+  siginfo_t info{};
+  return ::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0;
+}
+
+std::string pattern(std::size_t n) {
+  std::string s(n, '\0');
+  for (std::size_t i = 0; i < n; ++i)
+    s[i] = static_cast<char>('a' + (i * 31 + i / 251) % 26);
+  return s;
+}
+
+/// How many of this process's fds are of an anonymous-inode kind: "[pidfd]", "[signalfd]".
+int anon_fds(const std::string& kind) {
+  int n = 0;
+  for (int fd = 0; fd < 1024; ++fd) {
+    char target[64] = {};
+    std::string link = "/proc/self/fd/" + std::to_string(fd);
+    if (::readlink(link.c_str(), target, sizeof target - 1) > 0 && std::string(target) == "anon_inode:" + kind)
+      ++n;
+  }
+  return n;
+}
+
+process_options piped(bool use_pidfd = true) {
+  return {.stdin_ = stdio::pipe, .stdout_ = stdio::pipe, .stderr_ = stdio::pipe, .use_pidfd = use_pidfd};
+}
+
+/// Each test: nothing leaked (frames, fds) and no child left, running or zombie.
+class Process : public ::testing::TestWithParam<bool> {
+protected:
+  bool pidfd() const { return GetParam(); }
+  corio::testing::leak_check leaks_;
+  ~Process() override { EXPECT_TRUE(no_children()) << "a child process was left (running or zombie)"; }
+};
+
+// Every test runs twice: with a pidfd per child, and with the SIGCHLD fallback.
+INSTANTIATE_TEST_SUITE_P(Watchers, Process, ::testing::Values(true, false),
+                         [](const auto& info) { return info.param ? "pidfd" : "sigchld"; });
+
+TEST_P(Process, CatRoundTrip) {
+  run_mock([this](auto*) -> task<> {
+    auto start_p = corio::create_subprocess_exec("/bin/cat", {}, piped(pidfd()));
+    process p = co_await start_p;
+    EXPECT_GT(p.pid(), 0);
+    EXPECT_EQ(p.stdout_.limit(), 64u * 1024);
+    EXPECT_FALSE(p.returncode());
+    p.stdin_.write("hello\n");
+    EXPECT_EQ(co_await p.stdout_.readline(), "hello\n");
+    p.stdin_.writelines({"a", "b", "c\n"});
+    co_await p.stdin_.drain();
+    EXPECT_EQ(co_await p.stdout_.readline(), "abc\n");
+    p.stdin_.write_eof(); // a pipe's write_eof closes it: cat sees end of file
+    EXPECT_EQ(co_await p.stdout_.read(), "");
+    EXPECT_TRUE(p.stdout_.at_eof());
+    EXPECT_EQ(co_await p.wait(), 0);
+    EXPECT_EQ(p.returncode(), 0);
+    EXPECT_EQ(co_await p.wait(), 0); // again: at once
+    co_await p.stdin_.wait_closed();
+    expect_only_main_task();
+  });
+}
+
+TEST_P(Process, WatchedByAPidfdOrBySigchld) {
+  if (const char* no = ::getenv("CORIO_NO_PIDFD"); pidfd() && no != nullptr && std::string(no) == "1")
+    GTEST_SKIP() << "CORIO_NO_PIDFD=1 forces the SIGCHLD watcher";
+  run_mock([this](auto*) -> task<> {
+    const int pidfds = anon_fds("[pidfd]"), signalfds = anon_fds("[signalfd]");
+    std::vector<std::string> args{"30"};
+    auto start = corio::create_subprocess_exec("sleep", std::move(args), {.use_pidfd = pidfd()});
+    process p = co_await start;
+    EXPECT_EQ(anon_fds("[pidfd]"), pidfds + (pidfd() ? 1 : 0));
+    EXPECT_EQ(anon_fds("[signalfd]"), signalfds + (pidfd() ? 0 : 1));
+    EXPECT_EQ(corio::event_loop::current()->io_waiter_count(), 1u); // the pidfd, or the signalfd
+    p.kill();
+    EXPECT_EQ(co_await p.wait(), -SIGKILL);
+    EXPECT_EQ(anon_fds("[pidfd]"), pidfds);
+    EXPECT_EQ(anon_fds("[signalfd]"), signalfds); // the SIGCHLD handler went with the last child
+    expect_only_main_task();
+  });
+}
+
+TEST_P(Process, StdoutAndStderrSeparately) {
+  run_mock([this](auto*) -> task<> {
+    auto start_p = corio::create_subprocess_shell("echo out; echo err >&2; exit 4", piped(pidfd()));
+    process p = co_await start_p;
+    corio::communicate_result r = co_await p.communicate();
+    EXPECT_EQ(r.out, "out\n");
+    EXPECT_EQ(r.err, "err\n");
+    EXPECT_EQ(r.returncode, 4);
+    expect_only_main_task();
+  });
+}
+
+TEST_P(Process, StderrMergedIntoStdout) {
+  run_mock([this](auto*) -> task<> {
+    auto start_p =
+        corio::create_subprocess_shell("echo one; echo two >&2; echo three",
+                                       {.stdout_ = stdio::pipe, .stderr_ = stdio::stdout_, .use_pidfd = pidfd()});
+    process p = co_await start_p;
+    EXPECT_FALSE(p.stdin_.valid());
+    EXPECT_FALSE(p.stderr_.valid());
+    corio::communicate_result r = co_await p.communicate();
+    EXPECT_EQ(r.out, "one\ntwo\nthree\n");
+    EXPECT_EQ(r.err, "");
+    EXPECT_EQ(r.returncode, 0);
+    expect_only_main_task();
+  });
+}
+
+TEST_P(Process, CommunicateSeveralMiBEachWay) {
+  run_mock([this](auto*) -> task<> {
+    // tee copies stdin to stdout and to stderr: 6 MiB in, 6 MiB out on each pipe, all at once.
+    const std::string input = pattern(6 << 20);
+    auto start_p = corio::create_subprocess_shell("tee /dev/stderr", piped(pidfd()));
+    process p = co_await start_p;
+    corio::communicate_result r = co_await p.communicate(input);
+    EXPECT_EQ(r.out.size(), input.size());
+    EXPECT_TRUE(r.out == input);
+    EXPECT_TRUE(r.err == input);
+    EXPECT_EQ(r.returncode, 0);
+    expect_only_main_task();
+  });
+}
+
+TEST_P(Process, ExitCodes) {
+  run_mock([this](auto*) -> task<> {
+    using case_t = std::pair<const char*, int>;
+    for (auto [cmd, code] : {case_t{"exit 3", 3}, case_t{"true", 0}, case_t{"false", 1}, case_t{"exit 255", 255}}) {
+      auto start_p = corio::create_subprocess_shell(cmd, {.use_pidfd = pidfd()});
+      process p = co_await start_p;
+      EXPECT_EQ(co_await p.wait(), code) << cmd;
+    }
+    auto start_p = corio::create_subprocess_shell("no-such-command-corio 2>/dev/null", {.use_pidfd = pidfd()});
+    process p = co_await start_p;
+    EXPECT_EQ(co_await p.wait(), 127); // the shell's "not found" is a return code, not an exception
+    expect_only_main_task();
+  });
+}
+
+TEST_P(Process, KilledBySignalGivesMinusTheSignal) {
+  run_mock([this](auto*) -> task<> {
+    auto start_a = corio::create_subprocess_shell("kill -TERM $$", {.use_pidfd = pidfd()});
+    process a = co_await start_a;
+    EXPECT_EQ(co_await a.wait(), -SIGTERM);
+    auto start_b = corio::create_subprocess_shell("kill -KILL $$", {.use_pidfd = pidfd()});
+    process b = co_await start_b;
+    EXPECT_EQ(co_await b.wait(), -SIGKILL);
+    expect_only_main_task();
+  });
+}
+
+TEST_P(Process, TerminateKillAndSignalAfterReaping) {
+  run_mock([this](auto*) -> task<> {
+    std::vector<std::string> a_args{"30"}; // named: a braced list inside co_await (HAZARDS.md §2)
+    auto start_a = corio::create_subprocess_exec("sleep", std::move(a_args), {.use_pidfd = pidfd()});
+    process a = co_await start_a;
+    EXPECT_TRUE(a.terminate());
+    EXPECT_EQ(co_await a.wait(), -SIGTERM);
+    std::vector<std::string> b_args{"30"}; // named: a braced list inside co_await (HAZARDS.md §2)
+    auto start_b = corio::create_subprocess_exec("sleep", std::move(b_args), {.use_pidfd = pidfd()});
+    process b = co_await start_b;
+    EXPECT_TRUE(b.send_signal(0)); // signal 0: "is it there"
+    EXPECT_TRUE(b.kill());
+    EXPECT_EQ(co_await b.wait(), -SIGKILL);
+    // Reaped: the pid may be reused, so nothing is sent (Popen.send_signal's rule).
+    EXPECT_FALSE(b.kill());
+    EXPECT_FALSE(b.send_signal(SIGTERM));
+    std::vector<std::string> c_args{"30"}; // named: a braced list inside co_await (HAZARDS.md §2)
+    auto start_c = corio::create_subprocess_exec("sleep", std::move(c_args), {.use_pidfd = pidfd()});
+    process c = co_await start_c;
+    bool invalid = false;
+    try {
+      (void)c.send_signal(12345);
+    } catch (const std::system_error& e) {
+      invalid = e.code().value() == EINVAL && std::string(e.what()).find("sleep") != std::string::npos;
+    }
+    EXPECT_TRUE(invalid);
+    c.kill();
+    EXPECT_EQ(co_await c.wait(), -SIGKILL);
+    expect_only_main_task();
+  });
+}
+
+TEST_P(Process, ProgramThatCannotStartRaisesNamingIt) {
+  run_mock([this](auto*) -> task<> {
+    struct bad {
+      std::string program;
+      std::string cwd;
+      int err;
+      const char* named;
+    };
+    for (const bad& b : {bad{"corio-no-such-program", "", ENOENT, "corio-no-such-program"},
+                         bad{"/nonexistent/prog", "", ENOENT, "/nonexistent/prog"},
+                         bad{"/etc/passwd", "", EACCES, "/etc/passwd"},                    // not executable
+                         bad{"/bin/true", "/nonexistent-dir", ENOENT, "/nonexistent-dir"}, // bad cwd
+                         bad{"/bin/true", "/etc/passwd", ENOTDIR, "/etc/passwd"}}) {
+      int err = 0;
+      std::string what;
+      try {
+        auto start_p = corio::create_subprocess_exec(
+            b.program, {}, {.stdin_ = stdio::pipe, .stdout_ = stdio::pipe, .cwd = b.cwd, .use_pidfd = pidfd()});
+        process p = co_await start_p;
+      } catch (const std::system_error& e) {
+        err = e.code().value();
+        what = e.what();
+      }
+      EXPECT_EQ(err, b.err) << what;
+      EXPECT_NE(what.find(b.named), std::string::npos) << what;
+      EXPECT_TRUE(no_children());
+    }
+    expect_only_main_task();
+  });
+}
+
+TEST_P(Process, EnvironmentAndWorkingDirectory) {
+  run_mock([this](auto*) -> task<> {
+    ::setenv("CORIO_TEST_INHERITED", "yes", 1);
+    // Options with lists in them are named first: a braced list inside co_await (HAZARDS.md §2).
+    process_options extra{.stdout_ = stdio::pipe, .cwd = "/tmp", .use_pidfd = pidfd()};
+    extra.extra_env["CORIO_TEST_EXTRA"] = "added";
+    auto start_a =
+        corio::create_subprocess_shell("echo \"$CORIO_TEST_INHERITED $CORIO_TEST_EXTRA\"; pwd", std::move(extra));
+    process a = co_await start_a;
+    corio::communicate_result r = co_await a.communicate();
+    EXPECT_EQ(r.out, "yes added\n/tmp\n");
+    // env replaces everything (no PATH either: the program is given with its path).
+    process_options only{.stdout_ = stdio::pipe, .env = corio::environment{{"ONLY", "1"}}, .use_pidfd = pidfd()};
+    only.extra_env["TWO"] = "2";
+    auto start_b = corio::create_subprocess_exec("/usr/bin/env", {}, std::move(only));
+    process b = co_await start_b;
+    r = co_await b.communicate();
+    EXPECT_EQ(r.out, "ONLY=1\nTWO=2\n");
+    ::unsetenv("CORIO_TEST_INHERITED");
+    expect_only_main_task();
+  });
+}
+
+TEST_P(Process, ChildThatExitsEarlyGivesEpipeOnItsStdinOnly) {
+  run_mock([this](auto*) -> task<> {
+    auto start_p = corio::create_subprocess_shell("echo bye", piped(pidfd()));
+    process p = co_await start_p;
+    EXPECT_EQ(co_await p.stdout_.read(), "bye\n");
+    EXPECT_EQ(co_await p.wait(), 0);
+    int err = 0;
+    std::string what;
+    try {
+      p.stdin_.write(pattern(1 << 20)); // nobody reads: EPIPE at once (or at the flush), never SIGPIPE
+      co_await p.stdin_.drain();
+    } catch (const std::system_error& e) {
+      err = e.code().value();
+      what = e.what();
+    }
+    EXPECT_EQ(err, EPIPE);
+    EXPECT_NE(what.find("stdin of /bin/sh (pid " + std::to_string(p.pid()) + ")"), std::string::npos) << what;
+    sigset_t pending;
+    ::sigpending(&pending);
+    EXPECT_EQ(::sigismember(&pending, SIGPIPE), 0); // the write's SIGPIPE was taken back
+    sigset_t mask;
+    ::pthread_sigmask(SIG_BLOCK, nullptr, &mask);
+    EXPECT_EQ(::sigismember(&mask, SIGPIPE), 0); // and the mask restored
+    EXPECT_EQ(co_await p.stdout_.read(), "");    // the other streams are fine
+    p.stdin_.close();
+    co_await p.stdin_.wait_closed();
+    expect_only_main_task();
+  });
+}
+
+TEST_P(Process, CommunicateIgnoresAChildThatDoesNotReadItsInput) {
+  run_mock([this](auto*) -> task<> {
+    // Exits at once without reading; then one that reads 10 bytes of 4 MiB.
+    auto start_a = corio::create_subprocess_shell("exit 2", piped(pidfd()));
+    process a = co_await start_a;
+    corio::communicate_result r = co_await a.communicate(pattern(4 << 20));
+    EXPECT_EQ(r.returncode, 2);
+    std::vector<std::string> b_args{"-c", "10"}; // named: a braced list inside co_await (HAZARDS.md §2)
+    auto start_b = corio::create_subprocess_exec("head", std::move(b_args), piped(pidfd()));
+    process b = co_await start_b;
+    r = co_await b.communicate(pattern(4 << 20));
+    EXPECT_EQ(r.out, pattern(10));
+    EXPECT_EQ(r.returncode, 0);
+    expect_only_main_task();
+  });
+}
+
+TEST_P(Process, WaitCancelledByATimeoutLeavesTheChildRunning) {
+  run_mock([this](auto*) -> task<> {
+    std::vector<std::string> p_args{"5"}; // named: a braced list inside co_await (HAZARDS.md §2)
+    auto start_p = corio::create_subprocess_exec("sleep", std::move(p_args), {.use_pidfd = pidfd()});
+    process p = co_await start_p;
+    bool timed_out = false;
+    try {
+      (void)co_await corio::wait_for(p.wait(), 1s); // virtual time: the timer fires first, every time
+    } catch (const corio::timeout_error&) {
+      timed_out = true;
+    }
+    EXPECT_TRUE(timed_out);
+    EXPECT_FALSE(p.returncode());
+    EXPECT_TRUE(unreaped(p.pid()));
+    // Two waiters at once; one cancelled, the other gets the code.
+    auto first = corio::spawn(p.wait());
+    auto second = corio::spawn(p.wait());
+    co_await corio::sleep(1ms);
+    first.cancel();
+    EXPECT_TRUE(co_await corio::testing::was_cancelled(first));
+    EXPECT_TRUE(p.kill());
+    EXPECT_EQ(co_await second, -SIGKILL);
+    expect_only_main_task();
+  });
+}
+
+TEST_P(Process, CommunicateCancelledLeavesTheChildRunning) {
+  run_mock([this](auto*) -> task<> {
+    auto start_p = corio::create_subprocess_shell("echo started; exec sleep 30", piped(pidfd()));
+    process p = co_await start_p;
+    bool timed_out = false;
+    try {
+      (void)co_await corio::wait_for(p.communicate("input"), 1s);
+    } catch (const corio::timeout_error&) {
+      timed_out = true;
+    }
+    EXPECT_TRUE(timed_out);
+    EXPECT_TRUE(unreaped(p.pid()));
+    EXPECT_TRUE(p.kill());
+    EXPECT_EQ(co_await p.wait(), -SIGKILL);
+    co_await p.stdin_.wait_closed();
+    expect_only_main_task();
+  });
+}
+
+TEST_P(Process, ManyAtOnce) {
+  run_mock([this](auto*) -> task<> {
+    auto one = [](int i, bool use_pidfd) -> task<int> {
+      auto start_p = corio::create_subprocess_shell("exit " + std::to_string(i % 7), {.use_pidfd = use_pidfd});
+      process p = co_await start_p;
+      co_return co_await p.wait();
+    };
+    std::vector<task<int>> all;
+    for (int i = 0; i < 50; ++i)
+      all.push_back(one(i, pidfd()));
+    std::vector<int> codes = co_await corio::gather(std::move(all));
+    for (int i = 0; i < 50; ++i)
+      EXPECT_EQ(codes[static_cast<std::size_t>(i)], i % 7);
+    expect_only_main_task();
+  });
+}
+
+TEST_P(Process, DroppedProcessIsStillReaped) {
+  // Real time: nothing waits for the child, so only a bounded poll can see the loop reap it.
+  corio::run([this]() -> task<> {
+    int pid = 0;
+    {
+      auto start_p = corio::create_subprocess_exec("true", {}, {.use_pidfd = pidfd()});
+      process p = co_await start_p;
+      pid = p.pid();
+    }
+    for (int i = 0; i < 5000 && unreaped(pid); ++i)
+      co_await corio::sleep(1ms);
+    EXPECT_FALSE(unreaped(pid));
+    // (Not expect_only_main_task(): with a real clock, run() watches SIGINT through a signalfd.)
+    EXPECT_EQ(corio::event_loop::current()->task_count(), 1u);
+    EXPECT_EQ(corio::event_loop::current()->timer_count(), 0u);
+  }());
+}
+
+TEST_P(Process, LoopCloseHandsRunningChildrenToABackgroundReaper) {
+  int pid = 0;
+  process kept;
+  run_mock([&](auto*) -> task<> {
+    std::vector<std::string> p_args{"30"}; // named: a braced list inside co_await (HAZARDS.md §2)
+    auto start_p = corio::create_subprocess_exec("sleep", std::move(p_args), {.use_pidfd = pidfd()});
+    process p = co_await start_p;
+    pid = p.pid();
+    kept = std::move(p);
+  });
+  // The loop is closed; the child runs on, not killed, and is reaped when it ends.
+  EXPECT_TRUE(unreaped(pid));
+  EXPECT_FALSE(kept.returncode());
+  bool refused = false;
+  try {
+    (void)kept.kill();
+  } catch (const corio::loop_error&) {
+    refused = true;
+  }
+  EXPECT_TRUE(refused);
+  ASSERT_EQ(::kill(pid, SIGKILL), 0); // safe: not reaped, so the pid is still the child's
+  for (int i = 0; i < 5000 && unreaped(pid); ++i)
+    std::this_thread::sleep_for(1ms);
+  EXPECT_FALSE(unreaped(pid));
+}
+
+TEST_P(Process, AChildReapedElsewhereGets255) {
+  // SIGCHLD ignored: the kernel reaps children itself, so the status is lost (asyncio reports 255).
+  struct sigaction ignore {
+  }, old{};
+  ignore.sa_handler = SIG_IGN;
+  ::sigaction(SIGCHLD, &ignore, &old);
+  run_mock([this](auto*) -> task<> {
+    auto start = corio::create_subprocess_shell("exit 3", {.use_pidfd = pidfd()});
+    if (pidfd()) {
+      process p = co_await start;
+      EXPECT_EQ(co_await p.wait(), 255);
+    } else {
+      // No SIGCHLD is sent at all then: the fallback cannot see the exit, and says so (the child it
+      // started is killed; the kernel reaps it).
+      int err = 0;
+      try {
+        process p = co_await start;
+      } catch (const std::system_error& e) {
+        err = e.code().value();
+      }
+      EXPECT_EQ(err, ECHILD);
+    }
+    expect_only_main_task();
+  });
+  ::sigaction(SIGCHLD, &old, nullptr);
+}
+
+TEST_P(Process, StreamsAndRedirections) {
+  run_mock([this](auto*) -> task<> {
+    // stdin from /dev/null; stdout into a pipe of the test's own (an fd); stderr to /dev/null.
+    int fds[2];
+    EXPECT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+    auto start_p = corio::create_subprocess_shell(
+        "cat; echo to-fd; echo hidden >&2",
+        {.stdin_ = stdio::devnull, .stdout_ = stdio::fd(fds[1]), .stderr_ = stdio::devnull, .use_pidfd = pidfd()});
+    process p = co_await start_p;
+    EXPECT_FALSE(p.stdin_.valid());
+    EXPECT_FALSE(p.stdout_.valid());
+    EXPECT_EQ(co_await p.wait(), 0);
+    EXPECT_EQ(::fcntl(fds[1], F_GETFD), FD_CLOEXEC); // still the caller's
+    ::close(fds[1]);
+    char buf[64];
+    auto n = ::read(fds[0], buf, sizeof buf);
+    EXPECT_EQ(std::string(buf, n > 0 ? static_cast<std::size_t>(n) : 0), "to-fd\n");
+    ::close(fds[0]);
+    // stderr to the caller's fd 1 while stdout goes elsewhere: the child's stderr must be what fd 1 was
+    // (a duplicate is taken before the child's fd 1 is replaced). The test's fd 1 is a pipe meanwhile.
+    EXPECT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+    const int saved = ::dup(1);
+    ::dup2(fds[1], 1);
+    auto start_q = corio::create_subprocess_shell(
+        "echo visible >&2; echo hidden", {.stdout_ = stdio::devnull, .stderr_ = stdio::fd(1), .use_pidfd = pidfd()});
+    process q = co_await start_q;
+    ::dup2(saved, 1);
+    ::close(saved);
+    ::close(fds[1]);
+    EXPECT_EQ(co_await q.wait(), 0);
+    n = ::read(fds[0], buf, sizeof buf);
+    EXPECT_EQ(std::string(buf, n > 0 ? static_cast<std::size_t>(n) : 0), "visible\n");
+    ::close(fds[0]);
+    expect_only_main_task();
+  });
+}
+
+TEST_P(Process, ChildGetsOnlyItsStandardFdsAndAnEmptySignalMask) {
+  run_mock([this](auto*) -> task<> {
+    int leaky = ::fcntl(2, F_DUPFD, 50);                                      // not close-on-exec
+    corio::add_signal_handler(*corio::event_loop::current(), SIGUSR1, [] {}); // blocks SIGUSR1 here
+    // Run directly (a shell may block signals itself while it waits).
+    std::vector<std::string> test_args{"-e", "/proc/self/fd/" + std::to_string(leaky)};
+    auto start_t = corio::create_subprocess_exec("test", std::move(test_args), {.use_pidfd = pidfd()});
+    process t = co_await start_t;
+    EXPECT_EQ(co_await t.wait(), 1); // the fd is not there
+    std::vector<std::string> grep_args{"SigBlk", "/proc/self/status"};
+    auto start_g =
+        corio::create_subprocess_exec("grep", std::move(grep_args), {.stdout_ = stdio::pipe, .use_pidfd = pidfd()});
+    process g = co_await start_g;
+    corio::communicate_result r = co_await g.communicate();
+    EXPECT_EQ(r.out, "SigBlk:\t0000000000000000\n");
+    corio::remove_signal_handler(*corio::event_loop::current(), SIGUSR1);
+    ::close(leaky);
+    expect_only_main_task();
+  });
+}
+
+TEST_P(Process, BadArguments) {
+  run_mock([this](auto*) -> task<> {
+    int caught = 0;
+    try {
+      auto start = corio::create_subprocess_exec("/bin/true", {}, {.stdout_ = stdio::stdout_});
+      (void)co_await start;
+    } catch (const std::invalid_argument&) {
+      ++caught;
+    }
+    try {
+      auto start = corio::create_subprocess_exec("/bin/true", {}, {.stdin_ = stdio::fd(-1)});
+      (void)co_await start;
+    } catch (const std::system_error& e) {
+      caught += e.code().value() == EBADF;
+    }
+    try {
+      auto start = corio::create_subprocess_exec("", {});
+      (void)co_await start;
+    } catch (const std::invalid_argument&) {
+      ++caught;
+    }
+    try {
+      process_options bad_name;
+      bad_name.extra_env["A=B"] = "1";
+      auto start = corio::create_subprocess_exec("/bin/true", {}, std::move(bad_name));
+      (void)co_await start;
+    } catch (const std::invalid_argument&) {
+      ++caught;
+    }
+    auto start_p = corio::create_subprocess_exec("/bin/true", {}, {.use_pidfd = pidfd()});
+    process p = co_await start_p;
+    try {
+      (void)co_await p.communicate("input without a pipe");
+    } catch (const corio::invalid_state_error&) {
+      ++caught;
+    }
+    EXPECT_EQ(co_await p.wait(), 0);
+    EXPECT_EQ(caught, 5);
+    EXPECT_TRUE(no_children());
+    expect_only_main_task();
+  });
+}
+
+TEST(ProcessShuffled, NoTestDependsOnTheReadyOrder) {
+  corio::testing::leak_check leaks;
+  for (std::uint64_t seed : {1u, 7u, 2024u}) {
+    run_mock(
+        [](auto*) -> task<> {
+          const std::string input = pattern(1 << 20);
+          std::vector<task<corio::communicate_result>> all;
+          auto one = [](std::string in) -> task<corio::communicate_result> {
+            auto start = corio::create_subprocess_shell("tee /dev/stderr", piped());
+            process p = co_await start;
+            co_return co_await p.communicate(std::move(in));
+          };
+          for (int i = 0; i < 4; ++i)
+            all.push_back(one(input));
+          std::vector<corio::communicate_result> results = co_await corio::gather(std::move(all));
+          for (const corio::communicate_result& r : results) {
+            EXPECT_TRUE(r.out == input);
+            EXPECT_TRUE(r.err == input);
+            EXPECT_EQ(r.returncode, 0);
+          }
+          expect_only_main_task();
+        },
+        seed);
+  }
+  EXPECT_TRUE(no_children());
+}
+
+TEST(ProcessDefaults, CallsWithoutOptionsInsideCoAwait) {
+  // The overloads without options or arguments are safe to write inside co_await on g++ 12 (a
+  // defaulted `process_options = {}` was destroyed twice there).
+  corio::testing::leak_check leaks;
+  run_mock([](auto*) -> task<> {
+    process a = co_await corio::create_subprocess_exec("/bin/true");
+    EXPECT_EQ(co_await a.wait(), 0);
+    process b = co_await corio::create_subprocess_shell("exit 5");
+    corio::communicate_result r = co_await b.communicate();
+    EXPECT_EQ(r.returncode, 5);
+    std::vector<std::string> args{"-c", "exit 6"};
+    process c = co_await corio::create_subprocess_exec("sh", std::move(args));
+    EXPECT_EQ(co_await c.wait(), 6);
+    expect_only_main_task();
+  });
+  EXPECT_TRUE(no_children());
+}
+
+TEST(ProcessOutsideALoop, EmptyProcess) {
+  corio::testing::leak_check leaks;
+  corio::process empty;
+  EXPECT_FALSE(empty.valid());
+  EXPECT_THROW((void)empty.pid(), corio::invalid_state_error);
+  EXPECT_TRUE(no_children());
+}
+
+TEST(ProcessOutsideALoop, SigchldHandlerGoesWithTheLoop) {
+  corio::testing::leak_check leaks;
+  sigset_t before;
+  ::pthread_sigmask(SIG_BLOCK, nullptr, &before);
+  run_mock([](auto*) -> task<> {
+    auto start_p = corio::create_subprocess_exec("/bin/true", {}, {.use_pidfd = false});
+    process p = co_await start_p;
+    EXPECT_EQ(co_await p.wait(), 0);
+  });
+  sigset_t after;
+  ::pthread_sigmask(SIG_BLOCK, nullptr, &after);
+  EXPECT_EQ(::sigismember(&before, SIGCHLD), ::sigismember(&after, SIGCHLD));
+  EXPECT_TRUE(no_children());
+}
+
+} // namespace
