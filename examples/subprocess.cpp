@@ -6,6 +6,7 @@
 #include <cstdio>
 using namespace std::chrono_literals;
 
+// [snippet: subprocess]
 corio::task<> sort_words() {
   // Options and argument lists are named before co_await (g++ 12, HAZARDS.md §2).
   corio::process_options o{.stdin_ = corio::stdio::pipe, .stdout_ = corio::stdio::pipe};
@@ -33,6 +34,8 @@ corio::task<> give_up() {
   }
   std::printf("sleep: timed out, killed: %d\n", co_await slow.wait()); // -9: killed by SIGKILL
 }
+
+// [end snippet]
 
 corio::task<> main_task() {
   co_await sort_words();

@@ -34,10 +34,13 @@ constexpr stdio_spec fd(int n) noexcept { return {stdio_spec::kind::fd, n}; }
 /// Environment variables, name -> value.
 using environment = std::map<std::string, std::string>;
 
-/// Options of create_subprocess_exec / create_subprocess_shell, for designated initialisers:
+/// Options of create_subprocess_exec / create_subprocess_shell, for designated initialisers. With g++ 12,
+/// name them (and the argument vector) before the co_await: a braced temporary inside a co_await
+/// expression is copied bitwise and destroyed twice (HAZARDS.md 2).
 ///
-///     auto p = co_await corio::create_subprocess_exec("cat", {}, {.stdin_ = corio::stdio::pipe,
-///                                                                .stdout_ = corio::stdio::pipe});
+///     corio::process_options o{.stdin_ = corio::stdio::pipe, .stdout_ = corio::stdio::pipe};
+///     std::vector<std::string> args;
+///     auto p = co_await corio::create_subprocess_exec("cat", std::move(args), std::move(o));
 ///
 /// The child always starts with an empty signal mask, SIGPIPE and SIGXFSZ at their default action (as
 /// Python's restore_signals), and only fds 0, 1 and 2 open (Python's close_fds): corio's own fds are
