@@ -381,6 +381,29 @@ TEST(YieldFromCoroutine, ADelegationStartedWhileClosingReturnsNormally) {
   EXPECT_TRUE(co.done());
 }
 
+// A named source that close() finished keeps no trace of that close: delegating to it again gives its
+// (empty) result, not generator_exit.
+TEST(YieldFromCoroutine, ANamedSourceFinishedByCloseCanBeDelegatedToAgain) {
+  auto sub = []() -> coroutine<int, void, int> {
+    try {
+      co_yield 1;
+    } catch (const corio::generator_exit&) {
+      co_return 5; // a clean finish
+    }
+    co_return 6;
+  }();
+  struct make {
+    static coroutine<int, void, int> outer(coroutine<int, void, int>* s) { co_return co_await yield_from(*s); }
+  };
+  auto first = make::outer(&sub);
+  EXPECT_EQ(first.next().value(), 1);
+  first.close(); // sub finishes cleanly; generator_exit rises in `first`, which ends
+  EXPECT_TRUE(first.done());
+  auto second = make::outer(&sub);
+  auto s = second.next(); // sub is exhausted: the delegation ends at once, without generator_exit
+  EXPECT_TRUE(s.is_return());
+}
+
 TEST(YieldFromCoroutine, OuterIgnoringExitIsDetected) {
   auto co = []() -> coroutine<int> {
     auto inner = []() -> coroutine<int> { co_yield 1; };

@@ -313,9 +313,11 @@ template <class Child, class Chain> struct delegate_awaiter : resume_value<typen
       c.leaf = c.self;
       c.owner = nullptr;
       c.state = chain_state::finished; // so that driving it afterwards (an lvalue source) is a no-op
+      // Taken, not read: a named source delegated to again later must not raise it a second time.
+      const bool closed_by_close = std::exchange(c.closing, false);
       rethrow_if(c.exception);
       // PEP 380: if close() made the child finish without raising, generator_exit is re-raised here.
-      if (c.closing)
+      if (closed_by_close)
         throw generator_exit{};
     }
     return chain_access::take_result(child);
