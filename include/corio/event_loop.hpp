@@ -44,6 +44,12 @@ private:
   std::uint32_t gen_ = 0;
 };
 
+/// Which I/O backend a loop polls with. `from_env` reads CORIO_BACKEND (epoll, io_uring or auto;
+/// unset means auto). `automatic` uses io_uring when the kernel allows it (Linux 5.11+, not blocked by
+/// seccomp or io_uring_disabled) and falls back to epoll with one line on stderr. Asking for io_uring
+/// where it cannot be had makes the loop's constructor throw loop_error saying why.
+enum class backend_kind : unsigned char { from_env, automatic, epoll, io_uring };
+
 /// A single-threaded event loop. Each iteration: poll the backend for I/O (blocking only until the
 /// next timer, or not at all if something is ready), move due timers to the ready queue, then run
 /// every item that was ready at the start of the iteration (asyncio's order). Equal deadlines fire in
@@ -56,6 +62,7 @@ public:
     std::uint64_t seed = 0;        // for shuffle; 0: random, printed to stderr
     bool debug = false;            // asyncio's debug mode: slow-callback and never-awaited warnings
     duration slow_callback = std::chrono::milliseconds(100);
+    backend_kind backend = backend_kind::from_env;
   };
 
   event_loop();
@@ -103,6 +110,10 @@ public:
   /// The seed of the shuffled ready queue (0 when shuffle is off).
   [[nodiscard]] std::uint64_t seed() const noexcept { return seed_; }
   [[nodiscard]] const options& config() const noexcept { return opts_; }
+  /// The backend this loop polls with: backend_kind::epoll or backend_kind::io_uring.
+  [[nodiscard]] backend_kind backend() const noexcept { return backend_kind_; }
+  /// "epoll" or "io_uring".
+  [[nodiscard]] const char* backend_name() const noexcept;
 
   // ---- used by corio's awaitables ---------------------------------------------------------------
   /// The task whose code is running now (null in a plain callback).
@@ -172,6 +183,7 @@ private:
   std::unique_ptr<clock_source> own_clock_;
   clock_source* clock_;
   bool virtual_clock_ = false;
+  backend_kind backend_kind_ = backend_kind::epoll; // before backend_: make_backend() sets it
   std::unique_ptr<detail::backend> backend_;
   std::unique_ptr<ring> ready_;
   std::vector<timer_entry> timers_; // a 4-ary min-heap on (when, seq); each slot knows its index

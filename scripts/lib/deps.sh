@@ -22,4 +22,4 @@ has_package() {
 }
 
 # Build tools every build needs.
-BASE_PACKAGES=(cmake ninja-build g++ make libssl-dev) # libssl-dev: the library links OpenSSL (TLS)
+BASE_PACKAGES=(cmake ninja-build g++ make pkg-config libssl-dev liburing-dev) # OpenSSL (TLS), liburing (io_uring backend)

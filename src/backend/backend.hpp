@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "corio/detail/io_waiter.hpp"
+#include "corio/event_loop.hpp"
 
 namespace corio::detail {
 
@@ -42,5 +43,17 @@ public:
 
 /// The epoll backend (src/backend/epoll.cpp).
 std::unique_ptr<backend> make_epoll_backend();
+/// The io_uring backend (src/backend/uring.cpp). Throws std::system_error when io_uring cannot be used
+/// here (an old kernel, a seccomp filter, io_uring_disabled, or corio built without liburing).
+std::unique_ptr<backend> make_uring_backend();
+
+/// What a loop uses when neither its options nor CORIO_BACKEND say.
+inline constexpr backend_kind default_backend = backend_kind::automatic;
+/// CORIO_BACKEND (epoll, io_uring or auto; unset: default_backend). Throws loop_error for anything else.
+backend_kind backend_from_env();
+/// Makes the backend asked for (from_env: backend_from_env()). `automatic` tries io_uring and falls
+/// back to epoll with one line on stderr per process; an explicit io_uring that cannot be had throws
+/// loop_error saying why. `chosen` is set to epoll or io_uring.
+std::unique_ptr<backend> make_backend(backend_kind want, backend_kind& chosen);
 
 } // namespace corio::detail

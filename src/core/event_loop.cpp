@@ -89,7 +89,8 @@ bool timer_handle::pending() const noexcept { return node_ != nullptr && node_->
 event_loop::event_loop() : event_loop(options{}) {}
 
 event_loop::event_loop(options opts)
-    : opts_(opts), clock_(opts.clock), backend_(detail::make_epoll_backend()), ready_(std::make_unique<ring>()) {
+    : opts_(opts), clock_(opts.clock), backend_(detail::make_backend(opts.backend, backend_kind_)),
+      ready_(std::make_unique<ring>()) {
   if (clock_ == nullptr) {
     own_clock_ = std::make_unique<steady_clock_source>();
     clock_ = own_clock_.get();
@@ -102,6 +103,10 @@ event_loop::event_loop(options opts)
     rng_ = seed_;
     std::fprintf(stderr, "corio: shuffled ready queue, seed %llu\n", static_cast<unsigned long long>(seed_));
   }
+}
+
+const char* event_loop::backend_name() const noexcept {
+  return backend_kind_ == backend_kind::io_uring ? "io_uring" : "epoll";
 }
 
 event_loop::~event_loop() {
