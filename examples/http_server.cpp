@@ -270,9 +270,11 @@ corio::task<> serve(corio::socket conn, const config& cfg) {
     std::size_t n = 0;
     try {
       auto idle = corio::timeout(cfg.idle_timeout);
-      // Wait for readiness first: right after an answer (or an accept) the next request is rarely there
-      // yet, and a recv that fails with EAGAIN would be a wasted syscall per request.
-      co_await corio::readable(conn);
+      // On epoll, wait for readiness first: right after an answer (or an accept) the next request is
+      // rarely there yet, and a recv that fails with EAGAIN would be a wasted syscall per request. On
+      // io_uring, sock_recv goes to the ring at once and costs no syscall of its own.
+      if (!corio::event_loop::current()->can_recv())
+        co_await corio::readable(conn);
       n = co_await corio::sock_recv(conn, buf);
     } catch (const corio::timeout_error&) {
       co_return; // idle: close

@@ -141,6 +141,13 @@ public:
   /// waiting on it (they must check for the close themselves) and drops the backend's state, so a new fd
   /// that reuses the number is watched correctly. Without it, a reused number can wait forever.
   void forget_fd(int fd) noexcept;
+  /// Completion-based receiving (io_uring): see src/backend/backend.hpp. can_recv() is false on epoll.
+  [[nodiscard]] bool can_recv() const noexcept { return can_recv_; }
+  void start_recv(int fd, std::size_t max, detail::io_completion* c);
+  void abandon_recv(int fd) noexcept;
+  /// Bytes an abandoned recv of fd took: >0 copied, 0 with err 0 at end of file, 0 with err set for an
+  /// error, -1 when nothing waits, -2 when its recv is still in flight (wait: start_recv adopts it).
+  long take_stashed(int fd, char* p, std::size_t n, int& err) noexcept;
   /// A task waits for work outside the loop (a thread pool job) that will come back through
   /// call_soon_threadsafe. While any such wait is pending, a virtual clock does not jump ahead (time
   /// stands still while the thread works, as in tokio's paused time) and an idle loop is not a deadlock.
@@ -185,6 +192,7 @@ private:
   bool virtual_clock_ = false;
   backend_kind backend_kind_ = backend_kind::epoll; // before backend_: make_backend() sets it
   std::unique_ptr<detail::backend> backend_;
+  bool can_recv_ = false;
   std::unique_ptr<ring> ready_;
   std::vector<timer_entry> timers_; // a 4-ary min-heap on (when, seq); each slot knows its index
   std::uint32_t timer_seq_ = 0;

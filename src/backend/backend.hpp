@@ -39,6 +39,23 @@ public:
   virtual void wake() noexcept = 0;
   /// Number of arms not yet delivered (for leak checks).
   [[nodiscard]] virtual std::size_t armed() const noexcept = 0;
+
+  // ---- completion-based receiving (io_uring; epoll says no) ----
+  // One recv per fd at a time, into the backend's buffers; the bytes are copied out in completed(). A
+  // caller that stops waiting abandons the recv: what the kernel already took for it is not lost but
+  // stashed for the fd, and take_stashed() hands it out first, so bytes are never lost or reordered.
+
+  [[nodiscard]] virtual bool can_recv() const noexcept { return false; }
+  /// Starts a recv of at most `max` bytes (capped at the buffer size); c->completed() runs from a later
+  /// poll(). If an abandoned recv of that fd is still in flight, c adopts it instead of starting another.
+  virtual void recv(int fd, std::size_t max, io_completion* c);
+  /// c stops waiting: completed() will not be called for it.
+  virtual void abandon_recv(int /*fd*/) noexcept {}
+  /// Copies stashed bytes of fd into [p, p+n): returns how many; 0 when an abandoned recv ended the
+  /// stream (err: 0 at end of file, else the error); -1 when nothing is stashed; -2 when nothing is but
+  /// an abandoned recv is still in flight (do not recv(2) now: bytes could overtake its; start_recv()
+  /// adopts it).
+  virtual long take_stashed(int fd, char* p, std::size_t n, int& err) noexcept;
 };
 
 /// The epoll backend (src/backend/epoll.cpp).

@@ -10,6 +10,12 @@
 
 namespace corio::detail {
 
+void backend::recv(int, std::size_t, io_completion*) {
+  throw loop_error("corio: this backend has no completion-based recv");
+}
+
+long backend::take_stashed(int, char*, std::size_t, int&) noexcept { return -1; }
+
 backend_kind backend_from_env() {
   const char* v = std::getenv("CORIO_BACKEND");
   if (v == nullptr || *v == '\0')

@@ -15,14 +15,30 @@
 // stays open (and keeps its port) until the poll is removed: forget() submits its removals at once.
 //
 // Cross-thread wake(): an eventfd with a multishot poll on it, as epoll's backend has.
+//
+// Completion-based recv (recv()): IORING_OP_RECV with IOSQE_BUFFER_SELECT from a ring of provided
+// buffers registered with the kernel (256 x 16 KiB per loop, mapped lazily), so no buffer of the caller's
+// is ever lent to the kernel: a caller that is cancelled or destroyed mid-recv leaves nothing the kernel
+// could write into. The bytes are copied out in completed() and the buffer goes straight back to the
+// ring. States of a recv op (one per fd at a time, fd_state::rop):
+//   in flight, owned     -> its completion goes to `target`, then the op is freed;
+//   in flight, abandoned -> the caller stopped waiting (abandon_recv): an ASYNC_CANCEL is queued; if the
+//                           kernel took bytes first, they are appended to the fd's stash (with an end of
+//                           file or an error), which take_stashed() hands to the next reader first;
+//   adopted              -> a new recv() on that fd while the abandoned op is still in flight takes it
+//                           over instead of starting a second recv (two recvs on one socket could
+//                           complete out of order); if the cancel won, its owner sees -ECANCELED: retry.
+// -ENOBUFS (every buffer is out) is delivered as "try again" and the caller falls back to recv(2).
 #include <fcntl.h>
 #include <liburing.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -64,6 +80,7 @@ public:
       throw_errno(err, "eventfd");
     }
     arm_wake();
+    setup_buffers();
     // Probe now, so that `auto` falls back at construction rather than at the first poll: a seccomp
     // filter or io_uring_disabled=2 makes the first submission fail, not the setup.
     r = io_uring_submit(&ring_);
@@ -77,6 +94,10 @@ public:
   ~uring_backend() override {
     ::close(wakefd_);
     io_uring_queue_exit(&ring_); // the kernel cancels what is still in flight
+    if (bufs_ != nullptr)
+      ::munmap(bufs_, buf_count * buf_size);
+    if (br_ != nullptr)
+      ::munmap(br_, br_bytes());
   }
 
   void arm(int fd, io_dir d, io_waiter* w, bool kept) override {
@@ -129,8 +150,31 @@ public:
         removed = true;
       }
     }
+    io_completion* reader = nullptr;
+    if (poll_op* op = s.rop) {
+      reader = op->target;
+      if (reader != nullptr)
+        --armed_;
+      op->target = nullptr;
+      op->fd_gone = true; // its completion must not stash into a later fd with this number
+      s.rop = nullptr;
+      if (!op->cancel_sent) {
+        op->cancel_sent = true;
+        if (io_uring_sqe* sqe = get_sqe_noexcept()) {
+          io_uring_prep_cancel64(sqe, reinterpret_cast<std::uint64_t>(op), 0);
+          io_uring_sqe_set_data64(sqe, ignore_tag);
+        }
+      }
+      removed = true;
+    }
+    s.stash.clear();
+    s.stash.shrink_to_fit();
+    s.stash_end = false;
+    s.stash_err = 0;
     if (removed)
       (void)io_uring_submit(&ring_); // release the kernel's file reference now: the close is real at once
+    if (reader != nullptr)
+      reader->completed(-EBADF, nullptr);
     for (io_waiter*& slot : s.waiters) {
       if (io_waiter* w = slot) {
         slot = nullptr;
@@ -166,17 +210,170 @@ public:
 
   [[nodiscard]] std::size_t armed() const noexcept override { return armed_; }
 
+  [[nodiscard]] bool can_recv() const noexcept override { return br_ != nullptr; }
+
+  void recv(int fd, std::size_t max, io_completion* c) override {
+    if (fd < 0)
+      throw_errno(EBADF, std::string("cannot recv on fd ") + std::to_string(fd));
+    if (static_cast<std::size_t>(fd) >= fds_.size())
+      fds_.resize(static_cast<std::size_t>(fd) + 1);
+    fd_state& s = fds_[static_cast<std::size_t>(fd)];
+    if (poll_op* op = s.rop) {
+      if (op->target != nullptr)
+        throw loop_error(std::string("corio: fd ") + std::to_string(fd) + " already has a reader waiting");
+      op->target = c; // adopt the abandoned recv still in flight
+      ++armed_;
+      return;
+    }
+    poll_op* op = new_op(fd, io_dir::read);
+    io_uring_sqe* sqe = get_sqe_noexcept();
+    if (sqe == nullptr) {
+      free_op(op);
+      throw_errno(EBUSY, "io_uring: submission ring full");
+    }
+    const auto len = static_cast<unsigned>(max < buf_size ? max : buf_size);
+    io_uring_prep_recv(sqe, fd, nullptr, len, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = buf_group;
+    io_uring_sqe_set_data(sqe, op);
+    op->is_recv = true;
+    op->target = c;
+    s.rop = op;
+    ++armed_;
+  }
+
+  void abandon_recv(int fd) noexcept override {
+    if (fd < 0 || static_cast<std::size_t>(fd) >= fds_.size())
+      return;
+    poll_op* op = fds_[static_cast<std::size_t>(fd)].rop;
+    if (op == nullptr || op->target == nullptr)
+      return;
+    op->target = nullptr;
+    --armed_;
+    if (!op->cancel_sent) {
+      op->cancel_sent = true;
+      if (io_uring_sqe* sqe = get_sqe_noexcept()) {
+        io_uring_prep_cancel64(sqe, reinterpret_cast<std::uint64_t>(op), 0);
+        io_uring_sqe_set_data64(sqe, ignore_tag);
+      }
+    }
+  }
+
+  long take_stashed(int fd, char* p, std::size_t n, int& err) noexcept override {
+    if (fd < 0 || static_cast<std::size_t>(fd) >= fds_.size())
+      return -1;
+    fd_state& s = fds_[static_cast<std::size_t>(fd)];
+    if (!s.stash.empty()) {
+      std::size_t k = n < s.stash.size() ? n : s.stash.size();
+      std::memcpy(p, s.stash.data(), k);
+      s.stash.erase(0, k);
+      return static_cast<long>(k);
+    }
+    if (s.stash_end) {
+      s.stash_end = false;
+      err = s.stash_err;
+      s.stash_err = 0;
+      return 0;
+    }
+    return s.rop != nullptr ? -2 : -1;
+  }
+
 private:
   struct poll_op {
     int fd = -1;
     io_dir dir = io_dir::read;
-    bool live = false;
+    bool live = false;        // a poll whose waiter still waits
+    bool is_recv = false;     // a recv op (see the states above)
+    bool cancel_sent = false; // a recv op's ASYNC_CANCEL is queued
+    bool fd_gone = false;     // forget() ran for its fd: its completion only frees it
+    io_completion* target = nullptr;
     poll_op* next_free = nullptr;
   };
   struct fd_state {
     io_waiter* waiters[2] = {nullptr, nullptr};
     poll_op* ops[2] = {nullptr, nullptr}; // the live poll of each waiter
+    poll_op* rop = nullptr;               // the recv in flight, owned or abandoned
+    std::string stash;                    // bytes an abandoned recv took
+    bool stash_end = false;               // ... and then the end of the stream (stash_err: an error)
+    int stash_err = 0;
   };
+
+  static constexpr std::size_t buf_count = 256; // a power of two
+  static constexpr std::size_t buf_size = 16 * 1024;
+  static constexpr int buf_group = 0;
+  static std::size_t br_bytes() { return buf_count * sizeof(io_uring_buf); }
+
+  /// Registers the provided-buffer ring; without it (kernels before 5.19, or CORIO_URING_RECV=0) recv()
+  /// is not offered and readers use readiness and recv(2).
+  void setup_buffers() noexcept {
+    if (const char* v = std::getenv("CORIO_URING_RECV"); v != nullptr && std::strcmp(v, "0") == 0)
+      return;
+    void* ring = ::mmap(nullptr, br_bytes(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (ring == MAP_FAILED)
+      return;
+    void* bufs = ::mmap(nullptr, buf_count * buf_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (bufs == MAP_FAILED) {
+      ::munmap(ring, br_bytes());
+      return;
+    }
+    io_uring_buf_reg reg{};
+    reg.ring_addr = reinterpret_cast<std::uint64_t>(ring);
+    reg.ring_entries = buf_count;
+    reg.bgid = buf_group;
+    if (io_uring_register_buf_ring(&ring_, &reg, 0) != 0) {
+      ::munmap(bufs, buf_count * buf_size);
+      ::munmap(ring, br_bytes());
+      return;
+    }
+    br_ = static_cast<io_uring_buf_ring*>(ring);
+    bufs_ = static_cast<char*>(bufs);
+    io_uring_buf_ring_init(br_);
+    for (unsigned i = 0; i < buf_count; ++i)
+      io_uring_buf_ring_add(br_, bufs_ + i * buf_size, buf_size, static_cast<unsigned short>(i),
+                            io_uring_buf_ring_mask(buf_count), static_cast<int>(i));
+    io_uring_buf_ring_advance(br_, buf_count);
+  }
+
+  void give_back(unsigned bid) noexcept {
+    io_uring_buf_ring_add(br_, bufs_ + bid * buf_size, buf_size, static_cast<unsigned short>(bid),
+                          io_uring_buf_ring_mask(buf_count), 0);
+    io_uring_buf_ring_advance(br_, 1);
+  }
+
+  int complete_recv(poll_op* op, int res, unsigned flags) {
+    const char* data = nullptr;
+    unsigned bid = 0;
+    const bool has_buf = (flags & IORING_CQE_F_BUFFER) != 0;
+    if (has_buf) {
+      bid = flags >> IORING_CQE_BUFFER_SHIFT;
+      data = bufs_ + bid * buf_size;
+    }
+    if (op->fd_gone) {
+      free_op(op);
+      if (has_buf)
+        give_back(bid);
+      return 0;
+    }
+    fd_state& s = fds_[static_cast<std::size_t>(op->fd)];
+    io_completion* target = op->target;
+    if (s.rop == op)
+      s.rop = nullptr;
+    free_op(op);
+    int delivered = 0;
+    if (target != nullptr) {
+      --armed_;
+      target->completed(res, data);
+      delivered = 1;
+    } else if (res > 0) {
+      s.stash.append(data, static_cast<std::size_t>(res)); // abandoned, but the kernel took these bytes
+    } else if (res == 0 || (res != -ECANCELED && res != -ENOBUFS && res != -EINTR && res != -EAGAIN)) {
+      s.stash_end = true;
+      s.stash_err = res < 0 ? -res : 0;
+    }
+    if (has_buf)
+      give_back(bid);
+    return delivered;
+  }
 
   /// Completions are copied out and the ring advanced before any is delivered: a waiter's ready() may
   /// arm again, and a full submission ring then submits (which can post more completions).
@@ -196,13 +393,13 @@ private:
         got[i] = {batch[i]->user_data, batch[i]->res, batch[i]->flags};
       io_uring_cq_advance(&ring_, n);
       for (unsigned i = 0; i < n; ++i)
-        delivered += dispatch(got[i].data, got[i].flags);
+        delivered += dispatch(got[i].data, got[i].res, got[i].flags);
       if (n < 256)
         return delivered;
     }
   }
 
-  int dispatch(std::uint64_t data, unsigned flags) {
+  int dispatch(std::uint64_t data, int res, unsigned flags) {
     if (data == ignore_tag)
       return 0;
     if (data == wake_tag) {
@@ -213,6 +410,8 @@ private:
       return 0;
     }
     auto* op = reinterpret_cast<poll_op*>(data);
+    if (op->is_recv)
+      return complete_recv(op, res, flags);
     const bool live = op->live;
     const int fd = op->fd;
     const int i = static_cast<int>(op->dir);
@@ -284,6 +483,10 @@ private:
     op->fd = fd;
     op->dir = d;
     op->live = true;
+    op->is_recv = false;
+    op->cancel_sent = false;
+    op->fd_gone = false;
+    op->target = nullptr;
     return op;
   }
   void free_op(poll_op* op) noexcept {
@@ -293,6 +496,8 @@ private:
   }
 
   io_uring ring_{};
+  io_uring_buf_ring* br_ = nullptr; // null: no completion-based recv
+  char* bufs_ = nullptr;
   int wakefd_ = -1;
   std::vector<fd_state> fds_;
   std::vector<std::unique_ptr<poll_op[]>> chunks_;

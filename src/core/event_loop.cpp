@@ -91,6 +91,7 @@ event_loop::event_loop() : event_loop(options{}) {}
 event_loop::event_loop(options opts)
     : opts_(opts), clock_(opts.clock), backend_(detail::make_backend(opts.backend, backend_kind_)),
       ready_(std::make_unique<ring>()) {
+  can_recv_ = backend_->can_recv();
   if (clock_ == nullptr) {
     own_clock_ = std::make_unique<steady_clock_source>();
     clock_ = own_clock_.get();
@@ -355,6 +356,12 @@ void event_loop::arm(int fd, detail::io_dir d, detail::io_waiter* w, bool kept) 
 void event_loop::disarm(int fd, detail::io_dir d) noexcept { backend_->disarm(fd, d); }
 
 void event_loop::forget_fd(int fd) noexcept { backend_->forget(fd); }
+
+void event_loop::start_recv(int fd, std::size_t max, detail::io_completion* c) { backend_->recv(fd, max, c); }
+void event_loop::abandon_recv(int fd) noexcept { backend_->abandon_recv(fd); }
+long event_loop::take_stashed(int fd, char* p, std::size_t n, int& err) noexcept {
+  return can_recv_ ? backend_->take_stashed(fd, p, n, err) : -1;
+}
 
 // ---- tasks ------------------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@
 
 #include "corio/io.hpp"
 #include "net_error.hpp"
+#include "recv_awaiter.hpp"
 
 namespace corio {
 namespace {
@@ -56,7 +57,34 @@ task<accepted> sock_accept(socket& listener) {
   }
 }
 
+// On io_uring, straight to the ring: no recv(2) that would fail with EAGAIN first. Stashed bytes of an
+// earlier cancelled recv come first.
 task<std::size_t> sock_recv(socket& s, std::span<char> buf) {
+  event_loop* loop = event_loop::current();
+  if (loop != nullptr && loop->can_recv() && !buf.empty()) {
+    for (;;) {
+      check_open(s, "recv");
+      int err = 0;
+      long k = loop->take_stashed(s.fd(), buf.data(), buf.size(), err);
+      if (k == 0 && err != 0)
+        detail::throw_net_error(err, "recv");
+      if (k >= 0)
+        co_return static_cast<std::size_t>(k);
+      long r = co_await detail::recv_awaiter(s.fd(), buf);
+      if (r >= 0)
+        co_return static_cast<std::size_t>(r);
+      if (r == -EBADF)
+        check_open(s, "recv");
+      if (r != -ECANCELED && r != -ENOBUFS && r != -EINTR && r != -EAGAIN)
+        detail::throw_net_error(static_cast<int>(-r), "recv");
+      // Nothing happened (no buffer was free, or a cancel raced): recv(2) once, then the ring again.
+      auto n = ::recv(s.fd(), buf.data(), buf.size(), 0);
+      if (n >= 0)
+        co_return static_cast<std::size_t>(n);
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+        detail::throw_net_error(errno, "recv");
+    }
+  }
   for (;;) {
     check_open(s, "recv");
     auto n = ::recv(s.fd(), buf.data(), buf.size(), 0);

@@ -55,7 +55,7 @@ task<std::string> read_until(transport_ptr t, std::string sep, bool line) {
       throw incomplete_read_error(std::move(partial), incomplete_read_error::no_size);
     }
     if (t->try_fill(t->limit + sep.size() - v.size()) < 0)
-      co_await detail::readable_kept(t->sock.fd());
+      co_await detail::fill_awaiter(*t);
   }
 }
 
@@ -71,7 +71,7 @@ task<std::string> stream_reader::read(std::size_t n) {
     if (t->eof)
       co_return std::string();
     if (t->try_fill(n) < 0)
-      co_await detail::readable_kept(t->sock.fd());
+      co_await detail::fill_awaiter(*t);
   }
 }
 
@@ -81,7 +81,7 @@ task<std::string> stream_reader::read() {
     if (t->eof)
       co_return take(*t, t->rbuf.size());
     if (t->try_fill(256 * 1024) < 0)
-      co_await detail::readable_kept(t->sock.fd());
+      co_await detail::fill_awaiter(*t);
   }
 }
 
@@ -93,7 +93,7 @@ task<std::string> stream_reader::readexactly(std::size_t n) {
     if (t->eof)
       throw incomplete_read_error(take(*t, t->rbuf.size()), n);
     if (t->try_fill(n - t->rbuf.size()) < 0)
-      co_await detail::readable_kept(t->sock.fd());
+      co_await detail::fill_awaiter(*t);
   }
 }
 

@@ -7,12 +7,13 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 
 #include "corio/event_loop.hpp"
 #include "corio/io.hpp"
 #include "net_error.hpp"
-#include "tls_layer.hpp"
 #include "pipe_write.hpp"
+#include "tls_layer.hpp"
 
 namespace corio::detail {
 
@@ -68,11 +69,29 @@ long stream_transport::try_fill(std::size_t hint) {
   if (tls)
     return tls->fill(*this, hint);
   // At least 16 KiB per call (fewer syscalls for small reads), at most 256 KiB (memory per connection).
+  std::size_t want = std::clamp<std::size_t>(hint, 16 * 1024, 256 * 1024);
+  if (completion_reads()) { // bytes of an abandoned recv first; none may be overtaken by a recv(2)
+    int err = 0;
+    long k = event_loop::current()->take_stashed(sock.fd(), rbuf.prepare(want), want, err);
+    if (k > 0) {
+      rbuf.commit(static_cast<std::size_t>(k));
+      return k;
+    }
+    if (k == 0 && err != 0) {
+      read_error = err;
+      raise(err, false);
+    }
+    if (k == 0) {
+      eof = true;
+      return 0;
+    }
+    if (k == -2)
+      return -1;
+  }
   if (drained) {
     drained = false;
     return -1;
   }
-  std::size_t want = std::clamp<std::size_t>(hint, 16 * 1024, 256 * 1024);
   for (;;) {
     char* p = rbuf.prepare(want);
     auto n = receive(p, want);
@@ -92,6 +111,28 @@ long stream_transport::try_fill(std::size_t hint) {
       read_error = err;
       raise(err, false);
     }
+  }
+}
+
+bool stream_transport::completion_reads() const noexcept {
+  if (tls || is_pipe || closed_)
+    return false;
+  event_loop* loop = event_loop::current();
+  return loop != nullptr && loop->can_recv();
+}
+
+void stream_transport::on_recv(long res, const char* data) noexcept {
+  if (res > 0) {
+    auto n = static_cast<std::size_t>(res);
+    std::memcpy(rbuf.prepare(n), data, n);
+    rbuf.commit(n);
+    drained = n < 16 * 1024; // a full buffer: more is likely there, so the next fill tries recv(2)
+  } else if (res == 0) {
+    eof = true;
+  } else if (res == -ECANCELED || res == -ENOBUFS || res == -EINTR || res == -EAGAIN) {
+    drained = false;          // nothing happened: the next fill tries recv(2)
+  } else if (res != -EBADF) { // EBADF: closed meanwhile, which try_fill reports as end of file
+    read_error = static_cast<int>(-res);
   }
 }
 

@@ -11,6 +11,7 @@
 #include "corio/detail/io_waiter.hpp"
 #include "corio/detail/wait_node.hpp"
 #include "corio/event_loop.hpp"
+#include "corio/io.hpp"
 #include "corio/net/address.hpp"
 #include "corio/net/socket.hpp"
 #include "corio/net/stream_options.hpp"
@@ -61,6 +62,10 @@ public:
   /// One recv() into the buffer: >0 bytes added, 0 at end of file (sets eof), -1 if it would block.
   /// Raises the connection's error (ECONNRESET...) as std::system_error; later calls raise it again.
   long try_fill(std::size_t hint);
+  /// On io_uring (plaintext sockets), readers wait with one completion-based recv whose bytes
+  /// on_recv() appends to rbuf, instead of waiting for readiness and then calling recv(2).
+  [[nodiscard]] bool completion_reads() const noexcept;
+  void on_recv(long res, const char* data) noexcept;
   byte_buffer rbuf;
   bool eof = false;
   // The last recv() returned less than asked: the socket is almost surely empty now, so the next fill
@@ -144,6 +149,62 @@ struct transport_wait final : listed_wait_node {
 } // namespace corio::detail
 
 namespace corio::detail {
+
+/// `co_await fill_awaiter(t)`: waits until the transport has something new for its reader — readiness
+/// of the socket (epoll, TLS, pipes), or one completion-based recv whose bytes land in t.rbuf (io_uring).
+/// Cancellable; a cancelled recv is abandoned and its bytes, if the kernel took some, are read next.
+class fill_awaiter final : public wait_node, public io_completion {
+public:
+  explicit fill_awaiter(stream_transport& t)
+      : t_(t), ready_(readable_kept(t.sock.fd())), completion_(t.completion_reads()) {}
+  fill_awaiter(const fill_awaiter&) = delete;
+  ~fill_awaiter() { detach(); }
+
+  bool await_ready() {
+    if (!completion_)
+      return ready_.await_ready();
+    loop_ = &await_point("read");
+    return false;
+  }
+  void await_suspend(std::coroutine_handle<> h) {
+    if (!completion_)
+      return ready_.await_suspend(h);
+    handle = h;
+    task = loop_->current_task();
+    fd_ = t_.sock.fd();
+    loop_->start_recv(fd_, 256 * 1024, this);
+    pending_ = true;
+    event_loop::begin_wait(this);
+  }
+  void await_resume() const {
+    if (!completion_)
+      return ready_.await_resume();
+    if (!got_data_ && task != nullptr) // bytes already in rbuf are not lost by a later cancellation
+      task->check_cancel();
+  }
+  void completed(long res, const char* data) noexcept override {
+    pending_ = false;
+    got_data_ = res > 0;
+    t_.on_recv(res, data);
+    loop_->wake(this);
+  }
+  void detach() noexcept override {
+    if (pending_) {
+      pending_ = false;
+      loop_->abandon_recv(fd_);
+    }
+  }
+  [[nodiscard]] const char* what() const noexcept override { return "stream read"; }
+
+private:
+  stream_transport& t_;
+  io_awaiter ready_;
+  bool completion_;
+  bool pending_ = false;
+  bool got_data_ = false;
+  int fd_ = -1;
+  event_loop* loop_ = nullptr;
+};
 
 /// `co_await transport_awaiter(list, "drain()")`: waits until the transport wakes the list. Cancellable.
 class transport_awaiter {

@@ -14,4 +14,15 @@ protected:
   ~io_waiter() = default;
 };
 
+/// Someone waiting for a completion-based recv (the io_uring backend): `completed()` is called from the
+/// backend's poll on the loop's thread with the bytes received (`data` is valid only during the call),
+/// 0 at end of file, or -errno. -ECANCELED and -ENOBUFS mean "nothing happened, try again".
+class io_completion {
+public:
+  virtual void completed(long res, const char* data) noexcept = 0;
+
+protected:
+  ~io_completion() = default;
+};
+
 } // namespace corio::detail
