@@ -662,9 +662,11 @@ def print_results(ctx, title, setup_lines, servers, notes, workloads, runs, unit
 
 
 def main(prog, description, servers, workloads_for, probe, default_rounds, default_duration, title_for,
-         setup_lines_for, unit, target_ratio, extra_args=None):
+         setup_lines_for, unit, target_ratio, extra_args=None, extra_report=None):
     """The whole script: arguments, server selection, rounds (or --check), the report. Returns the exit
-    status. workloads_for(ctx, args) -> [Workload]; probe(ctx, running) raises CheckFailed."""
+    status. workloads_for(ctx, args) -> [Workload]; probe(ctx, running) raises CheckFailed;
+    extra_report(ctx, args, servers, workloads, runs) -> [lines] printed after the targets (and kept in the
+    JSON as "notes")."""
     ap = argparse.ArgumentParser(prog=prog, description=description,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(ap, default_rounds, default_duration)
@@ -741,6 +743,9 @@ def main(prog, description, servers, workloads_for, probe, default_rounds, defau
         ctx.load_after = os.getloadavg()
         results = print_results(ctx, title_for(ctx, chosen), setup_lines_for(ctx, args), chosen, notes,
                                 workloads, runs, unit, target_ratio)
+        extra = extra_report(ctx, args, chosen, workloads, runs) if extra_report else []
+        for line in extra:
+            print(line)
         if args.verbose:
             print("every run (in round order):")
             for s in chosen:
@@ -753,13 +758,15 @@ def main(prog, description, servers, workloads_for, probe, default_rounds, defau
         if args.json:
             with open(args.json, "w") as f:
                 json.dump({"script": prog, "args": vars(args), "unit": unit,
+                           "command": " ".join([f"bench/{prog}"] + sys.argv[1:]),
+                           "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                            "servers": {s.name: s.title for s in chosen}, "not_run": notes,
                            "workloads": {w.key: w.label for w in workloads},
                            "clients": {w.key: w.client for w in workloads},
                            "connections": {w.key: w.connections for w in workloads},
                            "baseline": BASELINE, "runs": runs, "failures": failures, "targets": results,
                            "io_uring_note": io_uring_note(runs, chosen), "syscall_note": ctx.syscall_note,
-                           "setup": setup_lines_for(ctx, args),
+                           "setup": setup_lines_for(ctx, args), "notes": extra,
                            "load_average": [ctx.load_before[0], ctx.load_after[0]]}, f, indent=1)
         if failures:
             return 1
