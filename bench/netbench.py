@@ -280,7 +280,8 @@ class SyscallCounter:
         self.out = os.path.join(ctx.tmp, f"perf-{pid}-{time.monotonic_ns()}.csv")
         events = ",".join(f"syscalls:sys_enter_{n}" for n in ctx.syscall_events)
         # On the load generator's CPU: perf only reads counters at the end, but should not share the server's.
-        self.proc = subprocess.Popen(["taskset", "-c", str(ctx.client_cpu), "perf", "stat", "-x,", "-o", self.out, "-e", events, "-p", str(pid)],
+        self.proc = subprocess.Popen(["taskset", "-c", str(ctx.client_cpu), "perf", "stat", "-x,", "-o", self.out,
+                                      "-e", events, "-p", str(pid)],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         time.sleep(0.2)  # perf attaches before the load starts (it opens one counter per event and thread)
 
@@ -613,7 +614,8 @@ def print_results(ctx, title, setup_lines, servers, notes, workloads, runs, unit
     print("CPU per unit of work (user + system microseconds, lower is better) of the server and of the load "
           "generator, and how busy the load generator was:")
     header2 = f"{'server':<{wname}}" + "".join(
-        f"  {w.label + ' server us':>{max(16, len(w.label) + 10)}}  {'client us':>9}  {'client%':>7}" for w in workloads)
+        f"  {w.label + ' server us':>{max(16, len(w.label) + 10)}}  {'client us':>9}  {'client%':>7}"
+        for w in workloads)
     print(header2)
     print("-" * len(header2))
     for s in servers:
