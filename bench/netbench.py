@@ -518,8 +518,9 @@ def io_uring_note(runs, servers):
             "ignores CORIO_BACKEND or fell back to epoll, so that row measures epoll")
 
 
-def evaluate_targets(servers, workloads, runs, unit, target_ratio):
-    """[{workload, what, met (True/False/None), text}] for: each corio row >= target_ratio x the best peer;
+def evaluate_targets(servers, workloads, runs, unit, target_ratio, target_peers=()):
+    """[{workload, what, met (True/False/None), text}] for: each corio row >= target_ratio x the best peer
+    (and x each of target_peers, e.g. the issue's "echo >= 1.2x Asio");
     io_uring >= 1.25x epoll at 64+ connections and >= 1x at 1; <= 0.1 io_uring_enter per unit at 32+."""
     names = [s.name for s in servers]
     results = []
@@ -546,6 +547,13 @@ def evaluate_targets(servers, workloads, runs, unit, target_ratio):
             else:
                 add(w, what, c >= target_ratio * best[0],
                     f"{c:,.0f} {unit} = {c / best[0]:.2f}x {best[1]} {best[0]:,.0f}")
+            for peer in target_peers:
+                p = median(runs, peer, w.key)
+                what = f"{c_name} >= {target_ratio:g}x {peer}"
+                if c is None or p is None:
+                    add(w, what, None, f"{c_name if c is None else peer}: no valid run")
+                else:
+                    add(w, what, c >= target_ratio * p, f"{c:,.0f} {unit} = {c / p:.2f}x {peer} {p:,.0f}")
         e, u = median(runs, BASELINE, w.key), median(runs, IO_URING, w.key)
         conns = w.connections
         if conns is not None and (conns >= 64 or conns == 1) and (BASELINE in names and IO_URING in names):
@@ -569,7 +577,7 @@ def evaluate_targets(servers, workloads, runs, unit, target_ratio):
     return results
 
 
-def print_results(ctx, title, setup_lines, servers, notes, workloads, runs, unit, target_ratio):
+def print_results(ctx, title, setup_lines, servers, notes, workloads, runs, unit, target_ratio, target_peers=()):
     """The tables (medians; peer / corio (epoll) and io_uring / epoll per workload; CPU per unit of work of
     the server and the load generator; the corio rows' system calls per unit) and the target lines. Returns
     the targets (evaluate_targets)."""
@@ -649,7 +657,7 @@ def print_results(ctx, title, setup_lines, servers, notes, workloads, runs, unit
     elif ctx.syscall_note:
         print(ctx.syscall_note)
         print()
-    results = evaluate_targets(servers, workloads, runs, unit, target_ratio)
+    results = evaluate_targets(servers, workloads, runs, unit, target_ratio, target_peers)
     for r in results:
         print(r["text"])
     for w in workloads:
@@ -664,11 +672,11 @@ def print_results(ctx, title, setup_lines, servers, notes, workloads, runs, unit
 
 
 def main(prog, description, servers, workloads_for, probe, default_rounds, default_duration, title_for,
-         setup_lines_for, unit, target_ratio, extra_args=None, extra_report=None):
+         setup_lines_for, unit, target_ratio, extra_args=None, extra_report=None, target_peers=()):
     """The whole script: arguments, server selection, rounds (or --check), the report. Returns the exit
     status. workloads_for(ctx, args) -> [Workload]; probe(ctx, running) raises CheckFailed;
     extra_report(ctx, args, servers, workloads, runs) -> [lines] printed after the targets (and kept in the
-    JSON as "notes")."""
+    JSON as "notes"); target_peers: peers each corio row is also held to target_ratio against."""
     ap = argparse.ArgumentParser(prog=prog, description=description,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(ap, default_rounds, default_duration)
@@ -744,7 +752,7 @@ def main(prog, description, servers, workloads_for, probe, default_rounds, defau
         runs, failures = run_rounds(ctx, chosen, args.rounds, guarded)
         ctx.load_after = os.getloadavg()
         results = print_results(ctx, title_for(ctx, chosen), setup_lines_for(ctx, args), chosen, notes,
-                                workloads, runs, unit, target_ratio)
+                                workloads, runs, unit, target_ratio, target_peers)
         extra = extra_report(ctx, args, chosen, workloads, runs) if extra_report else []
         for line in extra:
             print(line)
