@@ -84,10 +84,11 @@ double number(const char* name, const char* s, double lo, double hi) {
   char* end = nullptr;
   errno = 0;
   const double v = std::strtod(s, &end);
-  if (end == s || *end != '\0' || errno != 0 || !(v >= lo && v <= hi))
-    usage((std::string(name) + ": expected a number in [" + std::to_string(lo) + ", " + std::to_string(hi) +
-           "], got '" + s + "'")
-              .c_str());
+  if (end == s || *end != '\0' || errno != 0 || !(v >= lo && v <= hi)) {
+    char why[200];
+    std::snprintf(why, sizeof why, "%s: expected a number in [%g, %g], got '%s'", name, lo, hi, s);
+    usage(why);
+  }
   return v;
 }
 
