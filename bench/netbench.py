@@ -386,7 +386,8 @@ def add_common_args(ap, default_rounds, default_duration):
     ap.add_argument("--build-dir", default="build/release", help="where corio and the peers were built")
     ap.add_argument("--rounds", type=int, default=default_rounds, help="interleaved rounds (medians are reported)")
     ap.add_argument("--duration", type=int, default=default_duration, help="seconds per load run")
-    ap.add_argument("--only", default="", help="comma-separated server names (default: all)")
+    ap.add_argument("--only", default="", help="comma-separated server names, e.g. corio-epoll,corio-io_uring,asio "
+                    "(corio: both corio rows; default: all)")
     ap.add_argument("--server-cpu", type=int, default=0, help="CPU the servers are pinned to")
     ap.add_argument("--client-cpu", type=int, default=1, help="CPU the load generator is pinned to")
     ap.add_argument("--check", action="store_true", help="only start each server and check its answers (no load)")
@@ -440,7 +441,8 @@ def select_servers(prog, ctx, servers, only):
         # "corio" alone selects both corio rows
         match = [m for m in names if short_name(m) == n or (n == "corio" and is_corio(m))]
         if not match:
-            die(prog, f"--only: unknown server '{n}' (known: {', '.join(short_name(m) for m in names)})")
+            known = ", ".join(m.replace(" (", "-").rstrip(")") for m in names)
+            die(prog, f"--only: unknown server '{n}' (known: {known}; corio: both corio rows)")
         wanted.update(match)
     if not only:
         wanted = set(names)
