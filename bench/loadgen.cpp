@@ -2,13 +2,14 @@
 // than wrk, so that the server, not the client, sets the pace (issue 5: wrk with one thread tops out near
 // 1.3M pipelined responses/s here, and uses most of its CPU at 900k).
 //
-//   loadgen --port P [--host 127.0.0.1] [--mode http|echo] [--connections C] [--depth D] [--size S]
+//   loadgen --port P [--host 127.0.0.1] [--mode http|echo] [--connections C] [--depth D] [--batch] [--size S]
 //           [--duration SECONDS] [--threads T] [--path /plaintext] [--json]
 //
 // http: C keep-alive connections, each keeping D `GET PATH HTTP/1.1` requests in flight (D = 1: plain
 //       keep-alive, one request at a time). Whenever a read completes some responses, the same number of
 //       requests goes out again in one send (the requests are identical, so the bytes to send are always a
-//       slice of one prebuilt buffer of D + 1 copies). Responses are parsed exactly: status line, headers
+//       slice of one prebuilt buffer of D + 1 copies). --batch instead sends the next D only once all D are
+//       answered, as wrk does with bench/wrk_pipeline.lua. Responses are parsed exactly: status line, headers
 //       (Content-Length required; `Connection: close` and `Transfer-Encoding` are protocol errors, the
 //       benchmark needs keep-alive and fixed-length bodies), then the body is skipped by its length, even
 //       when a response is split over reads. Non-200 responses are counted.
@@ -66,6 +67,7 @@ struct options {
   int threads = 1;
   std::string path = "/plaintext";
   bool json = false;
+  bool batch = false; // http: send the next D requests only once all D are answered (as wrk_pipeline.lua)
 };
 
 constexpr std::size_t read_size = 64 * 1024;
@@ -75,7 +77,7 @@ constexpr std::size_t max_head = 8 * 1024;
 [[noreturn]] void usage(const char* why) {
   std::fprintf(stderr,
                "loadgen: %s\nusage: loadgen --port P [--host 127.0.0.1] [--mode http|echo] [--connections C] "
-               "[--depth D] [--size S] [--duration SECONDS] [--threads T] [--path /plaintext] [--json]\n",
+               "[--depth D] [--batch] [--size S] [--duration SECONDS] [--threads T] [--path /plaintext] [--json]\n",
                why);
   std::exit(2);
 }
@@ -96,8 +98,8 @@ options parse(int argc, char** argv) {
   options o;
   for (int i = 1; i < argc; ++i) {
     const std::string_view a = argv[i];
-    if (a == "--json") {
-      o.json = true;
+    if (a == "--json" || a == "--batch") {
+      (a == "--json" ? o.json : o.batch) = true;
       continue;
     }
     if (i + 1 >= argc)
@@ -309,7 +311,14 @@ private:
         fail(&c, "recv", "the server closed the connection");
       c.carry.clear();
       const int answered = parse_http(c, base, carried + static_cast<std::size_t>(n));
-      if (answered > 0) {
+      if (o_.batch) {
+        // The stream then always restarts at a request boundary: whole batches were sent and answered.
+        if (c.in_flight == 0) {
+          c.to_send = request_len_ * static_cast<std::size_t>(o_.depth);
+          c.in_flight = o_.depth;
+          flush(c);
+        }
+      } else if (answered > 0) {
         c.to_send += request_len_ * static_cast<std::size_t>(answered);
         c.in_flight += answered;
         flush(c);
@@ -552,13 +561,14 @@ int main(int argc, char** argv) {
   const double busy = 100.0 * cpu / std::max(elapsed, 1e-9);
   const char* unit = o.http ? "responses" : "messages";
   if (o.json)
-    std::printf("{\"mode\": \"%s\", \"connections\": %d, \"depth\": %d, \"size\": %zu, \"threads\": %d, "
+    std::printf("{\"mode\": \"%s\", \"connections\": %d, \"depth\": %d, \"batch\": %s, \"size\": %zu, \"threads\": %d, "
                 "\"duration\": %.3f, \"elapsed\": %.3f, \"%s\": %llu, \"per_second\": %.1f, \"non_200\": %llu, "
                 "\"errors\": %llu, \"cpu_user_s\": %.4f, \"cpu_sys_s\": %.4f, \"cpu_us_per_unit\": %.4f, "
                 "\"busy_percent\": %.1f}\n",
-                o.http ? "http" : "echo", o.connections, o.depth, o.size, o.threads, o.duration, elapsed, unit,
-                static_cast<unsigned long long>(total.done), rate, static_cast<unsigned long long>(total.non_200),
-                static_cast<unsigned long long>(total.errors), user1 - user0, sys1 - sys0, us_per, busy);
+                o.http ? "http" : "echo", o.connections, o.depth, o.batch ? "true" : "false", o.size, o.threads,
+                o.duration, elapsed, unit, static_cast<unsigned long long>(total.done), rate,
+                static_cast<unsigned long long>(total.non_200), static_cast<unsigned long long>(total.errors),
+                user1 - user0, sys1 - sys0, us_per, busy);
   else
     std::printf("loadgen: %s, %d connections, %s %d, %d thread(s), %.2f s: %llu %s, %.1f %s/s, %llu non-200, "
                 "%llu errors; CPU %.3f s user + %.3f s sys = %.3f us per %s, %.0f%% busy\n",

@@ -320,12 +320,14 @@ def loadgen_path(ctx):
     return os.path.join(ctx.build, "bench", "loadgen")
 
 
-def run_loadgen(ctx, port, mode, connections, duration, depth=1, size=64, threads=1, timeout_extra=30):
+def run_loadgen(ctx, port, mode, connections, duration, depth=1, size=64, threads=1, batch=False, timeout_extra=30):
     """Runs bench/loadgen (pinned like every load generator) and returns its figure per second; a protocol
     error, a non-200 answer or an error count makes it a CheckFailed."""
     argv = [loadgen_path(ctx), "--port", str(port), "--mode", mode, "--connections", str(connections),
             "--duration", str(duration), "--threads", str(threads), "--json"]
     argv += ["--depth", str(depth)] if mode == "http" else ["--size", str(size)]
+    if batch:
+        argv.append("--batch")
     out = run_client(ctx, argv, timeout=duration + timeout_extra)
     try:
         d = json.loads(out.strip().splitlines()[-1])
