@@ -63,10 +63,19 @@ constexpr unsigned cq_entries = 16384; // completions beyond this wait in the ke
 class uring_backend final : public backend {
 public:
   uring_backend() {
+    // COOP_TASKRUN: completions are finished when this thread next enters the kernel (it does so every
+    // iteration) instead of interrupting it with an IPI; TASKRUN_FLAG tells liburing's peek that such
+    // work is pending, so a zero-timeout poll still sees it. Both need Linux 5.19: retried without.
     io_uring_params p{};
-    p.flags = IORING_SETUP_CQSIZE;
+    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
     p.cq_entries = cq_entries;
     int r = io_uring_queue_init_params(ring_entries, &ring_, &p);
+    if (r == -EINVAL) {
+      p = io_uring_params{};
+      p.flags = IORING_SETUP_CQSIZE;
+      p.cq_entries = cq_entries;
+      r = io_uring_queue_init_params(ring_entries, &ring_, &p);
+    }
     if (r < 0)
       throw_errno(-r, "io_uring_queue_init");
     if ((p.features & IORING_FEAT_EXT_ARG) == 0 || (p.features & IORING_FEAT_NODROP) == 0) {
@@ -190,7 +199,10 @@ public:
     if (timeout < std::chrono::nanoseconds::zero()) {
       r = io_uring_submit_and_wait(&ring_, 1);
     } else if (timeout == std::chrono::nanoseconds::zero()) {
-      r = io_uring_sq_ready(&ring_) > 0 ? io_uring_submit(&ring_) : 0;
+      // Submits what is queued and runs pending completion work: one syscall, none if there is neither.
+      r = io_uring_sq_ready(&ring_) > 0 || (IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_TASKRUN) != 0
+              ? io_uring_submit_and_get_events(&ring_)
+              : 0;
     } else {
       auto ns = timeout.count();
       __kernel_timespec ts{};
