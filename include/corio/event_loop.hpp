@@ -25,6 +25,7 @@ namespace detail {
 class backend;
 struct task_state;
 struct timer_node;
+struct file_job;
 } // namespace detail
 
 /// A scheduled callback (asyncio.Handle / TimerHandle). Copyable; cancel() is safe at any time, also
@@ -148,6 +149,10 @@ public:
   /// Bytes an abandoned recv of fd took: >0 copied, 0 with err 0 at end of file, 0 with err set for an
   /// error, -1 when nothing waits, -2 when its recv is still in flight (wait: start_recv adopts it).
   long take_stashed(int fd, char* p, std::size_t n, int& err) noexcept;
+  /// Whole-file jobs run by the backend (io_uring; src/backend/backend.hpp). False on epoll.
+  [[nodiscard]] bool can_file_io() const noexcept { return can_file_io_; }
+  void start_file_job(detail::file_job* job);
+  void abandon_file_job(detail::file_job* job) noexcept;
   /// A task waits for work outside the loop (a thread pool job) that will come back through
   /// call_soon_threadsafe. While any such wait is pending, a virtual clock does not jump ahead (time
   /// stands still while the thread works, as in tokio's paused time) and an idle loop is not a deadlock.
@@ -193,6 +198,7 @@ private:
   backend_kind backend_kind_ = backend_kind::epoll; // before backend_: make_backend() sets it
   std::unique_ptr<detail::backend> backend_;
   bool can_recv_ = false;
+  bool can_file_io_ = false;
   std::unique_ptr<ring> ready_;
   std::vector<timer_entry> timers_; // a 4-ary min-heap on (when, seq); each slot knows its index
   std::uint32_t timer_seq_ = 0;

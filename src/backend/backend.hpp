@@ -3,11 +3,43 @@
 
 #include <chrono>
 #include <memory>
+#include <string>
 
 #include "corio/detail/io_waiter.hpp"
 #include "corio/event_loop.hpp"
 
 namespace corio::detail {
+
+class file_job_waiter;
+
+/// A whole-file operation the io_uring backend runs without a thread: open, then read to the end or
+/// write everything, then close, one submission per step. The backend owns the job from start_file_job()
+/// until its last step completes, so the path, the data and the read buffer outlive a caller that stops
+/// waiting (abandon_file_job): a write then finishes anyway, a read stops at its next step; either way
+/// the file is closed and the job freed.
+struct file_job {
+  enum class kind : unsigned char { read, write, append } what = kind::read;
+  std::string path;
+  std::string data; // read: what was read so far; write/append: what to write
+  std::size_t done = 0;
+  int fd = -1;
+  int err = 0;                       // the first failure (errno)
+  const char* step = nullptr;        // and which step failed: "cannot open", "cannot read", ...
+  bool opened = false;               // the open step is done
+  bool closing = false;              // the close step is in flight
+  file_job_waiter* target = nullptr; // null once abandoned
+  file_job* prev = nullptr;          // the backend's list of jobs in flight
+  file_job* next = nullptr;
+};
+
+/// Told when a file_job has finished (from poll(), on the loop's thread).
+class file_job_waiter {
+public:
+  virtual void file_done(file_job& job) noexcept = 0;
+
+protected:
+  ~file_job_waiter() = default;
+};
 
 /// A readiness backend. Single-threaded except wake(), which any thread may call.
 /// Interface kept narrow so a completion-based backend (io_uring) can implement it too: arm() is "tell
@@ -56,6 +88,14 @@ public:
   /// an abandoned recv is still in flight (do not recv(2) now: bytes could overtake its; start_recv()
   /// adopts it).
   virtual long take_stashed(int fd, char* p, std::size_t n, int& err) noexcept;
+
+  // ---- whole-file jobs (io_uring; epoll says no and files go to the thread pool) ----
+  [[nodiscard]] virtual bool can_file_io() const noexcept { return false; }
+  /// Takes ownership of `job` (allocated with new) and starts it; job->target->file_done() runs when
+  /// it ends, after which the backend deletes it.
+  virtual void start_file_job(file_job* job);
+  /// The waiter goes away: file_done() will not be called; the job finishes on its own.
+  virtual void abandon_file_job(file_job* /*job*/) noexcept {}
 };
 
 /// The epoll backend (src/backend/epoll.cpp).

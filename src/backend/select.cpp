@@ -14,6 +14,11 @@ void backend::recv(int, std::size_t, io_completion*) {
   throw loop_error("corio: this backend has no completion-based recv");
 }
 
+void backend::start_file_job(file_job* job) {
+  delete job;
+  throw loop_error("corio: this backend has no file jobs");
+}
+
 long backend::take_stashed(int, char*, std::size_t, int&) noexcept { return -1; }
 
 backend_kind backend_from_env() {

@@ -29,6 +29,10 @@
 //                           over instead of starting a second recv (two recvs on one socket could
 //                           complete out of order); if the cancel won, its owner sees -ECANCELED: retry.
 // -ENOBUFS (every buffer is out) is delivered as "try again" and the caller falls back to recv(2).
+//
+// File jobs (start_file_job): OPENAT, then READ (64 KiB at a time into the job's own string, at the
+// file position, until a read returns 0) or WRITE (until all is written), then CLOSE; each completion
+// submits the next step. Their user_data is the job's address with bit 1 set (poll_ops are 8-aligned).
 #include <fcntl.h>
 #include <liburing.h>
 #include <poll.h>
@@ -37,6 +41,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -57,6 +62,7 @@ namespace {
 
 constexpr std::uint64_t ignore_tag = 0; // a POLL_REMOVE's own completion
 constexpr std::uint64_t wake_tag = 1;   // the eventfd's multishot poll
+constexpr std::uint64_t job_bit = 2;    // set in a file job's user_data
 constexpr unsigned ring_entries = 1024;
 constexpr unsigned cq_entries = 16384; // completions beyond this wait in the kernel (IORING_FEAT_NODROP)
 
@@ -102,7 +108,13 @@ public:
 
   ~uring_backend() override {
     ::close(wakefd_);
-    io_uring_queue_exit(&ring_); // the kernel cancels what is still in flight
+    io_uring_queue_exit(&ring_);    // the kernel cancels what is still in flight
+    while (file_job* job = jobs_) { // unfinished file jobs (their waiters are gone with the loop)
+      jobs_ = job->next;
+      if (job->fd >= 0)
+        ::close(job->fd);
+      delete job;
+    }
     if (bufs_ != nullptr)
       ::munmap(bufs_, buf_count * buf_size);
     if (br_ != nullptr)
@@ -290,7 +302,135 @@ public:
     return s.rop != nullptr ? -2 : -1;
   }
 
+  [[nodiscard]] bool can_file_io() const noexcept override { return true; }
+
+  void start_file_job(file_job* job) override {
+    io_uring_sqe* sqe = get_sqe_noexcept();
+    if (sqe == nullptr) {
+      delete job;
+      throw_errno(EBUSY, "io_uring: submission ring full");
+    }
+    int flags = O_CLOEXEC;
+    switch (job->what) {
+    case file_job::kind::read:
+      flags |= O_RDONLY;
+      break;
+    case file_job::kind::write:
+      flags |= O_WRONLY | O_CREAT | O_TRUNC;
+      break;
+    case file_job::kind::append:
+      flags |= O_WRONLY | O_CREAT | O_APPEND;
+      break;
+    }
+    io_uring_prep_openat(sqe, AT_FDCWD, job->path.c_str(), flags, 0666);
+    io_uring_sqe_set_data64(sqe, reinterpret_cast<std::uint64_t>(job) | job_bit);
+    job->next = jobs_;
+    if (jobs_ != nullptr)
+      jobs_->prev = job;
+    jobs_ = job;
+    ++armed_;
+  }
+
+  void abandon_file_job(file_job* job) noexcept override {
+    if (job->target != nullptr) {
+      job->target = nullptr;
+      --armed_;
+    }
+  }
+
 private:
+  /// One step of a file job completed with `res`: submit the next, or finish it.
+  int step_file_job(file_job* job, int res) {
+    if (job->closing) { // the close completed: for a write, a failing close may be the first report
+      if (res < 0 && res != -EINTR && job->err == 0 && job->what != file_job::kind::read) {
+        job->err = -res;
+        job->step = "cannot close";
+      }
+      job->fd = -1;
+      return finish_job(job);
+    }
+    if (!job->opened) {
+      if (res < 0) {
+        job->err = -res;
+        job->step = "cannot open";
+        return finish_job(job);
+      }
+      job->fd = res;
+      job->opened = true;
+      return next_io(job);
+    }
+    if (res == -EINTR || res == -EAGAIN)
+      return next_io(job);
+    if (res < 0) {
+      job->err = -res;
+      job->step = job->what == file_job::kind::read ? "cannot read" : "cannot write";
+      return close_job(job);
+    }
+    if (job->what == file_job::kind::read && res == 0) { // end of file
+      job->data.resize(job->done);
+      return close_job(job);
+    }
+    job->done += static_cast<std::size_t>(res);
+    return next_io(job);
+  }
+
+  int next_io(file_job* job) {
+    if (job->what == file_job::kind::read && job->target == nullptr)
+      return close_job(job); // nobody wants the rest any more
+    if (job->what != file_job::kind::read && job->done == job->data.size())
+      return close_job(job); // all written
+    io_uring_sqe* sqe = get_sqe_noexcept();
+    if (sqe == nullptr) { // cannot happen after a submit
+      job->err = EBUSY;
+      job->step = job->what == file_job::kind::read ? "cannot read" : "cannot write";
+      return close_job(job);
+    }
+    if (job->what == file_job::kind::read) {
+      if (job->data.size() - job->done < 4096)
+        job->data.resize(std::max(job->data.size() * 2, job->done + 65536));
+      io_uring_prep_read(sqe, job->fd, job->data.data() + job->done,
+                         static_cast<unsigned>(std::min<std::size_t>(job->data.size() - job->done, 1u << 30)),
+                         static_cast<std::uint64_t>(-1));
+    } else {
+      const std::size_t rest = job->data.size() - job->done;
+      io_uring_prep_write(sqe, job->fd, job->data.data() + job->done,
+                          static_cast<unsigned>(std::min<std::size_t>(rest, 1u << 30)), static_cast<std::uint64_t>(-1));
+    }
+    io_uring_sqe_set_data64(sqe, reinterpret_cast<std::uint64_t>(job) | job_bit);
+    return 0;
+  }
+
+  int close_job(file_job* job) {
+    job->closing = true;
+    io_uring_sqe* sqe = get_sqe_noexcept();
+    if (sqe == nullptr) { // cannot happen after a submit; close it here then
+      ::close(job->fd);
+      job->fd = -1;
+      return finish_job(job);
+    }
+    io_uring_prep_close(sqe, job->fd);
+    io_uring_sqe_set_data64(sqe, reinterpret_cast<std::uint64_t>(job) | job_bit);
+    return 0;
+  }
+
+  int finish_job(file_job* job) {
+    if (job->prev != nullptr)
+      job->prev->next = job->next;
+    else
+      jobs_ = job->next;
+    if (job->next != nullptr)
+      job->next->prev = job->prev;
+    int delivered = 0;
+    if (file_job_waiter* w = job->target) {
+      job->target = nullptr;
+      --armed_;
+      w->file_done(*job);
+      delivered = 1;
+    }
+    delete job;
+    return delivered;
+  }
+
   struct poll_op {
     int fd = -1;
     io_dir dir = io_dir::read;
@@ -421,6 +561,8 @@ private:
         arm_wake(); // the kernel ended the multishot poll (e.g. on overflow): start another
       return 0;
     }
+    if ((data & job_bit) != 0)
+      return step_file_job(reinterpret_cast<file_job*>(data & ~job_bit), res);
     auto* op = reinterpret_cast<poll_op*>(data);
     if (op->is_recv)
       return complete_recv(op, res, flags);
@@ -514,6 +656,7 @@ private:
   std::vector<fd_state> fds_;
   std::vector<std::unique_ptr<poll_op[]>> chunks_;
   poll_op* free_ops_ = nullptr;
+  file_job* jobs_ = nullptr; // file jobs in flight
   std::size_t armed_ = 0;
 };
 

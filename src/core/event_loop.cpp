@@ -92,6 +92,7 @@ event_loop::event_loop(options opts)
     : opts_(opts), clock_(opts.clock), backend_(detail::make_backend(opts.backend, backend_kind_)),
       ready_(std::make_unique<ring>()) {
   can_recv_ = backend_->can_recv();
+  can_file_io_ = backend_->can_file_io();
   if (clock_ == nullptr) {
     own_clock_ = std::make_unique<steady_clock_source>();
     clock_ = own_clock_.get();
@@ -359,6 +360,8 @@ void event_loop::forget_fd(int fd) noexcept { backend_->forget(fd); }
 
 void event_loop::start_recv(int fd, std::size_t max, detail::io_completion* c) { backend_->recv(fd, max, c); }
 void event_loop::abandon_recv(int fd) noexcept { backend_->abandon_recv(fd); }
+void event_loop::start_file_job(detail::file_job* job) { backend_->start_file_job(job); }
+void event_loop::abandon_file_job(detail::file_job* job) noexcept { backend_->abandon_file_job(job); }
 long event_loop::take_stashed(int fd, char* p, std::size_t n, int& err) noexcept {
   return can_recv_ ? backend_->take_stashed(fd, p, n, err) : -1;
 }

@@ -1,5 +1,10 @@
 #include "corio/files.hpp"
 
+#include "../backend/backend.hpp"
+#include "corio/detail/wait_node.hpp"
+#include "corio/event_loop.hpp"
+#include "corio/this_task.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -89,3 +94,123 @@ void write_file_blocking(const std::string& path, std::string_view data, bool ap
 }
 
 } // namespace corio::detail
+
+namespace corio {
+namespace {
+
+/// `co_await file_job_awaiter(job)`: runs a whole-file job on the loop's backend (io_uring).
+class file_job_awaiter final : public detail::wait_node, public detail::file_job_waiter {
+public:
+  explicit file_job_awaiter(std::unique_ptr<detail::file_job> job) noexcept : job_(std::move(job)) {}
+  file_job_awaiter(const file_job_awaiter&) = delete;
+  ~file_job_awaiter() { detach(); }
+
+  bool await_ready() {
+    loop_ = &detail::await_point(name());
+    return false;
+  }
+  void await_suspend(std::coroutine_handle<> h) {
+    handle = h;
+    task = loop_->current_task();
+    job_->target = this;
+    running_ = job_.get();
+    loop_->start_file_job(job_.release()); // the backend owns it now (and deletes it if this throws)
+    event_loop::begin_wait(this);
+  }
+  /// The data read (or nothing); raises the job's error, or the cancellation that ended the wait.
+  std::string await_resume() {
+    if (!finished_ && task != nullptr)
+      task->check_cancel(); // not finished: the wait was cancelled
+    if (err_ != 0)
+      throw std::system_error(err_, std::generic_category(),
+                              std::string("corio: ") + name() + ": " + step_ + " \"" + path_ + "\"");
+    return std::move(data_);
+  }
+  void file_done(detail::file_job& job) noexcept override {
+    running_ = nullptr;
+    finished_ = true;
+    err_ = job.err;
+    step_ = job.step;
+    if (err_ != 0)
+      path_ = std::move(job.path);
+    else if (job.what == detail::file_job::kind::read)
+      data_ = std::move(job.data);
+    loop_->wake(this);
+  }
+  void detach() noexcept override {
+    if (running_ != nullptr) {
+      loop_->abandon_file_job(running_);
+      running_ = nullptr;
+    }
+  }
+  [[nodiscard]] const char* what() const noexcept override { return name(); }
+
+private:
+  [[nodiscard]] const char* name() const noexcept {
+    switch (kind_) {
+    case detail::file_job::kind::read:
+      return "read_file";
+    case detail::file_job::kind::write:
+      return "write_file";
+    default:
+      return "append_file";
+    }
+  }
+
+  std::unique_ptr<detail::file_job> job_;
+  detail::file_job::kind kind_ = job_->what;
+  detail::file_job* running_ = nullptr; // owned by the backend while it runs
+  bool finished_ = false;
+  event_loop* loop_ = nullptr;
+  int err_ = 0;
+  const char* step_ = "";
+  std::string path_;
+  std::string data_;
+};
+
+std::unique_ptr<detail::file_job> make_job(detail::file_job::kind k, std::string path, std::string data) {
+  auto job = std::make_unique<detail::file_job>();
+  job->what = k;
+  job->path = std::move(path);
+  job->data = std::move(data);
+  return job;
+}
+
+bool on_ring() {
+  event_loop* loop = event_loop::current();
+  return loop != nullptr && loop->can_file_io();
+}
+
+} // namespace
+
+task<std::string> read_file(std::string path) {
+  if (on_ring()) {
+    auto job = make_job(detail::file_job::kind::read, std::move(path), {});
+    co_return co_await file_job_awaiter(std::move(job));
+  }
+  // The lambda is named first: g++ 12 destroys a temporary inside a co_await expression twice (HAZARDS.md).
+  auto read = [p = std::move(path)] { return detail::read_file_blocking(p); };
+  co_return co_await to_thread(std::move(read));
+}
+
+task<> write_file(std::string path, std::string data) {
+  if (on_ring()) {
+    auto job = make_job(detail::file_job::kind::write, std::move(path), std::move(data));
+    (void)co_await file_job_awaiter(std::move(job));
+    co_return;
+  }
+  auto write = [p = std::move(path), d = std::move(data)] { detail::write_file_blocking(p, d, false); };
+  co_await to_thread(std::move(write));
+}
+
+task<> append_file(std::string path, std::string data) {
+  if (on_ring()) {
+    auto job = make_job(detail::file_job::kind::append, std::move(path), std::move(data));
+    (void)co_await file_job_awaiter(std::move(job));
+    co_return;
+  }
+  auto append = [p = std::move(path), d = std::move(data)] { detail::write_file_blocking(p, d, true); };
+  co_await to_thread(std::move(append));
+}
+
+} // namespace corio

@@ -3,6 +3,7 @@
 #include "leak_check.hpp"
 #include <array>
 #include <chrono>
+#include <corio/files.hpp>
 #include <corio/io.hpp>
 #include <corio/net.hpp>
 #include <corio/run.hpp>
@@ -11,7 +12,9 @@
 #include <corio/testing/mock_clock.hpp>
 #include <corio/timeout.hpp>
 #include <cstddef>
+#include <cstdio>
 #include <cstdlib>
+#include <dirent.h>
 #include <gtest/gtest.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -461,6 +464,56 @@ TEST_P(Conformance, ALargeTransferThroughStreamsArrivesIntact) {
     co_await w1.wait_closed();
     co_await w2.wait_closed();
   });
+}
+
+/// Threads of the default pool ("corio-pool"; io_uring's own kernel workers, iou-wrk-*, are not counted).
+int thread_count() {
+  int n = 0;
+  if (DIR* d = ::opendir("/proc/self/task")) {
+    while (dirent* e = ::readdir(d)) {
+      if (e->d_name[0] == '.')
+        continue;
+      std::string comm;
+      if (std::FILE* f = std::fopen(("/proc/self/task/" + std::string(e->d_name) + "/comm").c_str(), "r")) {
+        char buf[64] = {};
+        if (std::fgets(buf, sizeof buf, f) != nullptr)
+          comm = buf;
+        std::fclose(f);
+      }
+      n += comm.rfind("corio-pool", 0) == 0;
+    }
+    ::closedir(d);
+  }
+  return n;
+}
+
+// On io_uring, read_file / write_file / append_file run in the loop's ring: no thread pool is started.
+// On epoll they use the pool. The results are the same.
+TEST_P(Conformance, FileHelpersUseTheRingOnIoUringAndThePoolOnEpoll) {
+  corio::testing::leak_check leaks;
+  char dir[] = "/tmp/corio_files_XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string path = std::string(dir) + "/f";
+  const int before = thread_count();
+  int during = 0;
+  run([&]() -> task<> {
+    std::string big(200 * 1024 + 3, 'q');
+    co_await corio::write_file(path, big);
+    co_await corio::append_file(path, "tail");
+    EXPECT_EQ(co_await corio::read_file(path), big + "tail");
+    try {
+      (void)co_await corio::read_file(path + ".missing");
+      ADD_FAILURE() << "no error";
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code(), std::errc::no_such_file_or_directory);
+      EXPECT_NE(std::string(e.what()).find("read_file: cannot open \"" + path + ".missing\""), std::string::npos)
+          << e.what();
+    }
+    during = thread_count();
+  });
+  EXPECT_EQ(during > before, GetParam() == backend_kind::epoll) << before << " threads before, " << during << " during";
+  ::unlink(path.c_str());
+  ::rmdir(dir);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, Conformance, ::testing::Values(backend_kind::epoll, backend_kind::io_uring),
