@@ -261,24 +261,75 @@ std::string_view reason(int status) {
   }
 }
 
+/// The idle timeout with one timer per connection instead of a timeout scope per request (whose timer
+/// callback is allocated each time: the only allocation left on the keep-alive path). The connection
+/// notes when it starts waiting for a request; the timer, when it fires, either closes the idle socket
+/// (waking that wait) or re-arms itself for the deadline it now finds. So the timer is allocated once per
+/// connection and once per idle period, never per request, and the deadline is exact as before: the
+/// limit counts from the start of each wait, and time spent answering (a slow reader) is not idle time.
+class idle_watch {
+public:
+  idle_watch(corio::socket& conn, corio::duration limit)
+      : loop_(*corio::event_loop::current()), conn_(conn), limit_(limit), since_(loop_.time()) {
+    arm(since_ + limit_);
+  }
+  idle_watch(const idle_watch&) = delete;
+  idle_watch& operator=(const idle_watch&) = delete;
+  ~idle_watch() { timer_.cancel(); } // so the callback never sees a dead `this`
+
+  /// The connection waits for the next request from now on.
+  void waiting() {
+    waiting_ = true;
+    since_ = loop_.time();
+  }
+  /// It has a request to answer: not idle until waiting() again.
+  void busy() { waiting_ = false; }
+  /// The connection was idle too long; its socket is closed.
+  [[nodiscard]] bool expired() const { return expired_; }
+
+private:
+  void arm(corio::time_point when) {
+    timer_ = loop_.call_at(when, [this] { fire(); });
+  }
+  void fire() {
+    if (!waiting_)
+      return arm(loop_.time() + limit_); // busy: not idle now; look again a whole limit later
+    const corio::time_point deadline = since_ + limit_;
+    if (loop_.time() < deadline)
+      return arm(deadline);
+    expired_ = true;
+    conn_.close(); // wakes serve()'s wait for readability, which then sees expired()
+  }
+
+  corio::event_loop& loop_;
+  corio::socket& conn_;
+  corio::duration limit_;
+  corio::time_point since_;
+  corio::timer_handle timer_;
+  bool waiting_ = true;
+  bool expired_ = false;
+};
+
 /// Serves one connection until the peer closes, a request closes it, it errs, or it idles too long.
 corio::task<> serve(corio::socket conn, const config& cfg) {
   http_connection c(cfg);
   std::string out;
   std::vector<char> buf(64 * 1024);
+  idle_watch idle(conn, cfg.idle_timeout);
   for (;;) {
     std::size_t n = 0;
+    idle.waiting();
     try {
-      auto idle = corio::timeout(cfg.idle_timeout);
       // Wait for readiness first: right after an answer (or an accept) the next request is rarely there
       // yet, and a recv that fails with EAGAIN would be a wasted syscall per request.
       co_await corio::readable(conn);
+      if (idle.expired())
+        co_return; // idle: closed
       n = co_await corio::sock_recv(conn, buf);
-    } catch (const corio::timeout_error&) {
-      co_return; // idle: close
     } catch (const std::system_error&) {
       co_return; // reset by the peer
     }
+    idle.busy();
     if (n == 0)
       co_return; // the peer closed
     const int error = c.feed(buf.data(), n);

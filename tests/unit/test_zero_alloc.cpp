@@ -1,0 +1,292 @@
+// No heap allocation per request on the hot paths (issue 5): the HTTP server's plaintext route (keep-alive
+// and pipelined) and the echo server, both the examples' real handlers (examples/http_server.cpp and
+// examples/echo_server.cpp, included without their main()), driven over loopback by a client task on the
+// same loop. Every global operator new (plain, array, nothrow, aligned, in every combination) is replaced
+// by a counting one; only the loop thread's allocations are counted, and the client's own code allocates
+// nothing after warm-up (fixed buffers, pooled frames), so what is counted is the server's and the loop's.
+//
+// CORIO_ALLOC_TRACE=1 prints a backtrace of each allocation inside a measured window (to find them).
+#include <corio/corio.hpp>
+#include <corio/detail/frame_pool.hpp>
+#include <corio/testing/mock_clock.hpp>
+
+#include <gtest/gtest.h>
+
+#include <execinfo.h>
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "leak_check.hpp"
+
+#if __has_include(<http_parser.h>)
+#define CORIO_ZERO_ALLOC_HTTP 1
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function" // the server's accept loop and argument parsing
+#define CORIO_HTTP_SERVER_NO_MAIN
+#include "../../examples/http_server.cpp"
+#pragma GCC diagnostic pop
+#endif
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#define ECHO_SERVER_NO_MAIN
+#include "../../examples/echo_server.cpp"
+#pragma GCC diagnostic pop
+
+// ---- the counting allocator -------------------------------------------------------------------------
+
+namespace alloc_count {
+// Per thread: the loop (and so the server) runs on the test's thread; another thread's allocations
+// (there should be none) are not the server's. Zero-initialised thread_locals: no constructor runs in
+// operator new.
+thread_local std::size_t count = 0;
+thread_local bool tracing = false; // inside a measured window with CORIO_ALLOC_TRACE set
+thread_local bool in_trace = false;
+
+void note(std::size_t n) noexcept {
+  ++count;
+  if (!tracing || in_trace)
+    return;
+  in_trace = true; // backtrace() may allocate the first time (it loads the unwinder)
+  char head[64];
+  const int len = std::snprintf(head, sizeof head, "--- allocation of %zu bytes:\n", n);
+  (void)!::write(2, head, static_cast<std::size_t>(len));
+  void* frames[32];
+  const int depth = ::backtrace(frames, 32);
+  ::backtrace_symbols_fd(frames, depth, 2);
+  in_trace = false;
+}
+
+void* allocate(std::size_t n) noexcept {
+  note(n);
+  return std::malloc(n != 0 ? n : 1);
+}
+void* allocate(std::size_t n, std::align_val_t a) noexcept {
+  note(n);
+  const auto align = static_cast<std::size_t>(a);
+  const std::size_t rounded = (n + align - 1) / align * align; // aligned_alloc wants a multiple
+  return std::aligned_alloc(align, rounded != 0 ? rounded : align);
+}
+// Out of line: g++ would otherwise see free() applied to what "operator new" returned once both are
+// inlined into a caller, and warn (-Wmismatched-new-delete) about what is, here, the matching pair.
+[[gnu::noinline]] void release(void* p) noexcept { std::free(p); }
+void* or_throw(void* p) {
+  if (p == nullptr)
+    throw std::bad_alloc();
+  return p;
+}
+} // namespace alloc_count
+
+void* operator new(std::size_t n) { return alloc_count::or_throw(alloc_count::allocate(n)); }
+void* operator new[](std::size_t n) { return alloc_count::or_throw(alloc_count::allocate(n)); }
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return alloc_count::allocate(n); }
+void* operator new[](std::size_t n, const std::nothrow_t&) noexcept { return alloc_count::allocate(n); }
+void* operator new(std::size_t n, std::align_val_t a) { return alloc_count::or_throw(alloc_count::allocate(n, a)); }
+void* operator new[](std::size_t n, std::align_val_t a) { return alloc_count::or_throw(alloc_count::allocate(n, a)); }
+void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  return alloc_count::allocate(n, a);
+}
+void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  return alloc_count::allocate(n, a);
+}
+void operator delete(void* p) noexcept { alloc_count::release(p); }
+void operator delete[](void* p) noexcept { alloc_count::release(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { alloc_count::release(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { alloc_count::release(p); }
+void operator delete(void* p, std::align_val_t) noexcept { alloc_count::release(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { alloc_count::release(p); }
+void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { alloc_count::release(p); }
+void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { alloc_count::release(p); }
+#if defined(__cpp_sized_deallocation)
+void operator delete(void* p, std::size_t) noexcept { alloc_count::release(p); }
+void operator delete[](void* p, std::size_t) noexcept { alloc_count::release(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { alloc_count::release(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { alloc_count::release(p); }
+#endif
+
+namespace {
+
+using namespace std::chrono_literals;
+using corio::task;
+
+/// Allocations made by this thread while it lives (tracing them when CORIO_ALLOC_TRACE is set).
+class window {
+public:
+  explicit window(bool trace = true) : start_(alloc_count::count) {
+    alloc_count::tracing = trace && std::getenv("CORIO_ALLOC_TRACE") != nullptr;
+  }
+  window(const window&) = delete;
+  window& operator=(const window&) = delete;
+  ~window() { alloc_count::tracing = false; }
+  [[nodiscard]] std::size_t allocations() const noexcept { return alloc_count::count - start_; }
+
+private:
+  std::size_t start_;
+};
+
+/// Whether the replacement is the operator new this build calls (a sanitizer runtime could take over).
+bool counting_works() {
+  const std::size_t before = alloc_count::count;
+  void* (*volatile allocate)(std::size_t) = &::operator new; // not elided: a real call
+  void* p = allocate(24);
+  ::operator delete(p);
+  auto owned = std::make_unique<std::vector<int>>(100);
+  return alloc_count::count - before == 3; // the call, the vector object, its elements
+}
+
+/// Sends `batch` and reads until exactly `expected` came back, into `buf` (sized for it): no allocation.
+/// False if the server closed early or answered something else.
+task<bool> exchange(corio::socket& client, std::string_view batch, std::string_view expected, std::span<char> buf) {
+  co_await corio::sock_sendall(client, batch);
+  std::size_t got = 0;
+  while (got < expected.size()) { // bounded: every pass receives at least one byte or returns
+    const std::size_t n = co_await corio::sock_recv(client, buf.subspan(got, expected.size() - got));
+    if (n == 0)
+      co_return false;
+    got += n;
+  }
+  co_return std::string_view(buf.data(), got) == expected;
+}
+
+struct phase_result {
+  std::size_t warm_up_allocations = 0;
+  std::size_t allocations = 0; // over the measured rounds
+  std::size_t failed_rounds = 0;
+};
+
+/// `warm_up` rounds, then `rounds` counted ones, of sending `batch` and reading `expected` back.
+task<phase_result> measure(corio::socket& client, std::string batch, std::string expected, int warm_up, int rounds) {
+  phase_result r;
+  std::vector<char> buf(expected.size());
+  {
+    window w(/*trace=*/false);
+    for (int i = 0; i < warm_up; ++i)
+      r.failed_rounds += co_await exchange(client, batch, expected, buf) ? 0 : 1;
+    r.warm_up_allocations = w.allocations();
+  }
+  window w;
+  for (int i = 0; i < rounds; ++i)
+    r.failed_rounds += co_await exchange(client, batch, expected, buf) ? 0 : 1;
+  r.allocations = w.allocations();
+  co_return r;
+}
+
+std::string repeat(std::string_view s, int n) {
+  std::string out;
+  for (int i = 0; i < n; ++i)
+    out.append(s);
+  return out;
+}
+
+template <class F> phase_result run_on_mock_loop(F body) {
+  corio::testing::mock_clock clock;
+  return corio::run(body(), {.clock = &clock});
+}
+
+class ZeroAlloc : public ::testing::Test {
+protected:
+  void SetUp() override {
+    if (!counting_works())
+      GTEST_SKIP() << "this build's operator new is not the test's replacement (a sanitizer runtime?): "
+                      "allocations cannot be counted";
+  }
+  corio::testing::leak_check leaks_;
+};
+
+TEST_F(ZeroAlloc, CounterSeesAllocations) {
+  window w;
+  std::string s(100, 'x'); // beyond the small-string buffer
+  EXPECT_EQ(w.allocations(), 1u);
+}
+
+#ifdef CORIO_ZERO_ALLOC_HTTP
+
+constexpr std::string_view plaintext_request = "GET /plaintext HTTP/1.1\r\nHost: localhost\r\nUser-Agent: test\r\n"
+                                               "Accept: text/plain\r\n\r\n";
+
+/// The HTTP server's connection handler (serve()) on one accepted loopback connection.
+task<phase_result> http_phase(int per_batch, int warm_up, int rounds) {
+  config cfg;
+  corio::socket listener = corio::listen_on(corio::address::loopback_ipv4(0));
+  corio::socket client = corio::socket::open(corio::address_family::ipv4, corio::socket_type::stream);
+  co_await corio::sock_connect(client, listener.local_address());
+  corio::accepted a = co_await corio::sock_accept(listener);
+  a.conn.set_no_delay(true);
+  client.set_no_delay(true);
+  corio::join_handle<> server = corio::spawn(serve(std::move(a.conn), cfg));
+  const phase_result r = co_await measure(client, repeat(plaintext_request, per_batch),
+                                          repeat(hello_response, per_batch), warm_up, rounds);
+  client.close(); // the handler reads end of stream and returns
+  co_await server;
+  EXPECT_EQ(corio::event_loop::current()->task_count(), 1u) << "tasks left";
+  EXPECT_EQ(corio::event_loop::current()->timer_count(), 0u) << "timers left";
+  co_return r;
+}
+
+TEST_F(ZeroAlloc, HttpPlaintextKeepAlive) {
+  const phase_result r = run_on_mock_loop([] { return http_phase(1, 100, 1000); });
+  EXPECT_EQ(r.failed_rounds, 0u);
+  EXPECT_EQ(r.allocations, 0u) << "1000 keep-alive requests allocated " << r.allocations
+                               << " times (warm-up: " << r.warm_up_allocations << "); CORIO_ALLOC_TRACE=1 shows where";
+}
+
+TEST_F(ZeroAlloc, HttpPlaintextPipelined) {
+  const phase_result r = run_on_mock_loop([] { return http_phase(16, 100, 1000); });
+  EXPECT_EQ(r.failed_rounds, 0u);
+  EXPECT_EQ(r.allocations, 0u) << "1000 batches of 16 pipelined requests allocated " << r.allocations
+                               << " times (warm-up: " << r.warm_up_allocations << ")";
+}
+
+#endif
+
+/// The echo server's handler (echo()) behind corio::start_server, as the example runs it.
+task<phase_result> echo_phase(std::size_t message_size, int per_batch, int warm_up, int rounds) {
+  corio::server_options opts;
+  auto handler = [](corio::stream_reader r, corio::stream_writer w) {
+    return echo(std::move(r), std::move(w), std::chrono::seconds(60));
+  };
+  corio::server server = corio::start_server(handler, {corio::address::loopback_ipv4(0)}, opts);
+  corio::socket client = corio::socket::open(corio::address_family::ipv4, corio::socket_type::stream);
+  co_await corio::sock_connect(client, corio::address::loopback_ipv4(server.port()));
+  client.set_no_delay(true);
+  std::string message(message_size, 'm');
+  for (std::size_t i = 0; i < message.size(); ++i)
+    message[i] = static_cast<char>('a' + i % 26);
+  const std::string batch = repeat(message, per_batch);
+  const phase_result r = co_await measure(client, batch, batch, warm_up, rounds);
+  client.close(); // echo() reads end of stream and returns; the server then closes its side
+  server.close();
+  co_await server.wait_closed();
+  EXPECT_EQ(corio::event_loop::current()->task_count(), 1u) << "tasks left";
+  co_return r;
+}
+
+TEST_F(ZeroAlloc, EchoSmallMessages) {
+  const phase_result r = run_on_mock_loop([] { return echo_phase(64, 1, 100, 1000); });
+  EXPECT_EQ(r.failed_rounds, 0u);
+  EXPECT_EQ(r.allocations, 0u) << "1000 echoes of 64 bytes allocated " << r.allocations
+                               << " times (warm-up: " << r.warm_up_allocations << ")";
+}
+
+TEST_F(ZeroAlloc, EchoPipelinedBatches) {
+  const phase_result r = run_on_mock_loop([] { return echo_phase(64, 16, 100, 1000); });
+  EXPECT_EQ(r.failed_rounds, 0u);
+  EXPECT_EQ(r.allocations, 0u) << "1000 batches of 16 echoed messages allocated " << r.allocations << " times";
+}
+
+TEST_F(ZeroAlloc, EchoLargeMessages) {
+  // 48 KiB: more than one socket read and (over loopback) sometimes more than one send.
+  const phase_result r = run_on_mock_loop([] { return echo_phase(48 * 1024, 1, 100, 1000); });
+  EXPECT_EQ(r.failed_rounds, 0u);
+  EXPECT_EQ(r.allocations, 0u) << "1000 echoes of 48 KiB allocated " << r.allocations << " times";
+}
+
+} // namespace
