@@ -53,6 +53,7 @@ void stream_transport::set_watermarks(std::size_t high, std::size_t low) {
     throw std::invalid_argument("corio: stream low_water above high_water");
   high_ = high;
   low_ = low;
+  queue_.set_keep_limit(high + write_queue::chunk_bytes); // what a writer queues before drain() waits
   update_pause();
 }
 
