@@ -15,6 +15,7 @@
 #include <http_parser.h>
 
 #include <algorithm>
+#include <charconv>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -40,13 +41,24 @@ constexpr std::string_view hello_response = "HTTP/1.1 200 OK\r\nContent-Type: te
                                             "Hello, World!";
 constexpr std::string_view hello_head = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\n";
 
+/// Appends the decimal digits of n (std::to_chars: no temporary string, so an answer allocates nothing
+/// once `out` has grown to its usual size).
+void append_number(std::string& out, std::size_t n) {
+  char digits[24];
+  const auto end = std::to_chars(digits, digits + sizeof digits, n).ptr;
+  out.append(digits, end);
+}
+
+/// A short answer whose body is its reason phrase and a newline.
 void append_simple(std::string& out, int status, std::string_view reason, bool close, bool head = false) {
-  const std::string body = std::string(reason) + "\n";
-  out.append("HTTP/1.1 ").append(std::to_string(status)).append(" ").append(reason);
-  out.append("\r\nContent-Type: text/plain\r\nContent-Length: ").append(std::to_string(body.size()));
+  out.append("HTTP/1.1 ");
+  append_number(out, static_cast<std::size_t>(status));
+  out.append(" ").append(reason);
+  out.append("\r\nContent-Type: text/plain\r\nContent-Length: ");
+  append_number(out, reason.size() + 1);
   out.append(close ? "\r\nConnection: close\r\n\r\n" : "\r\n\r\n");
   if (!head)
-    out.append(body);
+    out.append(reason).append("\n");
 }
 
 std::string_view content_type(std::string_view path) {
@@ -217,7 +229,8 @@ corio::task<> append_file(std::string& out, const request& r) {
     co_return;
   }
   out.append("HTTP/1.1 200 OK\r\nContent-Type: ").append(content_type(r.path));
-  out.append("\r\nContent-Length: ").append(std::to_string(body.size()));
+  out.append("\r\nContent-Length: ");
+  append_number(out, body.size());
   out.append(r.keep_alive ? "\r\n\r\n" : "\r\nConnection: close\r\n\r\n");
   if (!r.head)
     out.append(body);

@@ -213,8 +213,9 @@ TEST_F(ZeroAlloc, CounterSeesAllocations) {
 constexpr std::string_view plaintext_request = "GET /plaintext HTTP/1.1\r\nHost: localhost\r\nUser-Agent: test\r\n"
                                                "Accept: text/plain\r\n\r\n";
 
-/// The HTTP server's connection handler (serve()) on one accepted loopback connection.
-task<phase_result> http_phase(int per_batch, int warm_up, int rounds) {
+/// The HTTP server's connection handler (serve()) on one accepted loopback connection: `batch` sent at
+/// once (pipelined when it holds several requests), `answers` expected back.
+task<phase_result> http_phase(std::string batch, std::string answers, int warm_up, int rounds) {
   config cfg;
   corio::socket listener = corio::listen_on(corio::address::loopback_ipv4(0));
   corio::socket client = corio::socket::open(corio::address_family::ipv4, corio::socket_type::stream);
@@ -223,8 +224,7 @@ task<phase_result> http_phase(int per_batch, int warm_up, int rounds) {
   a.conn.set_no_delay(true);
   client.set_no_delay(true);
   corio::join_handle<> server = corio::spawn(serve(std::move(a.conn), cfg));
-  const phase_result r = co_await measure(client, repeat(plaintext_request, per_batch),
-                                          repeat(hello_response, per_batch), warm_up, rounds);
+  const phase_result r = co_await measure(client, std::move(batch), std::move(answers), warm_up, rounds);
   client.close(); // the handler reads end of stream and returns
   co_await server;
   EXPECT_EQ(corio::event_loop::current()->task_count(), 1u) << "tasks left";
@@ -233,17 +233,34 @@ task<phase_result> http_phase(int per_batch, int warm_up, int rounds) {
 }
 
 TEST_F(ZeroAlloc, HttpPlaintextKeepAlive) {
-  const phase_result r = run_on_mock_loop([] { return http_phase(1, 100, 1000); });
+  const phase_result r = run_on_mock_loop(
+      [] { return http_phase(std::string(plaintext_request), std::string(hello_response), 100, 1000); });
   EXPECT_EQ(r.failed_rounds, 0u);
   EXPECT_EQ(r.allocations, 0u) << "1000 keep-alive requests allocated " << r.allocations
                                << " times (warm-up: " << r.warm_up_allocations << "); CORIO_ALLOC_TRACE=1 shows where";
 }
 
 TEST_F(ZeroAlloc, HttpPlaintextPipelined) {
-  const phase_result r = run_on_mock_loop([] { return http_phase(16, 100, 1000); });
+  const phase_result r =
+      run_on_mock_loop([] { return http_phase(repeat(plaintext_request, 16), repeat(hello_response, 16), 100, 1000); });
   EXPECT_EQ(r.failed_rounds, 0u);
   EXPECT_EQ(r.allocations, 0u) << "1000 batches of 16 pipelined requests allocated " << r.allocations
                                << " times (warm-up: " << r.warm_up_allocations << ")";
+}
+
+TEST_F(ZeroAlloc, HttpHeadNotFoundAndBadMethod) {
+  // The other short answers of the keep-alive path, pipelined: HEAD, 404 and 405.
+  const std::string batch = "HEAD / HTTP/1.1\r\nHost: x\r\n\r\n"
+                            "GET /nowhere?q=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+                            "DELETE /plaintext HTTP/1.1\r\nHost: x\r\n\r\n";
+  const std::string answers = std::string(hello_head) +
+                              "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n\r\n"
+                              "Not Found\n"
+                              "HTTP/1.1 405 Method Not Allowed\r\nContent-Type: text/plain\r\nContent-Length: 19"
+                              "\r\n\r\nMethod Not Allowed\n";
+  const phase_result r = run_on_mock_loop([&] { return http_phase(batch, answers, 100, 1000); });
+  EXPECT_EQ(r.failed_rounds, 0u);
+  EXPECT_EQ(r.allocations, 0u) << "1000 batches of HEAD, 404 and 405 allocated " << r.allocations << " times";
 }
 
 #endif
