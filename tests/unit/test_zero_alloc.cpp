@@ -323,4 +323,65 @@ TEST_F(ZeroAlloc, EchoThroughTheWriteQueue) {
   EXPECT_EQ(r.allocations, 0u) << "1000 queued echoes of 48 KiB allocated " << r.allocations << " times";
 }
 
+/// Round `i` of mixed writes: small copies (sharing a chunk), a moved-in string (queued as it is), a copy
+/// bigger than a chunk, and writelines; numbered so that a reordering shows.
+std::string round_bytes(int i, std::string& moved) {
+  const std::string tag = std::string("<") + std::to_string(i) + ">";
+  moved = std::string(20000 + static_cast<std::size_t>(i), static_cast<char>('a' + i % 26));
+  return tag + tag + moved + std::string(40000, 'z') + tag + "|" + tag;
+}
+
+task<> mixed_writer(corio::stream_writer w, int rounds) {
+  for (int i = 0; i < rounds; ++i) {
+    std::string moved;
+    const std::string expected = round_bytes(i, moved);
+    const std::string tag = std::string("<") + std::to_string(i) + ">";
+    w.write(tag);
+    w.write(std::string_view(tag));
+    w.write(std::move(moved));
+    w.write(std::string(40000, 'z'));
+    w.writelines({std::string_view(tag), std::string_view("|"), std::string_view(tag)});
+    co_await w.drain();
+  }
+  w.close();
+  co_await w.wait_closed();
+}
+
+TEST_F(ZeroAlloc, WriteQueueKeepsTheOrderOfMixedWrites) {
+  constexpr int rounds = 50;
+  std::string expected;
+  for (int i = 0; i < rounds; ++i) {
+    std::string moved;
+    expected += round_bytes(i, moved);
+  }
+  corio::testing::mock_clock clock;
+  corio::run(
+      [&]() -> task<> {
+        corio::server_options opts;
+        auto handler = [](corio::stream_reader, corio::stream_writer w) {
+          const int bytes = 4096; // most of every round waits in the queue
+          EXPECT_EQ(::setsockopt(w.fd(), SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes), 0);
+          return mixed_writer(std::move(w), rounds);
+        };
+        corio::server server = corio::start_server(handler, {corio::address::loopback_ipv4(0)}, opts);
+        corio::socket client = corio::socket::open(corio::address_family::ipv4, corio::socket_type::stream);
+        client.set_receive_buffer(4096);
+        co_await corio::sock_connect(client, corio::address::loopback_ipv4(server.port()));
+        std::string got;
+        std::vector<char> buf(8192);
+        for (std::size_t pass = 0; pass < expected.size() + 1; ++pass) { // each pass gets a byte or ends
+          const std::size_t n = co_await corio::sock_recv(client, buf);
+          if (n == 0)
+            break;
+          got.append(buf.data(), n);
+        }
+        EXPECT_EQ(got.size(), expected.size());
+        EXPECT_TRUE(got == expected) << "the bytes arrived out of order";
+        client.close();
+        server.close();
+        co_await server.wait_closed();
+      }(),
+      {.clock = &clock});
+}
+
 } // namespace
