@@ -279,7 +279,8 @@ std::string_view reason(int status) {
 /// notes when it starts waiting for a request; the timer, when it fires, either closes the idle socket
 /// (waking that wait) or re-arms itself for the deadline it now finds. So the timer is allocated once per
 /// connection and once per idle period, never per request, and the deadline is exact as before: the
-/// limit counts from the start of each wait, and time spent answering (a slow reader) is not idle time.
+/// limit counts from the start of each wait, and time spent answering (a slow reader) is not idle time —
+/// a timer that fires then lapses, and the next wait arms a new one.
 class idle_watch {
 public:
   idle_watch(corio::socket& conn, corio::duration limit)
@@ -294,6 +295,10 @@ public:
   void waiting() {
     waiting_ = true;
     since_ = loop_.time();
+    if (lapsed_) {
+      lapsed_ = false;
+      arm(since_ + limit_);
+    }
   }
   /// It has a request to answer: not idle until waiting() again.
   void busy() { waiting_ = false; }
@@ -305,8 +310,10 @@ private:
     timer_ = loop_.call_at(when, [this] { fire(); });
   }
   void fire() {
-    if (!waiting_)
-      return arm(loop_.time() + limit_); // busy: not idle now; look again a whole limit later
+    if (!waiting_) {
+      lapsed_ = true; // busy answering: no timer until the next wait
+      return;
+    }
     const corio::time_point deadline = since_ + limit_;
     if (loop_.time() < deadline)
       return arm(deadline);
@@ -320,6 +327,7 @@ private:
   corio::time_point since_;
   corio::timer_handle timer_;
   bool waiting_ = true;
+  bool lapsed_ = false; // the timer fired while busy and was not re-armed
   bool expired_ = false;
 };
 

@@ -384,4 +384,59 @@ TEST_F(ZeroAlloc, WriteQueueKeepsTheOrderOfMixedWrites) {
       {.clock = &clock});
 }
 
+/// Reads exactly `n` bytes (false if the connection ended first).
+task<bool> read_exactly(corio::socket& s, std::size_t n) {
+  std::vector<char> buf(8192);
+  while (n > 0) { // bounded: each pass takes at least one byte or returns
+    const std::size_t got = co_await corio::sock_recv(s, std::span<char>(buf).first(std::min(n, buf.size())));
+    if (got == 0)
+      co_return false;
+    n -= got;
+  }
+  co_return true;
+}
+
+/// How long after `since` the server closes the connection (loop time; a mock clock makes it exact).
+task<corio::duration> closed_after(corio::socket& s, corio::time_point since) {
+  char byte = 0;
+  const std::size_t n = co_await corio::sock_recv(s, std::span<char>(&byte, 1));
+  EXPECT_EQ(n, 0u) << "an answer nobody asked for";
+  co_return corio::event_loop::current()->time() - since;
+}
+
+// The idle timeout (one timer per connection, re-armed only when it fires) is as exact as the timeout
+// scope per request was: the limit counts from the start of each wait for a request, whether the timer
+// fires early (re-armed), and time spent answering a slow reader is not idle time.
+TEST_F(ZeroAlloc, HttpIdleTimeoutCountsFromTheLastAnswer) {
+  corio::testing::mock_clock clock;
+  corio::run(
+      []() -> task<> {
+        corio::event_loop& loop = *corio::event_loop::current();
+        config cfg;
+        cfg.idle_timeout = 10s;
+        corio::socket listener = corio::listen_on(corio::address::loopback_ipv4(0));
+        corio::socket client = corio::socket::open(corio::address_family::ipv4, corio::socket_type::stream);
+        client.set_receive_buffer(4096);
+        co_await corio::sock_connect(client, listener.local_address());
+        corio::accepted a = co_await corio::sock_accept(listener);
+        const int bytes = 4096;
+        EXPECT_EQ(::setsockopt(a.conn.fd(), SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes), 0);
+        corio::join_handle<> server = corio::spawn(serve(std::move(a.conn), cfg));
+
+        // A request 4 s into the first wait: the timer fires at 10 s, finds the new deadline, re-arms.
+        co_await corio::sleep(4s);
+        co_await corio::sock_sendall(client, plaintext_request);
+        EXPECT_TRUE(co_await read_exactly(client, hello_response.size()));
+        // 500 pipelined requests whose answers fill both socket buffers; the client reads them only
+        // 15 s later. The server is busy sending all that time (its timer lapses), then waits anew.
+        co_await corio::sock_sendall(client, repeat(plaintext_request, 500));
+        co_await corio::sleep(15s);
+        EXPECT_TRUE(co_await read_exactly(client, 500 * hello_response.size()));
+        EXPECT_EQ(co_await closed_after(client, loop.time()), corio::duration(10s));
+        co_await server;
+        EXPECT_EQ(loop.timer_count(), 0u) << "timers left";
+      }(),
+      {.clock = &clock});
+}
+
 } // namespace
