@@ -69,10 +69,12 @@ private:
 // timer closes the connection). drain() makes the next read wait while the client is slow to take its
 // echo, so unread echoes never pile up here; that wait counts as idle time too. One buffer per
 // connection, reused by every read (readinto): no allocation per message; write() sends from it at once
-// and copies only what the kernel did not take (into the writer's recycled queue).
+// and copies only what the kernel did not take (into the writer's recycled queue). 16 KiB, the reader's
+// smallest receive: a larger message is echoed in pieces, and a connection holds 32 KiB of buffers
+// (this one and the reader's) rather than the 64 KiB its reader grew to with read(64 KiB).
 corio::task<> echo(corio::stream_reader reader, corio::stream_writer writer, corio::duration idle_timeout) {
   idle_timer idle(writer, idle_timeout);
-  std::vector<char> buf(64 * 1024);
+  std::vector<char> buf(16 * 1024);
   for (;;) {
     const std::size_t n = co_await reader.readinto(buf);
     if (n == 0)
