@@ -5,7 +5,10 @@
 // by a counting one; only the loop thread's allocations are counted, and the client's own code allocates
 // nothing after warm-up (fixed buffers, pooled frames), so what is counted is the server's and the loop's.
 //
-// CORIO_ALLOC_TRACE=1 prints a backtrace of each allocation inside a measured window (to find them).
+// CORIO_ALLOC_TRACE=1 prints a backtrace of each allocation inside a measured window (to find them). The
+// frames of static functions print as offsets; addr2line names them:
+//   CORIO_ALLOC_TRACE=1 build/release/tests/test_zero_alloc 2>&1 | grep -o '(+0x[0-9a-f]*)' | tr -d '()+' |
+//     addr2line -f -C -i -e build/release/tests/test_zero_alloc
 #include <corio/corio.hpp>
 #include <corio/detail/frame_pool.hpp>
 #include <corio/testing/mock_clock.hpp>
