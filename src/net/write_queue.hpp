@@ -21,9 +21,11 @@ namespace corio::detail {
 /// queued as it is (no copy) and released when sent.
 ///
 /// What stays allocated is bounded: the ring of slots has as many as the most strings ever queued at
-/// once, and the popped chunks kept for reuse hold at most keep_limit() bytes (the transport sets it to
-/// its high watermark plus a chunk: about what one connection queues before its writer must wait);
-/// clear() (the connection failed or closed) releases everything.
+/// once (at least keep_limit() / chunk_bytes + 2), and the popped chunks kept for reuse (apart from the
+/// slots) hold at most keep_limit() bytes (the transport sets it to its high watermark plus two chunks, 96 KiB by
+/// default: what a writer that waits in drain() queues, for writes up to a chunk); clear() (the connection failed or
+/// closed) releases everything. A writer that queues more than that (no drain(), or larger writes) gets the extra
+/// chunks allocated and released again, as a deque would.
 class write_queue {
 public:
   static constexpr std::size_t chunk_bytes = 16 * 1024;
@@ -59,15 +61,19 @@ public:
       data.remove_prefix(room);
     }
     while (!data.empty()) {
-      std::string& chunk = take_slot();
-      if (chunk.capacity() < chunk_bytes)
-        chunk.reserve(chunk_bytes); // only while warming up: kept chunks already have it
+      std::string& chunk = take_slot(); // an empty slot: no buffer of its own
+      if (!spare_.empty()) {
+        chunk.swap(spare_.back());
+        spare_.pop_back();
+      } else {
+        chunk.reserve(chunk_bytes); // only while warming up (or past the kept budget)
+      }
       const std::size_t n = std::min(chunk.capacity(), data.size());
       chunk.assign(data.data(), n);
       data.remove_prefix(n);
     }
   }
-  /// Queues `data` itself (no copy); the slot's old buffer goes with the caller's emptied string.
+  /// Queues `data` itself (no copy).
   void push_back(std::string&& data) { take_slot().swap(data); }
 
   [[nodiscard]] std::size_t keep_limit() const noexcept { return keep_limit_; }
@@ -75,11 +81,12 @@ public:
 
   void pop_front() noexcept {
     std::string& s = slots_[head_];
-    // Only chunk-sized buffers are worth keeping (a moved-in string of another size would be the wrong size
-    // for the next copy); the reserve() above may round up, hence the range.
-    if (s.capacity() >= chunk_bytes && s.capacity() < 2 * chunk_bytes && kept_ + s.capacity() <= keep_limit_) {
-      kept_ += s.capacity();
-      s.clear(); // keeps the buffer for a later write
+    // Only chunk-sized buffers are worth keeping (a moved-in string of another size would be the wrong
+    // size for the next copy); reserve() may round up, hence the range. Spare chunks are kept apart from
+    // the ring's slots, so which slot the next write lands in does not decide whether a buffer is there.
+    if (s.capacity() >= chunk_bytes && s.capacity() < 2 * chunk_bytes && spare_.size() < max_spare()) {
+      s.clear();
+      spare_.emplace_back().swap(s); // within the reserved capacity: no allocation
     } else {
       std::string().swap(s); // over the budget: give the memory back
     }
@@ -90,7 +97,8 @@ public:
   /// Drops everything queued and releases all memory.
   void clear() noexcept {
     std::vector<std::string>().swap(slots_);
-    head_ = count_ = kept_ = 0;
+    std::vector<std::string>().swap(spare_);
+    head_ = count_ = 0;
   }
 
 private:
@@ -99,29 +107,33 @@ private:
     return slots_[j < slots_.size() ? j : j - slots_.size()];
   }
 
-  /// The slot after the last queued one (growing the ring when full); its buffer leaves the kept budget.
+  [[nodiscard]] std::size_t max_spare() const noexcept { return keep_limit_ / chunk_bytes; }
+
+  /// The (empty) slot after the last queued one, growing the ring when it is full.
   std::string& take_slot() {
     if (count_ == slots_.size())
       grow();
-    std::string& s = at(count_);
-    if (s.capacity() >= chunk_bytes) // a kept chunk (free slots hold nothing else on the heap)
-      kept_ -= s.capacity();
     ++count_;
-    return s;
+    return at(count_ - 1);
   }
 
+  /// The first ring has room for the kept budget in chunks plus a partly sent first and a partly filled
+  /// last one: all a writer that waits in drain() queues when it copies, so the ring does not grow again
+  /// later (and allocate) just because a rarer interleaving queued one chunk more than before.
   void grow() {
-    std::vector<std::string> bigger(slots_.empty() ? 4 : slots_.size() * 2);
+    if (slots_.empty())
+      spare_.reserve(max_spare()); // so that keeping a chunk never allocates
+    std::vector<std::string> bigger(slots_.empty() ? max_spare() + 2 : slots_.size() * 2);
     for (std::size_t i = 0; i < count_; ++i)
-      bigger[i] = std::move(at(i)); // full ring: every slot is queued, no kept buffer is lost
+      bigger[i].swap(at(i));
     slots_.swap(bigger);
     head_ = 0;
   }
 
   std::vector<std::string> slots_;
-  std::size_t head_ = 0;  // the front's slot
-  std::size_t count_ = 0; // queued strings
-  std::size_t kept_ = 0;  // the capacity of the chunks kept in free slots
+  std::size_t head_ = 0;           // the front's slot; the slots not queued are empty (no buffer)
+  std::size_t count_ = 0;          // queued strings
+  std::vector<std::string> spare_; // popped chunks, emptied, for the next copies (at most max_spare())
   std::size_t keep_limit_ = 4 * chunk_bytes;
 };
 
