@@ -15,6 +15,7 @@
 #include <http_parser.h>
 
 #include <algorithm>
+#include <charconv>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -40,13 +41,24 @@ constexpr std::string_view hello_response = "HTTP/1.1 200 OK\r\nContent-Type: te
                                             "Hello, World!";
 constexpr std::string_view hello_head = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\n";
 
+/// Appends the decimal digits of n (std::to_chars: no temporary string, so an answer allocates nothing
+/// once `out` has grown to its usual size).
+void append_number(std::string& out, std::size_t n) {
+  char digits[24];
+  const auto end = std::to_chars(digits, digits + sizeof digits, n).ptr;
+  out.append(digits, end);
+}
+
+/// A short answer whose body is its reason phrase and a newline.
 void append_simple(std::string& out, int status, std::string_view reason, bool close, bool head = false) {
-  const std::string body = std::string(reason) + "\n";
-  out.append("HTTP/1.1 ").append(std::to_string(status)).append(" ").append(reason);
-  out.append("\r\nContent-Type: text/plain\r\nContent-Length: ").append(std::to_string(body.size()));
+  out.append("HTTP/1.1 ");
+  append_number(out, static_cast<std::size_t>(status));
+  out.append(" ").append(reason);
+  out.append("\r\nContent-Type: text/plain\r\nContent-Length: ");
+  append_number(out, reason.size() + 1);
   out.append(close ? "\r\nConnection: close\r\n\r\n" : "\r\n\r\n");
   if (!head)
-    out.append(body);
+    out.append(reason).append("\n");
 }
 
 std::string_view content_type(std::string_view path) {
@@ -217,7 +229,8 @@ corio::task<> append_file(std::string& out, const request& r) {
     co_return;
   }
   out.append("HTTP/1.1 200 OK\r\nContent-Type: ").append(content_type(r.path));
-  out.append("\r\nContent-Length: ").append(std::to_string(body.size()));
+  out.append("\r\nContent-Length: ");
+  append_number(out, body.size());
   out.append(r.keep_alive ? "\r\n\r\n" : "\r\nConnection: close\r\n\r\n");
   if (!r.head)
     out.append(body);
@@ -261,26 +274,87 @@ std::string_view reason(int status) {
   }
 }
 
+/// The idle timeout with one timer per connection instead of a timeout scope per request (whose timer
+/// callback is allocated each time: the only allocation left on the keep-alive path). The connection
+/// notes when it starts waiting for a request; the timer, when it fires, either closes the idle socket
+/// (waking that wait) or re-arms itself for the deadline it now finds. So the timer is allocated once per
+/// connection and once per idle period, never per request, and the deadline is exact as before: the
+/// limit counts from the start of each wait, and time spent answering (a slow reader) is not idle time —
+/// a timer that fires then lapses, and the next wait arms a new one.
+class idle_watch {
+public:
+  idle_watch(corio::socket& conn, corio::duration limit)
+      : loop_(*corio::event_loop::current()), conn_(conn), limit_(limit), since_(loop_.time()) {
+    arm(since_ + limit_);
+  }
+  idle_watch(const idle_watch&) = delete;
+  idle_watch& operator=(const idle_watch&) = delete;
+  ~idle_watch() { timer_.cancel(); } // so the callback never sees a dead `this`
+
+  /// The connection waits for the next request from now on.
+  void waiting() {
+    waiting_ = true;
+    since_ = loop_.time();
+    if (lapsed_) {
+      lapsed_ = false;
+      arm(since_ + limit_);
+    }
+  }
+  /// It has a request to answer: not idle until waiting() again.
+  void busy() { waiting_ = false; }
+  /// The connection was idle too long; its socket is closed.
+  [[nodiscard]] bool expired() const { return expired_; }
+
+private:
+  void arm(corio::time_point when) {
+    timer_ = loop_.call_at(when, [this] { fire(); });
+  }
+  void fire() {
+    if (!waiting_) {
+      lapsed_ = true; // busy answering: no timer until the next wait
+      return;
+    }
+    const corio::time_point deadline = since_ + limit_;
+    if (loop_.time() < deadline)
+      return arm(deadline);
+    expired_ = true;
+    conn_.close(); // wakes serve()'s wait for readability, which then sees expired()
+  }
+
+  corio::event_loop& loop_;
+  corio::socket& conn_;
+  corio::duration limit_;
+  corio::time_point since_;
+  corio::timer_handle timer_;
+  bool waiting_ = true;
+  bool lapsed_ = false; // the timer fired while busy and was not re-armed
+  bool expired_ = false;
+};
+
 /// Serves one connection until the peer closes, a request closes it, it errs, or it idles too long.
 corio::task<> serve(corio::socket conn, const config& cfg) {
   http_connection c(cfg);
   std::string out;
   std::vector<char> buf(64 * 1024);
+  idle_watch idle(conn, cfg.idle_timeout);
   for (;;) {
     std::size_t n = 0;
+    idle.waiting();
     try {
-      auto idle = corio::timeout(cfg.idle_timeout);
       // On epoll, wait for readiness first: right after an answer (or an accept) the next request is
       // rarely there yet, and a recv that fails with EAGAIN would be a wasted syscall per request. On
-      // io_uring, sock_recv goes to the ring at once and costs no syscall of its own.
-      if (!corio::event_loop::current()->can_recv())
+      // io_uring, sock_recv goes to the ring at once and costs no syscall of its own (an idle close
+      // then shows as EBADF, below).
+      if (!corio::event_loop::current()->can_recv()) {
         co_await corio::readable(conn);
+        if (idle.expired())
+          co_return; // idle: closed
+      }
       n = co_await corio::sock_recv(conn, buf);
-    } catch (const corio::timeout_error&) {
-      co_return; // idle: close
     } catch (const std::system_error&) {
       co_return; // reset by the peer
     }
+    idle.busy();
     if (n == 0)
       co_return; // the peer closed
     const int error = c.feed(buf.data(), n);

@@ -1,6 +1,8 @@
 // corio::stream_reader: pull-based reads over the transport's buffer.
 #include "corio/net/stream_reader.hpp"
 
+#include <algorithm>
+#include <cstring>
 #include <stdexcept>
 
 #include "corio/io.hpp"
@@ -71,6 +73,24 @@ task<std::string> stream_reader::read(std::size_t n) {
     if (t->eof)
       co_return std::string();
     if (t->try_fill(n) < 0)
+      co_await detail::fill_awaiter(*t);
+  }
+}
+
+task<std::size_t> stream_reader::readinto(std::span<char> buf) {
+  transport_ptr t = need(t_);
+  if (buf.empty())
+    co_return 0;
+  for (;;) {
+    if (!t->rbuf.empty()) {
+      const std::size_t n = std::min(buf.size(), t->rbuf.size());
+      std::memcpy(buf.data(), t->rbuf.data(), n);
+      t->rbuf.consume(n);
+      co_return n;
+    }
+    if (t->eof)
+      co_return 0;
+    if (t->try_fill(buf.size()) < 0)
       co_await detail::fill_awaiter(*t);
   }
 }

@@ -54,6 +54,9 @@ void stream_transport::set_watermarks(std::size_t high, std::size_t low) {
     throw std::invalid_argument("corio: stream low_water above high_water");
   high_ = high;
   low_ = low;
+  // What a writer queues before drain() waits (the high watermark and one more write), spread over chunks
+  // with a partly sent first one: kept for reuse, so a steady writer allocates none after warm-up.
+  queue_.set_keep_limit(high + 2 * write_queue::chunk_bytes);
   update_pause();
 }
 

@@ -2,7 +2,6 @@
 #pragma once
 
 #include <cstddef>
-#include <deque>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -16,6 +15,7 @@
 #include "corio/net/socket.hpp"
 #include "corio/net/stream_options.hpp"
 #include "corio/this_task.hpp"
+#include "write_queue.hpp"
 
 struct iovec;
 
@@ -123,7 +123,7 @@ private:
   void wake_all(wait_list& l) noexcept;
   void update_pause() noexcept;
 
-  std::deque<std::string> queue_;
+  write_queue queue_;           // recycles its strings: no allocation per queued write once warm
   std::size_t head_offset_ = 0; // bytes of queue_.front() already sent
   std::size_t queued_ = 0;      // bytes not yet sent
   std::size_t high_, low_;

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <span>
 #include <string>
 
 #include "corio/net/address.hpp"
@@ -30,6 +31,9 @@ public:
 
   /// Up to `n` bytes: what is buffered, else what one receive brings. Empty at end of stream (or n == 0).
   task<std::string> read(std::size_t n);
+  /// As read(buf.size()), into `buf` instead of a new string: the bytes read, 0 at end of stream (or for
+  /// an empty buf). For loops that reuse one buffer and so allocate nothing per read (Python's readinto).
+  task<std::size_t> readinto(std::span<char> buf);
   /// Everything until end of stream.
   task<std::string> read();
   /// Exactly `n` bytes; incomplete_read_error (with the bytes that came) if the stream ends first.
