@@ -72,10 +72,11 @@ public:
   void post(std::size_t i, detail::unique_function fn) { loop(i).call_soon_threadsafe(std::move(fn)); }
   /// Any thread: spawns make() — a callable returning task<T>, called on loop i's thread, so that the
   /// frame is made where it runs — as a task of its own on loop i (fire and forget: its exception is
-  /// reported as never retrieved).
+  /// reported as never retrieved). make is kept alive until that task ends, so it may be a lambda
+  /// coroutine with captures.
   template <class F> void spawn_on(std::size_t i, F make) {
     event_loop& l = loop(i);
-    post(i, [&l, make = std::move(make)]() mutable { (void)spawn(l, make()); });
+    post(i, [&l, make = std::move(make)]() mutable { (void)spawn(l, hold_and_await(std::move(make))); });
   }
   /// In a task on any loop: `T r = co_await rt.run_on(i, fn)` calls fn() on loop i — as a task of its own
   /// there, awaited if fn returns a task<T> — and resumes the caller on its own loop with the result, or
@@ -106,6 +107,9 @@ public:
   void stop();
 
 private:
+  /// Keeps make alive in this frame while the task it made runs: a lambda coroutine's captures live in the
+  /// lambda object, not in its frame.
+  template <class F> static std::invoke_result_t<F&> hold_and_await(F make) { co_return co_await make(); }
   void run_mains(std::function<task<>(std::size_t)> make);
   void start_main(const std::shared_ptr<detail::parallel_run>& st, std::size_t i);
   void finish_main(const std::shared_ptr<detail::parallel_run>& st, std::exception_ptr e);

@@ -57,7 +57,7 @@ public:
     node* next = head_->next.load(std::memory_order_seq_cst);
     if (next == nullptr)
       return std::nullopt;
-    std::optional<T> out(std::move(next->value));
+    std::optional<T> out(std::in_place, std::move(*next->value));
     next->value.reset(); // next becomes the stub: it holds no item
     delete head_;
     head_ = next;
