@@ -139,9 +139,22 @@ private:
       loop->call_soon_threadsafe([this] { wake_consumer(); });
   }
   /// Consumer loop thread. Finds no waiter if its frame was destroyed meanwhile (loop teardown).
+  /// The item of the producer that woke us can be invisible still: an earlier push may be half done (see
+  /// mpsc_queue), hiding everything behind it. Then the consumer parks again, with the same handshake as
+  /// await_suspend: the earlier producer links, then looks at parked_, so one of us sees the other.
   void wake_consumer() {
-    if (recv_awaiter* w = std::exchange(waiter_, nullptr))
-      w->loop_->wake(w);
+    recv_awaiter* w = waiter_;
+    if (w == nullptr)
+      return;
+    while (queue_.empty() && !closed_.load(std::memory_order_seq_cst)) {
+      parked_.store(true, std::memory_order_seq_cst);
+      if (queue_.empty() && !closed_.load(std::memory_order_seq_cst))
+        return; // asleep again; the next link or close() wakes us
+      if (!parked_.exchange(false, std::memory_order_acq_rel))
+        return; // a producer claimed this wake-up and posts it
+    }
+    waiter_ = nullptr;
+    w->loop_->wake(w);
   }
   /// Consumer thread: one item, and for a bounded channel its slot passed to a waiting sender.
   std::optional<T> take() {
@@ -219,7 +232,7 @@ private:
         task->raise_cancel(); // took nothing: the item that woke us (if any) stays queued
       if (std::optional<T> v = ch_.take())
         return std::move(*v);
-      throw channel_closed(); // woken by close() (or found it closed) and drained
+      throw channel_closed(); // woken only with an item queued or once closed: closed and drained
     }
     bool on_cancel() noexcept override {
       if (!ch_.parked_.exchange(false, std::memory_order_acq_rel))
