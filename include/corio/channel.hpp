@@ -22,6 +22,7 @@ namespace corio {
 /// Raised by send() once the channel is closed, and by recv() once it is closed and drained.
 class channel_closed : public std::runtime_error {
 public:
+  /// "corio: the channel is closed".
   channel_closed() : std::runtime_error("corio: the channel is closed") {}
 };
 
@@ -49,10 +50,13 @@ template <class T> class channel {
 public:
   using value_type = T;
 
+  /// An empty channel; capacity 0 is unbounded.
   explicit channel(std::size_t capacity = 0) noexcept : capacity_(capacity) {}
+  /// Destroys the items still queued.
+  ~channel() = default;
+
   channel(const channel&) = delete;
   channel& operator=(const channel&) = delete;
-  ~channel() = default;
 
   /// Any thread. Queues the item and returns true, or returns false when a bounded channel is full
   /// (the item is then left untouched). channel_closed after close().
@@ -64,6 +68,7 @@ public:
     push(std::move(item));
     return true;
   }
+  /// try_send() of a copy.
   bool try_send(const T& item) requires std::copy_constructible<T> {
     T copy(item);
     return try_send(std::move(copy));
@@ -98,6 +103,7 @@ public:
       }
     }
   }
+  /// True once close() was called.
   [[nodiscard]] bool is_closed() const noexcept { return closed_.load(std::memory_order_acquire); }
   /// 0 for an unbounded channel.
   [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }

@@ -52,14 +52,18 @@ public:
     std::vector<unsigned> cpus{}; // with pin: the CPU of each loop; empty: loop i on CPU i
   };
 
-  runtime();
-  /// std::invalid_argument when pinning asks for a CPU that does not exist or that this process may not
-  /// use (the message lists the ones it may), or when cpus has fewer entries than threads.
+  /// Starts the loops' threads (their loops exist when the constructor returns). std::invalid_argument
+  /// when pinning asks for a CPU that does not exist or that this process may not use (the message lists
+  /// the ones it may), or when cpus has fewer entries than threads.
   explicit runtime(options opts);
+  runtime() : runtime(options{}) {}
+  /// Cancels the tasks left on every loop and lets them finish, then closes the loops and joins the threads.
   ~runtime();
+
   runtime(const runtime&) = delete;
   runtime& operator=(const runtime&) = delete;
 
+  /// The number of loops.
   [[nodiscard]] std::size_t size() const noexcept { return loops_.size(); }
   /// Loop i (0 <= i < size(); std::out_of_range otherwise). Use it from its own thread only, except for
   /// call_soon_threadsafe.

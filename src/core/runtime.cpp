@@ -101,8 +101,6 @@ struct runtime::worker {
   bool quit = false; // worker's thread only (set by a posted callback)
 };
 
-runtime::runtime() : runtime(options{}) {}
-
 runtime::runtime(options opts) : opts_(std::move(opts)) {
   std::size_t n = opts_.threads != 0 ? opts_.threads : std::max(1u, std::thread::hardware_concurrency());
   const std::vector<unsigned> cpus = checked_cpus(opts_, n);
