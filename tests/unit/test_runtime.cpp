@@ -219,6 +219,30 @@ TEST(Runtime, DestructionCancelsTasksLeftOnEveryLoop) {
   EXPECT_EQ(shared_counted::alive.load(), 0);
 }
 
+TEST(Runtime, DestructionWithARunOnInFlight) {
+  std::atomic<int> cancelled{0};
+  {
+    corio::runtime rt({.threads = 2});
+    rt.run([&](std::size_t i) -> task<> {
+      if (i != 0)
+        co_return;
+      auto forever = [&cancelled]() -> task<> {
+        corio::event never;
+        try {
+          co_await never.wait();
+        } catch (const corio::cancelled_error&) {
+          ++cancelled; // the remote task, cancelled when the caller is
+          throw;
+        }
+      };
+      auto caller = [&rt, forever]() -> task<> { co_await rt.run_on(1, forever); };
+      (void)corio::spawn(caller()); // still waiting when run() returns
+      co_return;
+    });
+  } // phase one cancels the caller on loop 0 and the remote task on loop 1
+  EXPECT_EQ(cancelled.load(), 1);
+}
+
 TEST(Runtime, BadArguments) {
   EXPECT_THROW(corio::runtime({.threads = 2, .pin = true, .cpus = {0, 100000}}), std::invalid_argument);
   EXPECT_THROW(corio::runtime({.threads = 3, .pin = true, .cpus = {0}}), std::invalid_argument);
