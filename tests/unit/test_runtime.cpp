@@ -222,22 +222,24 @@ TEST(Runtime, DestructionCancelsTasksLeftOnEveryLoop) {
 TEST(Runtime, DestructionWithARunOnInFlight) {
   std::atomic<int> cancelled{0};
   {
+    corio::channel<int> started; // outlives the runtime
     corio::runtime rt({.threads = 2});
     rt.run([&](std::size_t i) -> task<> {
       if (i != 0)
         co_return;
-      auto forever = [&cancelled]() -> task<> {
+      auto forever = [&cancelled, &started]() -> task<> {
         corio::event never;
+        started.try_send(1);
         try {
           co_await never.wait();
         } catch (const corio::cancelled_error&) {
-          ++cancelled; // the remote task, cancelled when the caller is
+          ++cancelled; // the remote task, cancelled when the caller is (or by its loop's shutdown)
           throw;
         }
       };
-      auto caller = [&rt, forever]() -> task<> { co_await rt.run_on(1, forever); };
-      (void)corio::spawn(caller()); // still waiting when run() returns
-      co_return;
+      // spawn_on keeps the lambda (the coroutine's captures) alive while its task runs.
+      rt.spawn_on(0, [&rt, forever]() -> task<> { co_await rt.run_on(1, forever); });
+      (void)co_await started.recv(); // the call is in flight, and stays so when run() returns
     });
   } // phase one cancels the caller on loop 0 and the remote task on loop 1
   EXPECT_EQ(cancelled.load(), 1);
