@@ -12,7 +12,6 @@
 
 #include "corio/clock.hpp"
 #include "corio/detail/io_waiter.hpp"
-#include "corio/detail/mpsc_queue.hpp"
 #include "corio/detail/timer_slot.hpp"
 #include "corio/detail/unique_function.hpp"
 #include "corio/detail/wait_node.hpp"
@@ -179,11 +178,10 @@ private:
   std::uint32_t timer_seq_ = 0;
   std::vector<std::unique_ptr<detail::timer_node[]>> node_chunks_;
   detail::timer_node* free_nodes_ = nullptr;
-  // call_soon_threadsafe: a lock-free MPSC list, and a flag that makes one wake-up per batch (see the
-  // memory-order notes at call_soon_threadsafe). threadsafe_closed_ mirrors closed_ for other threads.
-  detail::mpsc_queue<detail::unique_function> threadsafe_;
+  std::mutex threadsafe_mutex_;
+  std::vector<detail::unique_function> threadsafe_;
+  // Set under threadsafe_mutex_; read without it by the loop to skip the lock when nothing is queued.
   std::atomic<bool> threadsafe_pending_{false};
-  std::atomic<bool> threadsafe_closed_{false};
   unsigned busy_iterations_ = 0; // iterations since the last I/O poll, while tasks kept being ready
   detail::task_state* current_task_ = nullptr;
   detail::task_state* tasks_head_ = nullptr;

@@ -119,8 +119,10 @@ event_loop::~event_loop() {
       free_node(static_cast<detail::timer_node*>(item.target));
   }
   if (!closed_) {
-    closed_ = true;
-    threadsafe_closed_.store(true, std::memory_order_release);
+    {
+      std::lock_guard lock(threadsafe_mutex_);
+      closed_ = true;
+    }
     run_close_callbacks();
   }
 }
@@ -183,19 +185,16 @@ timer_handle event_loop::call_at(time_point when, detail::unique_function fn) {
   return {n, n->generation};
 }
 
-// Lock-free: a wait-free push on an MPSC list, then at most one backend wake-up per batch the loop takes.
-// Handshake with take_threadsafe(): the loop clears threadsafe_pending_ (seq_cst) and then reads the list;
-// we link our item (seq_cst, in push) and then set the flag (seq_cst exchange). In the single order of
-// those operations, either the loop's read comes after our link (it takes our item), or our exchange comes
-// after its clear (we see false and wake it, and the next iteration takes the item). A push that finds
-// the flag already set needs no wake-up: the loop has not cleared it yet, so it will drain after our
-// link. A callback that races with close() may be queued after the loop closed: it never runs (a closed
-// loop does not run) and is destroyed with the loop.
 void event_loop::call_soon_threadsafe(detail::unique_function fn) {
-  if (threadsafe_closed_.load(std::memory_order_acquire))
-    return;
-  threadsafe_.push(std::move(fn));
-  if (!threadsafe_pending_.exchange(true, std::memory_order_seq_cst))
+  bool wake_needed;
+  {
+    std::lock_guard lock(threadsafe_mutex_);
+    if (closed_)
+      return;
+    threadsafe_.push_back(std::move(fn));
+    wake_needed = !threadsafe_pending_.exchange(true);
+  }
+  if (wake_needed)
     backend_->wake();
 }
 
@@ -429,8 +428,10 @@ void event_loop::close() {
   if (task_count_ != 0)
     throw loop_error(std::string("corio: cannot close the event loop: ") + std::to_string(task_count_) +
                      " task(s) still pending; cancel them and let them finish first (corio::run() does)");
-  closed_ = true;
-  threadsafe_closed_.store(true, std::memory_order_release);
+  {
+    std::lock_guard lock(threadsafe_mutex_);
+    closed_ = true;
+  }
   run_close_callbacks();
 }
 
@@ -475,15 +476,15 @@ duration event_loop::poll_timeout() {
 
 void event_loop::take_threadsafe() {
   if (!threadsafe_pending_.load(std::memory_order_acquire))
-    return;                                                    // the common case: one atomic load, nothing else
-  threadsafe_pending_.store(false, std::memory_order_seq_cst); // before reading: see call_soon_threadsafe
-  try {
-    while (std::optional<detail::unique_function> fn = threadsafe_.try_pop())
-      call_soon(std::move(*fn));
-  } catch (...) {
-    threadsafe_pending_.store(true, std::memory_order_relaxed); // out of memory: the rest waits its turn
-    throw;
+    return; // the common case: one atomic load, nothing else
+  std::vector<detail::unique_function> batch;
+  {
+    std::lock_guard lock(threadsafe_mutex_);
+    batch.swap(threadsafe_);
+    threadsafe_pending_.store(false, std::memory_order_relaxed);
   }
+  for (auto& fn : batch)
+    call_soon(std::move(fn));
 }
 
 void event_loop::run_once() {
