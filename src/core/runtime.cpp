@@ -5,11 +5,14 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <latch>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <thread>
 
 #include "corio/errors.hpp"
