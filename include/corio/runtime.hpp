@@ -99,7 +99,8 @@ public:
   /// tasks are left as they are (the destructor cancels them). loop_error if run() is already running.
   template <class F> void run(F main) {
     std::vector<std::optional<F>> copies(size());
-    run_mains([&copies, &main, this](std::size_t i) -> task<> {
+    // A default capture: clang warns about an explicit `this` that only a discarded branch uses.
+    run_mains([&](std::size_t i) -> task<> {
       F& f = copies[i].emplace(main);
       if constexpr (std::is_invocable_v<F&, runtime_context>)
         return f(runtime_context{i, *this});
