@@ -1,12 +1,13 @@
 // A TCP echo server: every byte a client sends comes back to it.
 //
-//   echo_server [--host H] [--port P] [--idle-timeout SECONDS] [--grace SECONDS]
+//   echo_server [--host H] [--port P] [--idle-timeout SECONDS] [--grace SECONDS] [--threads N]
 //
 // Defaults: 127.0.0.1, port 8888 (0 picks a free one), idle timeout 60 s, grace period 5 s. Once it
 // listens it prints one line, `listening on <addr>:<port>`, so a script can start it on port 0 and read
 // the port. A connection that sends nothing for the idle timeout is closed. Ctrl-C (SIGINT) or SIGTERM
 // stops it: no new connections, the open ones get the grace period to finish, then they are cancelled;
-// the exit status is 0.
+// the exit status is 0. --threads N (default 1) runs N event loops on N threads, each with its own
+// server on the same port (SO_REUSEPORT); each prints its line, and a signal stops them all.
 #include <corio/corio.hpp>
 
 #include <csignal>
@@ -26,6 +27,7 @@ struct options {
   std::uint16_t port = 8888;
   corio::duration idle_timeout = 60s;
   corio::duration grace = 5s;
+  std::size_t threads = 1; // event loops, each with a server on the port (SO_REUSEPORT when > 1)
 };
 
 // The idle timeout, cheaply: one timer per connection rather than one per read. Each read notes the
@@ -87,6 +89,7 @@ corio::task<> echo(corio::stream_reader reader, corio::stream_writer writer, cor
 
 corio::task<int> serve(options opt) {
   corio::server_options server_opt;
+  server_opt.reuse_port = opt.threads > 1;
   server_opt.on_handler_error = [](std::exception_ptr e, const corio::address& peer) {
     std::fprintf(stderr, "echo_server: %s: %s\n", peer.to_string().c_str(), corio::describe(e).c_str());
   };
@@ -123,7 +126,7 @@ corio::task<int> serve(options opt) {
 [[noreturn]] void usage(const char* error) {
   std::fprintf(stderr,
                "echo_server: %s\nusage: echo_server [--host H] [--port P] [--idle-timeout SECONDS] "
-               "[--grace SECONDS]\n",
+               "[--grace SECONDS] [--threads N]\n",
                error);
   std::exit(2);
 }
@@ -155,6 +158,12 @@ options parse(int argc, char** argv) {
       opt.idle_timeout = seconds_arg(value);
     } else if (arg == "--grace") {
       opt.grace = seconds_arg(value);
+    } else if (arg == "--threads") {
+      char* end = nullptr;
+      const unsigned long n = std::strtoul(value, &end, 10);
+      if (end == value || *end != '\0' || n == 0 || n > 1024)
+        usage("--threads takes a number from 1 to 1024");
+      opt.threads = n;
     } else {
       usage((std::string("unknown option ") + std::string(arg)).c_str());
     }
@@ -165,9 +174,32 @@ options parse(int argc, char** argv) {
 } // namespace
 
 #ifndef ECHO_SERVER_NO_MAIN // tests/unit/test_zero_alloc.cpp includes this file to drive echo() directly
+// --threads N: one server per loop on one port. Port 0 is resolved first, by a socket bound with
+// SO_REUSEPORT and kept (not listening, so it takes no connections) until the servers are done. A signal
+// reaches one loop's handler; when that server is done it stops the runtime, which cancels the other
+// loops' serve(), and serve() takes a cancel as the signal to shut down too.
+int serve_parallel(options opt) {
+  corio::socket port_holder;
+  if (opt.port == 0) {
+    const corio::address any = corio::address::from_ip(opt.host, 0);
+    port_holder = corio::socket::open(any.family(), corio::socket_type::stream);
+    port_holder.set_reuse_address(true);
+    port_holder.set_reuse_port(true);
+    port_holder.bind(any);
+    opt.port = port_holder.local_address().port();
+  }
+  corio::run_parallel(opt.threads, [&opt](corio::runtime_context ctx) -> corio::task<> {
+    (void)co_await serve(opt);
+    ctx.rt.stop();
+  });
+  return 0;
+}
+
 int main(int argc, char** argv) {
   options opt = parse(argc, argv);
   try {
+    if (opt.threads > 1)
+      return serve_parallel(std::move(opt));
     return corio::run(serve(std::move(opt)));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "echo_server: %s\n", e.what());

@@ -2,7 +2,7 @@
 // "Hello, World!" route and a static-files route. Requests are parsed with the packaged http-parser.
 //
 //     http_server [--host H] [--port P] [--root DIR] [--idle-timeout SECONDS]
-//                 [--max-header-bytes N] [--max-body-bytes N]
+//                 [--max-header-bytes N] [--max-body-bytes N] [--threads N]
 //
 // Routes: GET/HEAD `/` and `/plaintext` answer "Hello, World!"; GET/HEAD `/static/<path>` serves the file
 // <path> under --root (404 without --root). Other paths: 404; other methods: 405. Limits: a request line
@@ -10,6 +10,10 @@
 // http-parser rejects gets 400; each of those closes the connection. A connection with no request
 // for --idle-timeout seconds is closed. Prints "listening on <address>" once ready; SIGINT or SIGTERM
 // stop it: no more accepts, open connections are cancelled, exit status 0.
+//
+// --threads N (default 1) runs N event loops on N threads (corio::run_parallel), each with its own
+// listener on the same port (SO_REUSEPORT: the kernel spreads new connections over them). Each loop
+// prints its "listening on" line; SIGINT or SIGTERM stops every loop.
 #include <corio/corio.hpp>
 
 #include <http_parser.h>
@@ -35,6 +39,7 @@ struct config {
   corio::duration idle_timeout = std::chrono::seconds(60);
   std::size_t max_header_bytes = 8 * 1024;
   std::size_t max_body_bytes = 1024 * 1024;
+  std::size_t threads = 1; // event loops, each with a listener on the port (SO_REUSEPORT when > 1)
 };
 
 constexpr std::string_view hello_response = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\n"
@@ -426,7 +431,7 @@ corio::task<> finished(corio::join_handle<> h) {
 
 corio::task<int> run_server(config cfg) {
   corio::event_loop& loop = *corio::event_loop::current();
-  corio::socket listener = corio::listen_on(corio::address::from_ip(cfg.host, cfg.port));
+  corio::socket listener = corio::listen_on(corio::address::from_ip(cfg.host, cfg.port), 1024, cfg.threads > 1);
   std::printf("listening on %s\n", listener.local_address().to_string().c_str());
   std::fflush(stdout);
 
@@ -455,7 +460,7 @@ corio::task<int> run_server(config cfg) {
 
 [[noreturn]] void usage() {
   std::fputs("usage: http_server [--host H] [--port P] [--root DIR] [--idle-timeout SECONDS]\n"
-             "                   [--max-header-bytes N] [--max-body-bytes N]\n",
+             "                   [--max-header-bytes N] [--max-body-bytes N] [--threads N]\n",
              stderr);
   std::exit(2);
 }
@@ -487,6 +492,11 @@ config parse_args(int argc, char** argv) {
       if (*end != '\0' || n == 0)
         usage();
       (arg == "--max-header-bytes" ? cfg.max_header_bytes : cfg.max_body_bytes) = n;
+    } else if (arg == "--threads") {
+      const unsigned long n = std::strtoul(value, &end, 10);
+      if (*end != '\0' || n == 0 || n > 1024)
+        usage();
+      cfg.threads = n;
     } else {
       usage();
     }
@@ -497,9 +507,33 @@ config parse_args(int argc, char** argv) {
 } // namespace
 
 #ifndef CORIO_HTTP_SERVER_NO_MAIN // fuzz/fuzz_http.cpp includes this file to drive serve() directly
+/// --threads N: one server per loop on one port. Port 0 is resolved first, by a socket bound with
+/// SO_REUSEPORT and kept (not listening, so it takes no connections) until the servers are done, so that
+/// every loop binds the same port. A signal reaches one loop's handler; when that server is done it
+/// stops the runtime, which cancels the others' main tasks — and run_server takes a cancel as the signal
+/// to shut down too.
+int run_parallel_servers(config cfg) {
+  corio::socket port_holder;
+  if (cfg.port == 0) {
+    const corio::address any = corio::address::from_ip(cfg.host, 0);
+    port_holder = corio::socket::open(any.family(), corio::socket_type::stream);
+    port_holder.set_reuse_address(true);
+    port_holder.set_reuse_port(true);
+    port_holder.bind(any);
+    cfg.port = port_holder.local_address().port();
+  }
+  corio::run_parallel(cfg.threads, [&cfg](corio::runtime_context ctx) -> corio::task<> {
+    (void)co_await run_server(cfg);
+    ctx.rt.stop();
+  });
+  return 0;
+}
+
 int main(int argc, char** argv) {
   const config cfg = parse_args(argc, argv);
   try {
+    if (cfg.threads > 1)
+      return run_parallel_servers(cfg);
     return corio::run(run_server(cfg));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "http_server: %s\n", e.what());

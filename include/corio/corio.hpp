@@ -18,6 +18,7 @@
 #include "corio/future.hpp"
 #include "corio/io.hpp"
 #include "corio/run.hpp"
+#include "corio/runtime.hpp"
 #include "corio/sleep.hpp"
 #include "corio/spawn.hpp"
 #include "corio/task.hpp"
@@ -34,6 +35,7 @@
 #include "corio/wait.hpp"
 
 // The outside world: threads, files, signals, subprocesses
+#include "corio/channel.hpp"
 #include "corio/files.hpp"
 #include "corio/process.hpp"
 #include "corio/process_options.hpp"

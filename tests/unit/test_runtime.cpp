@@ -1,0 +1,288 @@
+// corio::runtime / run_parallel: n loops on n threads, post, spawn_on, run_on, stop, errors, pinning.
+#include <corio/channel.hpp>
+#include <corio/runtime.hpp>
+#include <corio/sync/event.hpp>
+
+#include <gtest/gtest.h>
+
+#include <sched.h>
+
+#include <atomic>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using corio::task;
+
+/// Counts live objects made on several threads (counted.hpp's tallies are plain ints).
+struct shared_counted {
+  static inline std::atomic<int> alive{0};
+  shared_counted() noexcept { ++alive; }
+  shared_counted(const shared_counted&) noexcept { ++alive; }
+  shared_counted& operator=(const shared_counted&) = default;
+  ~shared_counted() { --alive; }
+};
+
+TEST(Runtime, RunParallelRunsOneCopyPerLoopOnItsOwnThread) {
+  std::mutex m;
+  std::set<std::size_t> indices;
+  std::set<std::thread::id> threads;
+  corio::run_parallel(3, [&](std::size_t i) -> task<> {
+    std::lock_guard lock(m);
+    indices.insert(i);
+    threads.insert(std::this_thread::get_id());
+    co_return;
+  });
+  EXPECT_EQ(indices, (std::set<std::size_t>{0, 1, 2}));
+  EXPECT_EQ(threads.size(), 3u);
+}
+
+TEST(Runtime, MainGetsAContextWithTheRuntime) {
+  std::atomic<int> matched{0};
+  corio::run_parallel(2, [&](corio::runtime_context ctx) -> task<> {
+    if (&ctx.rt.loop(ctx.index) == corio::event_loop::current() && ctx.rt.current_index() == ctx.index)
+      ++matched;
+    co_return;
+  });
+  EXPECT_EQ(matched.load(), 2);
+}
+
+TEST(Runtime, TheFirstExceptionCancelsTheOthersAndIsRethrown) {
+  std::atomic<int> cancelled{0};
+  auto main = [&](std::size_t i) -> task<> {
+    if (i == 1)
+      throw std::runtime_error("loop 1 failed");
+    corio::event never;
+    try {
+      co_await never.wait();
+    } catch (const corio::cancelled_error&) {
+      ++cancelled;
+      throw;
+    }
+  };
+  try {
+    corio::run_parallel(3, main);
+    ADD_FAILURE() << "no exception";
+  } catch (const std::runtime_error& e) {
+    EXPECT_STREQ(e.what(), "loop 1 failed");
+  }
+  EXPECT_EQ(cancelled.load(), 2);
+}
+
+TEST(Runtime, StopCancelsEveryMainAndRunReturns) {
+  corio::runtime rt({.threads = 2});
+  std::atomic<int> waiting{0};
+  std::atomic<int> cancelled{0};
+  rt.run([&](std::size_t i) -> task<> {
+    corio::event never;
+    if (++waiting == 2)
+      rt.stop(); // from a loop thread; any thread may call it
+    (void)i;
+    try {
+      co_await never.wait();
+    } catch (const corio::cancelled_error&) {
+      ++cancelled;
+      throw;
+    }
+  });
+  EXPECT_EQ(cancelled.load(), 2);
+}
+
+TEST(Runtime, PostRunsOnTheTargetLoopThread) {
+  corio::runtime rt({.threads = 2});
+  std::atomic<bool> on_loop1{false};
+  rt.run([&](std::size_t i) -> task<> {
+    if (i != 0)
+      co_return;
+    corio::event done;
+    rt.post(1, [&] {
+      on_loop1 = rt.current_index() == 1;
+      rt.post(0, [&done] { done.set(); });
+    });
+    co_await done.wait();
+  });
+  EXPECT_TRUE(on_loop1.load());
+}
+
+TEST(Runtime, RunOnReturnsTheResultOnTheCallersLoop) {
+  corio::runtime rt({.threads = 2});
+  rt.run([&](std::size_t i) -> task<> {
+    if (i != 0)
+      co_return;
+    corio::event_loop* mine = corio::event_loop::current();
+    auto remote = [&rt]() -> task<int> {
+      EXPECT_EQ(rt.current_index(), 1u);
+      co_return 42;
+    };
+    int v = co_await rt.run_on(1, remote);
+    EXPECT_EQ(v, 42);
+    EXPECT_EQ(corio::event_loop::current(), mine);
+    // A plain callable works too.
+    std::string s = co_await rt.run_on(1, [] { return std::string("plain"); });
+    EXPECT_EQ(s, "plain");
+  });
+}
+
+TEST(Runtime, RunOnRethrowsTheRemoteException) {
+  corio::runtime rt({.threads = 2});
+  rt.run([&](std::size_t i) -> task<> {
+    if (i != 1)
+      co_return;
+    bool caught = false;
+    try {
+      auto remote = []() -> task<int> { throw std::invalid_argument("remote failure"); };
+      (void)co_await rt.run_on(0, remote);
+    } catch (const std::invalid_argument& e) {
+      caught = std::string(e.what()) == "remote failure";
+    }
+    EXPECT_TRUE(caught);
+  });
+}
+
+TEST(Runtime, CancellingARunOnCancelsTheRemoteTask) {
+  corio::runtime rt({.threads = 2});
+  std::atomic<bool> remote_cancelled{false};
+  rt.run([&](std::size_t i) -> task<> {
+    if (i != 0)
+      co_return;
+    corio::channel<int> started;
+    auto remote = [&]() -> task<> {
+      corio::event never;
+      started.try_send(1);
+      try {
+        co_await never.wait();
+      } catch (const corio::cancelled_error&) {
+        remote_cancelled = true;
+        throw;
+      }
+    };
+    auto call = [&]() -> task<> { co_await rt.run_on(1, remote); };
+    auto h = corio::spawn(call());
+    (void)co_await started.recv(); // the remote task waits now
+    h.cancel();
+    bool cancelled = false;
+    try {
+      co_await h;
+    } catch (const corio::cancelled_error&) {
+      cancelled = true;
+    }
+    EXPECT_TRUE(cancelled);
+    // The remote task sees the cancel on its own loop; ask that loop until it did.
+    for (int n = 0; n < 1000 && !remote_cancelled; ++n)
+      co_await rt.run_on(1, [] {});
+  });
+  EXPECT_TRUE(remote_cancelled.load());
+}
+
+TEST(Runtime, SpawnOnMakesTheTaskOnTheTargetLoop) {
+  corio::runtime rt({.threads = 3});
+  std::atomic<int> ran{0};
+  rt.run([&](std::size_t i) -> task<> {
+    if (i != 0)
+      co_return;
+    corio::channel<std::size_t> ch;
+    for (std::size_t j = 1; j < 3; ++j)
+      rt.spawn_on(j, [&rt, &ch]() -> task<> {
+        ch.try_send(*rt.current_index());
+        co_return;
+      });
+    std::set<std::size_t> seen;
+    for (int k = 0; k < 2; ++k)
+      seen.insert(co_await ch.recv());
+    EXPECT_EQ(seen, (std::set<std::size_t>{1, 2}));
+    ran = 1;
+  });
+  EXPECT_EQ(ran.load(), 1);
+}
+
+TEST(Runtime, DestructionCancelsTasksLeftOnEveryLoop) {
+  std::atomic<int> cancelled{0};
+  {
+    corio::runtime rt({.threads = 2});
+    for (std::size_t j = 0; j < 2; ++j)
+      rt.spawn_on(j, [&cancelled]() -> task<> {
+        shared_counted c;
+        corio::event never;
+        try {
+          co_await never.wait();
+        } catch (const corio::cancelled_error&) {
+          ++cancelled;
+        }
+      });
+    rt.run([](std::size_t) -> task<> { co_return; });
+  }
+  EXPECT_EQ(cancelled.load(), 2);
+  EXPECT_EQ(shared_counted::alive.load(), 0);
+}
+
+TEST(Runtime, DestructionWithARunOnInFlight) {
+  std::atomic<int> cancelled{0};
+  {
+    corio::channel<int> started; // outlives the runtime
+    corio::runtime rt({.threads = 2});
+    rt.run([&](std::size_t i) -> task<> {
+      if (i != 0)
+        co_return;
+      auto forever = [&cancelled, &started]() -> task<> {
+        corio::event never;
+        started.try_send(1);
+        try {
+          co_await never.wait();
+        } catch (const corio::cancelled_error&) {
+          ++cancelled; // the remote task, cancelled when the caller is (or by its loop's shutdown)
+          throw;
+        }
+      };
+      // spawn_on keeps the lambda (the coroutine's captures) alive while its task runs.
+      rt.spawn_on(0, [&rt, forever]() -> task<> { co_await rt.run_on(1, forever); });
+      (void)co_await started.recv(); // the call is in flight, and stays so when run() returns
+    });
+  } // phase one cancels the caller on loop 0 and the remote task on loop 1
+  EXPECT_EQ(cancelled.load(), 1);
+}
+
+TEST(Runtime, BadArguments) {
+  EXPECT_THROW(corio::runtime({.threads = 2, .pin = true, .cpus = {0, 100000}}), std::invalid_argument);
+  EXPECT_THROW(corio::runtime({.threads = 3, .pin = true, .cpus = {0}}), std::invalid_argument);
+  try {
+    corio::runtime rt({.threads = 1, .pin = true, .cpus = {4095}});
+    ADD_FAILURE() << "CPU 4095 accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("CPU 4095"), std::string::npos) << e.what();
+  }
+  corio::runtime rt({.threads = 1});
+  EXPECT_THROW((void)rt.loop(1), std::out_of_range);
+}
+
+TEST(Runtime, PinnedLoopsRunOnTheirCpu) {
+  const unsigned cpus = std::thread::hardware_concurrency();
+  const std::size_t n = cpus >= 2 ? 2 : 1;
+  std::atomic<int> ok{0};
+  corio::run_parallel(n,
+                      [&](std::size_t i) -> task<> {
+                        if (static_cast<std::size_t>(sched_getcpu()) == i)
+                          ++ok;
+                        co_return;
+                      },
+                      {.pin = true});
+  EXPECT_EQ(ok.load(), static_cast<int>(n));
+}
+
+TEST(Runtime, ManyRoundTripsBetweenLoops) {
+  corio::runtime rt({.threads = 2});
+  rt.run([&](std::size_t i) -> task<> {
+    const std::size_t other = 1 - i;
+    long sum = 0;
+    for (int k = 0; k < 2000; ++k) {
+      auto value = [k] { return k; }; // named: g++ 12 and capturing lambdas next to co_await (HAZARDS.md §2)
+      sum += co_await rt.run_on(other, value);
+    }
+    EXPECT_EQ(sum, 1999L * 2000 / 2);
+  });
+}
+
+} // namespace
