@@ -322,6 +322,28 @@ task<> start_tls(std::shared_ptr<stream_transport> t, tls_context ctx, std::stri
     throw invalid_state_error("corio: start_tls() on a stream that already speaks TLS");
   if (t->closing() || t->eof_written())
     throw invalid_state_error("corio: start_tls() on a closed stream");
+  // On io_uring, bytes a cancelled plaintext read took are stashed for the fd, and that read may still be
+  // in flight. TLS reads with recv(2): collect both into rbuf first, so the handshake sees them.
+  if (t->completion_reads()) {
+    event_loop* loop = event_loop::current();
+    for (;;) {
+      int err = 0;
+      long k = loop->take_stashed(t->sock.fd(), t->rbuf.prepare(16 * 1024), 16 * 1024, err);
+      if (k > 0) {
+        t->rbuf.commit(static_cast<std::size_t>(k));
+        continue;
+      }
+      if (k == -2) {
+        co_await fill_awaiter(*t); // adopts the recv in flight: its bytes (if any) land in rbuf
+        continue;
+      }
+      if (k == 0 && err != 0)
+        t->read_error = err;
+      else if (k == 0)
+        t->eof = true;
+      break;
+    }
+  }
   bool server = ctx.is_server();
   if (!server && server_hostname.empty())
     server_hostname = t->peer.ip(); // an IP peer is checked against the certificate's IP addresses

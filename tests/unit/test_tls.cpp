@@ -11,7 +11,9 @@
 #include <corio/spawn.hpp>
 #include <corio/timeout.hpp>
 
+#include <atomic>
 #include <gtest/gtest.h>
+#include <thread>
 
 #include <string>
 #include <system_error>
@@ -351,6 +353,48 @@ TEST(Tls, StartTlsAfterAPlaintextExchange) {
     co_await srv.wait_closed();
     expect_clean();
   });
+}
+
+// The server cancels a plaintext read just as the client's hello arrives. On io_uring the kernel may have
+// taken the hello for that read already (it is stashed for the fd): start_tls must hand it to TLS.
+TEST(Tls, StartTlsAfterACancelledReadSeesTheHello) {
+  corio::testing::leak_check leaks;
+  corio::socket listener = corio::listen_on(address::parse("127.0.0.1:0"));
+  const address where = listener.local_address();
+  std::atomic<bool> go{false};
+  std::thread client([&] {
+    try {
+      corio::run([](address a, std::atomic<bool>& g) -> task<> {
+        auto [r, w] = co_await corio::open_connection(a);
+        while (!g.load())
+          co_await corio::sleep(1ms);
+        co_await w.start_tls(client_ctx(), "localhost", 5s);
+        w.write("ping\n");
+        EXPECT_EQ(co_await r.readline(), "ping\n");
+        w.close();
+        co_await w.wait_closed();
+      }(where, go));
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "client: " << e.what();
+    }
+  });
+  run_real([&]() -> task<> {
+    corio::accepted a = co_await corio::sock_accept(listener);
+    auto [r, w] = corio::make_streams(std::move(a.conn), a.peer);
+    auto probe = corio::spawn([](stream_reader& rd) -> task<std::string> { co_return co_await rd.read(100); }(r));
+    co_await corio::sleep(10ms); // the probe's read is in flight
+    go = true;
+    std::this_thread::sleep_for(200ms); // the hello arrives; the loop does not run meanwhile
+    probe.cancel();
+    EXPECT_TRUE(co_await corio::testing::was_cancelled(probe));
+    co_await w.start_tls(server_ctx(), {}, 5s);
+    EXPECT_EQ(co_await r.readline(), "ping\n");
+    w.write("ping\n");
+    EXPECT_EQ(co_await r.read(10), ""); // the client closes
+    w.close();
+    co_await w.wait_closed();
+  });
+  client.join();
 }
 
 TEST(Tls, PlaintextPeersFailTheHandshakeAndTheServerGoesOn) {
