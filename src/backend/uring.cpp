@@ -43,6 +43,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -107,9 +108,10 @@ public:
   }
 
   ~uring_backend() override {
+    drain();
     ::close(wakefd_);
-    io_uring_queue_exit(&ring_);    // the kernel cancels what is still in flight
-    while (file_job* job = jobs_) { // unfinished file jobs (their waiters are gone with the loop)
+    io_uring_queue_exit(&ring_);
+    while (file_job* job = jobs_) { // jobs drain() gave up on (their waiters are gone with the loop)
       jobs_ = job->next;
       if (job->fd >= 0)
         ::close(job->fd);
@@ -264,6 +266,7 @@ public:
     op->target = c;
     s.rop = op;
     ++armed_;
+    ++recvs_;
   }
 
   void abandon_recv(int fd) noexcept override {
@@ -414,12 +417,7 @@ private:
   }
 
   int finish_job(file_job* job) {
-    if (job->prev != nullptr)
-      job->prev->next = job->next;
-    else
-      jobs_ = job->next;
-    if (job->next != nullptr)
-      job->next->prev = job->prev;
+    unlink_job(job);
     int delivered = 0;
     if (file_job_waiter* w = job->target) {
       job->target = nullptr;
@@ -454,6 +452,71 @@ private:
   static constexpr std::size_t buf_size = 16 * 1024;
   static constexpr int buf_group = 0;
   static std::size_t br_bytes() { return buf_count * sizeof(io_uring_buf); }
+
+  /// Before the loop goes: a file job's read may be running in an io_uring worker thread, writing into
+  /// the job's buffer, and closing the ring does not wait for it. So every recv and file job still in
+  /// flight is cancelled and its completion awaited (2 s at most; a cancelled request completes at once
+  /// in practice) before their memory is freed.
+  void drain() noexcept {
+    if (jobs_ == nullptr && recvs_ == 0)
+      return;
+    for (file_job* job = jobs_; job != nullptr; job = job->next) {
+      job->target = nullptr;
+      cancel_request(reinterpret_cast<std::uint64_t>(job) | job_bit);
+    }
+    for (fd_state& s : fds_) {
+      if (s.rop != nullptr) {
+        s.rop->target = nullptr;
+        s.rop->fd_gone = true;
+        if (!s.rop->cancel_sent)
+          cancel_request(reinterpret_cast<std::uint64_t>(s.rop));
+        s.rop = nullptr;
+      }
+    }
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while ((jobs_ != nullptr || recvs_ > 0) && std::chrono::steady_clock::now() < deadline) {
+      __kernel_timespec ts{0, 50 * 1000 * 1000};
+      io_uring_cqe* cqe = nullptr;
+      (void)io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+      io_uring_cqe* batch[256];
+      unsigned n = io_uring_peek_batch_cqe(&ring_, batch, 256);
+      for (unsigned i = 0; i < n; ++i) {
+        const std::uint64_t data = batch[i]->user_data;
+        const int res = batch[i]->res;
+        if ((data & job_bit) != 0) {
+          auto* job = reinterpret_cast<file_job*>(data & ~job_bit);
+          if (!job->opened && !job->closing && res >= 0)
+            ::close(res); // an open that completed: its fd is ours to close
+          unlink_job(job);
+          if (job->fd >= 0 && !job->closing)
+            ::close(job->fd);
+          delete job;
+        } else if (data > wake_tag) {
+          auto* op = reinterpret_cast<poll_op*>(data);
+          if (op->is_recv)
+            --recvs_;
+          free_op(op); // the buffer, if one was taken, is not given back: the ring goes too
+        }
+      }
+      io_uring_cq_advance(&ring_, n);
+    }
+  }
+
+  void cancel_request(std::uint64_t user_data) noexcept {
+    if (io_uring_sqe* sqe = get_sqe_noexcept()) {
+      io_uring_prep_cancel64(sqe, user_data, 0);
+      io_uring_sqe_set_data64(sqe, ignore_tag);
+    }
+  }
+
+  void unlink_job(file_job* job) noexcept {
+    if (job->prev != nullptr)
+      job->prev->next = job->next;
+    else
+      jobs_ = job->next;
+    if (job->next != nullptr)
+      job->next->prev = job->prev;
+  }
 
   /// Registers the provided-buffer ring; without it (kernels before 5.19, or CORIO_URING_RECV=0) recv()
   /// is not offered and readers use readiness and recv(2).
@@ -500,6 +563,7 @@ private:
       bid = flags >> IORING_CQE_BUFFER_SHIFT;
       data = bufs_ + bid * buf_size;
     }
+    --recvs_;
     if (op->fd_gone) {
       free_op(op);
       if (has_buf)
@@ -657,6 +721,7 @@ private:
   std::vector<std::unique_ptr<poll_op[]>> chunks_;
   poll_op* free_ops_ = nullptr;
   file_job* jobs_ = nullptr; // file jobs in flight
+  std::size_t recvs_ = 0;    // recv ops in flight (owned or abandoned)
   std::size_t armed_ = 0;
 };
 

@@ -1,6 +1,7 @@
 // Choosing the I/O backend (options, CORIO_BACKEND, auto's fallback) and a conformance check that runs
 // the same readiness scenarios on epoll and io_uring. (scripts/test also runs the whole suite on each.)
 #include "leak_check.hpp"
+#include "loop_fixture.hpp"
 #include <array>
 #include <chrono>
 #include <corio/files.hpp>
@@ -15,6 +16,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <dirent.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -513,6 +515,41 @@ TEST_P(Conformance, FileHelpersUseTheRingOnIoUringAndThePoolOnEpoll) {
   });
   EXPECT_EQ(during > before, GetParam() == backend_kind::epoll) << before << " threads before, " << during << " during";
   ::unlink(path.c_str());
+  ::rmdir(dir);
+}
+
+// The loop closes while a cancelled read_file is still blocked in the kernel (a FIFO with a writer and no
+// data) and a cancelled recv is still in flight: nothing hangs, and the file the job opened is closed.
+TEST_P(Conformance, TheLoopClosesWithAFileJobAndARecvStillInFlight) {
+  if (GetParam() == backend_kind::epoll) // its pool thread would block in read() until the writer closes,
+    GTEST_SKIP() << "io_uring only: on epoll, closing the loop joins the pool thread blocked in read()";
+  corio::testing::leak_check leaks;
+  char dir[] = "/tmp/corio_fifo_XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string fifo = std::string(dir) + "/f";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const int writer = ::open(fifo.c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(writer, 0);
+  auto [a, b] = socket_pair_owned();
+  corio::run(
+      [](std::string path, corio::socket& s) -> task<> {
+        auto reader =
+            corio::spawn([](std::string p) -> task<std::string> { co_return co_await corio::read_file(p); }(path));
+        auto receiver = corio::spawn([](corio::socket& sock) -> task<std::size_t> {
+          std::array<char, 16> buf{};
+          co_return co_await corio::sock_recv(sock, buf);
+        }(s));
+        co_await corio::sleep(20ms);
+        reader.cancel();
+        receiver.cancel();
+        EXPECT_TRUE(co_await corio::testing::was_cancelled(reader));
+        EXPECT_TRUE(co_await corio::testing::was_cancelled(receiver));
+      }(fifo, a),
+      {.backend = GetParam()});
+  ::close(writer); // the loop's close cancelled the read blocked in the kernel
+  a.close();
+  b.close();
+  ::unlink(fifo.c_str());
   ::rmdir(dir);
 }
 
