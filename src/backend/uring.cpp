@@ -175,13 +175,7 @@ public:
       op->target = nullptr;
       op->fd_gone = true; // its completion must not stash into a later fd with this number
       s.rop = nullptr;
-      if (!op->cancel_sent) {
-        op->cancel_sent = true;
-        if (io_uring_sqe* sqe = get_sqe_noexcept()) {
-          io_uring_prep_cancel64(sqe, reinterpret_cast<std::uint64_t>(op), 0);
-          io_uring_sqe_set_data64(sqe, ignore_tag);
-        }
-      }
+      cancel_recv_op(op);
       removed = true;
     }
     s.stash.clear();
@@ -271,13 +265,7 @@ public:
       return;
     op->target = nullptr;
     --armed_;
-    if (!op->cancel_sent) {
-      op->cancel_sent = true;
-      if (io_uring_sqe* sqe = get_sqe_noexcept()) {
-        io_uring_prep_cancel64(sqe, reinterpret_cast<std::uint64_t>(op), 0);
-        io_uring_sqe_set_data64(sqe, ignore_tag);
-      }
-    }
+    cancel_recv_op(op);
   }
 
   long take_stashed(int fd, char* p, std::size_t n, int& err) noexcept override {
@@ -462,8 +450,7 @@ private:
       if (s.rop != nullptr) {
         s.rop->target = nullptr;
         s.rop->fd_gone = true;
-        if (!s.rop->cancel_sent)
-          cancel_request(reinterpret_cast<std::uint64_t>(s.rop));
+        cancel_recv_op(s.rop);
         s.rop = nullptr;
       }
     }
@@ -500,6 +487,13 @@ private:
     if (io_uring_sqe* sqe = get_sqe_noexcept()) {
       io_uring_prep_cancel64(sqe, user_data, 0);
       io_uring_sqe_set_data64(sqe, ignore_tag);
+    }
+  }
+  /// Queues the ASYNC_CANCEL of a recv op, once.
+  void cancel_recv_op(poll_op* op) noexcept {
+    if (!op->cancel_sent) {
+      op->cancel_sent = true;
+      cancel_request(reinterpret_cast<std::uint64_t>(op));
     }
   }
 
@@ -576,7 +570,7 @@ private:
       delivered = 1;
     } else if (res > 0) {
       s.stash.append(data, static_cast<std::size_t>(res)); // abandoned, but the kernel took these bytes
-    } else if (res == 0 || (res != -ECANCELED && res != -ENOBUFS && res != -EINTR && res != -EAGAIN)) {
+    } else if (res == 0 || !recv_retryable(res)) {
       s.stash_end = true;
       s.stash_err = res < 0 ? -res : 0;
     }

@@ -75,7 +75,7 @@ task<std::size_t> sock_recv(socket& s, std::span<char> buf) {
         co_return static_cast<std::size_t>(r);
       if (r == -EBADF)
         check_open(s, "recv");
-      if (r != -ECANCELED && r != -ENOBUFS && r != -EINTR && r != -EAGAIN)
+      if (!detail::recv_retryable(r))
         detail::throw_net_error(static_cast<int>(-r), "recv");
       // Nothing happened (no buffer was free, or a cancel raced): recv(2) once, then the ring again.
       auto n = ::recv(s.fd(), buf.data(), buf.size(), 0);

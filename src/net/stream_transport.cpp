@@ -132,7 +132,7 @@ void stream_transport::on_recv(long res, const char* data) noexcept {
     drained = n < 16 * 1024; // a full buffer: more is likely there, so the next fill tries recv(2)
   } else if (res == 0) {
     eof = true;
-  } else if (res == -ECANCELED || res == -ENOBUFS || res == -EINTR || res == -EAGAIN) {
+  } else if (recv_retryable(res)) {
     drained = false;          // nothing happened: the next fill tries recv(2)
   } else if (res != -EBADF) { // EBADF: closed meanwhile, which try_fill reports as end of file
     read_error = static_cast<int>(-res);

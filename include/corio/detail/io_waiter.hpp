@@ -1,6 +1,8 @@
 // What the backends deliver readiness to (internal; no OS headers).
 #pragma once
 
+#include <cerrno>
+
 namespace corio::detail {
 
 enum class io_dir : unsigned char { read = 0, write = 1 };
@@ -24,5 +26,10 @@ public:
 protected:
   ~io_completion() = default;
 };
+
+/// A completed() result that means "nothing happened, try again".
+[[nodiscard]] constexpr bool recv_retryable(long res) noexcept {
+  return res == -ECANCELED || res == -ENOBUFS || res == -EINTR || res == -EAGAIN;
+}
 
 } // namespace corio::detail
