@@ -70,13 +70,22 @@ constexpr unsigned cq_entries = 16384; // completions beyond this wait in the ke
 class uring_backend final : public backend {
 public:
   uring_backend() {
-    // Not IORING_SETUP_COOP_TASKRUN: with it, http_server under valgrind blocked in io_uring_enter with a
-    // request's completion never delivered (tests/integration/valgrind_servers.py). Until that is
-    // understood, completions are pushed to the loop thread the default way.
+    // COOP_TASKRUN: a completion that arrives while the loop thread runs is not pushed to it with an
+    // interrupt; the kernel posts it the next time the thread enters the kernel (each iteration's
+    // io_uring_enter, or any send). TASKRUN_FLAG says so in the ring, so that a poll(0) knows to enter.
+    // Without it, every completion interrupted the loop: io_uring served 0.75x epoll's plain HTTP
+    // requests per second; with it, the same (bench/compare_http). Kernels before 5.19 lack both flags:
+    // set up without them there.
     io_uring_params p{};
-    p.flags = IORING_SETUP_CQSIZE;
+    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
     p.cq_entries = cq_entries;
     int r = io_uring_queue_init_params(ring_entries, &ring_, &p);
+    if (r == -EINVAL) {
+      p = io_uring_params{};
+      p.flags = IORING_SETUP_CQSIZE;
+      p.cq_entries = cq_entries;
+      r = io_uring_queue_init_params(ring_entries, &ring_, &p);
+    }
     if (r < 0)
       throw_errno(-r, "io_uring_queue_init");
     if ((p.features & IORING_FEAT_EXT_ARG) == 0 || (p.features & IORING_FEAT_NODROP) == 0) {
