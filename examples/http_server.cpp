@@ -1,8 +1,9 @@
 // An HTTP/1.1 server on corio: keep-alive, pipelining, request limits, an idle timeout, a plaintext
-// "Hello, World!" route and a static-files route. Requests are parsed with the packaged http-parser.
+// "Hello, World!" route and a static-files route. Requests are parsed with the packaged http-parser, after
+// a fast path for the common request (below: simple_request).
 //
 //     http_server [--host H] [--port P] [--root DIR] [--idle-timeout SECONDS]
-//                 [--max-header-bytes N] [--max-body-bytes N] [--threads N]
+//                 [--max-header-bytes N] [--max-body-bytes N] [--threads N] [--parser fast|http-parser]
 //
 // Routes: GET/HEAD `/` and `/plaintext` answer "Hello, World!"; GET/HEAD `/static/<path>` serves the file
 // <path> under --root (404 without --root). Other paths: 404; other methods: 405. Limits: a request line
@@ -14,12 +15,15 @@
 // --threads N (default 1) runs N event loops on N threads (corio::run_parallel), each with its own
 // listener on the same port (SO_REUSEPORT: the kernel spreads new connections over them). Each loop
 // prints its "listening on" line; SIGINT or SIGTERM stops every loop.
+//
+// --parser http-parser turns the fast path off (every request goes through http-parser; for comparisons).
 #include <corio/corio.hpp>
 
 #include <http_parser.h>
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <csignal>
 #include <cstdio>
@@ -41,6 +45,7 @@ struct config {
   std::size_t max_header_bytes = 8 * 1024;
   std::size_t max_body_bytes = 1024 * 1024;
   std::size_t threads = 1; // event loops, each with a listener on the port (SO_REUSEPORT when > 1)
+  bool fast_path = true;   // simple_request before http-parser (--parser http-parser: off)
 };
 
 constexpr std::string_view hello_response = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\n"
@@ -108,6 +113,109 @@ bool safe_relative(std::string_view p) {
   return true;
 }
 
+/// The byte classes of the fast path, from RFC 9110/9112, narrowed to what http-parser accepts the same
+/// way: a target byte is visible ASCII except '#' (http-parser's fragment state); a header name byte is a
+/// token character; a header value byte is visible ASCII, space or tab (no obs-text: left to
+/// http-parser).
+enum : unsigned char { target_byte = 1, name_byte = 2, value_byte = 4 };
+constexpr auto byte_classes = [] {
+  std::array<unsigned char, 256> t{};
+  for (int c = 0x21; c <= 0x7e; ++c)
+    t[c] = static_cast<unsigned char>((c == '#' ? 0 : target_byte) | value_byte);
+  t[' '] = t['\t'] = value_byte;
+  for (int c = 0; c < 256; ++c) {
+    const bool alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    if (alnum || (c != 0 && std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos))
+      t[c] |= name_byte;
+  }
+  return t;
+}();
+
+/// The header names http-parser gives a meaning (framing, keep-alive, upgrade): a request with one of
+/// them goes to http-parser. So does a name that merely starts with one: http-parser 2.9.4 matches them
+/// byte by byte and a longer name can still change its verdict ("Transfer-Encodingx: chunked" is an
+/// error there).
+bool meaningful_header(std::string_view name) {
+  for (const std::string_view lower :
+       {"connection", "content-length", "proxy-connection", "transfer-encoding", "upgrade"}) {
+    if (name.size() < lower.size())
+      continue;
+    std::size_t i = 0;
+    while (i < lower.size() && (name[i] | 0x20) == lower[i]) // token bytes: | 0x20 lowers letters only
+      ++i;
+    if (i == lower.size())
+      return true;
+  }
+  return false;
+}
+
+/// The fast path: the request most clients send, parsed without http-parser's byte-at-a-time state
+/// machine (a fifth of the server's CPU per pipelined request). It takes a request only when all of it
+/// is in `data` and it is
+///   GET or HEAD, one space, an origin-form target (starts with '/'), one space, HTTP/1.0 or HTTP/1.1,
+///   CRLF; header lines `name:value` with token names and visible-ASCII values, none of the names
+///   http-parser gives a meaning (so: no body, keep-alive by the version alone); the blank line; and
+///   no longer than `limit`, so within the header limits.
+/// Such a request means the same to http-parser, which would accept it and report the same method,
+/// target and keep-alive (tests/unit/test_http_parse.cpp and fuzz/fuzz_http.cpp compare the two).
+/// Anything else, including a request cut off by the end of the read, returns 0: http-parser decides.
+struct simple_request {
+  std::size_t length = 0; // the request's bytes in `data`; 0: not taken
+  bool head = false;
+  bool keep_alive = false;
+  std::string_view target;
+};
+
+simple_request parse_simple(const char* data, std::size_t n, std::size_t limit) {
+  simple_request r;
+  const char* p = data;
+  const char* const end = data + std::min(n, limit);
+  if (end - p >= 4 && std::memcmp(p, "GET ", 4) == 0) {
+    p += 4;
+  } else if (end - p >= 5 && std::memcmp(p, "HEAD ", 5) == 0) {
+    r.head = true;
+    p += 5;
+  } else {
+    return {};
+  }
+  const char* const target = p;
+  if (p == end || *p != '/')
+    return {};
+  while (p != end && (byte_classes[static_cast<unsigned char>(*p)] & target_byte) != 0)
+    ++p;
+  r.target = std::string_view(target, static_cast<std::size_t>(p - target));
+  // " HTTP/1.x\r\n"
+  if (end - p < 11 || std::memcmp(p, " HTTP/1.", 8) != 0 || (p[8] != '0' && p[8] != '1') || p[9] != '\r' ||
+      p[10] != '\n')
+    return {};
+  r.keep_alive = p[8] == '1';
+  p += 11;
+  for (;;) {
+    if (end - p < 2)
+      return {};
+    if (p[0] == '\r') {
+      if (p[1] != '\n')
+        return {};
+      p += 2;
+      break;
+    }
+    const char* const name = p;
+    while (p != end && (byte_classes[static_cast<unsigned char>(*p)] & name_byte) != 0)
+      ++p;
+    if (p == name || p == end || *p != ':' ||
+        meaningful_header(std::string_view(name, static_cast<std::size_t>(p - name))))
+      return {};
+    ++p;
+    while (p != end && (byte_classes[static_cast<unsigned char>(*p)] & value_byte) != 0)
+      ++p;
+    if (end - p < 2 || p[0] != '\r' || p[1] != '\n')
+      return {};
+    p += 2;
+  }
+  r.length = static_cast<std::size_t>(p - data);
+  return r;
+}
+
 /// One parsed request waiting for its answer (answers go out in request order: pipelining).
 struct request {
   enum class route : unsigned char { hello, file, not_found, bad_method } kind;
@@ -125,22 +233,49 @@ public:
   }
 
   /// Parses one read's bytes. Returns the status to fail with (400/413/431), or 0.
+  ///
+  /// Between requests the fast path (parse_simple) takes each complete simple request; at the first one
+  /// it does not take, http-parser parses one request — paused in complete(), so that the fast path can
+  /// take the next — or the rest of the read, when the request goes on in the next one (it then finishes
+  /// that request first). A request either path took that says to close ends the parsing: what follows
+  /// it is not answered.
   int feed(const char* data, std::size_t n) {
-    const std::size_t used = http_parser_execute(&parser_, &settings(), data, n);
-    if (error_ != 0)
-      return error_;
-    const auto err = HTTP_PARSER_ERRNO(&parser_);
-    if (err == HPE_PAUSED)
-      return 0; // stopped after a request with "Connection: close": the rest is ignored
-    if (err == HPE_HEADER_OVERFLOW)
-      return 431;
-    if (err != HPE_OK || parser_.upgrade || used != n)
-      return 400;
+    std::size_t pos = 0;
+    while (pos < n && !closing) {
+      if (between_requests_ && cfg_.fast_path) {
+        const simple_request r = parse_simple(data + pos, n - pos, header_limit());
+        if (r.length != 0) {
+          add_request(r.head ? HTTP_HEAD : HTTP_GET, r.target, r.keep_alive);
+          ++fast_requests;
+          pos += r.length;
+          continue;
+        }
+      }
+      const std::size_t used = http_parser_execute(&parser_, &settings(), data + pos, n - pos);
+      if (error_ != 0)
+        return error_;
+      const auto err = HTTP_PARSER_ERRNO(&parser_);
+      if (err == HPE_PAUSED) { // complete(): one request parsed
+        if (closing)
+          return 0;
+        if (parser_.upgrade)
+          return 400; // CONNECT or Upgrade: another protocol follows, which this server does not speak
+        http_parser_pause(&parser_, 0);
+        pos += used;
+        continue;
+      }
+      if (err == HPE_HEADER_OVERFLOW)
+        return 431;
+      if (err != HPE_OK || parser_.upgrade || used != n - pos)
+        return 400;
+      pos = n;
+    }
     return 0;
   }
 
   std::vector<request> requests; // parsed, not yet answered
   bool closing = false;          // a request asked to close (or HTTP/1.0 without keep-alive)
+  std::size_t fast_requests = 0; // how many the fast path took (for tests)
 
 private:
   static const http_parser_settings& settings() {
@@ -163,7 +298,13 @@ private:
     error_ = status;
     return 1; // any non-zero return stops the parser
   }
+  /// The longest head the fast path takes: within --max-header-bytes and http-parser's own limit, so that
+  /// neither limit could have refused it.
+  [[nodiscard]] std::size_t header_limit() const {
+    return std::min<std::size_t>(cfg_.max_header_bytes, HTTP_MAX_HEADER_SIZE);
+  }
   int begin() {
+    between_requests_ = false;
     url_.clear();
     header_bytes_ = 0;
     body_bytes_ = 0;
@@ -192,11 +333,14 @@ private:
     return body_bytes_ > cfg_.max_body_bytes ? fail(413) : 0;
   }
   int complete() {
-    const auto method = static_cast<http_method>(parser_.method);
+    add_request(static_cast<http_method>(parser_.method), url_, http_should_keep_alive(&parser_) != 0);
+    between_requests_ = true;
+    http_parser_pause(&parser_, 1); // feed() goes on from the next request (or stops: closing)
+    return 0;
+  }
+  void add_request(http_method method, std::string_view url, bool keep_alive) {
     const bool head = method == HTTP_HEAD;
-    const bool keep_alive = http_should_keep_alive(&parser_) != 0;
-    std::string_view path = url_;
-    path = path.substr(0, path.find('?'));
+    const std::string_view path = url.substr(0, url.find('?'));
     request r{request::route::not_found, head, keep_alive, {}};
     if (path == "/" || path == "/plaintext") {
       r.kind = request::route::hello;
@@ -207,11 +351,8 @@ private:
     if (r.kind != request::route::not_found && method != HTTP_GET && !head)
       r.kind = request::route::bad_method;
     requests.push_back(std::move(r));
-    if (!keep_alive) {
-      closing = true;
-      http_parser_pause(&parser_, 1); // nothing after this request is answered
-    }
-    return 0;
+    if (!keep_alive)
+      closing = true; // nothing after this request is answered
   }
 
   const config& cfg_;
@@ -220,6 +361,7 @@ private:
   std::size_t header_bytes_ = 0;
   std::size_t body_bytes_ = 0;
   int error_ = 0;
+  bool between_requests_ = true; // http-parser is not inside a request (no begin() since complete())
 };
 
 corio::task<> append_file(std::string& out, const request& r) {
@@ -479,7 +621,8 @@ corio::task<int> run_server(config cfg) {
 
 [[noreturn]] void usage() {
   std::fputs("usage: http_server [--host H] [--port P] [--root DIR] [--idle-timeout SECONDS]\n"
-             "                   [--max-header-bytes N] [--max-body-bytes N] [--threads N]\n",
+             "                   [--max-header-bytes N] [--max-body-bytes N] [--threads N]\n"
+             "                   [--parser fast|http-parser]\n",
              stderr);
   std::exit(2);
 }
@@ -516,6 +659,11 @@ config parse_args(int argc, char** argv) {
       if (*end != '\0' || n == 0 || n > 1024)
         usage();
       cfg.threads = n;
+    } else if (arg == "--parser") {
+      const std::string_view v = value;
+      if (v != "fast" && v != "http-parser")
+        usage();
+      cfg.fast_path = v == "fast";
     } else {
       usage();
     }

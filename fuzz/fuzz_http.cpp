@@ -8,10 +8,14 @@
 //   extra headers, Content-Length and chunked bodies, HTTP/1.0 and "Connection: close", sizes around
 //   the limits): the answers must be exactly the statuses a model of the server's rules expects, in
 //   order, with a body unless the request was HEAD.
+// Either way, the same bytes in the same pieces must parse the same with the server's fast path and with
+// http-parser alone (tests/support/http_parse_trace.hpp).
 #define CORIO_HTTP_SERVER_NO_MAIN
 #include "../examples/http_server.cpp"
 
 #include <corio/testing/mock_clock.hpp>
+
+#include "../tests/support/http_parse_trace.hpp"
 
 #include <sys/socket.h>
 
@@ -202,6 +206,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::string wire = generated ? fuzz_http::generate(in, want) : in.ConsumeRemainingBytesAsString();
   if (wire.size() > 16384)
     wire.resize(16384);
+  {
+    config cfg;
+    cfg.max_header_bytes = fuzz_http::max_header;
+    cfg.max_body_bytes = fuzz_http::max_body;
+    std::vector<std::size_t> ends;
+    for (std::size_t at = 0; const std::size_t c : cuts)
+      ends.push_back(at += c);
+    const auto fast = http_parse_trace::trace(wire, ends, cfg, true);
+    const auto slow = http_parse_trace::trace(wire, ends, cfg, false);
+    if (fast.text != slow.text)
+      fuzz_http::fail("the fast path and http-parser disagree", fast.text + "--- http-parser alone:\n" + slow.text);
+  }
   corio::testing::mock_clock clock;
   corio::run(fuzz_http::run(std::move(wire), std::move(cuts), generated ? &want : nullptr), {.clock = &clock});
   return 0;
