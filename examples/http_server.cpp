@@ -136,8 +136,9 @@ constexpr auto byte_classes = [] {
 /// byte by byte and a longer name can still change its verdict ("Transfer-Encodingx: chunked" is an
 /// error there).
 bool meaningful_header(std::string_view name) {
-  for (const std::string_view lower :
-       {"connection", "content-length", "proxy-connection", "transfer-encoding", "upgrade"}) {
+  static constexpr std::array<std::string_view, 5> names{"connection", "content-length", "proxy-connection",
+                                                         "transfer-encoding", "upgrade"};
+  for (const std::string_view lower : names) {
     if (name.size() < lower.size())
       continue;
     std::size_t i = 0;
