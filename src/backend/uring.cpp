@@ -453,7 +453,7 @@ private:
   };
 
   static constexpr int max_deferred = 8;            // polls in a row that deliver without submitting
-  static constexpr unsigned max_deferred_sqes = 32; // submission entries that are never held back
+  static constexpr unsigned max_deferred_sqes = 32; // with this many queued, poll() submits at once
   int deferred_ = 0;
   static constexpr std::size_t buf_count = 256; // a power of two
   static constexpr std::size_t buf_size = 16 * 1024;
