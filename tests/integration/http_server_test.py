@@ -2,7 +2,8 @@
 """examples/http_server against real clients: curl for the routes, limits and keep-alive, raw sockets for
 pipelining, split requests, garbage and the idle timeout; then SIGTERM and SIGINT end it with status 0.
 
-Usage: http_server_test.py <path to http_server>   (loopback only; every wait is bounded)
+Usage: http_server_test.py <path to http_server> [server options...]   (loopback only; every wait is bounded)
+The options go to every server it starts (ctest runs it once as is and once with --parser http-parser).
 """
 
 import os
@@ -14,6 +15,7 @@ import tempfile
 import time
 
 SERVER = sys.argv[1]
+SERVER_ARGS = sys.argv[2:]
 failures = []
 
 
@@ -25,7 +27,7 @@ def check(cond, what):
 
 def start(root, *extra):
     p = subprocess.Popen([SERVER, "--port", "0", "--root", root, "--idle-timeout", "0.5",
-                          "--max-header-bytes", "4096", "--max-body-bytes", "1000", *extra],
+                          "--max-header-bytes", "4096", "--max-body-bytes", "1000", *SERVER_ARGS, *extra],
                          stdout=subprocess.PIPE, text=True)
     line = p.stdout.readline().strip()  # "listening on 127.0.0.1:PORT"
     if not line.startswith("listening on "):
