@@ -18,6 +18,8 @@
 #include <string_view>
 #include <vector>
 
+#include "hold_port.hpp"
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -174,20 +176,11 @@ options parse(int argc, char** argv) {
 } // namespace
 
 #ifndef ECHO_SERVER_NO_MAIN // tests/unit/test_zero_alloc.cpp includes this file to drive echo() directly
-// --threads N: one server per loop on one port. Port 0 is resolved first, by a socket bound with
-// SO_REUSEPORT and kept (not listening, so it takes no connections) until the servers are done. A signal
+// --threads N: one server per loop on one port (port 0 resolved first: hold_port.hpp). A signal
 // reaches one loop's handler; when that server is done it stops the runtime, which cancels the other
 // loops' serve(), and serve() takes a cancel as the signal to shut down too.
 int serve_parallel(options opt) {
-  corio::socket port_holder;
-  if (opt.port == 0) {
-    const corio::address any = corio::address::from_ip(opt.host, 0);
-    port_holder = corio::socket::open(any.family(), corio::socket_type::stream);
-    port_holder.set_reuse_address(true);
-    port_holder.set_reuse_port(true);
-    port_holder.bind(any);
-    opt.port = port_holder.local_address().port();
-  }
+  const corio::socket port_holder = corio_examples::hold_port(opt.host, opt.port);
   corio::run_parallel(opt.threads, [&opt](corio::runtime_context ctx) -> corio::task<> {
     (void)co_await serve(opt);
     ctx.rt.stop();

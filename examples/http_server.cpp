@@ -35,6 +35,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "hold_port.hpp"
+
 namespace {
 
 struct config {
@@ -675,21 +677,11 @@ config parse_args(int argc, char** argv) {
 } // namespace
 
 #ifndef CORIO_HTTP_SERVER_NO_MAIN // fuzz/fuzz_http.cpp includes this file to drive serve() directly
-/// --threads N: one server per loop on one port. Port 0 is resolved first, by a socket bound with
-/// SO_REUSEPORT and kept (not listening, so it takes no connections) until the servers are done, so that
-/// every loop binds the same port. A signal reaches one loop's handler; when that server is done it
-/// stops the runtime, which cancels the others' main tasks — and run_server takes a cancel as the signal
-/// to shut down too.
+/// --threads N: one server per loop on one port (port 0 resolved first: hold_port.hpp). A signal reaches one loop's
+/// handler; when that server is done it stops the runtime, which cancels the others' main tasks — and run_server takes
+/// a cancel as the signal to shut down too.
 int run_parallel_servers(config cfg) {
-  corio::socket port_holder;
-  if (cfg.port == 0) {
-    const corio::address any = corio::address::from_ip(cfg.host, 0);
-    port_holder = corio::socket::open(any.family(), corio::socket_type::stream);
-    port_holder.set_reuse_address(true);
-    port_holder.set_reuse_port(true);
-    port_holder.bind(any);
-    cfg.port = port_holder.local_address().port();
-  }
+  const corio::socket port_holder = corio_examples::hold_port(cfg.host, cfg.port);
   corio::run_parallel(cfg.threads, [&cfg](corio::runtime_context ctx) -> corio::task<> {
     (void)co_await run_server(cfg);
     ctx.rt.stop();
