@@ -24,6 +24,16 @@ using corio::task;
 using corio::testing::counted;
 using corio::testing::lifetime_check;
 
+/// Whether `co_await ch.recv()` throws E (EXPECT_THROW cannot hold a co_await).
+template <class E> task<bool> recv_throws(channel<int>& ch) {
+  try {
+    (void)co_await ch.recv();
+  } catch (const E&) {
+    co_return true;
+  }
+  co_return false;
+}
+
 /// counted's tallies are plain ints: for items made and destroyed on several threads, atomic ones.
 struct shared_counted {
   static inline std::atomic<int> alive{0};
@@ -66,12 +76,7 @@ TEST(Channel, CloseEndsReceiversAfterDraining) {
     EXPECT_TRUE(ch.is_closed());
     EXPECT_THROW(ch.try_send(2), corio::channel_closed);
     EXPECT_EQ(co_await ch.recv(), 1);
-    bool closed = false;
-    try {
-      (void)co_await ch.recv();
-    } catch (const corio::channel_closed&) {
-      closed = true;
-    }
+    const bool closed = co_await recv_throws<corio::channel_closed>(ch);
     EXPECT_TRUE(closed);
     EXPECT_THROW((void)ch.try_recv(), corio::channel_closed);
   });
@@ -85,12 +90,7 @@ TEST(Channel, CloseWakesAWaitingReceiver) {
       co_return;
     };
     auto h = corio::spawn(closer());
-    bool closed = false;
-    try {
-      (void)co_await ch.recv();
-    } catch (const corio::channel_closed&) {
-      closed = true;
-    }
+    const bool closed = co_await recv_throws<corio::channel_closed>(ch);
     EXPECT_TRUE(closed);
     co_await h;
   });
@@ -100,12 +100,7 @@ TEST(Channel, CloseFromAnotherThreadWakesAWaitingReceiver) {
   corio::run([]() -> task<> {
     channel<int> ch;
     std::thread t([&ch] { ch.close(); });
-    bool closed = false;
-    try {
-      (void)co_await ch.recv();
-    } catch (const corio::channel_closed&) {
-      closed = true;
-    }
+    const bool closed = co_await recv_throws<corio::channel_closed>(ch);
     t.join();
     EXPECT_TRUE(closed);
   }());
@@ -136,12 +131,7 @@ TEST(Channel, ASecondWaitingReceiverIsRefused) {
     auto receiver = [&ch]() -> task<int> { co_return co_await ch.recv(); };
     auto h = corio::spawn(receiver());
     co_await corio::sleep(std::chrono::milliseconds(1));
-    bool refused = false;
-    try {
-      (void)co_await ch.recv();
-    } catch (const corio::invalid_state_error&) {
-      refused = true;
-    }
+    const bool refused = co_await recv_throws<corio::invalid_state_error>(ch);
     EXPECT_TRUE(refused);
     EXPECT_THROW((void)ch.try_recv(), corio::invalid_state_error);
     ch.try_send(3);
