@@ -212,9 +212,11 @@ public:
     // when a waiter is woken (completions that only free withdrawn polls do not count, so a loop on a
     // virtual clock never jumps ahead of I/O it has not submitted). Plain HTTP under wrk: 0.07-0.10
     // io_uring_enter per request instead of 0.15-0.27, the same requests per second.
+    // A cross-thread wake() reaped here counts too: it was consumed, and blocking now would lose it.
     if (deferred_ < max_deferred && io_uring_cq_ready(&ring_) > 0 && io_uring_sq_ready(&ring_) < max_deferred_sqes) {
       ++deferred_;
-      if (const int woken = reap(); woken > 0)
+      woken_by_thread_ = false;
+      if (const int woken = reap(); woken > 0 || woken_by_thread_)
         return woken;
     }
     deferred_ = 0;
@@ -455,6 +457,7 @@ private:
   static constexpr int max_deferred = 8;            // polls in a row that deliver without submitting
   static constexpr unsigned max_deferred_sqes = 32; // with this many queued, poll() submits at once
   int deferred_ = 0;
+  bool woken_by_thread_ = false;                // reap() took a wake() (the eventfd's completion)
   static constexpr std::size_t buf_count = 256; // a power of two
   static constexpr std::size_t buf_size = 16 * 1024;
   static constexpr int buf_group = 0;
@@ -632,6 +635,7 @@ private:
     if (data == ignore_tag)
       return 0;
     if (data == wake_tag) {
+      woken_by_thread_ = true;
       std::uint64_t value;
       [[maybe_unused]] auto r = ::read(wakefd_, &value, sizeof value);
       if ((flags & IORING_CQE_F_MORE) == 0)
