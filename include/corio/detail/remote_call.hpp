@@ -9,10 +9,10 @@
 #include <type_traits>
 #include <utility>
 
+#include "corio/detail/result_slot.hpp"
 #include "corio/detail/task_state.hpp"
 #include "corio/detail/wait_node.hpp"
 #include "corio/event_loop.hpp"
-#include "corio/none.hpp"
 #include "corio/spawn.hpp"
 #include "corio/task.hpp"
 #include "corio/this_task.hpp"
@@ -92,15 +92,7 @@ public:
     }
   }
   /// Caller's thread, after the delivery: the result, or the exception rethrown.
-  T take() {
-    if (error_)
-      std::rethrow_exception(std::exchange(error_, nullptr));
-    if constexpr (!std::is_void_v<T>) {
-      T out = std::move(*value_);
-      value_.reset();
-      return out;
-    }
-  }
+  T take() { return result_.take(); }
 
 private:
   ~remote_op() = default;
@@ -129,15 +121,15 @@ private:
           fn();
         else
           co_await fn();
-        self->value_.emplace();
+        self->result_.set_value();
       } else if constexpr (std::is_same_v<std::invoke_result_t<F&>, task<T>>) {
         T v = co_await fn();
-        self->value_.emplace(std::move(v));
+        self->result_.set_value(std::move(v));
       } else {
-        self->value_.emplace(fn());
+        self->result_.set_value(fn());
       }
     } catch (...) {
-      self->error_ = std::current_exception();
+      self->result_.set_error(std::current_exception());
     }
     self->remote_ = {}; // the handle belongs to this loop's thread: drop it here
     self->complete();
@@ -170,8 +162,7 @@ private:
   remote_waiter* waiter_ = nullptr; // caller's thread only
   join_handle<> remote_;            // target's thread only
   bool cancel_early_ = false;       // target's thread only
-  std::optional<void_to_none_t<T>> value_;
-  std::exception_ptr error_;
+  result_slot<T> result_;
 };
 
 /// `co_await rt.run_on(i, fn)`: starts fn on loop i when awaited, and waits for its result. Cancelling

@@ -9,7 +9,7 @@
 #include <type_traits>
 #include <utility>
 
-#include "corio/none.hpp"
+#include "corio/detail/result_slot.hpp"
 #include "corio/thread_pool.hpp"
 
 namespace corio {
@@ -81,22 +81,11 @@ private:
 /// The result of an operation returning R.
 template <class R> class thread_result_op : public thread_op {
 public:
-  /// Loop thread. Leaves nothing behind: the pool thread may drop the last reference, and the result
-  /// or exception must be destroyed where it was taken (an exception's refcount lives in libstdc++,
-  /// whose atomics ThreadSanitizer does not see).
-  R take() {
-    if (error_)
-      std::rethrow_exception(std::exchange(error_, nullptr));
-    if constexpr (!std::is_void_v<R>) {
-      R out = std::move(*value_);
-      value_.reset();
-      return out;
-    }
-  }
+  /// Loop thread: the result, or the exception rethrown (see result_slot::take()).
+  R take() { return result_.take(); }
 
 protected:
-  std::optional<void_to_none_t<R>> value_;
-  std::exception_ptr error_;
+  result_slot<R> result_;
 };
 
 /// An operation calling F with Args (stored decayed: the thread may outlive the caller's frame).
@@ -110,12 +99,12 @@ private:
     try {
       if constexpr (std::is_void_v<R>) {
         std::apply(std::move(*fn_), std::move(*args_));
-        this->value_.emplace();
+        this->result_.set_value();
       } else {
-        this->value_.emplace(std::apply(std::move(*fn_), std::move(*args_)));
+        this->result_.set_value(std::apply(std::move(*fn_), std::move(*args_)));
       }
     } catch (...) {
-      this->error_ = std::current_exception();
+      this->result_.set_error(std::current_exception());
     }
     // The callable and its arguments ran on this thread and die here, not later on the loop's.
     fn_.reset();
