@@ -144,8 +144,9 @@ public:
   void forget_fd(int fd) noexcept;
   /// Completion-based receiving (io_uring): see src/backend/backend.hpp. can_recv() is false on epoll.
   [[nodiscard]] bool can_recv() const noexcept { return can_recv_; }
-  void start_recv(int fd, std::size_t max, detail::io_completion* c);
+  void start_recv(int fd, std::size_t max, detail::io_completion* c, bool keep = false);
   void abandon_recv(int fd) noexcept;
+  void end_recv(int fd) noexcept;
   /// Bytes an abandoned recv of fd took: >0 copied, 0 with err 0 at end of file, 0 with err set for an
   /// error, -1 when nothing waits, -2 when its recv is still in flight (wait: start_recv adopts it).
   long take_stashed(int fd, char* p, std::size_t n, int& err) noexcept;

@@ -79,13 +79,20 @@ public:
 
   [[nodiscard]] virtual bool can_recv() const noexcept { return false; }
   /// Starts a recv of at most `max` bytes (capped at the buffer size); c->completed() runs from a later
-  /// poll(). If an abandoned recv of that fd is still in flight, c adopts it instead of starting another.
-  virtual void recv(int fd, std::size_t max, io_completion* c);
+  /// poll(). If a recv of that fd is still in flight (abandoned, or kept), c adopts it instead of
+  /// starting another. `keep`: the recv may stay in flight after it delivered (a multishot recv, where
+  /// the kernel has it), and bytes arriving while nobody waits are stashed for the next reader; only for
+  /// an fd read solely through recv() and take_stashed() (a stream), never for one a caller might
+  /// recv(2) itself. end_recv() stops it.
+  virtual void recv(int fd, std::size_t max, io_completion* c, bool keep = false);
   /// c stops waiting: completed() will not be called for it.
   virtual void abandon_recv(int /*fd*/) noexcept {}
+  /// A kept recv of fd, if one is in flight, ends soon (its last bytes are stashed, or go to a reader
+  /// that adopts it): before the fd is read some other way.
+  virtual void end_recv(int /*fd*/) noexcept {}
   /// Copies stashed bytes of fd into [p, p+n): returns how many; 0 when an abandoned recv ended the
   /// stream (err: 0 at end of file, else the error); -1 when nothing is stashed; -2 when nothing is but
-  /// an abandoned recv is still in flight (do not recv(2) now: bytes could overtake its; start_recv()
+  /// a recv (abandoned or kept) is still in flight (do not recv(2) now: bytes could overtake its; start_recv()
   /// adopts it).
   virtual long take_stashed(int fd, char* p, std::size_t n, int& err) noexcept;
 

@@ -10,7 +10,7 @@
 
 namespace corio::detail {
 
-void backend::recv(int, std::size_t, io_completion*) {
+void backend::recv(int, std::size_t, io_completion*, bool) {
   throw loop_error("corio: this backend has no completion-based recv");
 }
 

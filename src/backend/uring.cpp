@@ -28,6 +28,20 @@
 //   adopted              -> a new recv() on that fd while the abandoned op is still in flight takes it
 //                           over instead of starting a second recv (two recvs on one socket could
 //                           complete out of order); if the cancel won, its owner sees -ECANCELED: retry.
+// A *kept* recv (recv(..., keep = true): the stream transports, which read their socket only through
+// the ring and the stash) is an IORING_OP_RECV_MULTISHOT (Linux 6.0+; on -EINVAL the backend goes back
+// to one-shot recvs). Each completion with IORING_CQE_F_MORE is one buffer of bytes; the op stays in
+// flight after delivering, so the next read costs no submission:
+//   in flight, kept      -> bytes go to the reader waiting (more than it asked for: the rest is stashed),
+//                           or, with none waiting, to the stash. The kernel ends it after 64 KiB
+//                           (IORING_RECV_MSHOT_LIM, Linux 6.16+; before, it is cancelled once 64 KiB are
+//                           stashed), so a slow reader has at most that much taken for it and TCP's flow
+//                           control pushes back on the sender; end_recv() (start_tls, before TLS reads
+//                           with recv(2)) cancels it;
+//   adopted one-shot     -> a one-shot recv() (sock_recv) adopted it: cancelled after that delivery;
+//   ended                -> its last completion (no F_MORE: end of file, an error, -ENOBUFS, the cancel)
+//                           frees it; take_stashed() answers -2 ("wait for the ring") until then, so no
+//                           recv(2) overtakes bytes still in flight.
 // -ENOBUFS (every buffer is out) is delivered as "try again" and the caller falls back to recv(2).
 //
 // File jobs (start_file_job): OPENAT, then READ (64 KiB at a time into the job's own string, at the
@@ -250,16 +264,21 @@ public:
 
   [[nodiscard]] bool can_recv() const noexcept override { return br_ != nullptr; }
 
-  void recv(int fd, std::size_t max, io_completion* c) override {
+  void recv(int fd, std::size_t max, io_completion* c, bool keep) override {
     if (fd < 0)
       throw_errno(EBADF, std::string("cannot recv on fd ") + std::to_string(fd));
+    if (max == 0)
+      throw std::invalid_argument("corio: a recv of 0 bytes");
     if (static_cast<std::size_t>(fd) >= fds_.size())
       fds_.resize(static_cast<std::size_t>(fd) + 1);
     fd_state& s = fds_[static_cast<std::size_t>(fd)];
     if (poll_op* op = s.rop) {
       if (op->target != nullptr)
         throw loop_error(std::string("corio: fd ") + std::to_string(fd) + " already has a reader waiting");
-      op->target = c; // adopt the abandoned recv still in flight
+      op->target = c; // adopt the recv still in flight (abandoned, or kept)
+      op->max = max;
+      if (!keep)
+        op->one_more = true; // a kept recv ends after this reader's delivery
       ++armed_;
       return;
     }
@@ -269,16 +288,31 @@ public:
       free_op(op);
       throw_errno(EBUSY, "io_uring: submission ring full");
     }
-    const auto len = static_cast<unsigned>(max < buf_size ? max : buf_size);
-    io_uring_prep_recv(sqe, fd, nullptr, len, 0);
+    if (keep && multishot_) {
+      io_uring_prep_recv_multishot(sqe, fd, nullptr, 0, 0);
+      if (multishot_limit_)
+        sqe->file_index = stash_limit; // the kernel's `optlen`: the op ends after this many bytes (6.16+)
+      op->multishot = true;
+      op->limited = multishot_limit_;
+    } else {
+      io_uring_prep_recv(sqe, fd, nullptr, static_cast<unsigned>(max < buf_size ? max : buf_size), 0);
+    }
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = buf_group;
     io_uring_sqe_set_data(sqe, op);
     op->is_recv = true;
     op->target = c;
+    op->max = max;
     s.rop = op;
     ++armed_;
     ++recvs_;
+  }
+
+  void end_recv(int fd) noexcept override {
+    if (fd < 0 || static_cast<std::size_t>(fd) >= fds_.size())
+      return;
+    if (poll_op* op = fds_[static_cast<std::size_t>(fd)].rop; op != nullptr && op->multishot)
+      cancel_recv_op(op);
   }
 
   void abandon_recv(int fd) noexcept override {
@@ -440,9 +474,13 @@ private:
     io_dir dir = io_dir::read;
     bool live = false;        // a poll whose waiter still waits
     bool is_recv = false;     // a recv op (see the states above)
+    bool multishot = false;   // a kept recv: completions with IORING_CQE_F_MORE, until its last
+    bool limited = false;     // a kept recv that the kernel ends after stash_limit bytes
+    bool one_more = false;    // a kept recv adopted by a one-shot reader: cancelled after its delivery
     bool cancel_sent = false; // a recv op's ASYNC_CANCEL is queued
     bool fd_gone = false;     // forget() ran for its fd: its completion only frees it
     io_completion* target = nullptr;
+    std::size_t max = 0; // what target takes at most; more is stashed
     poll_op* next_free = nullptr;
   };
   struct fd_state {
@@ -457,8 +495,9 @@ private:
   static constexpr int max_deferred = 8;            // polls in a row that deliver without submitting
   static constexpr unsigned max_deferred_sqes = 32; // with this many queued, poll() submits at once
   int deferred_ = 0;
-  bool woken_by_thread_ = false;                // reap() took a wake() (the eventfd's completion)
-  static constexpr std::size_t buf_count = 256; // a power of two
+  bool woken_by_thread_ = false;                        // reap() took a wake() (the eventfd's completion)
+  static constexpr std::size_t buf_count = 256;         // a power of two
+  static constexpr std::size_t stash_limit = 64 * 1024; // a kept recv ends when this much waits unread
   static constexpr std::size_t buf_size = 16 * 1024;
   static constexpr int buf_group = 0;
   static std::size_t br_bytes() { return buf_count * sizeof(io_uring_buf); }
@@ -502,6 +541,8 @@ private:
           delete job;
         } else if (data > wake_tag) {
           auto* op = reinterpret_cast<poll_op*>(data);
+          if (op->multishot && (batch[i]->flags & IORING_CQE_F_MORE) != 0)
+            continue; // a kept recv's bytes: its last completion follows
           if (op->is_recv)
             --recvs_;
           free_op(op); // the buffer, if one was taken, is not given back: the ring goes too
@@ -539,6 +580,8 @@ private:
   void setup_buffers() noexcept {
     if (const char* v = std::getenv("CORIO_URING_RECV"); v != nullptr && std::strcmp(v, "0") == 0)
       return;
+    if (const char* v = std::getenv("CORIO_URING_MULTISHOT"); v != nullptr && std::strcmp(v, "0") == 0)
+      multishot_ = false;
     void* ring = ::mmap(nullptr, br_bytes(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (ring == MAP_FAILED)
       return;
@@ -579,25 +622,48 @@ private:
       bid = flags >> IORING_CQE_BUFFER_SHIFT;
       data = bufs_ + bid * buf_size;
     }
-    --recvs_;
+    // A kept (multishot) recv stays in flight while its completions say "more"; its last one, and a
+    // one-shot recv's only one, end it.
+    const bool last = !op->multishot || (flags & IORING_CQE_F_MORE) == 0;
+    if (last)
+      --recvs_;
     if (op->fd_gone) {
-      free_op(op);
+      if (last)
+        free_op(op);
       if (has_buf)
         give_back(bid);
       return 0;
     }
+    if (op->multishot && res == -EINVAL && !has_buf) {
+      // An older kernel: without the byte limit (before 6.16) the next kept recv goes without it (and is
+      // cancelled at stash_limit instead); without multishot recv (before 6.0), one-shot recvs from now on.
+      (op->limited ? multishot_limit_ : multishot_) = false;
+      res = -ECANCELED; // "nothing happened, try again"
+    }
     fd_state& s = fds_[static_cast<std::size_t>(op->fd)];
     io_completion* target = op->target;
-    if (s.rop == op)
-      s.rop = nullptr;
-    free_op(op);
+    const std::size_t max = op->max;
+    op->target = nullptr;
+    if (last) {
+      if (s.rop == op)
+        s.rop = nullptr;
+      free_op(op);
+    }
     int delivered = 0;
     if (target != nullptr) {
       --armed_;
+      if (res > 0 && static_cast<std::size_t>(res) > max) { // a multishot recv fills whole buffers
+        s.stash.append(data + max, static_cast<std::size_t>(res) - max);
+        res = static_cast<int>(max);
+      }
+      if (!last && op->one_more)
+        cancel_recv_op(op);
       target->completed(res, data);
       delivered = 1;
     } else if (res > 0) {
-      s.stash.append(data, static_cast<std::size_t>(res)); // abandoned, but the kernel took these bytes
+      s.stash.append(data, static_cast<std::size_t>(res)); // nobody waits, but the kernel took these bytes
+      if (!last && s.stash.size() >= stash_limit)
+        cancel_recv_op(op); // the reader is slow: stop taking bytes for it (and let TCP push back)
     } else if (res == 0 || !recv_retryable(res)) {
       s.stash_end = true;
       s.stash_err = res < 0 ? -res : 0;
@@ -719,6 +785,9 @@ private:
     op->dir = d;
     op->live = true;
     op->is_recv = false;
+    op->multishot = false;
+    op->limited = false;
+    op->one_more = false;
     op->cancel_sent = false;
     op->fd_gone = false;
     op->target = nullptr;
@@ -732,6 +801,8 @@ private:
 
   io_uring ring_{};
   io_uring_buf_ring* br_ = nullptr; // null: no completion-based recv
+  bool multishot_ = true;           // kept recvs are multishot (off: CORIO_URING_MULTISHOT=0, or no kernel support)
+  bool multishot_limit_ = true;     // ... with the kernel's byte limit (stash_limit)
   char* bufs_ = nullptr;
   int wakefd_ = -1;
   std::vector<fd_state> fds_;

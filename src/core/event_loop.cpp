@@ -358,8 +358,14 @@ void event_loop::disarm(int fd, detail::io_dir d) noexcept { backend_->disarm(fd
 
 void event_loop::forget_fd(int fd) noexcept { backend_->forget(fd); }
 
-void event_loop::start_recv(int fd, std::size_t max, detail::io_completion* c) { backend_->recv(fd, max, c); }
+void event_loop::start_recv(int fd, std::size_t max, detail::io_completion* c, bool keep) {
+  backend_->recv(fd, max, c, keep);
+}
 void event_loop::abandon_recv(int fd) noexcept { backend_->abandon_recv(fd); }
+void event_loop::end_recv(int fd) noexcept {
+  if (can_recv_)
+    backend_->end_recv(fd);
+}
 void event_loop::start_file_job(detail::file_job* job) { backend_->start_file_job(job); }
 void event_loop::abandon_file_job(detail::file_job* job) noexcept { backend_->abandon_file_job(job); }
 long event_loop::take_stashed(int fd, char* p, std::size_t n, int& err) noexcept {

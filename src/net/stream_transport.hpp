@@ -172,7 +172,7 @@ public:
     handle = h;
     task = loop_->current_task();
     fd_ = t_.sock.fd();
-    loop_->start_recv(fd_, 256 * 1024, this);
+    loop_->start_recv(fd_, 256 * 1024, this, true); // kept: the transport reads only through the ring
     pending_ = true;
     event_loop::begin_wait(this);
   }

@@ -326,6 +326,7 @@ task<> start_tls(std::shared_ptr<stream_transport> t, tls_context ctx, std::stri
   // in flight. TLS reads with recv(2): collect both into rbuf first, so the handshake sees them.
   if (t->completion_reads()) {
     event_loop* loop = event_loop::current();
+    loop->end_recv(t->sock.fd()); // a kept (multishot) recv would go on taking the handshake's bytes
     for (;;) {
       int err = 0;
       long k = loop->take_stashed(t->sock.fd(), t->rbuf.prepare(16 * 1024), 16 * 1024, err);

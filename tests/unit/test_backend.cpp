@@ -468,6 +468,93 @@ TEST_P(Conformance, ALargeTransferThroughStreamsArrivesIntact) {
   });
 }
 
+/// Whether a stream's recv stays in flight between reads (io_uring, unless CORIO_URING_MULTISHOT=0).
+bool kept_recvs() {
+  const char* v = std::getenv("CORIO_URING_MULTISHOT");
+  return event_loop::current()->can_recv() && (v == nullptr || std::string(v) != "0");
+}
+
+/// The bytes of fd that the loop's backend received for nobody (io_uring's stash; none on epoll).
+std::string take_all_stashed(int fd) {
+  std::string out;
+  std::array<char, 4096> buf{};
+  int err = 0;
+  for (long k; (k = event_loop::current()->take_stashed(fd, buf.data(), buf.size(), err)) > 0;)
+    out.append(buf.data(), static_cast<std::size_t>(k));
+  return out;
+}
+
+// A stream's recv stays in flight between reads on io_uring (a multishot recv): bytes that arrive while
+// nobody reads are received at once and kept, in order, for the next read. On epoll they wait in the
+// socket. Either way every byte arrives once, in order, and the end of file after them.
+TEST_P(Conformance, BytesArrivingBetweenStreamReadsAreReadInOrder) {
+  corio::testing::leak_check leaks;
+  run([]() -> task<> {
+    auto [a, b] = socket_pair_owned();
+    const int fd = a.fd();
+    auto [reader, writer] = corio::make_streams(std::move(a));
+    auto first =
+        corio::spawn([](corio::stream_reader& r) -> task<std::string> { co_return co_await r.read(100); }(reader));
+    co_await corio::sleep(1s); // it waits in the ring (io_uring) now
+    co_await corio::sock_sendall(b, "one");
+    EXPECT_EQ(co_await first, "one");
+    co_await corio::sock_sendall(b, "two");
+    co_await corio::sock_sendall(b, "three");
+    co_await corio::sleep(1s); // the loop polls; nobody reads
+    if (kept_recvs())
+      EXPECT_EQ(take_all_stashed(fd), "twothree"); // received for the next reader: the recv was kept
+    else
+      EXPECT_EQ(co_await reader.read(100), "twothree");
+    co_await corio::sock_sendall(b, "four");
+    b.close();
+    co_await corio::sleep(1s);
+    EXPECT_EQ(co_await reader.read(100), "four");
+    EXPECT_EQ(co_await reader.read(100), "");
+    EXPECT_TRUE(reader.at_eof());
+    writer.close();
+    co_await writer.wait_closed();
+  });
+}
+
+// A reader that does not read while the peer sends a lot: on io_uring the kept recv stops after 64 KiB
+// (it is cancelled, so TCP's flow control pushes back on the sender instead of the stash growing), and
+// every byte still arrives once, in order.
+TEST_P(Conformance, ASlowStreamReaderBoundsWhatIsReceivedForItAndLosesNothing) {
+  corio::testing::leak_check leaks;
+  run([]() -> task<> {
+    auto [a, b] = socket_pair_owned();
+    const int fd = a.fd();
+    auto [reader, writer] = corio::make_streams(std::move(a));
+    std::string big(1024 * 1024 + 5, '\0');
+    for (std::size_t i = 0; i < big.size(); ++i)
+      big[i] = static_cast<char>(i * 131 % 251);
+    auto first =
+        corio::spawn([](corio::stream_reader& r) -> task<std::string> { co_return co_await r.read(1); }(reader));
+    co_await corio::sleep(1s); // it waits in the ring (io_uring) now
+    auto sender = corio::spawn([](corio::socket& s, const std::string& data) -> task<> {
+      co_await corio::sock_sendall(s, data);
+      s.close();
+    }(b, big));
+    std::string got = co_await first;
+    for (int i = 0; i < 5; ++i)
+      co_await corio::sleep(1s); // the sender fills what the kernel buffers; nobody reads
+    if (reader.buffered() > 0)
+      got += co_await reader.read(reader.buffered()); // what the first recv brought beyond the 1 byte
+    if (kept_recvs()) {
+      std::string stashed = take_all_stashed(fd);
+      EXPECT_GT(stashed.size(), 0u);
+      EXPECT_LE(stashed.size(), 64u * 1024 + 16 * 1024) << "the kept recv went on receiving for nobody";
+      got += stashed;
+    }
+    got += co_await reader.read();
+    co_await sender;
+    EXPECT_EQ(got.size(), big.size());
+    EXPECT_TRUE(got == big);
+    writer.close();
+    co_await writer.wait_closed();
+  });
+}
+
 /// Threads of the default pool ("corio-pool"; io_uring's own kernel workers, iou-wrk-*, are not counted).
 int thread_count() {
   int n = 0;
