@@ -147,6 +147,8 @@ public:
   void start_recv(int fd, std::size_t max, detail::io_completion* c, bool keep = false);
   void abandon_recv(int fd) noexcept;
   void end_recv(int fd) noexcept;
+  /// Whether a kept recv (start_recv's `keep`) stays in flight between reads (io_uring's multishot recv).
+  [[nodiscard]] bool keeps_recv() const noexcept;
   /// Bytes an abandoned recv of fd took: >0 copied, 0 with err 0 at end of file, 0 with err set for an
   /// error, -1 when nothing waits, -2 when its recv is still in flight (wait: start_recv adopts it).
   long take_stashed(int fd, char* p, std::size_t n, int& err) noexcept;

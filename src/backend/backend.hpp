@@ -85,6 +85,8 @@ public:
   /// an fd read solely through recv() and take_stashed() (a stream), never for one a caller might
   /// recv(2) itself. end_recv() stops it.
   virtual void recv(int fd, std::size_t max, io_completion* c, bool keep = false);
+  /// Whether recv(..., keep = true) keeps (false before the first, on a kernel that refused it).
+  [[nodiscard]] virtual bool keeps_recv() const noexcept { return false; }
   /// c stops waiting: completed() will not be called for it.
   virtual void abandon_recv(int /*fd*/) noexcept {}
   /// A kept recv of fd, if one is in flight, ends soon (its last bytes are stashed, or go to a reader

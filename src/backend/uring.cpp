@@ -29,15 +29,16 @@
 //                           over instead of starting a second recv (two recvs on one socket could
 //                           complete out of order); if the cancel won, its owner sees -ECANCELED: retry.
 // A *kept* recv (recv(..., keep = true): the stream transports, which read their socket only through
-// the ring and the stash) is an IORING_OP_RECV_MULTISHOT (Linux 6.0+; on -EINVAL the backend goes back
-// to one-shot recvs). Each completion with IORING_CQE_F_MORE is one buffer of bytes; the op stays in
-// flight after delivering, so the next read costs no submission:
+// the ring and the stash) is an IORING_OP_RECV_MULTISHOT with a byte limit (`optlen`, IORING_RECV_MSHOT_LIM;
+// a kernel without either answers -EINVAL, and the backend goes back to one-shot recvs). Each completion with
+// IORING_CQE_F_MORE is one buffer of bytes; the op stays in flight after delivering, so the next read costs no
+// submission:
 //   in flight, kept      -> bytes go to the reader waiting (more than it asked for: the rest is stashed),
-//                           or, with none waiting, to the stash. The kernel ends it after 64 KiB
-//                           (IORING_RECV_MSHOT_LIM, Linux 6.16+; before, it is cancelled once 64 KiB are
-//                           stashed), so a slow reader has at most that much taken for it and TCP's flow
-//                           control pushes back on the sender; end_recv() (start_tls, before TLS reads
-//                           with recv(2)) cancels it;
+//                           or, with none waiting, to the stash. The kernel ends it after 64 KiB, so a
+//                           slow reader has at most that much taken for it and TCP's flow control
+//                           pushes back on the sender (should a kernel ignore the limit, it is cancelled
+//                           once 64 KiB are stashed); end_recv() (start_tls, before TLS reads with
+//                           recv(2)) cancels it;
 //   adopted one-shot     -> a one-shot recv() (sock_recv) adopted it: cancelled after that delivery;
 //   ended                -> its last completion (no F_MORE: end of file, an error, -ENOBUFS, the cancel)
 //                           frees it; take_stashed() answers -2 ("wait for the ring") until then, so no
@@ -290,10 +291,8 @@ public:
     }
     if (keep && multishot_) {
       io_uring_prep_recv_multishot(sqe, fd, nullptr, 0, 0);
-      if (multishot_limit_)
-        sqe->file_index = stash_limit; // the kernel's `optlen`: the op ends after this many bytes (6.16+)
+      sqe->file_index = stash_limit; // the kernel's `optlen`: the op ends after this many bytes
       op->multishot = true;
-      op->limited = multishot_limit_;
     } else {
       io_uring_prep_recv(sqe, fd, nullptr, static_cast<unsigned>(max < buf_size ? max : buf_size), 0);
     }
@@ -307,6 +306,8 @@ public:
     ++armed_;
     ++recvs_;
   }
+
+  [[nodiscard]] bool keeps_recv() const noexcept override { return br_ != nullptr && multishot_; }
 
   void end_recv(int fd) noexcept override {
     if (fd < 0 || static_cast<std::size_t>(fd) >= fds_.size())
@@ -475,7 +476,6 @@ private:
     bool live = false;        // a poll whose waiter still waits
     bool is_recv = false;     // a recv op (see the states above)
     bool multishot = false;   // a kept recv: completions with IORING_CQE_F_MORE, until its last
-    bool limited = false;     // a kept recv that the kernel ends after stash_limit bytes
     bool one_more = false;    // a kept recv adopted by a one-shot reader: cancelled after its delivery
     bool cancel_sent = false; // a recv op's ASYNC_CANCEL is queued
     bool fd_gone = false;     // forget() ran for its fd: its completion only frees it
@@ -635,9 +635,9 @@ private:
       return 0;
     }
     if (op->multishot && res == -EINVAL && !has_buf) {
-      // An older kernel: without the byte limit (before 6.16) the next kept recv goes without it (and is
-      // cancelled at stash_limit instead); without multishot recv (before 6.0), one-shot recvs from now on.
-      (op->limited ? multishot_limit_ : multishot_) = false;
+      // A kernel without multishot recv or without its byte limit: one-shot recvs from now on (a kept
+      // recv without the limit could take megabytes for a reader that does not read).
+      multishot_ = false;
       res = -ECANCELED; // "nothing happened, try again"
     }
     fd_state& s = fds_[static_cast<std::size_t>(op->fd)];
@@ -663,7 +663,7 @@ private:
     } else if (res > 0) {
       s.stash.append(data, static_cast<std::size_t>(res)); // nobody waits, but the kernel took these bytes
       if (!last && s.stash.size() >= stash_limit)
-        cancel_recv_op(op); // the reader is slow: stop taking bytes for it (and let TCP push back)
+        cancel_recv_op(op); // the kernel's limit should have ended it: stop taking bytes for nobody
     } else if (res == 0 || !recv_retryable(res)) {
       s.stash_end = true;
       s.stash_err = res < 0 ? -res : 0;
@@ -786,7 +786,6 @@ private:
     op->live = true;
     op->is_recv = false;
     op->multishot = false;
-    op->limited = false;
     op->one_more = false;
     op->cancel_sent = false;
     op->fd_gone = false;
@@ -802,7 +801,6 @@ private:
   io_uring ring_{};
   io_uring_buf_ring* br_ = nullptr; // null: no completion-based recv
   bool multishot_ = true;           // kept recvs are multishot (off: CORIO_URING_MULTISHOT=0, or no kernel support)
-  bool multishot_limit_ = true;     // ... with the kernel's byte limit (stash_limit)
   char* bufs_ = nullptr;
   int wakefd_ = -1;
   std::vector<fd_state> fds_;

@@ -362,6 +362,7 @@ void event_loop::start_recv(int fd, std::size_t max, detail::io_completion* c, b
   backend_->recv(fd, max, c, keep);
 }
 void event_loop::abandon_recv(int fd) noexcept { backend_->abandon_recv(fd); }
+bool event_loop::keeps_recv() const noexcept { return can_recv_ && backend_->keeps_recv(); }
 void event_loop::end_recv(int fd) noexcept {
   if (can_recv_)
     backend_->end_recv(fd);

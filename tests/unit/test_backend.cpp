@@ -468,11 +468,9 @@ TEST_P(Conformance, ALargeTransferThroughStreamsArrivesIntact) {
   });
 }
 
-/// Whether a stream's recv stays in flight between reads (io_uring, unless CORIO_URING_MULTISHOT=0).
-bool kept_recvs() {
-  const char* v = std::getenv("CORIO_URING_MULTISHOT");
-  return event_loop::current()->can_recv() && (v == nullptr || std::string(v) != "0");
-}
+/// Whether a stream's recv stays in flight between reads (io_uring's multishot recv, unless turned off
+/// with CORIO_URING_MULTISHOT=0 or refused by the kernel at the first one).
+bool kept_recvs() { return event_loop::current()->keeps_recv(); }
 
 /// The bytes of fd that the loop's backend received for nobody (io_uring's stash; none on epoll).
 std::string take_all_stashed(int fd) {
