@@ -514,9 +514,9 @@ TEST_P(Conformance, BytesArrivingBetweenStreamReadsAreReadInOrder) {
   });
 }
 
-// A reader that does not read while the peer sends a lot: on io_uring the kept recv stops after 64 KiB
-// (it is cancelled, so TCP's flow control pushes back on the sender instead of the stash growing), and
-// every byte still arrives once, in order.
+// A reader that does not read while the peer sends a lot: on io_uring the kernel ends the kept recv after
+// 64 KiB, so TCP's flow control pushes back on the sender instead of the stash growing; every byte still
+// arrives once, in order.
 TEST_P(Conformance, ASlowStreamReaderBoundsWhatIsReceivedForItAndLosesNothing) {
   corio::testing::leak_check leaks;
   run([]() -> task<> {
