@@ -167,9 +167,10 @@ public:
   }
 
   void disarm(int fd, io_dir d) noexcept override {
-    if (fd < 0 || static_cast<std::size_t>(fd) >= fds_.size())
+    fd_state* known = state_of(fd);
+    if (known == nullptr)
       return;
-    fd_state& s = fds_[static_cast<std::size_t>(fd)];
+    fd_state& s = *known;
     const int i = static_cast<int>(d);
     if (s.waiters[i] == nullptr)
       return;
@@ -180,9 +181,10 @@ public:
   }
 
   void forget(int fd) noexcept override {
-    if (fd < 0 || static_cast<std::size_t>(fd) >= fds_.size())
+    fd_state* known = state_of(fd);
+    if (known == nullptr)
       return;
-    fd_state& s = fds_[static_cast<std::size_t>(fd)];
+    fd_state& s = *known;
     bool removed = false;
     for (int i = 0; i < 2; ++i) {
       if (s.ops[i] != nullptr) {
@@ -307,19 +309,16 @@ public:
     ++recvs_;
   }
 
-  [[nodiscard]] bool keeps_recv() const noexcept override { return br_ != nullptr && multishot_; }
+  [[nodiscard]] bool keeps_recv() const noexcept override { return can_recv() && multishot_; }
 
   void end_recv(int fd) noexcept override {
-    if (fd < 0 || static_cast<std::size_t>(fd) >= fds_.size())
-      return;
-    if (poll_op* op = fds_[static_cast<std::size_t>(fd)].rop; op != nullptr && op->multishot)
-      cancel_recv_op(op);
+    if (fd_state* s = state_of(fd); s != nullptr && s->rop != nullptr && s->rop->multishot)
+      cancel_recv_op(s->rop);
   }
 
   void abandon_recv(int fd) noexcept override {
-    if (fd < 0 || static_cast<std::size_t>(fd) >= fds_.size())
-      return;
-    poll_op* op = fds_[static_cast<std::size_t>(fd)].rop;
+    fd_state* s = state_of(fd);
+    poll_op* op = s != nullptr ? s->rop : nullptr;
     if (op == nullptr || op->target == nullptr)
       return;
     op->target = nullptr;
@@ -328,9 +327,10 @@ public:
   }
 
   long take_stashed(int fd, char* p, std::size_t n, int& err) noexcept override {
-    if (fd < 0 || static_cast<std::size_t>(fd) >= fds_.size())
+    fd_state* known = state_of(fd);
+    if (known == nullptr)
       return -1;
-    fd_state& s = fds_[static_cast<std::size_t>(fd)];
+    fd_state& s = *known;
     if (!s.stash.empty()) {
       std::size_t k = n < s.stash.size() ? n : s.stash.size();
       std::memcpy(p, s.stash.data(), k);
@@ -486,11 +486,15 @@ private:
   struct fd_state {
     io_waiter* waiters[2] = {nullptr, nullptr};
     poll_op* ops[2] = {nullptr, nullptr}; // the live poll of each waiter
-    poll_op* rop = nullptr;               // the recv in flight, owned or abandoned
-    std::string stash;                    // bytes an abandoned recv took
+    poll_op* rop = nullptr;               // the recv in flight: owned, abandoned or kept
+    std::string stash;                    // bytes a recv took for nobody (abandoned, or kept)
     bool stash_end = false;               // ... and then the end of the stream (stash_err: an error)
     int stash_err = 0;
   };
+  /// The state of an fd this backend has seen, or null (a negative fd, or one never armed or received on).
+  fd_state* state_of(int fd) noexcept {
+    return fd >= 0 && static_cast<std::size_t>(fd) < fds_.size() ? &fds_[static_cast<std::size_t>(fd)] : nullptr;
+  }
 
   static constexpr int max_deferred = 8;            // polls in a row that deliver without submitting
   static constexpr unsigned max_deferred_sqes = 32; // with this many queued, poll() submits at once

@@ -362,11 +362,8 @@ void event_loop::start_recv(int fd, std::size_t max, detail::io_completion* c, b
   backend_->recv(fd, max, c, keep);
 }
 void event_loop::abandon_recv(int fd) noexcept { backend_->abandon_recv(fd); }
-bool event_loop::keeps_recv() const noexcept { return can_recv_ && backend_->keeps_recv(); }
-void event_loop::end_recv(int fd) noexcept {
-  if (can_recv_)
-    backend_->end_recv(fd);
-}
+bool event_loop::keeps_recv() const noexcept { return backend_->keeps_recv(); }
+void event_loop::end_recv(int fd) noexcept { backend_->end_recv(fd); }
 void event_loop::start_file_job(detail::file_job* job) { backend_->start_file_job(job); }
 void event_loop::abandon_file_job(detail::file_job* job) noexcept { backend_->abandon_file_job(job); }
 long event_loop::take_stashed(int fd, char* p, std::size_t n, int& err) noexcept {
