@@ -152,6 +152,16 @@ public:
   /// Bytes an abandoned recv of fd took: >0 copied, 0 with err 0 at end of file, 0 with err set for an
   /// error, -1 when nothing waits, -2 when its recv is still in flight (wait: start_recv adopts it).
   long take_stashed(int fd, char* p, std::size_t n, int& err) noexcept;
+  /// Completion-based accept and connect (io_uring): see src/backend/backend.hpp. False on epoll, or
+  /// with CORIO_URING_ACCEPT=0.
+  [[nodiscard]] bool can_accept() const noexcept { return can_accept_; }
+  void start_accept(int fd, detail::net_completion* c, bool keep = false);
+  void abandon_accept(int fd) noexcept;
+  /// A connection an abandoned or kept accept of fd took: its fd (the caller owns it) and the peer's
+  /// address in [addr, addr+len) (len: in, the room; out, the size); -1 if none waits.
+  int take_accepted(int fd, void* addr, unsigned& len) noexcept;
+  void start_connect(int fd, const void* addr, unsigned len, detail::net_completion* c);
+  void abandon_connect(int fd) noexcept;
   /// Whole-file jobs run by the backend (io_uring; src/backend/backend.hpp). False on epoll.
   [[nodiscard]] bool can_file_io() const noexcept { return can_file_io_; }
   void start_file_job(detail::file_job* job);
@@ -201,6 +211,7 @@ private:
   backend_kind backend_kind_ = backend_kind::epoll; // before backend_: make_backend() sets it
   std::unique_ptr<detail::backend> backend_;
   bool can_recv_ = false;
+  bool can_accept_ = false;
   bool can_file_io_ = false;
   std::unique_ptr<ring> ready_;
   std::vector<timer_entry> timers_; // a 4-ary min-heap on (when, seq); each slot knows its index

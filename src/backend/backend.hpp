@@ -98,6 +98,29 @@ public:
   /// adopts it).
   virtual long take_stashed(int fd, char* p, std::size_t n, int& err) noexcept;
 
+  // ---- completion-based accept and connect (io_uring; epoll says no) ----
+  // One accept and one connect per fd at a time. A connection an abandoned accept got anyway is not
+  // closed but kept for the listener (in the order accepted), and take_accepted() hands it out first;
+  // forget() closes those still kept.
+
+  [[nodiscard]] virtual bool can_accept() const noexcept { return false; }
+  /// Starts an accept on the listening socket `fd`; c->finished() runs from a later poll(). If an
+  /// accept of that fd is still in flight (abandoned, or kept), c adopts it. `keep`: the accept may stay
+  /// in flight after it delivered (a multishot accept, where the kernel has it), and connections that
+  /// arrive while nobody waits are kept (up to a bound) for the next accept; for a listener accepted
+  /// from only through accept() and take_accepted() (a server's accept loop).
+  virtual void accept(int fd, net_completion* c, bool keep = false);
+  /// c stops waiting: finished() will not be called for it.
+  virtual void abandon_accept(int /*fd*/) noexcept {}
+  /// A connection an accept took while nobody waited: its fd (the caller owns it), the peer's address
+  /// copied into [addr, addr+len) (len: in, the room; out, the size, 0 if unknown); -1 if none is kept.
+  virtual int take_accepted(int /*fd*/, void* /*addr*/, unsigned& /*len*/) noexcept { return -1; }
+  /// Starts connecting socket `fd` to the address [addr, addr+len) (copied); c->finished() runs from a
+  /// later poll() with 0 or -errno.
+  virtual void connect(int fd, const void* addr, unsigned len, net_completion* c);
+  /// c stops waiting: finished() will not be called for it; the connect is cancelled.
+  virtual void abandon_connect(int /*fd*/) noexcept {}
+
   // ---- whole-file jobs (io_uring; epoll says no and files go to the thread pool) ----
   [[nodiscard]] virtual bool can_file_io() const noexcept { return false; }
   /// Takes ownership of `job` (allocated with new) and starts it; job->target->file_done() runs when

@@ -19,6 +19,14 @@ void backend::start_file_job(file_job* job) {
   throw loop_error("corio: this backend has no file jobs");
 }
 
+void backend::accept(int, net_completion*, bool) {
+  throw loop_error("corio: this backend has no completion-based accept");
+}
+
+void backend::connect(int, const void*, unsigned, net_completion*) {
+  throw loop_error("corio: this backend has no completion-based connect");
+}
+
 long backend::take_stashed(int, char*, std::size_t, int&) noexcept { return -1; }
 
 backend_kind backend_from_env() {

@@ -45,6 +45,27 @@
 //                           recv(2) overtakes bytes still in flight.
 // -ENOBUFS (every buffer is out) is delivered as "try again" and the caller falls back to recv(2).
 //
+// Completion-based accept and connect (accept(), connect()): IORING_OP_ACCEPT and IORING_OP_CONNECT, each
+// a `net_op` that owns the address it is given or fills in, so nothing of the caller's is lent to the
+// kernel. Their user_data is the op's address with bit 2 set. States of an accept op (fd_state::aop, one
+// per listening fd at a time):
+//   in flight, owned     -> its completion goes to `target` (the new fd and the peer's address), then the
+//                           op is freed;
+//   in flight, abandoned -> the caller stopped waiting (abandon_accept): an ASYNC_CANCEL is queued; a
+//                           connection the kernel accepted first is not closed but kept for the listener
+//                           (fd_state::accepted, in order), and take_accepted() hands it out first;
+//   adopted              -> an accept() while the abandoned op is still in flight takes it over;
+//   in flight, kept      -> (accept(..., keep = true): a server's accept loop) a multishot accept, one
+//                           completion with IORING_CQE_F_MORE per connection: to the waiter, or kept
+//                           when none waits; cancelled once `accepted_limit` are kept (the rest wait in
+//                           the kernel's backlog). A multishot accept gives no address: the backend asks
+//                           getpeername(2) for it. A kernel without it answers -EINVAL, and accepts are
+//                           one-shot from then on;
+//   forgotten            -> forget() (the listener is closing): the waiter gets -EBADF, the op is
+//                           cancelled, kept connections are closed, and a connection its completion
+//                           still brings is closed.
+// A connect op (fd_state::cop) is owned, or abandoned (cancelled; its completion only frees it).
+//
 // File jobs (start_file_job): OPENAT, then READ (64 KiB at a time into the job's own string, at the
 // file position, until a read returns 0) or WRITE (until all is written), then CLOSE; each completion
 // submits the next step. Their user_data is the job's address with bit 1 set (poll_ops are 8-aligned).
@@ -53,6 +74,7 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -79,6 +101,7 @@ namespace {
 constexpr std::uint64_t ignore_tag = 0; // a POLL_REMOVE's own completion
 constexpr std::uint64_t wake_tag = 1;   // the eventfd's multishot poll
 constexpr std::uint64_t job_bit = 2;    // set in a file job's user_data
+constexpr std::uint64_t net_bit = 4;    // set in an accept or connect op's user_data
 constexpr unsigned ring_entries = 1024;
 constexpr unsigned cq_entries = 16384; // completions beyond this wait in the kernel (IORING_FEAT_NODROP)
 
@@ -115,6 +138,10 @@ public:
     }
     arm_wake();
     setup_buffers();
+    if (const char* v = std::getenv("CORIO_URING_ACCEPT"); v != nullptr && std::strcmp(v, "0") == 0)
+      net_ops_on_ = false;
+    if (const char* v = std::getenv("CORIO_URING_MULTISHOT"); v != nullptr && std::strcmp(v, "0") == 0)
+      multishot_accept_ = false;
     // Probe now, so that `auto` falls back at construction rather than at the first poll: a seccomp
     // filter or io_uring_disabled=2 makes the first submission fail, not the setup.
     r = io_uring_submit(&ring_);
@@ -208,10 +235,21 @@ public:
     s.stash.shrink_to_fit();
     s.stash_end = false;
     s.stash_err = 0;
+    removed = removed || s.aop != nullptr || s.cop != nullptr;
+    net_completion* acceptor = forget_net_op(s.aop);
+    net_completion* connector = forget_net_op(s.cop);
+    for (const kept_conn& k : s.accepted)
+      ::close(k.fd); // as the kernel resets the connections still queued on a listener that closes
+    s.accepted.clear();
+    s.accepted.shrink_to_fit();
     if (removed)
       (void)io_uring_submit(&ring_); // release the kernel's file reference now: the close is real at once
     if (reader != nullptr)
       reader->completed(-EBADF, nullptr);
+    if (acceptor != nullptr)
+      acceptor->finished(-EBADF, nullptr, 0);
+    if (connector != nullptr)
+      connector->finished(-EBADF, nullptr, 0);
     for (io_waiter*& slot : s.waiters) {
       if (io_waiter* w = slot) {
         slot = nullptr;
@@ -344,6 +382,88 @@ public:
       return 0;
     }
     return s.rop != nullptr ? -2 : -1;
+  }
+
+  [[nodiscard]] bool can_accept() const noexcept override { return net_ops_on_; }
+
+  void accept(int fd, net_completion* c, bool keep) override {
+    fd_state& s = state_for(fd, "accept on");
+    if (net_op* op = s.aop) {
+      if (op->target != nullptr)
+        throw loop_error(std::string("corio: fd ") + std::to_string(fd) + " already has an accept waiting");
+      op->target = c; // adopt the accept still in flight (abandoned, or kept)
+      if (!keep)
+        op->one_more = true; // a kept accept ends after this caller's delivery
+      ++armed_;
+      return;
+    }
+    io_uring_sqe* sqe = get_sqe();
+    auto* op = new net_op{};
+    op->what = net_op::kind::accept;
+    op->fd = fd;
+    if (keep && multishot_accept_) {
+      io_uring_prep_multishot_accept(sqe, fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      op->multishot = true;
+    } else {
+      op->len = sizeof op->addr;
+      io_uring_prep_accept(sqe, fd, reinterpret_cast<sockaddr*>(&op->addr), &op->len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    }
+    io_uring_sqe_set_data64(sqe, reinterpret_cast<std::uint64_t>(op) | net_bit);
+    op->target = c;
+    s.aop = op;
+    ++armed_;
+    ++net_ops_;
+  }
+
+  void abandon_accept(int fd) noexcept override {
+    fd_state* s = state_of(fd);
+    net_op* op = s != nullptr ? s->aop : nullptr;
+    if (op == nullptr || op->target == nullptr)
+      return;
+    op->target = nullptr;
+    --armed_;
+    cancel_net_op(op);
+  }
+
+  int take_accepted(int fd, void* addr, unsigned& len) noexcept override {
+    fd_state* s = state_of(fd);
+    if (s == nullptr || s->accepted.empty())
+      return -1;
+    const kept_conn k = s->accepted.front();
+    s->accepted.erase(s->accepted.begin()); // at most accepted_limit
+    len = k.len < len ? k.len : len;
+    std::memcpy(addr, &k.addr, len);
+    return k.fd;
+  }
+
+  void connect(int fd, const void* addr, unsigned len, net_completion* c) override {
+    fd_state& s = state_for(fd, "connect");
+    if (s.cop != nullptr)
+      throw loop_error(std::string("corio: fd ") + std::to_string(fd) + " is already connecting");
+    if (len > sizeof(sockaddr_storage))
+      throw std::invalid_argument("corio: connect: an address of " + std::to_string(len) + " bytes");
+    io_uring_sqe* sqe = get_sqe();
+    auto* op = new net_op{};
+    op->what = net_op::kind::connect;
+    op->fd = fd;
+    std::memcpy(&op->addr, addr, len);
+    op->len = len;
+    io_uring_prep_connect(sqe, fd, reinterpret_cast<const sockaddr*>(&op->addr), op->len);
+    io_uring_sqe_set_data64(sqe, reinterpret_cast<std::uint64_t>(op) | net_bit);
+    op->target = c;
+    s.cop = op;
+    ++armed_;
+    ++net_ops_;
+  }
+
+  void abandon_connect(int fd) noexcept override {
+    fd_state* s = state_of(fd);
+    net_op* op = s != nullptr ? s->cop : nullptr;
+    if (op == nullptr || op->target == nullptr)
+      return;
+    op->target = nullptr;
+    --armed_;
+    cancel_net_op(op);
   }
 
   [[nodiscard]] bool can_file_io() const noexcept override { return true; }
@@ -483,6 +603,22 @@ private:
     std::size_t max = 0; // what target takes at most; more is stashed
     poll_op* next_free = nullptr;
   };
+  struct net_op {
+    enum class kind : unsigned char { accept, connect } what = kind::accept;
+    int fd = -1;
+    bool multishot = false;   // a kept accept: completions with IORING_CQE_F_MORE, until its last
+    bool one_more = false;    // a kept accept adopted by a one-shot caller: cancelled after its delivery
+    bool cancel_sent = false; // its ASYNC_CANCEL is queued
+    bool fd_gone = false;     // forget() ran for its fd: its completion only frees it (and closes a connection)
+    net_completion* target = nullptr;
+    socklen_t len = 0;
+    sockaddr_storage addr{}; // connect: the address; accept: the peer's (one-shot)
+  };
+  struct kept_conn {
+    int fd;
+    socklen_t len;
+    sockaddr_storage addr;
+  };
   struct fd_state {
     io_waiter* waiters[2] = {nullptr, nullptr};
     poll_op* ops[2] = {nullptr, nullptr}; // the live poll of each waiter
@@ -490,7 +626,18 @@ private:
     std::string stash;                    // bytes a recv took for nobody (abandoned, or kept)
     bool stash_end = false;               // ... and then the end of the stream (stash_err: an error)
     int stash_err = 0;
+    net_op* aop = nullptr;           // the accept in flight: owned, abandoned or kept
+    net_op* cop = nullptr;           // the connect in flight
+    std::vector<kept_conn> accepted; // connections an accept took for nobody (abandoned, or kept), in order
   };
+  /// The state of fd, made if new; throws std::system_error (EBADF) naming `what` for a negative fd.
+  fd_state& state_for(int fd, const char* what) {
+    if (fd < 0)
+      throw_errno(EBADF, std::string("cannot ") + what + " fd " + std::to_string(fd));
+    if (static_cast<std::size_t>(fd) >= fds_.size())
+      fds_.resize(static_cast<std::size_t>(fd) + 1);
+    return fds_[static_cast<std::size_t>(fd)];
+  }
   /// The state of an fd this backend has seen, or null (a negative fd, or one never armed or received on).
   fd_state* state_of(int fd) noexcept {
     return fd >= 0 && static_cast<std::size_t>(fd) < fds_.size() ? &fds_[static_cast<std::size_t>(fd)] : nullptr;
@@ -511,7 +658,7 @@ private:
   /// flight is cancelled and its completion awaited (2 s at most; a cancelled request completes at once
   /// in practice) before their memory is freed.
   void drain() noexcept {
-    if (jobs_ == nullptr && recvs_ == 0)
+    if (jobs_ == nullptr && recvs_ == 0 && net_ops_ == 0)
       return;
     for (file_job* job = jobs_; job != nullptr; job = job->next) {
       job->target = nullptr;
@@ -524,9 +671,14 @@ private:
         cancel_recv_op(s.rop);
         s.rop = nullptr;
       }
+      (void)forget_net_op(s.aop);
+      (void)forget_net_op(s.cop);
+      for (const kept_conn& k : s.accepted)
+        ::close(k.fd);
+      s.accepted.clear();
     }
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-    while ((jobs_ != nullptr || recvs_ > 0) && std::chrono::steady_clock::now() < deadline) {
+    while ((jobs_ != nullptr || recvs_ > 0 || net_ops_ > 0) && std::chrono::steady_clock::now() < deadline) {
       __kernel_timespec ts{0, 50 * 1000 * 1000};
       io_uring_cqe* cqe = nullptr;
       (void)io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
@@ -543,6 +695,14 @@ private:
           if (job->fd >= 0 && !job->closing)
             ::close(job->fd);
           delete job;
+        } else if ((data & net_bit) != 0) {
+          auto* op = reinterpret_cast<net_op*>(data & ~net_bit);
+          if (op->what == net_op::kind::accept && res >= 0)
+            ::close(res); // a connection accepted for nobody
+          if (op->multishot && (batch[i]->flags & IORING_CQE_F_MORE) != 0)
+            continue;
+          --net_ops_;
+          delete op;
         } else if (data > wake_tag) {
           auto* op = reinterpret_cast<poll_op*>(data);
           if (op->multishot && (batch[i]->flags & IORING_CQE_F_MORE) != 0)
@@ -568,6 +728,88 @@ private:
       op->cancel_sent = true;
       cancel_request(reinterpret_cast<std::uint64_t>(op));
     }
+  }
+
+  /// Queues the ASYNC_CANCEL of an accept or connect op, once.
+  void cancel_net_op(net_op* op) noexcept {
+    if (!op->cancel_sent) {
+      op->cancel_sent = true;
+      cancel_request(reinterpret_cast<std::uint64_t>(op) | net_bit);
+    }
+  }
+  /// The fd of `slot`'s op is going: the op is cancelled and only freed by its completion. Returns its
+  /// waiter (to be told -EBADF), if any.
+  net_completion* forget_net_op(net_op*& slot) noexcept {
+    net_op* op = slot;
+    if (op == nullptr)
+      return nullptr;
+    slot = nullptr;
+    net_completion* waiter = op->target;
+    if (waiter != nullptr)
+      --armed_;
+    op->target = nullptr;
+    op->fd_gone = true;
+    cancel_net_op(op);
+    return waiter;
+  }
+
+  int complete_net(net_op* op, int res, unsigned flags) {
+    const bool last = !op->multishot || (flags & IORING_CQE_F_MORE) == 0;
+    if (last)
+      --net_ops_;
+    const bool is_accept = op->what == net_op::kind::accept;
+    if (op->fd_gone) {
+      if (is_accept && res >= 0)
+        ::close(res); // the listener closed meanwhile: as if the connection had still been queued
+      if (last)
+        delete op;
+      return 0;
+    }
+    fd_state& s = fds_[static_cast<std::size_t>(op->fd)];
+    net_completion* target = op->target;
+    op->target = nullptr;
+    if (!is_accept) {
+      if (s.cop == op)
+        s.cop = nullptr;
+      delete op;
+      if (target == nullptr)
+        return 0;
+      --armed_;
+      target->finished(res, nullptr, 0);
+      return 1;
+    }
+    if (op->multishot && res == -EINVAL) {
+      // A kernel without multishot accept: one-shot accepts from now on.
+      multishot_accept_ = false;
+      res = -ECANCELED; // "nothing happened, try again"
+    }
+    kept_conn got{res, 0, {}};
+    if (res >= 0) {
+      if (op->multishot) { // no address with a multishot accept: ask for it
+        got.len = sizeof got.addr;
+        if (::getpeername(res, reinterpret_cast<sockaddr*>(&got.addr), &got.len) != 0)
+          got.len = 0; // the peer has gone already (ENOTCONN): the connection is still handed out
+      } else {
+        got.len = op->len;
+        got.addr = op->addr;
+      }
+    }
+    const bool one_more = op->one_more;
+    if (last) {
+      if (s.aop == op)
+        s.aop = nullptr;
+      delete op;
+    } else if ((target != nullptr && one_more) || (target == nullptr && s.accepted.size() + 1 >= accepted_limit)) {
+      cancel_net_op(op); // adopted by a one-shot caller; or enough kept: the rest wait in the backlog
+    }
+    if (target != nullptr) {
+      --armed_;
+      target->finished(res, &got.addr, got.len);
+      return 1;
+    }
+    if (res >= 0)
+      s.accepted.push_back(got);
+    return 0;
   }
 
   void unlink_job(file_job* job) noexcept {
@@ -714,6 +956,8 @@ private:
     }
     if ((data & job_bit) != 0)
       return step_file_job(reinterpret_cast<file_job*>(data & ~job_bit), res);
+    if ((data & net_bit) != 0)
+      return complete_net(reinterpret_cast<net_op*>(data & ~net_bit), res, flags);
     auto* op = reinterpret_cast<poll_op*>(data);
     if (op->is_recv)
       return complete_recv(op, res, flags);
@@ -810,8 +1054,12 @@ private:
   std::vector<fd_state> fds_;
   std::vector<std::unique_ptr<poll_op[]>> chunks_;
   poll_op* free_ops_ = nullptr;
-  file_job* jobs_ = nullptr; // file jobs in flight
-  std::size_t recvs_ = 0;    // recv ops in flight (owned or abandoned)
+  file_job* jobs_ = nullptr;     // file jobs in flight
+  std::size_t recvs_ = 0;        // recv ops in flight (owned or abandoned)
+  std::size_t net_ops_ = 0;      // accept and connect ops in flight
+  bool net_ops_on_ = true;       // accept() and connect() offered (off: CORIO_URING_ACCEPT=0)
+  bool multishot_accept_ = true; // kept accepts are multishot (off: CORIO_URING_MULTISHOT=0, or no kernel support)
+  static constexpr std::size_t accepted_limit = 64; // a kept accept stops when this many wait unclaimed
   std::size_t armed_ = 0;
 };
 

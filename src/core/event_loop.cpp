@@ -92,6 +92,7 @@ event_loop::event_loop(options opts)
     : opts_(opts), clock_(opts.clock), backend_(detail::make_backend(opts.backend, backend_kind_)),
       ready_(std::make_unique<ring>()) {
   can_recv_ = backend_->can_recv();
+  can_accept_ = backend_->can_accept();
   can_file_io_ = backend_->can_file_io();
   if (clock_ == nullptr) {
     own_clock_ = std::make_unique<steady_clock_source>();
@@ -364,6 +365,15 @@ void event_loop::start_recv(int fd, std::size_t max, detail::io_completion* c, b
 void event_loop::abandon_recv(int fd) noexcept { backend_->abandon_recv(fd); }
 bool event_loop::keeps_recv() const noexcept { return backend_->keeps_recv(); }
 void event_loop::end_recv(int fd) noexcept { backend_->end_recv(fd); }
+void event_loop::start_accept(int fd, detail::net_completion* c, bool keep) { backend_->accept(fd, c, keep); }
+void event_loop::abandon_accept(int fd) noexcept { backend_->abandon_accept(fd); }
+int event_loop::take_accepted(int fd, void* addr, unsigned& len) noexcept {
+  return can_accept_ ? backend_->take_accepted(fd, addr, len) : -1;
+}
+void event_loop::start_connect(int fd, const void* addr, unsigned len, detail::net_completion* c) {
+  backend_->connect(fd, addr, len, c);
+}
+void event_loop::abandon_connect(int fd) noexcept { backend_->abandon_connect(fd); }
 void event_loop::start_file_job(detail::file_job* job) { backend_->start_file_job(job); }
 void event_loop::abandon_file_job(detail::file_job* job) noexcept { backend_->abandon_file_job(job); }
 long event_loop::take_stashed(int fd, char* p, std::size_t n, int& err) noexcept {

@@ -17,6 +17,7 @@
 #include "corio/spawn.hpp"
 #include "corio/sync/event.hpp"
 #include "net_error.hpp"
+#include "ring_ops.hpp"
 
 namespace corio::detail {
 
@@ -129,21 +130,39 @@ task<> accept_loop(std::shared_ptr<server_state> param, std::size_t index) {
     if (!l.is_open())
       co_return; // close() closed it (and woke us)
     address peer;
-    socklen_t len = static_cast<socklen_t>(address::capacity());
-    int fd = ::accept4(l.fd(), static_cast<sockaddr*>(peer.data()), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int fd;
+    int err = 0;
+    if (st->loop->can_accept()) {
+      // io_uring: a kept (multishot) accept; connections it took while we were busy come first.
+      sockaddr_storage raw;
+      unsigned len = sizeof raw;
+      fd = st->loop->take_accepted(l.fd(), &raw, len);
+      if (fd >= 0)
+        peer = address::from_raw(&raw, len);
+      else
+        fd = co_await detail::accept_awaiter(l.fd(), peer, true);
+      if (fd < 0)
+        err = -fd;
+    } else {
+      socklen_t len = static_cast<socklen_t>(address::capacity());
+      fd = ::accept4(l.fd(), static_cast<sockaddr*>(peer.data()), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd >= 0)
+        peer = address::from_raw(peer.data(), len);
+      else
+        err = errno;
+    }
     if (fd >= 0) {
-      st->spawn_handler(socket::adopt(fd), address::from_raw(peer.data(), len));
+      st->spawn_handler(socket::adopt(fd), std::move(peer));
       if (--budget == 0) {
         budget = 64;
         co_await sleep(duration::zero());
       }
       continue;
     }
-    int err = errno;
     if (err == EAGAIN || err == EWOULDBLOCK) {
       budget = 64;
       co_await detail::readable_kept(l.fd());
-    } else if (err == EINTR) {
+    } else if (err == EINTR || err == ECANCELED) {
     } else if (per_connection_error(err)) {
       ++st->accept_errors;
     } else if (err == EBADF || err == EINVAL || err == ENOTSOCK) {

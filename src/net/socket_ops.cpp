@@ -9,6 +9,7 @@
 #include "corio/io.hpp"
 #include "net_error.hpp"
 #include "recv_awaiter.hpp"
+#include "ring_ops.hpp"
 
 namespace corio {
 namespace {
@@ -23,6 +24,16 @@ void check_open(const socket& s, const char* op) {
 
 task<> sock_connect(socket& s, address remote) {
   check_open(s, "connect");
+  // On io_uring, an IP connect goes to the ring (a Unix one stays here: its connect(2) fails with EAGAIN
+  // on a full backlog, which io_uring would wait out instead).
+  if (event_loop* loop = event_loop::current(); loop != nullptr && loop->can_accept() && remote.is_ip()) {
+    int res = co_await detail::connect_awaiter(s.fd(), remote);
+    if (res == -EBADF)
+      check_open(s, "connect");
+    if (res < 0)
+      detail::throw_net_error(-res, "connect to", &remote);
+    co_return;
+  }
   int r = ::connect(s.fd(), static_cast<const sockaddr*>(remote.data()), static_cast<socklen_t>(remote.size()));
   if (r == 0)
     co_return;
@@ -38,6 +49,28 @@ task<> sock_connect(socket& s, address remote) {
 }
 
 task<accepted> sock_accept(socket& listener) {
+  // On io_uring, straight to the ring: a connection an earlier, cancelled accept took comes first.
+  if (event_loop* loop = event_loop::current(); loop != nullptr && loop->can_accept()) {
+    for (;;) {
+      check_open(listener, "accept");
+      accepted a;
+      sockaddr_storage raw;
+      unsigned len = sizeof raw;
+      int fd = loop->take_accepted(listener.fd(), &raw, len);
+      if (fd >= 0)
+        a.peer = address::from_raw(&raw, len);
+      else
+        fd = co_await detail::accept_awaiter(listener.fd(), a.peer, false);
+      if (fd >= 0) {
+        a.conn = socket::adopt(fd);
+        co_return a;
+      }
+      if (fd == -EBADF)
+        check_open(listener, "accept");
+      if (fd != -ECANCELED && fd != -EINTR && fd != -ECONNABORTED && fd != -EAGAIN)
+        detail::throw_net_error(-fd, "accept");
+    }
+  }
   for (;;) {
     check_open(listener, "accept");
     address peer;

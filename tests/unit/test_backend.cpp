@@ -2,6 +2,7 @@
 // the same readiness scenarios on epoll and io_uring. (scripts/test also runs the whole suite on each.)
 #include "leak_check.hpp"
 #include "loop_fixture.hpp"
+#include <arpa/inet.h>
 #include <array>
 #include <chrono>
 #include <corio/files.hpp>
@@ -27,6 +28,7 @@
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
+#include <vector>
 
 namespace {
 
@@ -636,6 +638,143 @@ TEST_P(Conformance, TheLoopClosesWithAFileJobAndARecvStillInFlight) {
   b.close();
   ::unlink(fifo.c_str());
   ::rmdir(dir);
+}
+
+// ---- accept and connect (completion-based on io_uring) ----------------------------------------------
+
+/// A client socket connected with a blocking connect(2) from the loop's thread: on loopback the handshake
+/// is done when it returns, and the connection waits in the listener's queue (or was taken by an accept
+/// in flight on io_uring).
+int connect_blocking(const corio::address& to) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  EXPECT_GE(fd, 0);
+  EXPECT_EQ(::connect(fd, static_cast<const sockaddr*>(to.data()), static_cast<socklen_t>(to.size())), 0);
+  return fd;
+}
+
+std::uint16_t local_port(int fd) {
+  sockaddr_in a{};
+  socklen_t len = sizeof a;
+  EXPECT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len), 0);
+  return ntohs(a.sin_port);
+}
+
+// An accept cancelled while (on io_uring) the kernel completes it for a connection: the connection is
+// not lost but handed to the next accept, with its peer's address, whether the loop collected the
+// completion before that accept (kept for the listener) or not (the next accept adopts the op).
+TEST_P(Conformance, ACancelledAcceptLosesNoConnection) {
+  corio::testing::leak_check leaks;
+  run([]() -> task<> {
+    corio::socket listener = corio::listen_on(corio::address::loopback_ipv4(0));
+    const corio::address where = listener.local_address();
+    for (int i = 0; i < 10; ++i) {
+      auto acceptor = corio::spawn(
+          [](corio::socket& l) -> task<corio::accepted> { co_return co_await corio::sock_accept(l); }(listener));
+      co_await corio::sleep(1s); // it waits (in the ring, on io_uring)
+      const int client = connect_blocking(where);
+      acceptor.cancel();
+      EXPECT_THROW((void)co_await acceptor, corio::cancelled_error);
+      if (i % 2 == 1)
+        co_await corio::sleep(1s); // the loop collects the accept's completion first
+      corio::accepted a = co_await corio::wait_for(corio::sock_accept(listener), 10s); // not lost: no timeout
+      EXPECT_EQ(a.peer.port(), local_port(client));
+      const std::string msg = "hello" + std::to_string(i);
+      EXPECT_EQ(::send(client, msg.data(), msg.size(), 0), static_cast<ssize_t>(msg.size()));
+      std::array<char, 32> buf{};
+      std::size_t n = co_await corio::sock_recv(a.conn, buf);
+      EXPECT_EQ(std::string(buf.data(), n), msg);
+      ::close(client);
+    }
+    // A connection taken for a cancelled accept and never asked for is closed with the listener, as the
+    // kernel resets those still queued: the client sees its connection end.
+    auto acceptor = corio::spawn(
+        [](corio::socket& l) -> task<corio::accepted> { co_return co_await corio::sock_accept(l); }(listener));
+    co_await corio::sleep(1s);
+    const int client = connect_blocking(where);
+    acceptor.cancel();
+    EXPECT_THROW((void)co_await acceptor, corio::cancelled_error);
+    co_await corio::sleep(1s);
+    listener.close();
+    char c;
+    EXPECT_LE(::recv(client, &c, 1, 0), 0); // end of file, or a reset
+    ::close(client);
+    EXPECT_EQ(event_loop::current()->io_waiter_count(), 0u);
+  });
+}
+
+// Many clients connect while the server's loop does not run (on io_uring its multishot accept takes them
+// from the kernel's queue, up to a bound, and the rest wait there): every one is served.
+TEST_P(Conformance, AServerServesEveryConnectionThatArrivedWhileItWasBusy) {
+  corio::testing::leak_check leaks;
+  run([]() -> task<> {
+    corio::server srv = co_await corio::start_server(
+        [](corio::stream_reader r, corio::stream_writer w) -> task<> {
+          std::string line = co_await r.readline();
+          w.write(line);
+          co_await w.drain();
+        },
+        "127.0.0.1", 0);
+    const corio::address where = srv.addresses().front();
+    co_await corio::sleep(1s);
+    std::vector<int> clients;
+    for (int i = 0; i < 150; ++i) // more than the bound of connections kept unclaimed (64)
+      clients.push_back(connect_blocking(where));
+    for (int i = 0; i < 150; ++i) {
+      const std::string msg = std::to_string(i) + "\n";
+      EXPECT_EQ(::send(clients[static_cast<std::size_t>(i)], msg.data(), msg.size(), 0),
+                static_cast<ssize_t>(msg.size()));
+    }
+    co_await corio::sleep(1s);
+    int served = 0;
+    for (int i = 0; i < 150; ++i) {
+      const int fd = clients[static_cast<std::size_t>(i)];
+      std::string got;
+      std::array<char, 16> buf{};
+      for (int tries = 0; tries < 100 && got.find('\n') == std::string::npos; ++tries) {
+        auto n = ::recv(fd, buf.data(), buf.size(), MSG_DONTWAIT);
+        if (n > 0)
+          got.append(buf.data(), static_cast<std::size_t>(n));
+        else
+          co_await corio::sleep(10ms);
+      }
+      served += got == std::to_string(i) + "\n";
+      ::close(fd);
+    }
+    EXPECT_EQ(served, 150);
+    srv.close();
+    co_await srv.wait_closed();
+  });
+}
+
+// A connect that cannot complete (the listener's queue is full, so the SYN is dropped) is cancelled by a
+// timeout: nothing is left waiting, and the socket closes cleanly.
+TEST_P(Conformance, ACancelledConnectLeavesNothingBehind) {
+  corio::testing::leak_check leaks;
+  run([]() -> task<> {
+    corio::socket listener = corio::listen_on(corio::address::loopback_ipv4(0), 0);
+    const corio::address where = listener.local_address();
+    const int first = connect_blocking(where); // fills the queue of a backlog of 0
+    corio::socket s = corio::socket::open(corio::address_family::ipv4, corio::socket_type::stream);
+    EXPECT_THROW(co_await corio::wait_for(corio::sock_connect(s, where), 5s), corio::timeout_error);
+    EXPECT_EQ(event_loop::current()->io_waiter_count(), 0u);
+    s.close();
+    corio::accepted a = co_await corio::wait_for(corio::sock_accept(listener), 10s);
+    EXPECT_EQ(a.peer.port(), local_port(first));
+    ::close(first);
+    // A connect that completes, and one refused, through the same path.
+    corio::socket ok = corio::socket::open(corio::address_family::ipv4, corio::socket_type::stream);
+    co_await corio::sock_connect(ok, where);
+    corio::accepted b = co_await corio::wait_for(corio::sock_accept(listener), 10s);
+    EXPECT_EQ(b.peer.port(), ok.local_address().port());
+    listener.close();
+    corio::socket refused = corio::socket::open(corio::address_family::ipv4, corio::socket_type::stream);
+    try {
+      co_await corio::sock_connect(refused, where);
+      ADD_FAILURE() << "connected to a closed port";
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code().value(), ECONNREFUSED) << e.what();
+    }
+  });
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, Conformance, ::testing::Values(backend_kind::epoll, backend_kind::io_uring),

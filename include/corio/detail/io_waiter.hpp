@@ -27,6 +27,19 @@ protected:
   ~io_completion() = default;
 };
 
+/// Someone waiting for a completion-based accept or connect (the io_uring backend): `finished()` is
+/// called from the backend's poll on the loop's thread with, for an accept, the new connection's fd
+/// (non-blocking, close-on-exec; the waiter owns it from then on) and the peer's address (`addr`,
+/// `len` bytes, valid only during the call; `len` 0 if it could not be had), for a connect 0; or
+/// -errno. -ECANCELED means "nothing happened, try again"; -EBADF that the fd was forgotten (closed).
+class net_completion {
+public:
+  virtual void finished(int res, const void* addr, unsigned len) noexcept = 0;
+
+protected:
+  ~net_completion() = default;
+};
+
 /// A completed() result that means "nothing happened, try again".
 [[nodiscard]] constexpr bool recv_retryable(long res) noexcept {
   return res == -ECANCELED || res == -ENOBUFS || res == -EINTR || res == -EAGAIN;
