@@ -1,13 +1,16 @@
 /* Closed-loop load generator for TCP echo servers (bench/compare_echo runs it against each server).
  *
- *   echo_load --port P [--host 127.0.0.1] [--connections N] [--duration SECONDS] [--size BYTES]
+ *   echo_load --port P [--host 127.0.0.1] [--connections N] [--duration SECONDS] [--size BYTES] [--reconnect 1]
  *
  * Opens N connections (default 64), then, on one thread over epoll, each connection sends a SIZE-byte message
  * (default 64), waits until all SIZE bytes have come back, and sends the next one, for DURATION seconds
  * (default 5). Every byte that comes back is compared with what was sent: each message has its own content
  * (a function of the connection, the message's number and the offset), so lost, repeated, reordered or
  * foreign bytes are caught. After the deadline no new message starts and the ones in flight must complete
- * within 2 s (they are checked but not counted).
+ * within 2 s (they are checked but not counted). With --reconnect 1, every message goes on a new connection:
+ * the client closes each connection once its message has come back and connects again (a blocking connect,
+ * which on loopback returns once the server's kernel has queued the connection), so the server accepts,
+ * serves one message and sees the close, over and over.
  *
  * Prints one line, e.g.
  *   echo_load: 64 connections, 64-byte messages, 5.00 s: 1234567 messages, 246913.4 messages/s, 0 errors
@@ -38,6 +41,7 @@ struct conn {
 };
 
 static size_t msg_size = 64;
+static int reconnect = 0;
 static unsigned char* scratch;
 
 static double now_s(void) {
@@ -140,7 +144,7 @@ static int connect_to(const char* host, int port) {
 
 static void usage(void) {
   fprintf(stderr, "usage: echo_load --port P [--host 127.0.0.1] [--connections N] [--duration SECONDS] "
-                  "[--size BYTES]\n");
+                  "[--size BYTES] [--reconnect 0|1]\n");
   exit(2);
 }
 
@@ -169,6 +173,8 @@ int main(int argc, char** argv) {
       duration = number(argv[i + 1], 0.01, 86400);
     else if (strcmp(argv[i], "--size") == 0)
       msg_size = (size_t)number(argv[i + 1], 1, 1 << 24);
+    else if (strcmp(argv[i], "--reconnect") == 0)
+      reconnect = (int)number(argv[i + 1], 0, 1);
     else
       usage();
   }
@@ -217,6 +223,14 @@ int main(int argc, char** argv) {
       if ((events[k].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) && receive(c)) {
         if (running && now_s() < deadline) {
           ++done;
+          if (reconnect) {
+            close(c->fd); /* also leaves the epoll set */
+            c->fd = connect_to(host, port);
+            c->want_out = 0;
+            struct epoll_event ev = {.events = EPOLLIN, .data = {.ptr = c}};
+            if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) != 0)
+              fail(c, strerror(errno));
+          }
           start_message(ep, c);
         } else {
           running = 0;
@@ -225,8 +239,9 @@ int main(int argc, char** argv) {
       }
     }
   }
-  printf("echo_load: %d connections, %zu-byte messages, %.2f s: %llu messages, %.1f messages/s, 0 errors\n", nconn,
-         msg_size, duration, (unsigned long long)done, (double)done / duration);
+  printf("echo_load: %d connections%s, %zu-byte messages, %.2f s: %llu messages, %.1f messages/s, 0 errors\n", nconn,
+         reconnect ? " (a new one per message)" : "", msg_size, duration, (unsigned long long)done,
+         (double)done / duration);
   for (int i = 0; i < nconn; ++i)
     close(conns[i].fd);
   close(ep);
