@@ -408,21 +408,12 @@ public:
       op->len = sizeof op->addr;
       io_uring_prep_accept(sqe, fd, reinterpret_cast<sockaddr*>(&op->addr), &op->len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     }
-    io_uring_sqe_set_data64(sqe, reinterpret_cast<std::uint64_t>(op) | net_bit);
-    op->target = c;
-    s.aop = op;
-    ++armed_;
-    ++net_ops_;
+    start_net_op(sqe, op, c, s.aop);
   }
 
   void abandon_accept(int fd) noexcept override {
-    fd_state* s = state_of(fd);
-    net_op* op = s != nullptr ? s->aop : nullptr;
-    if (op == nullptr || op->target == nullptr)
-      return;
-    op->target = nullptr;
-    --armed_;
-    cancel_net_op(op);
+    if (fd_state* s = state_of(fd))
+      abandon_net_op(s->aop);
   }
 
   int take_accepted(int fd, void* addr, unsigned& len) noexcept override {
@@ -449,21 +440,12 @@ public:
     std::memcpy(&op->addr, addr, len);
     op->len = len;
     io_uring_prep_connect(sqe, fd, reinterpret_cast<const sockaddr*>(&op->addr), op->len);
-    io_uring_sqe_set_data64(sqe, reinterpret_cast<std::uint64_t>(op) | net_bit);
-    op->target = c;
-    s.cop = op;
-    ++armed_;
-    ++net_ops_;
+    start_net_op(sqe, op, c, s.cop);
   }
 
   void abandon_connect(int fd) noexcept override {
-    fd_state* s = state_of(fd);
-    net_op* op = s != nullptr ? s->cop : nullptr;
-    if (op == nullptr || op->target == nullptr)
-      return;
-    op->target = nullptr;
-    --armed_;
-    cancel_net_op(op);
+    if (fd_state* s = state_of(fd))
+      abandon_net_op(s->cop);
   }
 
   [[nodiscard]] bool can_file_io() const noexcept override { return true; }
@@ -730,12 +712,29 @@ private:
     }
   }
 
+  /// op's SQE is prepared: it goes in flight for c, in the fd's slot for it (aop or cop).
+  void start_net_op(io_uring_sqe* sqe, net_op* op, net_completion* c, net_op*& slot) noexcept {
+    io_uring_sqe_set_data64(sqe, reinterpret_cast<std::uint64_t>(op) | net_bit);
+    op->target = c;
+    slot = op;
+    ++armed_;
+    ++net_ops_;
+  }
   /// Queues the ASYNC_CANCEL of an accept or connect op, once.
   void cancel_net_op(net_op* op) noexcept {
     if (!op->cancel_sent) {
       op->cancel_sent = true;
       cancel_request(reinterpret_cast<std::uint64_t>(op) | net_bit);
     }
+  }
+  /// The waiter of op (if any, and still waiting) stops waiting: the op is cancelled; an accept's
+  /// connection that comes anyway is kept for the listener.
+  void abandon_net_op(net_op* op) noexcept {
+    if (op == nullptr || op->target == nullptr)
+      return;
+    op->target = nullptr;
+    --armed_;
+    cancel_net_op(op);
   }
   /// The fd of `slot`'s op is going: the op is cancelled and only freed by its completion. Returns its
   /// waiter (to be told -EBADF), if any.
