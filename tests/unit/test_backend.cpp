@@ -777,6 +777,47 @@ TEST_P(Conformance, ACancelledConnectLeavesNothingBehind) {
   });
 }
 
+// Closing a listener while a task accepts on it, or a socket while a task connects it: the task wakes with
+// EBADF ("socket closed"), and the port of the listener is free at once (no accept left holding it).
+TEST_P(Conformance, ClosingASocketWakesItsAcceptorAndItsConnectorWithAClearError) {
+  corio::testing::leak_check leaks;
+  run([]() -> task<> {
+    auto expect_closed = [](const std::system_error& e) {
+      EXPECT_EQ(e.code().value(), EBADF);
+      EXPECT_NE(std::string(e.what()).find("socket closed"), std::string::npos) << e.what();
+    };
+    corio::socket listener = corio::listen_on(corio::address::loopback_ipv4(0), 0);
+    const corio::address where = listener.local_address();
+    auto acceptor = corio::spawn([](corio::socket& l, auto check) -> task<> {
+      try {
+        (void)co_await corio::sock_accept(l);
+        ADD_FAILURE() << "no error";
+      } catch (const std::system_error& e) {
+        check(e);
+      }
+    }(listener, expect_closed));
+    co_await corio::sleep(1s);
+    listener.close();
+    co_await acceptor;
+    corio::socket again = corio::listen_on(where, 0); // the port is free
+    const int first = connect_blocking(where);        // fills the queue of a backlog of 0
+    corio::socket s = corio::socket::open(corio::address_family::ipv4, corio::socket_type::stream);
+    auto connector = corio::spawn([](corio::socket& sock, corio::address to, auto check) -> task<> {
+      try {
+        co_await corio::sock_connect(sock, to);
+        ADD_FAILURE() << "no error";
+      } catch (const std::system_error& e) {
+        check(e);
+      }
+    }(s, where, expect_closed));
+    co_await corio::sleep(1s);
+    s.close();
+    co_await connector;
+    ::close(first);
+    EXPECT_EQ(event_loop::current()->io_waiter_count(), 0u);
+  });
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, Conformance, ::testing::Values(backend_kind::epoll, backend_kind::io_uring),
                          [](const auto& info) { return info.param == backend_kind::epoll ? "epoll" : "io_uring"; });
 
