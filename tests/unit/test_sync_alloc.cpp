@@ -24,8 +24,13 @@ void* operator new(std::size_t n) {
     return p;
   throw std::bad_alloc();
 }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+namespace {
+// Out of line: g++ (the tsan preset's -O1) would otherwise see free() applied to what "operator new"
+// returned once both are inlined, and warn (-Wmismatched-new-delete, an error with -Werror).
+[[gnu::noinline]] void release(void* p) noexcept { std::free(p); }
+} // namespace
+void operator delete(void* p) noexcept { release(p); }
+void operator delete(void* p, std::size_t) noexcept { release(p); }
 
 using corio::task;
 
