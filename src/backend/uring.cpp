@@ -173,9 +173,7 @@ public:
       throw_errno(EBADF, std::string("cannot wait on fd ") + std::to_string(fd));
     if (!kept)
       check_pollable(fd); // as epoll_ctl would: EBADF, or EPERM for a regular file (always "ready")
-    if (static_cast<std::size_t>(fd) >= fds_.size())
-      fds_.resize(static_cast<std::size_t>(fd) + 1);
-    fd_state& s = fds_[static_cast<std::size_t>(fd)];
+    fd_state& s = state_for(fd, "wait on");
     const int i = static_cast<int>(d);
     if (s.waiters[i] != nullptr)
       throw loop_error(std::string("corio: fd ") + std::to_string(fd) + " already has a " +
@@ -238,10 +236,7 @@ public:
     removed = removed || s.aop != nullptr || s.cop != nullptr;
     net_completion* acceptor = forget_net_op(s.aop);
     net_completion* connector = forget_net_op(s.cop);
-    for (const kept_conn& k : s.accepted)
-      ::close(k.fd); // as the kernel resets the connections still queued on a listener that closes
-    s.accepted.clear();
-    s.accepted.shrink_to_fit();
+    close_kept(s);
     if (removed)
       (void)io_uring_submit(&ring_); // release the kernel's file reference now: the close is real at once
     if (reader != nullptr)
@@ -306,13 +301,9 @@ public:
   [[nodiscard]] bool can_recv() const noexcept override { return br_ != nullptr; }
 
   void recv(int fd, std::size_t max, io_completion* c, bool keep) override {
-    if (fd < 0)
-      throw_errno(EBADF, std::string("cannot recv on fd ") + std::to_string(fd));
+    fd_state& s = state_for(fd, "recv on");
     if (max == 0)
       throw std::invalid_argument("corio: a recv of 0 bytes");
-    if (static_cast<std::size_t>(fd) >= fds_.size())
-      fds_.resize(static_cast<std::size_t>(fd) + 1);
-    fd_state& s = fds_[static_cast<std::size_t>(fd)];
     if (poll_op* op = s.rop) {
       if (op->target != nullptr)
         throw loop_error(std::string("corio: fd ") + std::to_string(fd) + " already has a reader waiting");
@@ -655,9 +646,7 @@ private:
       }
       (void)forget_net_op(s.aop);
       (void)forget_net_op(s.cop);
-      for (const kept_conn& k : s.accepted)
-        ::close(k.fd);
-      s.accepted.clear();
+      close_kept(s);
     }
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
     while ((jobs_ != nullptr || recvs_ > 0 || net_ops_ > 0) && std::chrono::steady_clock::now() < deadline) {
@@ -678,13 +667,8 @@ private:
             ::close(job->fd);
           delete job;
         } else if ((data & net_bit) != 0) {
-          auto* op = reinterpret_cast<net_op*>(data & ~net_bit);
-          if (op->what == net_op::kind::accept && res >= 0)
-            ::close(res); // a connection accepted for nobody
-          if (op->multishot && (batch[i]->flags & IORING_CQE_F_MORE) != 0)
-            continue;
-          --net_ops_;
-          delete op;
+          // Forgotten above (or earlier): it only closes a connection it brings, and is freed at its last.
+          (void)complete_net(reinterpret_cast<net_op*>(data & ~net_bit), res, batch[i]->flags);
         } else if (data > wake_tag) {
           auto* op = reinterpret_cast<poll_op*>(data);
           if (op->multishot && (batch[i]->flags & IORING_CQE_F_MORE) != 0)
@@ -735,6 +719,14 @@ private:
     op->target = nullptr;
     --armed_;
     cancel_net_op(op);
+  }
+  /// Closes the connections kept for a listener that goes, as the kernel resets those still queued on
+  /// a listener that closes.
+  static void close_kept(fd_state& s) noexcept {
+    for (const kept_conn& k : s.accepted)
+      ::close(k.fd);
+    s.accepted.clear();
+    s.accepted.shrink_to_fit();
   }
   /// The fd of `slot`'s op is going: the op is cancelled and only freed by its completion. Returns its
   /// waiter (to be told -EBADF), if any.

@@ -2,8 +2,9 @@
 // (internal; see src/backend/uring.cpp).
 #pragma once
 
+#include <sys/socket.h>
+
 #include <coroutine>
-#include <cstring>
 
 #include "corio/detail/io_waiter.hpp"
 #include "corio/detail/wait_node.hpp"
@@ -15,7 +16,8 @@ namespace corio::detail {
 
 /// `int r = co_await accept_awaiter(fd, peer, keep)`: the new connection's fd (the caller owns it; the
 /// peer's address is in `peer`), or -errno (-ECANCELED: nothing happened, try again; -EBADF: the listener
-/// was forgotten, i.e. closed). `keep`: see backend::accept.
+/// was forgotten, i.e. closed). A connection an earlier accept took for nobody comes first, without
+/// waiting (event_loop::take_accepted). `keep`: see backend::accept.
 ///
 /// Cancellation: the task is woken at once and the accept abandoned; a connection the kernel accepted
 /// for it anyway is kept by the backend for the next accept of the listener (event_loop::take_accepted).
@@ -29,7 +31,15 @@ public:
 
   bool await_ready() {
     loop_ = &await_point("accept");
-    return false;
+    sockaddr_storage raw;
+    unsigned len = sizeof raw;
+    res_ = loop_->take_accepted(fd_, &raw, len);
+    if (res_ < 0) {
+      res_ = -125; // -ECANCELED until finished
+      return false;
+    }
+    peer_ = address::from_raw(&raw, len);
+    return true;
   }
   void await_suspend(std::coroutine_handle<> h) {
     handle = h;

@@ -134,13 +134,7 @@ task<> accept_loop(std::shared_ptr<server_state> param, std::size_t index) {
     int err = 0;
     if (st->loop->can_accept()) {
       // io_uring: a kept (multishot) accept; connections it took while we were busy come first.
-      sockaddr_storage raw;
-      unsigned len = sizeof raw;
-      fd = st->loop->take_accepted(l.fd(), &raw, len);
-      if (fd >= 0)
-        peer = address::from_raw(&raw, len);
-      else
-        fd = co_await detail::accept_awaiter(l.fd(), peer, true);
+      fd = co_await detail::accept_awaiter(l.fd(), peer, true);
       if (fd < 0)
         err = -fd;
     } else {

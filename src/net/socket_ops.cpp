@@ -54,13 +54,7 @@ task<accepted> sock_accept(socket& listener) {
     for (;;) {
       check_open(listener, "accept");
       accepted a;
-      sockaddr_storage raw;
-      unsigned len = sizeof raw;
-      int fd = loop->take_accepted(listener.fd(), &raw, len);
-      if (fd >= 0)
-        a.peer = address::from_raw(&raw, len);
-      else
-        fd = co_await detail::accept_awaiter(listener.fd(), a.peer, false);
+      int fd = co_await detail::accept_awaiter(listener.fd(), a.peer, false);
       if (fd >= 0) {
         a.conn = socket::adopt(fd);
         co_return a;
