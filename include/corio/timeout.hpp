@@ -1,6 +1,7 @@
 // corio::timeout / timeout_at scopes and corio::wait_for (asyncio.timeout, asyncio.wait_for).
 #pragma once
 
+#include <optional>
 #include <utility>
 
 #include "corio/clock.hpp"
@@ -19,10 +20,13 @@ namespace corio {
 ///     auto deadline = corio::timeout(2s);
 ///     co_await fetch();   // raises timeout_error if it takes longer than 2 s
 ///
+/// A scope may have no deadline (asyncio.timeout(None)): `corio::timeout(std::nullopt)` never
+/// expires until reschedule() gives it one, and reschedule(std::nullopt) takes a deadline away.
+///
 /// Neither copyable nor movable: it lives where it was made, a local of the task.
 class [[nodiscard]] timeout_scope {
 public:
-  explicit timeout_scope(time_point deadline) : loop_(&detail::running_loop("timeout()")) {
+  explicit timeout_scope(std::optional<time_point> deadline) : loop_(&detail::running_loop("timeout()")) {
     task_ = loop_->current_task();
     if (task_ == nullptr)
       throw loop_error("corio: timeout() must be used inside a task");
@@ -38,14 +42,17 @@ public:
 
   /// True once the deadline passed (and the task was interrupted).
   [[nodiscard]] bool expired() const noexcept { return expired_; }
-  [[nodiscard]] time_point when() const noexcept { return deadline_; }
-  /// Moves the deadline (asyncio.Timeout.reschedule); no effect once expired.
-  void reschedule(time_point deadline) {
+  /// The deadline, or nullopt when the scope has none.
+  [[nodiscard]] std::optional<time_point> when() const noexcept { return deadline_; }
+  /// Moves the deadline, or takes it away with nullopt (asyncio.Timeout.reschedule); no effect once
+  /// expired. A deadline already past expires the scope at the loop's next timer check.
+  void reschedule(std::optional<time_point> deadline) {
     if (expired_)
       return;
     timer_.cancel();
     deadline_ = deadline;
-    timer_ = loop_->call_at(deadline, [this] { expire(); });
+    if (deadline)
+      timer_ = loop_->call_at(*deadline, [this] { expire(); });
   }
 
 private:
@@ -57,7 +64,7 @@ private:
 
   event_loop* loop_;
   detail::task_state* task_;
-  time_point deadline_{};
+  std::optional<time_point> deadline_;
   timer_handle timer_;
   bool expired_ = false;
 };
@@ -70,8 +77,10 @@ inline timeout_scope timeout(duration d) {
 template <class Rep, class Period> timeout_scope timeout(std::chrono::duration<Rep, Period> d) {
   return timeout(std::chrono::duration_cast<duration>(d));
 }
-/// A timeout_scope expiring at loop time `when`.
-inline timeout_scope timeout_at(time_point when) { return timeout_scope(when); }
+/// A timeout_scope with no deadline (asyncio.timeout(None)); reschedule() may give it one.
+inline timeout_scope timeout(std::nullopt_t) { return timeout_scope(std::nullopt); }
+/// A timeout_scope expiring at loop time `when`; nullopt: no deadline.
+inline timeout_scope timeout_at(std::optional<time_point> when) { return timeout_scope(when); }
 
 /// Awaits `aw` (a task<T>, join_handle<T> or future<T>) for at most `d` (asyncio.wait_for): its result,
 /// or timeout_error once `d` passed — the work is cancelled then (a task run inline is interrupted at its

@@ -183,6 +183,39 @@ TEST(Timeout, RescheduleAndNesting) {
   });
 }
 
+TEST(Timeout, ScopeWithoutADeadlineUntilRescheduled) {
+  run_mock([](mock_clock* c) -> task<> {
+    const auto t0 = c->now();
+    {
+      auto none = corio::timeout(std::nullopt); // asyncio.timeout(None)
+      EXPECT_FALSE(none.when().has_value());
+      EXPECT_EQ(corio::event_loop::current()->timer_count(), 0u);
+      co_await corio::sleep(1h);
+      EXPECT_FALSE(none.expired());
+    }
+    bool raised = false;
+    try {
+      auto later = corio::timeout_at(std::nullopt);
+      co_await corio::sleep(1s);
+      later.reschedule(c->now() + 2s); // gets a deadline
+      EXPECT_EQ(later.when(), c->now() + 2s);
+      co_await corio::sleep(1h);
+    } catch (const corio::timeout_error&) {
+      raised = true;
+    }
+    EXPECT_TRUE(raised);
+    EXPECT_EQ(c->now() - t0, 1h + 3s);
+    {
+      auto taken = corio::timeout(1s);
+      taken.reschedule(std::nullopt); // and loses it again
+      EXPECT_EQ(corio::event_loop::current()->timer_count(), 0u);
+      co_await corio::sleep(5s);
+      EXPECT_FALSE(taken.expired());
+    }
+    EXPECT_EQ(corio::event_loop::current()->timer_count(), 0u);
+  });
+}
+
 TEST(Timeout, ExternalCancelWinsOverTimeout) {
   run_mock([](mock_clock*) -> task<> {
     auto t = corio::spawn([]() -> task<> {
