@@ -4,6 +4,9 @@
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "corio/io.hpp"
 #include "stream_transport.hpp"
@@ -29,23 +32,57 @@ std::string take(detail::stream_transport& t, std::size_t n) {
 // has nothing, wait for it. The fd is re-read after every wait: close() may have closed it meanwhile,
 // which try_fill() then reports as end of stream.
 
-task<std::string> read_until(transport_ptr t, std::string sep, bool line) {
-  if (sep.empty())
-    throw std::invalid_argument("corio: readuntil() with an empty separator");
-  std::size_t offset = 0; // where the next search starts: earlier positions were searched already
+/// Separators a readuntil() looks for: `first`, and for a list the rest in `more`. Where the earliest
+/// match ends and starts (the match ending first; of those ending together, the shortest: asyncio's rule).
+struct separators {
+  std::string first;
+  std::vector<std::string> more;
+  std::size_t min_size = 0, max_size = 0;
+
+  separators(std::string one, std::vector<std::string> rest) : first(std::move(one)), more(std::move(rest)) {
+    min_size = max_size = first.size();
+    for (const std::string& s : more) {
+      min_size = std::min(min_size, s.size());
+      max_size = std::max(max_size, s.size());
+    }
+    if (min_size == 0)
+      throw std::invalid_argument("corio: readuntil() with an empty separator");
+  }
+  /// [start, end) of the earliest match at or after offset, or npos in both.
+  [[nodiscard]] std::pair<std::size_t, std::size_t> find(std::string_view v, std::size_t offset) const {
+    std::size_t start = std::string_view::npos, end = std::string_view::npos;
+    auto consider = [&](const std::string& s) {
+      const std::size_t pos = v.find(s, offset);
+      if (pos != std::string_view::npos &&
+          (end == std::string_view::npos || pos + s.size() < end || (pos + s.size() == end && pos > start))) {
+        start = pos;
+        end = pos + s.size();
+      }
+    };
+    consider(first);
+    for (const std::string& s : more)
+      consider(s);
+    return {start, end};
+  }
+};
+
+task<std::string> read_until(transport_ptr t, separators seps, bool line) {
+  constexpr std::size_t npos = std::string_view::npos;
+  std::size_t offset = 0; // where the next search starts: no match can start earlier
   for (;;) {
     std::string_view v = t->rbuf.view();
-    if (v.size() >= offset + sep.size()) {
-      std::size_t pos = v.find(sep, offset);
-      if (pos != std::string_view::npos && pos <= t->limit)
-        co_return take(*t, pos + sep.size());
-      std::size_t consumed = pos != std::string_view::npos ? pos : v.size() + 1 - sep.size();
+    if (v.size() >= offset + seps.min_size) {
+      const auto [start, end] = seps.find(v, offset);
+      if (start != npos && start <= t->limit)
+        co_return take(*t, end);
+      // Not found: a match still to come starts after every position where the longest one would
+      // already have fitted.
+      const std::size_t consumed = start != npos ? start : v.size() + 1 - std::min(seps.max_size, v.size() + 1);
       if (consumed > t->limit) {
         if (line) // drop the overlong line (through its separator if it is there) so the caller can go on
-          t->rbuf.consume(pos != std::string_view::npos ? pos + sep.size() : v.size());
-        throw limit_overrun_error(pos != std::string_view::npos
-                                      ? "corio: separator found, but the chunk is longer than the limit"
-                                      : "corio: separator not found, and the chunk exceeds the limit",
+          t->rbuf.consume(start != npos ? end : v.size());
+        throw limit_overrun_error(start != npos ? "corio: separator found, but the chunk is longer than the limit"
+                                                : "corio: separator not found, and the chunk exceeds the limit",
                                   consumed);
       }
       offset = consumed;
@@ -56,7 +93,7 @@ task<std::string> read_until(transport_ptr t, std::string sep, bool line) {
         co_return partial;
       throw incomplete_read_error(std::move(partial), incomplete_read_error::no_size);
     }
-    if (t->try_fill(t->limit + sep.size() - v.size()) < 0)
+    if (t->try_fill(t->limit + seps.max_size - v.size()) < 0)
       co_await detail::fill_awaiter(*t);
   }
 }
@@ -117,11 +154,36 @@ task<std::string> stream_reader::readexactly(std::size_t n) {
   }
 }
 
-task<std::string> stream_reader::readline() { return read_until(need(t_), "\n", true); }
+task<std::string> stream_reader::readline() { return read_until(need(t_), separators("\n", {}), true); }
 
 task<std::string> stream_reader::readuntil(std::string separator) {
-  return read_until(need(t_), std::move(separator), false);
+  return read_until(need(t_), separators(std::move(separator), {}), false);
 }
+
+task<std::string> stream_reader::readuntil(std::vector<std::string> list) {
+  if (list.empty())
+    throw std::invalid_argument("corio: readuntil() with no separator");
+  std::string first = std::move(list.back());
+  list.pop_back();
+  return read_until(need(t_), separators(std::move(first), std::move(list)), false);
+}
+
+task<std::string> stream_reader::readuntil(std::initializer_list<std::string_view> list) {
+  return readuntil(std::vector<std::string>(list.begin(), list.end()));
+}
+
+/// A parameter, not `this`: the body starts at the first begin(), when the handle lines() was called on
+/// may be gone.
+static async_generator<std::string> lines_of(stream_reader r) {
+  for (;;) {
+    std::string line = co_await r.readline();
+    if (line.empty())
+      co_return;
+    co_yield std::move(line);
+  }
+}
+
+async_generator<std::string> stream_reader::lines() { return lines_of(*this); }
 
 bool stream_reader::at_eof() const { return need(t_)->eof && t_->rbuf.empty(); }
 std::size_t stream_reader::buffered() const { return need(t_)->rbuf.size(); }

@@ -14,6 +14,7 @@
 #include <string>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 #include "leak_check.hpp"
 #include "loop_fixture.hpp"
@@ -147,6 +148,106 @@ TEST(Streams, SeparatorSplitAcrossReceives) {
       EXPECT_EQ(e.expected(), corio::incomplete_read_error::no_size);
     }
     co_await writer;
+    expect_only_main_task();
+  });
+}
+
+TEST(Streams, ReaduntilWithSeveralSeparators) {
+  corio::testing::leak_check leaks;
+  run_mock([](auto*) -> task<> {
+    stream_pair p = co_await connect_streams({}, {.limit = 32});
+    auto& r = p.server.reader;
+    p.client.writer.write("a;b\r\nc\n\nd|e");
+    // The match that ends first wins, whatever the order of the list. (g++ 12 cannot compile a braced
+    // list inside a co_await expression, HAZARDS.md §2: the lists are named first, or the task is.)
+    auto first = r.readuntil({"\n", ";"});
+    EXPECT_EQ(co_await std::move(first), "a;");
+    // "\r\n" and "\n" end at the same byte: the shorter one is the match (asyncio's rule), same bytes.
+    std::vector<std::string> crlf_or_lf{"\r\n", "\n"};
+    EXPECT_EQ(co_await r.readuntil(crlf_or_lf), "b\r\n");
+    std::vector<std::string> blank_or_bar{"\n\n", "|"};
+    EXPECT_EQ(co_await r.readuntil(blank_or_bar), "c\n\n");
+    // A separator split across receives, the longer one completing before the shorter appears.
+    auto later = corio::spawn([](corio::stream_writer w) -> task<> {
+      for (const char* part : {"xy<e", "nd", ">z", "!"}) {
+        co_await corio::sleep(1s);
+        w.write(part);
+      }
+      w.write_eof();
+    }(p.client.writer));
+    std::vector<std::string> bar{"|"}, bang_or_end{"!", "<end>"}, absent{"#", "?"};
+    EXPECT_EQ(co_await r.readuntil(bar), "d|");
+    EXPECT_EQ(co_await r.readuntil(bang_or_end), "exy<end>");
+    try {
+      (void)co_await r.readuntil(absent);
+      ADD_FAILURE();
+    } catch (const corio::incomplete_read_error& e) {
+      EXPECT_EQ(e.partial(), "z!"); // the stream ended first
+    }
+    co_await later;
+    std::vector<std::string> none, an_empty_one{"a", ""};
+    EXPECT_THROW(co_await r.readuntil(none), std::invalid_argument);
+    EXPECT_THROW(co_await r.readuntil(an_empty_one), std::invalid_argument);
+    expect_only_main_task();
+  });
+}
+
+TEST(Streams, ReaduntilWithSeveralSeparatorsKeepsTheLimit) {
+  corio::testing::leak_check leaks;
+  run_mock([](auto*) -> task<> {
+    stream_pair p = co_await connect_streams({}, {.limit = 8});
+    auto& r = p.server.reader;
+    p.client.writer.write("0123456789;ab");
+    try {
+      std::vector<std::string> semi_or_dashes{";", "--"};
+      (void)co_await r.readuntil(semi_or_dashes);
+      ADD_FAILURE();
+    } catch (const corio::limit_overrun_error& e) {
+      EXPECT_EQ(e.consumed(), 10u); // found, but starting beyond the limit
+    }
+    EXPECT_EQ(r.buffered(), 13u); // nothing lost
+    r.set_limit(16);
+    std::vector<std::string> dashes_or_semi{"--", ";"};
+    EXPECT_EQ(co_await r.readuntil(dashes_or_semi), "0123456789;");
+    p.client.writer.write(std::string(40, 'x'));
+    try {
+      std::vector<std::string> lf_or_blank{"\n", "\r\n\r\n"};
+      (void)co_await r.readuntil(lf_or_blank);
+      ADD_FAILURE();
+    } catch (const corio::limit_overrun_error& e) {
+      EXPECT_GT(e.consumed(), 16u);
+    }
+    EXPECT_GE(r.buffered(), 17u);
+    expect_only_main_task();
+  });
+}
+
+TEST(Streams, LinesIteratesToTheEndOfTheStream) {
+  corio::testing::leak_check leaks;
+  run_mock([](auto*) -> task<> {
+    stream_pair p = co_await connect_streams({}, {.limit = 8});
+    auto later = corio::spawn([](corio::stream_writer w) -> task<> {
+      w.write("one\ntw");
+      co_await corio::sleep(1s);
+      w.write("o\nthree");
+      co_await corio::sleep(1s);
+      w.write_eof();
+    }(p.client.writer));
+    std::vector<std::string> got;
+    {
+      auto lines = corio::stream_reader(p.server.reader).lines(); // outlives the handle it came from
+      for (auto it = co_await lines.begin(); it != lines.end(); (void)co_await ++it)
+        got.push_back(std::move(*it));
+    }
+    EXPECT_EQ(got, (std::vector<std::string>{"one\n", "two\n", "three"}));
+    co_await later;
+    // readline()'s errors come out of the iteration.
+    stream_pair q = co_await connect_streams({}, {.limit = 8});
+    q.client.writer.write("ok\n0123456789abcdef\n");
+    auto lines = q.server.reader.lines();
+    auto it = co_await lines.begin();
+    EXPECT_EQ(*it, "ok\n");
+    EXPECT_THROW(co_await ++it, corio::limit_overrun_error);
     expect_only_main_task();
   });
 }

@@ -2,10 +2,14 @@
 #pragma once
 
 #include <cstddef>
+#include <initializer_list>
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
+#include <vector>
 
+#include "corio/async_generator.hpp"
 #include "corio/net/address.hpp"
 #include "corio/net/stream_errors.hpp"
 #include "corio/task.hpp"
@@ -44,6 +48,21 @@ public:
   /// Up to and including `separator`. incomplete_read_error at end of stream (with what came);
   /// limit_overrun_error when the separator is not within the limit — the data stays buffered.
   task<std::string> readuntil(std::string separator);
+  /// Up to and including the first of several separators (Python 3.13's tuple of separators): the one
+  /// whose match ends first in the stream; of matches ending at the same byte, the shortest. Errors as
+  /// above; std::invalid_argument for an empty list or an empty separator. g++ 12 cannot compile a
+  /// braced list inside a co_await expression (`co_await r.readuntil({"a", "b"})`): name the list, or
+  /// the task (`auto t = r.readuntil({"a", "b"}); co_await std::move(t);`), first.
+  task<std::string> readuntil(std::vector<std::string> separators);
+  task<std::string> readuntil(std::initializer_list<std::string_view> separators);
+  /// The stream's lines, each as readline() returns it, until the end of the stream (Python's
+  /// `async for line in reader`):
+  ///
+  ///     auto lines = reader.lines();
+  ///     for (auto it = co_await lines.begin(); it != lines.end(); co_await ++it) use(*it);
+  ///
+  /// readline()'s errors come out of begin()/++it; the generator is finished after one.
+  async_generator<std::string> lines();
 
   /// True once the end of the stream was seen and the buffer is empty (asyncio's at_eof()).
   [[nodiscard]] bool at_eof() const;
