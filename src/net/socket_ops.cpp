@@ -1,12 +1,18 @@
 // The sock_* operations: syscall first, readiness wait on EAGAIN, closed-socket checks after each wait.
 #include "corio/net/socket_ops.hpp"
 
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <limits>
+#include <string>
 
 #include "corio/io.hpp"
+#include "file_source.hpp"
 #include "net_error.hpp"
 #include "recv_awaiter.hpp"
 #include "ring_ops.hpp"
@@ -157,6 +163,56 @@ task<> sock_sendall(socket& s, std::string_view data) {
   }
 }
 
+task<std::uint64_t> sock_sendfile(socket& s, int file_fd, std::uint64_t offset, std::optional<std::uint64_t> count) {
+  check_open(s, "sendfile");
+  if (file_fd < 0)
+    throw std::system_error(EBADF, std::generic_category(), "corio: sendfile: file fd " + std::to_string(file_fd));
+  const std::uint64_t want = count.value_or(std::numeric_limits<std::uint64_t>::max());
+  std::uint64_t sent = 0;
+  bool copy = false; // sendfile(2) cannot read this fd: read and send instead
+  while (sent < want) {
+    check_open(s, "sendfile");
+    const std::uint64_t at = offset + sent;
+    if (at > static_cast<std::uint64_t>(std::numeric_limits<off_t>::max())) {
+      copy = true; // beyond what off_t holds: pread answers for it
+      break;
+    }
+    auto off = static_cast<off_t>(at);
+    // At most what one sendfile(2) moves anyway (0x7ffff000 bytes).
+    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(want - sent, 0x7ffff000));
+    const auto r = ::sendfile(s.fd(), file_fd, &off, n);
+    if (r > 0) {
+      sent += static_cast<std::uint64_t>(r);
+      continue;
+    }
+    if (r == 0)
+      break; // end of file
+    const int err = errno;
+    if (err == EAGAIN || err == EWOULDBLOCK) {
+      co_await detail::writable_kept(s.fd());
+    } else if (err == EINVAL || err == ESPIPE || err == ENOSYS || err == EBADF || err == EOVERFLOW ||
+               err == EOPNOTSUPP) {
+      copy = true; // the file's side (the socket is open): pread/read say what is wrong, if anything
+      break;
+    } else if (err != EINTR) {
+      detail::throw_net_error(err, "sendfile");
+    }
+  }
+  if (copy && sent < want) {
+    detail::file_source src(file_fd, offset + sent);
+    std::string buf(64 * 1024, '\0');
+    while (sent < want) {
+      const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(want - sent, buf.size()));
+      const std::size_t k = co_await src.read(std::span<char>(buf.data(), n));
+      if (k == 0)
+        break;
+      co_await sock_sendall(s, std::string_view(buf.data(), k));
+      sent += k;
+    }
+  }
+  co_return sent;
+}
+
 task<std::size_t> sock_sendto(socket& s, std::string_view data, address to) {
   for (;;) {
     check_open(s, "sendto");
@@ -202,3 +258,38 @@ socket listen_on(const address& local, int backlog, bool reuse_port) {
 }
 
 } // namespace corio
+
+namespace corio::detail {
+
+task<std::size_t> file_source::read(std::span<char> buf) {
+  for (;;) {
+    if (seekable_) {
+      const auto r = ::pread(fd_, buf.data(), buf.size(), static_cast<off_t>(pos_));
+      if (r >= 0) {
+        pos_ += static_cast<std::uint64_t>(r);
+        co_return static_cast<std::size_t>(r);
+      }
+      if (errno == ESPIPE) {
+        seekable_ = false; // a pipe, socket or terminal: pos_ is now what is left to skip
+        continue;
+      }
+    } else {
+      const std::size_t n = pos_ > 0 ? static_cast<std::size_t>(std::min<std::uint64_t>(pos_, buf.size())) : buf.size();
+      const auto r = ::read(fd_, buf.data(), n);
+      if (r > 0 && pos_ > 0) {
+        pos_ -= static_cast<std::uint64_t>(r); // skipped
+        continue;
+      }
+      if (r >= 0)
+        co_return static_cast<std::size_t>(r);
+    }
+    const int err = errno;
+    if (err == EAGAIN || err == EWOULDBLOCK)
+      co_await corio::readable(fd_);
+    else if (err != EINTR)
+      throw std::system_error(err, std::generic_category(),
+                              "corio: sendfile: read from file fd " + std::to_string(fd_));
+  }
+}
+
+} // namespace corio::detail

@@ -2,6 +2,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -52,6 +54,18 @@ struct received_from {
 /// Sends all of `data`, waiting for room as needed. On failure or cancellation, an unknown prefix has
 /// been sent (as asyncio's sock_sendall).
 [[nodiscard]] task<> sock_sendall(socket& s, std::string_view data);
+/// Sends `count` bytes of the file open as `file_fd` (to its end when nullopt), starting at `offset`, with
+/// sendfile(2) — zero-copy, as asyncio's loop.sock_sendfile — waiting for room as sock_sendall does.
+/// Returns the bytes sent: fewer than `count` when the file ends first; 0 for a count of 0 (unlike
+/// asyncio, where 0 means "to the end"). The file's position is neither used nor moved. When sendfile(2)
+/// cannot read the fd (a pipe, a socket, an fd not open for reading: EINVAL, ESPIPE, ENOSYS, EBADF...) the
+/// bytes are read and sent in 64 KiB chunks instead (asyncio's fallback=True); on an unseekable fd `offset`
+/// bytes are read and skipped. A read error raises std::system_error naming the file fd; a send error
+/// (EPIPE, ECONNRESET) raises as sock_sendall's. Reading the file may block the loop briefly (a cold page
+/// cache; a blocking pipe whose writer is slow: pass a non-blocking one, which is waited for). Cancellable
+/// at every wait; on failure or cancellation an unknown prefix of the range has been sent.
+[[nodiscard]] task<std::uint64_t> sock_sendfile(socket& s, int file_fd, std::uint64_t offset = 0,
+                                                std::optional<std::uint64_t> count = std::nullopt);
 /// Sends one datagram to `to`; returns its size.
 [[nodiscard]] task<std::size_t> sock_sendto(socket& s, std::string_view data, address to);
 /// Receives one datagram (truncated to buf.size(), as recvfrom does) and its sender.
