@@ -41,6 +41,7 @@
 #include "corio/process_options.hpp"
 #include "corio/signals.hpp"
 #include "corio/thread_pool.hpp"
+#include "corio/thread_future.hpp"
 #include "corio/to_thread.hpp"
 
 // Synchronisation primitives
