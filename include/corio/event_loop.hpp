@@ -6,8 +6,11 @@
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "corio/clock.hpp"
@@ -45,6 +48,16 @@ private:
   std::uint32_t gen_ = 0;
 };
 
+/// An error nobody could catch, as a loop's exception handler sees it (asyncio's context dict).
+struct exception_context {
+  /// What happened: "exception in callback", "exception in a close callback", or "task 'name' (or #id)
+  /// exception was never retrieved".
+  std::string message;
+  std::exception_ptr exception;
+  /// The task's label ('name' or #id) for a task's exception, else empty.
+  std::string task;
+};
+
 /// Which I/O backend a loop polls with. `from_env` reads CORIO_BACKEND (epoll, io_uring or auto;
 /// unset means auto). `automatic` uses io_uring when the kernel allows it (Linux 5.11+, not blocked by
 /// seccomp or io_uring_disabled) and falls back to epoll with one line on stderr. Asking for io_uring
@@ -76,8 +89,8 @@ public:
   [[nodiscard]] static event_loop* current() noexcept;
 
   /// Runs fn in the next iteration (call_soon), once `delay` of loop time has passed (call_later), or at
-  /// loop time `when` (call_at). Loop thread only. An exception escaping fn is reported on stderr and
-  /// the loop goes on.
+  /// loop time `when` (call_at). Loop thread only. An exception escaping fn goes to the exception handler
+  /// (stderr by default) and the loop goes on.
   timer_handle call_soon(detail::unique_function fn);
   timer_handle call_later(duration delay, detail::unique_function fn);
   timer_handle call_at(time_point when, detail::unique_function fn);
@@ -101,8 +114,21 @@ public:
   void close();
   /// Runs fn once when the loop closes — in close(), or in the destructor of a loop never closed, after
   /// its tasks are gone — newest first. How services tied to a loop (its default thread pool, its signal
-  /// handlers) shut down with it. An exception escaping fn is reported on stderr.
+  /// handlers) shut down with it. An exception escaping fn goes to the exception handler.
   void on_close(detail::unique_function fn);
+
+  /// What the loop does with an error nobody can catch (loop.set_exception_handler): an exception escaping
+  /// a callback or a close callback, a task's exception never retrieved (its last join_handle dropped while
+  /// the loop runs; dropped later, it goes to the default). An empty handler restores the default, which prints
+  /// "corio: <message>: <exception>" on stderr. The loop goes on either way. An exception escaping the
+  /// handler is printed, with the context, by the default. Loop thread only.
+  using exception_handler = std::function<void(event_loop&, const exception_context&)>;
+  void set_exception_handler(exception_handler handler) { exception_handler_ = std::move(handler); }
+  [[nodiscard]] const exception_handler& get_exception_handler() const noexcept { return exception_handler_; }
+  /// Hands c to the handler, or to the default (loop.call_exception_handler).
+  void call_exception_handler(const exception_context& c) noexcept;
+  /// Prints c on stderr (loop.default_exception_handler).
+  static void default_exception_handler(const exception_context& c) noexcept;
 
   /// Live tasks, timers still scheduled (not cancelled), and fds with a waiter: for leak checks.
   [[nodiscard]] std::size_t task_count() const noexcept { return task_count_; }
@@ -229,6 +255,7 @@ private:
   std::size_t task_count_ = 0;
   std::size_t external_waits_ = 0; // begin_external_wait() minus end_external_wait()
   std::vector<detail::unique_function> close_callbacks_;
+  exception_handler exception_handler_;
   std::uint64_t next_task_id_ = 1;
   std::uint64_t seed_ = 0;
   std::uint64_t rng_ = 0;

@@ -109,11 +109,23 @@ template <class T> struct spawned final : task_state {
     if (--refs > 0)
       return;
     if (done && !abandoned && !retrieved && exception() && !is_cancellation(exception()))
-      std::fprintf(stderr, "corio: task %s exception was never retrieved: %s\n", label().c_str(),
-                   describe(exception()).c_str());
+      report_never_retrieved();
     if (!freed && frame)
       frame.destroy();
     delete this;
+  }
+  /// To the loop's exception handler when on its thread (it exists then); else (a join_handle dropped
+  /// after its loop closed) the default, which needs no loop.
+  void report_never_retrieved() noexcept {
+    try {
+      exception_context c{"task " + label() + " exception was never retrieved", exception(), label()};
+      if (event_loop::current() == loop)
+        loop->call_exception_handler(c);
+      else
+        event_loop::default_exception_handler(c);
+    } catch (...) {
+      std::fputs("corio: a task's exception was never retrieved\n", stderr); // out of memory
+    }
   }
   [[nodiscard]] std::string label() const {
     const std::string& n = task_name();

@@ -469,6 +469,28 @@ void event_loop::on_close(detail::unique_function fn) {
   close_callbacks_.push_back(std::move(fn));
 }
 
+void event_loop::default_exception_handler(const exception_context& c) noexcept {
+  try {
+    std::fprintf(stderr, "corio: %s: %s\n", c.message.c_str(),
+                 c.exception ? describe(c.exception).c_str() : "(no exception)");
+  } catch (...) {
+    std::fprintf(stderr, "corio: %s\n", c.message.c_str()); // out of memory describing it
+  }
+}
+
+void event_loop::call_exception_handler(const exception_context& c) noexcept {
+  if (!exception_handler_) {
+    default_exception_handler(c);
+    return;
+  }
+  try {
+    exception_handler_(*this, c);
+  } catch (...) {
+    default_exception_handler({"exception in the exception handler", std::current_exception(), {}});
+    default_exception_handler(c);
+  }
+}
+
 void event_loop::run_close_callbacks() noexcept {
   // The loop is closed already, so no callback can register another.
   while (!close_callbacks_.empty()) {
@@ -477,7 +499,7 @@ void event_loop::run_close_callbacks() noexcept {
     try {
       fn();
     } catch (...) {
-      std::fprintf(stderr, "corio: exception in a close callback: %s\n", describe(std::current_exception()).c_str());
+      call_exception_handler({"exception in a close callback", std::current_exception(), {}});
     }
   }
 }
@@ -562,8 +584,8 @@ void event_loop::run_item(const ready_item& item) {
       try {
         fn();
       } catch (...) {
-        // asyncio's default exception handler: report, and keep the loop running.
-        std::fprintf(stderr, "corio: exception in callback: %s\n", describe(std::current_exception()).c_str());
+        // Report, and keep the loop running (asyncio).
+        call_exception_handler({"exception in callback", std::current_exception(), {}});
       }
     } else {
       free_node(n);

@@ -289,6 +289,70 @@ TEST(EventLoop, MockClockDeadlockIsReportedNotHung) {
   EXPECT_THROW(corio::run(stuck(), {.clock = &clock}), corio::loop_error);
 }
 
+TEST(EventLoop, ExceptionHandlerSeesWhatNobodyCouldCatch) {
+  corio::testing::leak_check leaks;
+  event_loop loop;
+  std::vector<std::string> seen; // "message|exception|task"
+  loop.set_exception_handler([&](event_loop& l, const corio::exception_context& c) {
+    EXPECT_EQ(&l, &loop);
+    seen.push_back(c.message + "|" + corio::describe(c.exception) + "|" + c.task);
+  });
+  EXPECT_TRUE(static_cast<bool>(loop.get_exception_handler()));
+  loop.call_soon([] { throw std::runtime_error("in a callback"); });
+  loop.call_soon([&] {
+    // A task whose exception nobody retrieves: reported when its last handle goes.
+    auto h = corio::spawn(
+        loop,
+        []() -> corio::task<> {
+          throw std::logic_error("in a task");
+          co_return;
+        }(),
+        "lonely");
+    loop.call_later(1ms, [h = std::move(h), &loop]() mutable {
+      h = {};
+      loop.stop();
+    });
+  });
+  loop.on_close([] { throw std::runtime_error("in a close callback"); });
+  testing::internal::CaptureStderr();
+  loop.run_forever();
+  loop.close();
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(err, ""); // all went to the handler
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_NE(seen[0].find("exception in callback|"), std::string::npos) << seen[0];
+  EXPECT_NE(seen[0].find("in a callback"), std::string::npos) << seen[0];
+  EXPECT_NE(seen[1].find("task 'lonely' exception was never retrieved|"), std::string::npos) << seen[1];
+  EXPECT_NE(seen[1].find("in a task|'lonely'"), std::string::npos) << seen[1];
+  EXPECT_NE(seen[2].find("exception in a close callback|"), std::string::npos) << seen[2];
+}
+
+TEST(EventLoop, AFailingExceptionHandlerFallsBackToTheDefault) {
+  event_loop loop;
+  loop.set_exception_handler(
+      [](event_loop&, const corio::exception_context&) { throw std::runtime_error("handler broke"); });
+  bool after = false;
+  loop.call_soon([] { throw std::runtime_error("callback failed"); });
+  loop.call_soon([&] {
+    after = true;
+    loop.stop();
+  });
+  testing::internal::CaptureStderr();
+  loop.run_forever();
+  std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_TRUE(after);
+  EXPECT_NE(err.find("exception in the exception handler: handler broke"), std::string::npos) << err;
+  EXPECT_NE(err.find("exception in callback: callback failed"), std::string::npos) << err;
+  // An empty handler restores the default.
+  loop.set_exception_handler({});
+  loop.call_soon([] { throw std::runtime_error("again"); });
+  loop.call_soon([&] { loop.stop(); });
+  testing::internal::CaptureStderr();
+  loop.run_forever();
+  err = testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("corio: exception in callback: again"), std::string::npos) << err;
+}
+
 TEST(EventLoop, ShuffleModePrintsItsSeedAndRunsEverything) {
   testing::internal::CaptureStderr();
   event_loop loop({.shuffle = true, .seed = 42});
