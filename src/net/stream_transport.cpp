@@ -8,9 +8,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <limits>
 
 #include "corio/event_loop.hpp"
 #include "corio/io.hpp"
+#include "corio/net/socket_ops.hpp"
+#include "file_source.hpp"
 #include "net_error.hpp"
 #include "pipe_write.hpp"
 #include "tls_layer.hpp"
@@ -148,19 +151,23 @@ void stream_transport::raise_write_error() const {
 
 void stream_transport::check_writable(std::size_t) const {
   raise_write_error();
-  if (closing_ || closed_)
+  if (closing_ || closed_ || (close_pending_ && !file_writing_))
     throw std::system_error(EPIPE, std::generic_category(), "corio: write to " + who() + ": stream closed");
-  if (eof_requested_)
+  if (eof_requested_ || (eof_pending_ && !file_writing_))
     throw std::system_error(EPIPE, std::generic_category(), "corio: write to " + who() + " after write_eof()");
 }
 
 void stream_transport::write(std::string_view data) {
+  if (holding())
+    return hold(data);
   if (tls)
     return tls->write(*this, &data, 1);
   send_or_queue(data);
 }
 
 void stream_transport::write(std::string&& data) {
+  if (holding())
+    return hold(data);
   if (tls) {
     std::string_view v(data);
     return tls->write(*this, &v, 1);
@@ -172,7 +179,7 @@ void stream_transport::send_or_queue(std::string_view data) {
   check_writable(data.size());
   if (data.empty())
     return;
-  if (queue_.empty()) {
+  if (queue_.empty() && !barrier()) {
     // Nothing queued: the kernel gets it first, and only the rest is copied.
     iovec one{const_cast<char*>(data.data()), data.size()};
     auto n = send_iov(&one, 1);
@@ -198,7 +205,7 @@ void stream_transport::send_or_queue(std::string_view data) {
 }
 
 void stream_transport::send_or_queue(std::string&& data) {
-  if (!queue_.empty() && !data.empty()) {
+  if ((!queue_.empty() || barrier()) && !data.empty()) {
     check_writable(data.size());
     queued_ += data.size();
     queue_.push_back(std::move(data)); // zero-copy: the string itself waits in the queue
@@ -209,9 +216,14 @@ void stream_transport::send_or_queue(std::string&& data) {
 }
 
 void stream_transport::writelines(const std::string_view* parts, std::size_t count) {
+  if (holding()) {
+    for (std::size_t i = 0; i < count; ++i)
+      hold(parts[i]);
+    return;
+  }
   if (tls)
     return tls->write(*this, parts, count);
-  if (!queue_.empty() || count == 0) {
+  if (!queue_.empty() || barrier() || count == 0) {
     for (std::size_t i = 0; i < count; ++i)
       write(parts[i]);
     return;
@@ -268,6 +280,10 @@ void stream_transport::write_eof() {
   raise_write_error();
   if (eof_requested_ || closing_ || closed_)
     return;
+  if (file_active_) {
+    eof_pending_ = true; // after the sendfile (end_file)
+    return;
+  }
   if (is_pipe) {
     close(); // a pipe cannot half-close: closing the write end is the reader's end of file
     return;
@@ -282,6 +298,10 @@ void stream_transport::write_eof() {
 void stream_transport::close() {
   if (closing_ || closed_)
     return;
+  if (file_active_) {
+    close_pending_ = true; // after the sendfile (end_file)
+    return;
+  }
   if (tls)
     tls->send_close_notify(*this);
   closing_ = true;
@@ -309,13 +329,16 @@ void stream_transport::ready() noexcept {
 }
 
 int stream_transport::flush_queue() noexcept {
-  while (!queue_.empty()) {
+  // While a direct sendfile runs, only what was queued before it goes (ahead_ bytes).
+  std::size_t limit = barrier() ? ahead_ : std::numeric_limits<std::size_t>::max();
+  while (!queue_.empty() && limit > 0) {
     iovec iov[64];
-    std::size_t k = 0;
-    for (auto it = queue_.begin(); it != queue_.end() && k < 64; ++it, ++k) {
+    std::size_t k = 0, total = 0;
+    for (auto it = queue_.begin(); it != queue_.end() && k < 64 && total < limit; ++it, ++k) {
       std::size_t off = k == 0 ? head_offset_ : 0;
       iov[k].iov_base = it->data() + off;
-      iov[k].iov_len = it->size() - off;
+      iov[k].iov_len = std::min(it->size() - off, limit - total);
+      total += iov[k].iov_len;
     }
     auto n = send_iov(iov, k);
     if (n < 0) {
@@ -326,6 +349,10 @@ int stream_transport::flush_queue() noexcept {
     }
     auto sent = static_cast<std::size_t>(n);
     queued_ -= sent;
+    if (barrier()) {
+      ahead_ -= sent;
+      limit -= sent;
+    }
     while (sent > 0) {
       std::size_t left = queue_.front().size() - head_offset_;
       if (sent < left) {
@@ -345,7 +372,13 @@ void stream_transport::after_flush(int err) noexcept {
     fail(err);
     return;
   }
+  if (file_active_)
+    wake_all(file_waiters); // it waits for the queue to go down (or to reach it)
   if (!queue_.empty()) {
+    if (barrier() && ahead_ == 0) { // the rest waits for the sendfile
+      update_pause();
+      return;
+    }
     try {
       arm_write();
     } catch (const std::system_error& e) {
@@ -377,7 +410,10 @@ void stream_transport::fail(int err) noexcept {
   head_offset_ = 0;
   queued_ = 0;
   paused_ = false;
+  held_.clear();
+  ahead_ = 0;
   wake_all(drain_waiters);
+  wake_all(file_waiters);
   if (closing_)
     finish_close();
 }
@@ -395,7 +431,10 @@ void stream_transport::finish_close() noexcept {
   head_offset_ = 0;
   queued_ = 0;
   paused_ = false;
+  held_.clear();
+  ahead_ = 0;
   wake_all(drain_waiters);
+  wake_all(file_waiters);
   wake_all(close_waiters);
 }
 
@@ -411,6 +450,147 @@ void stream_transport::update_pause() noexcept {
 void stream_transport::wake_all(wait_list& l) noexcept {
   while (listed_wait_node* w = l.pop_front())
     static_cast<transport_wait*>(w)->loop->wake(w);
+}
+
+// ---- sendfile ----------------------------------------------------------------------------------------
+
+void stream_transport::begin_file() {
+  check_writable(0);
+  if (file_active_)
+    throw invalid_state_error("corio: sendfile on a stream while another sendfile runs on it");
+  if (tls && tls->handshaking())
+    throw invalid_state_error("corio: sendfile on a stream during its TLS handshake");
+  file_active_ = true;
+  file_direct_ = !tls && !is_pipe;
+  ahead_ = file_direct_ ? queued_ : 0;
+}
+
+bool stream_transport::file_may_go() const noexcept {
+  if (closed_ || write_error != 0)
+    return true;
+  if (file_direct_)
+    return ahead_ == 0;
+  const std::size_t backlog = queued_ - held_.size();
+  return backlog <= low_ || (backlog <= high_ && !paused_);
+}
+
+void stream_transport::hold(std::string_view data) {
+  check_writable(data.size());
+  held_.append(data);
+  queued_ += data.size();
+  update_pause();
+}
+
+void stream_transport::file_write(std::string_view chunk) {
+  file_writing_ = true;
+  struct reset {
+    bool& flag;
+    ~reset() { flag = false; }
+  } r{file_writing_};
+  if (tls)
+    tls->write(*this, &chunk, 1);
+  else
+    send_or_queue(chunk);
+}
+
+void stream_transport::raise_if_closed() const {
+  raise_write_error();
+  if (closed_)
+    throw std::system_error(EPIPE, std::generic_category(), "corio: sendfile to " + who() + ": stream closed");
+}
+
+void stream_transport::end_file() noexcept {
+  if (!file_active_)
+    return;
+  file_active_ = false;
+  file_direct_ = false;
+  ahead_ = 0;
+  const bool eof = eof_pending_, close_after = close_pending_;
+  eof_pending_ = close_pending_ = false;
+  if (!closed_ && write_error == 0) {
+    try {
+      if (!held_.empty()) {
+        queued_ -= held_.size();
+        std::string held = std::move(held_);
+        held_.clear();
+        write(std::move(held)); // as if written now: to the queue's end (encrypted over TLS)
+      } else if (!queue_.empty() && !write_armed_) {
+        after_flush(flush_queue()); // what direct mode kept back
+      }
+    } catch (const std::system_error& e) {
+      fail(e.code().value());
+    } catch (...) {
+      fail(EIO);
+    }
+  }
+  held_.clear();
+  if (eof) {
+    try {
+      write_eof();
+    } catch (...) { // the error stays in write_error for the next call
+    }
+  }
+  if (close_after)
+    close();
+  update_pause();
+}
+
+namespace {
+
+/// Ends the sendfile's turn however the task ends (done, failed, cancelled, destroyed).
+struct file_turn {
+  stream_transport& t;
+  explicit file_turn(stream_transport& s) noexcept : t(s) {}
+  file_turn(const file_turn&) = delete;
+  ~file_turn() { t.end_file(); }
+};
+
+/// A send error breaks the stream (as a failed write does); a file error (EBADF, EIO...) only this call.
+bool socket_error(int err) {
+  return err == EPIPE || err == ECONNRESET || err == ENOTCONN || err == ECONNABORTED || err == ETIMEDOUT ||
+         err == EHOSTUNREACH || err == ENETUNREACH || err == ENETDOWN;
+}
+
+} // namespace
+
+task<std::uint64_t> send_file(std::shared_ptr<stream_transport> t, int file_fd, std::uint64_t offset,
+                              std::optional<std::uint64_t> count) {
+  t->begin_file();
+  file_turn turn{*t};
+  while (!t->file_may_go())
+    co_await transport_awaiter(t->file_waiters, "sendfile()");
+  t->raise_if_closed();
+  if (t->file_direct()) {
+    std::uint64_t sent = 0;
+    try {
+      sent = co_await sock_sendfile(t->sock, file_fd, offset, count);
+    } catch (const std::system_error& e) {
+      if (socket_error(e.code().value()) && t->write_error == 0)
+        t->fail(e.code().value()); // no co_await in a handler (g++ 12)
+      throw;
+    }
+    co_return sent;
+  }
+  // TLS or a pipe: chunks through the normal path, with backpressure.
+  if (file_fd < 0)
+    throw std::system_error(EBADF, std::generic_category(), "corio: sendfile: file fd " + std::to_string(file_fd));
+  const std::uint64_t want = count.value_or(std::numeric_limits<std::uint64_t>::max());
+  std::uint64_t sent = 0;
+  file_source src(file_fd, offset);
+  std::string buf(64 * 1024, '\0');
+  while (sent < want) {
+    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(want - sent, buf.size()));
+    const std::size_t k = co_await src.read(std::span<char>(buf.data(), n));
+    if (k == 0)
+      break;
+    t->raise_if_closed();
+    t->file_write(std::string_view(buf.data(), k));
+    sent += k;
+    while (!t->file_may_go())
+      co_await transport_awaiter(t->file_waiters, "sendfile()");
+    t->raise_if_closed();
+  }
+  co_return sent;
 }
 
 } // namespace corio::detail

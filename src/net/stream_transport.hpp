@@ -2,7 +2,9 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -14,6 +16,7 @@
 #include "corio/net/address.hpp"
 #include "corio/net/socket.hpp"
 #include "corio/net/stream_options.hpp"
+#include "corio/task.hpp"
 #include "corio/this_task.hpp"
 #include "write_queue.hpp"
 
@@ -43,6 +46,14 @@ class tls_layer;
 ///
 /// TLS (tls_layer.hpp) sits between the buffers and the socket when `tls` is set: try_fill() decrypts,
 /// write()/writelines() encrypt into send_or_queue(), write_eof()/close() send close_notify first.
+///
+/// sendfile (stream_writer::sendfile, send_file() below) takes its place in the byte stream when it starts:
+/// what was queued before goes out first, writes made while it runs go out after it. On a plaintext socket
+/// the queue is flushed up to that point (`ahead_`: bytes queued before it) and then sendfile(2) runs on
+/// the socket itself while later writes wait in the queue, not sent and not armed ("direct"). Over TLS and
+/// on a pipe end the file is read in chunks and written through the normal path (encrypted, queued, with
+/// backpressure) while later writes are held as they are in `held_` (counted in queued()) and written
+/// when the sendfile ends ("held"). close() and write_eof() while it runs take effect when it ends.
 ///
 /// A pipe end (a child process's stdin, stdout or stderr) works the same way with read()/writev()
 /// instead of recv()/sendmsg(): it has no peer address (errors name `label` instead, e.g. "stdin of
@@ -86,9 +97,9 @@ public:
   void raise_write_error() const;
   [[nodiscard]] std::size_t queued() const noexcept { return queued_; }
   [[nodiscard]] bool paused() const noexcept { return paused_; }
-  [[nodiscard]] bool closing() const noexcept { return closing_ || closed_; }
+  [[nodiscard]] bool closing() const noexcept { return closing_ || closed_ || close_pending_; }
   [[nodiscard]] bool closed() const noexcept { return closed_; }
-  [[nodiscard]] bool eof_written() const noexcept { return eof_requested_; }
+  [[nodiscard]] bool eof_written() const noexcept { return eof_requested_ || eof_pending_; }
   void set_watermarks(std::size_t high, std::size_t low);
   wait_list drain_waiters; // woken when unpaused, failed or closed
   wait_list close_waiters; // woken when closed
@@ -100,6 +111,22 @@ public:
   bool is_pipe = false;
   std::string label; // a pipe's name in errors
 
+  // ---- sendfile (send_file) ----
+  /// Starts a sendfile's turn (raises as a write would, or when another sendfile runs).
+  void begin_file();
+  /// Whether the sendfile sends with sendfile(2) on the socket (plaintext socket) rather than in chunks.
+  [[nodiscard]] bool file_direct() const noexcept { return file_direct_; }
+  /// Direct: the bytes queued before the sendfile are sent. Held: the queue is at most `low` again after
+  /// having gone over `high`. Also true once the stream failed or closed (the caller then raises).
+  [[nodiscard]] bool file_may_go() const noexcept;
+  /// Held: one chunk of the file, written as write() would.
+  void file_write(std::string_view chunk);
+  /// Ends the sendfile's turn: later writes go on (held ones written), a deferred close()/write_eof() runs.
+  void end_file() noexcept;
+  /// Raises EPIPE when the stream was closed (the error of a sendfile whose stream closed under it).
+  void raise_if_closed() const;
+  wait_list file_waiters; // woken by every flush while a sendfile runs, and on failure or close
+
   /// The socket's own bytes (TLS records when `tls` is set): sent at once if nothing is queued, else
   /// queued in order.
   void send_or_queue(std::string_view data);
@@ -107,6 +134,8 @@ public:
 
 private:
   friend class tls_layer;
+  friend task<std::uint64_t> send_file(std::shared_ptr<stream_transport> t, int file_fd, std::uint64_t offset,
+                                       std::optional<std::uint64_t> count);
   /// recv() or read(); sendmsg(MSG_NOSIGNAL) or the SIGPIPE-safe writev(). As the syscalls: -1 and errno.
   long receive(char* p, std::size_t n) noexcept;
   long send_iov(const iovec* iov, std::size_t count) noexcept;
@@ -122,6 +151,11 @@ private:
   void finish_close() noexcept;
   void wake_all(wait_list& l) noexcept;
   void update_pause() noexcept;
+  /// A direct sendfile runs: writes are queued, not sent, and the queue is flushed only up to ahead_.
+  [[nodiscard]] bool barrier() const noexcept { return file_active_ && file_direct_; }
+  /// A held sendfile runs: writes go to held_.
+  [[nodiscard]] bool holding() const noexcept { return file_active_ && !file_direct_; }
+  void hold(std::string_view data);
 
   write_queue queue_;           // recycles its strings: no allocation per queued write once warm
   std::size_t head_offset_ = 0; // bytes of queue_.front() already sent
@@ -133,7 +167,18 @@ private:
   bool eof_requested_ = false; // write_eof(): shut down once the queue is empty
   bool closing_ = false;
   bool closed_ = false;
+  bool file_active_ = false;   // a sendfile runs (begin_file .. end_file)
+  bool file_direct_ = false;   // ... with sendfile(2) on the socket
+  bool file_writing_ = false;  // file_write() is writing: the deferred close/eof do not refuse it
+  bool close_pending_ = false; // close() while a sendfile runs
+  bool eof_pending_ = false;   // write_eof() while a sendfile runs
+  std::size_t ahead_ = 0;      // direct: bytes queued before the sendfile, not yet sent
+  std::string held_;           // held: bytes written while the sendfile runs
 };
+
+/// stream_writer::sendfile: see the class comment and socket_ops.hpp's sock_sendfile.
+task<std::uint64_t> send_file(std::shared_ptr<stream_transport> t, int file_fd, std::uint64_t offset,
+                              std::optional<std::uint64_t> count);
 
 /// A task waiting on a transport's wait_list (drain, wait_closed).
 struct transport_wait final : listed_wait_node {

@@ -35,6 +35,13 @@ task<> stream_writer::drain() {
   t->raise_write_error();
 }
 
+task<std::uint64_t> stream_writer::sendfile(int file_fd, std::uint64_t offset, std::optional<std::uint64_t> count) {
+  transport_ptr t = t_;
+  need(t);
+  const std::uint64_t sent = co_await detail::send_file(std::move(t), file_fd, offset, count);
+  co_return sent;
+}
+
 void stream_writer::write_eof() { need(t_).write_eof(); }
 void stream_writer::close() { need(t_).close(); }
 void stream_writer::abort() noexcept {

@@ -11,9 +11,14 @@
 #include <corio/spawn.hpp>
 #include <corio/timeout.hpp>
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <gtest/gtest.h>
 #include <thread>
+
+#include <cstdlib>
 
 #include <string>
 #include <system_error>
@@ -576,6 +581,61 @@ TEST(Tls, CloseSendsCloseNotifyAndHalfCloseWorks) {
     EXPECT_TRUE(r.at_eof());
     w.close();
     co_await w.wait_closed();
+    srv.close();
+    co_await srv.wait_closed();
+    expect_clean();
+  });
+}
+
+/// writer.sendfile over TLS: the file is read in chunks and encrypted (sendfile(2) cannot be used), in order
+/// with the writes before it, the writes other tasks make while it runs, and the ones after it.
+TEST(Tls, SendfileIsReadAndEncryptedInOrder) {
+  corio::testing::leak_check leaks;
+  run_real([]() -> task<> {
+    corio::server_options so_default = tls_server();
+    corio::server srv = co_await corio::start_server(
+        [](stream_reader r, stream_writer w) -> task<> {
+          for (;;) { // echo in chunks while the client still sends
+            std::string chunk = co_await r.read(64 * 1024);
+            if (chunk.empty())
+              break;
+            w.write(std::move(chunk));
+            co_await w.drain();
+          }
+        },
+        "127.0.0.1", 0, so_default);
+    corio::stream_options opts = tls_client();
+    auto c = co_await corio::open_connection(srv.addresses().front(), opts);
+    const int small = 16384; // the sendfile must wait for room, so that other writes come while it runs
+    ::setsockopt(c.writer.fd(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    const std::string data = pattern((3 << 20) + 17, 5);
+    char name[] = "/tmp/corio-tls-sendfile-XXXXXX";
+    const int fd = ::mkstemp(name);
+    ::unlink(name);
+    for (std::size_t off = 0; off < data.size();)
+      off += static_cast<std::size_t>(::write(fd, data.data() + off, data.size() - off));
+    const std::string expected =
+        "head;" + data.substr(1000, data.size() - 1000) + "while;" + "tail;" + data.substr(data.size() - 10) + "end";
+    auto reader = corio::spawn(c.reader.readexactly(expected.size()));
+    c.writer.write("head;");
+    auto sending = corio::spawn([](stream_writer w, int f) -> task<std::uint64_t> {
+      std::uint64_t n = co_await w.sendfile(f, 1000);
+      co_return n;
+    }(c.writer, fd));
+    co_await corio::sleep(0s); // the sendfile starts and waits for room
+    EXPECT_FALSE(sending.done());
+    c.writer.write("while;"); // held until the sendfile is done
+    EXPECT_EQ(co_await sending, data.size() - 1000);
+    c.writer.write("tail;");
+    EXPECT_EQ(co_await c.writer.sendfile(fd, data.size() - 10, 100), 10u); // beyond the end: what there is
+    EXPECT_EQ(co_await c.writer.sendfile(fd, 0, 0), 0u);
+    c.writer.write("end");
+    std::string got = co_await reader;
+    EXPECT_EQ(got.size(), expected.size());
+    EXPECT_TRUE(got == expected) << "data corrupted or reordered";
+    ::close(fd);
+    c.writer.close();
+    co_await c.writer.wait_closed();
     srv.close();
     co_await srv.wait_closed();
     expect_clean();

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <initializer_list>
 #include <memory>
 #include <optional>
@@ -51,6 +52,23 @@ public:
   /// Waits while the queue is above the high watermark (until at most the low one is left). Raises the
   /// connection's error if sending failed. Cancellable: the queued data is still sent.
   task<> drain();
+
+  /// Sends `count` bytes of the file open as `file_fd` (to its end when nullopt) from `offset` (the file's
+  /// position is neither used nor moved); returns the bytes sent, fewer than `count` if the file ends
+  /// first. Zero-copy with sendfile(2) on a plaintext socket; over TLS, on a pipe stream, or when the fd
+  /// is not something sendfile(2) reads (a pipe...), the file is read in 64 KiB chunks and written as by
+  /// write(), waiting as drain() does. The file fd is borrowed until it returns.
+  ///
+  /// Order: the sendfile takes its place in the stream when it starts running (at `co_await`): what was
+  /// written before goes out first (it waits for that much of the queue to be sent), and what is written
+  /// while it runs — by other tasks — is queued behind it (counted in buffer_size(), so drain() waits) and
+  /// sent after it; close() and write_eof() while it runs take effect after it. One sendfile per stream at
+  /// a time (another raises invalid_state_error). A send error (EPIPE, ECONNRESET) fails the stream as a
+  /// write's would; a file error (a closed fd: EBADF) raises from this call only. Cancellable; a cancelled
+  /// or failed sendfile may have sent part of the range (as asyncio's), and later writes then follow that
+  /// part.
+  task<std::uint64_t> sendfile(int file_fd, std::uint64_t offset = 0,
+                               std::optional<std::uint64_t> count = std::nullopt);
 
   /// Half-close: the peer reads end of stream once the queued data is sent; reading goes on. Over TLS
   /// this sends close_notify (TLS's own end of stream) before the TCP half-close; a TLS 1.3 peer can
