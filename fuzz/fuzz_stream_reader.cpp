@@ -1,5 +1,5 @@
-// Fuzz target: stream_reader's read / readexactly / readline / readuntil over arbitrary chunkings,
-// against a model of asyncio's StreamReader rules on the whole byte string.
+// Fuzz target: stream_reader's read / readexactly / readline / readuntil (one separator or two) over
+// arbitrary chunkings, against a model of asyncio's StreamReader rules on the whole byte string.
 //
 // The input gives a limit, the bytes, how they are cut into writes (with yields to the loop between
 // them, then a half-close), and a list of reads. Each read's result (or error) must match the model;
@@ -23,6 +23,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -35,10 +36,27 @@ using namespace std::chrono_literals;
 }
 
 struct op {
-  int kind; // 0 read(n), 1 readexactly(n), 2 readline, 3 readuntil(sep), 4 read()
+  int kind; // 0 read(n), 1 readexactly(n), 2 readline, 3 readuntil(sep), 4 read(), 5 readuntil({sep, sep2})
   std::size_t n;
   std::string sep;
+  std::string sep2;
 };
+
+/// The model's match of several separators at or after p: the one ending first, of those the shortest
+/// (asyncio 3.13). {npos, npos} if none.
+std::pair<std::size_t, std::size_t> first_match(const std::string& data, std::size_t p,
+                                                const std::vector<std::string>& seps) {
+  std::size_t start = std::string::npos, end = std::string::npos;
+  for (const std::string& s : seps) {
+    const std::size_t i = data.find(s, p);
+    if (i != std::string::npos &&
+        (end == std::string::npos || i + s.size() < end || (i + s.size() == end && i > start))) {
+      start = i;
+      end = i + s.size();
+    }
+  }
+  return {start, end};
+}
 
 corio::task<> writer_task(corio::stream_writer w, std::string data, std::vector<std::size_t> cuts) {
   std::size_t at = 0;
@@ -129,6 +147,28 @@ corio::task<> program(std::size_t limit, std::string data, std::vector<std::size
       }
       break;
     }
+    case 5: {
+      const std::vector<std::string> seps{o.sep, o.sep2};
+      const auto [idx, end] = first_match(data, p, seps);
+      const std::size_t longest = std::max(o.sep.size(), o.sep2.size());
+      try {
+        std::string got = co_await a.reader.readuntil(seps);
+        if (predictable && (idx == std::string::npos || idx - p > limit || got != data.substr(p, end - p)))
+          fail("readuntil(several) returned the wrong bytes");
+        p += got.size();
+      } catch (const corio::limit_overrun_error& e) {
+        if (predictable) {
+          const bool over = idx != std::string::npos ? idx - p > limit : left + 1 > limit + longest;
+          if (!over || e.consumed() <= limit)
+            fail("readuntil(several): limit_overrun_error within the limit");
+        }
+      } catch (const corio::incomplete_read_error& e) {
+        if (predictable && (idx != std::string::npos || left + 1 > limit + longest || e.partial() != data.substr(p)))
+          fail("readuntil(several): wrong incomplete_read_error");
+        p = data.size();
+      }
+      break;
+    }
     default: {
       std::string got = co_await a.reader.read();
       if (predictable && got != data.substr(p))
@@ -158,11 +198,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     c = in.ConsumeIntegralInRange<std::size_t>(1, 80);
   std::vector<op> ops(in.ConsumeIntegralInRange<std::size_t>(0, 16));
   for (auto& o : ops) {
-    o.kind = in.ConsumeIntegralInRange(0, 4);
+    o.kind = in.ConsumeIntegralInRange(0, 5);
     o.n = in.ConsumeIntegralInRange<std::size_t>(0, 100);
     o.sep = in.ConsumeBytesAsString(in.ConsumeIntegralInRange<std::size_t>(1, 3));
     if (o.sep.empty())
       o.sep = "\n";
+    o.sep2 = in.ConsumeBytesAsString(in.ConsumeIntegralInRange<std::size_t>(1, 4));
+    if (o.sep2.empty())
+      o.sep2 = "\r\n";
   }
   std::string bytes = in.ConsumeRemainingBytesAsString();
   if (bytes.size() > 2048)
