@@ -76,6 +76,11 @@ def main():
     os.mkdir(os.path.join(root, "sub"))
     with open(os.path.join(root, "sub", "blob.bin"), "wb") as f:
         f.write(blob)
+    big = os.urandom(5_000_000)  # sent with sendfile: never read into the server's memory
+    with open(os.path.join(root, "big.bin"), "wb") as f:
+        f.write(big)
+    with open(os.path.join(root, "empty.txt"), "wb"):
+        pass
 
     server, port = start(root)
     try:
@@ -84,6 +89,10 @@ def main():
         check(curl(port, "/plaintext", "-I")[0] == 200, "HEAD /plaintext")
         check(curl(port, "/static/index.html") == (200, b"<h1>corio</h1>\n"), "static file")
         check(curl(port, "/static/sub/blob.bin") == (200, blob), "static binary file, 300 kB")
+        check(curl(port, "/static/big.bin") == (200, big), "static file, 5 MB")
+        check(curl(port, "/static/empty.txt") == (200, b""), "empty static file")
+        code, head = curl(port, "/static/big.bin", "-I")
+        check(code == 200 and b"Content-Length: 5000000\r\n" in head, "HEAD of the 5 MB file")
         check(curl(port, "/static/missing.txt")[0] == 404, "missing static file: 404")
         check(curl(port, "/static/../../etc/passwd")[0] == 404, "path traversal refused")
         check(curl(port, "/static/sub")[0] == 404, "a directory is not a file")
@@ -106,6 +115,31 @@ def main():
             s.sendall(b"".join(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % p.encode() for p in paths))
             got = read_responses(s, len(paths))
             check([st for st, _ in got] == [404 if p == "/nowhere" else 200 for p in paths], "16 pipelined, in order")
+
+        # The 5 MB file pipelined between plaintext requests: the answers before and after it keep their order
+        # and every byte of the file arrives; twice on one connection.
+        with connect(port) as s:
+            paths = ["/plaintext", "/static/big.bin", "/", "/static/big.bin", "/static/index.html", "/plaintext"]
+            s.sendall(b"".join(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % p.encode() for p in paths))
+            got = read_responses(s, len(paths), deadline=20)
+            want = [(200, b"Hello, World!"), (200, big), (200, b"Hello, World!"), (200, big),
+                    (200, b"<h1>corio</h1>\n"), (200, b"Hello, World!")]
+            check(len(got) == len(want) and all(g == w for g, w in zip(got, want)),
+                  "5 MB file pipelined between plaintext requests, in order, every byte")
+
+        # HEAD of the big file pipelined before a GET: no body between the two answers.
+        with connect(port) as s:
+            s.sendall(b"HEAD /static/big.bin HTTP/1.1\r\n\r\nGET /plaintext HTTP/1.1\r\n\r\n")
+            s.settimeout(5)
+            data = b""
+            while not data.endswith(b"Hello, World!") and len(data) < 10000:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            first, _, rest = data.partition(b"\r\n\r\n")
+            check(b"Content-Length: 5000000" in first and rest.startswith(b"HTTP/1.1 200 OK\r\n")
+                  and rest.endswith(b"\r\n\r\nHello, World!"), "HEAD of the 5 MB file sends no body")
 
         # A request split into single bytes, then another one.
         with connect(port) as s:
