@@ -1,8 +1,9 @@
 // stream_writer::sendfile: a file larger than the socket buffers, ranges, a pipe as the file (read and
 // send), bad fds, a resetting peer, cancellation, and the order of write() / sendfile / write() — queued
-// before, written while it runs, close() while it runs. Loopback TCP; every test checks nothing is left
-// behind. (Over TLS: test_tls.cpp.)
+// before, written while it runs, close() while it runs; and into a child's stdin (a pipe stream: read and
+// written in chunks). Loopback TCP; every test checks nothing is left behind. (Over TLS: test_tls.cpp.)
 #include <corio/net.hpp>
+#include <corio/process.hpp>
 #include <corio/run.hpp>
 #include <corio/sleep.hpp>
 #include <corio/spawn.hpp>
@@ -212,6 +213,34 @@ TEST(StreamSendfile, APipeAsTheFileIsReadAndSent) {
     ::close(fds[0]);
     p.client.writer.close();
     co_await p.client.writer.wait_closed();
+    expect_only_main_task();
+  });
+}
+
+TEST(StreamSendfile, IntoAChildsStdinWithWritesAroundIt) {
+  corio::testing::leak_check leaks;
+  run_mock([](auto*) -> task<> {
+    const std::string data = pattern((2 << 20) + 9);
+    temp_file f(data);
+    auto start_p =
+        corio::create_subprocess_exec("/bin/cat", {}, {.stdin_ = corio::stdio::pipe, .stdout_ = corio::stdio::pipe});
+    corio::process p = co_await start_p;
+    auto reader = corio::spawn(read_all(p.stdout_));
+    p.stdin_.write("<");
+    auto sending = corio::spawn([](corio::stream_writer w, int fd) -> task<std::uint64_t> {
+      std::uint64_t n = co_await w.sendfile(fd, 1);
+      co_return n;
+    }(p.stdin_, f.fd));
+    co_await corio::sleep(0s);
+    EXPECT_FALSE(sending.done()); // 2 MiB do not fit in a pipe: it waits for cat
+    p.stdin_.write("|while"); // after the file, though written while it is sent
+    EXPECT_EQ(co_await sending, data.size() - 1);
+    p.stdin_.write(">");
+    p.stdin_.write_eof();
+    std::string got = co_await reader;
+    EXPECT_TRUE(got == "<" + data.substr(1) + "|while>") << "data corrupted or reordered";
+    EXPECT_EQ(co_await p.wait(), 0);
+    co_await p.stdin_.wait_closed();
     expect_only_main_task();
   });
 }
