@@ -1,9 +1,18 @@
 // open_connection and friends: resolve, connect each address in turn, wrap in streams.
 #include "corio/net/connection.hpp"
 
+#include <algorithm>
 #include <exception>
+#include <memory>
 #include <optional>
+#include <stdexcept>
 #include <system_error>
+#include <utility>
+#include <vector>
+
+#include "corio/event_loop.hpp"
+#include "corio/sync/event.hpp"
+#include "corio/task_group.hpp"
 
 #include "corio/net/resolve.hpp"
 #include "corio/net/socket_ops.hpp"
@@ -43,27 +52,153 @@ task<connection> open_connection(address remote, stream_options o) {
   co_return done;
 }
 
-task<connection> open_connection(std::string host, std::uint16_t port, stream_options o) {
-  std::vector<address> candidates = co_await resolve(host, port);
-  std::exception_ptr first_error;
+namespace {
+
+/// asyncio's _interleave_addrinfos: the families take turns, the first family's first `first_count`
+/// addresses first.
+std::vector<address> interleave(std::vector<address> in, std::size_t first_count) {
+  std::vector<std::vector<address>> by_family;
+  for (address& a : in) {
+    auto it = std::find_if(by_family.begin(), by_family.end(),
+                           [&](const std::vector<address>& f) { return f.front().family() == a.family(); });
+    if (it == by_family.end())
+      by_family.emplace_back().push_back(std::move(a));
+    else
+      it->push_back(std::move(a));
+  }
+  std::vector<address> out;
+  std::vector<std::size_t> next(by_family.size(), 0);
+  if (!by_family.empty())
+    for (; next[0] + 1 < first_count && next[0] < by_family[0].size(); ++next[0])
+      out.push_back(std::move(by_family[0][next[0]]));
+  for (bool any = true; any;) {
+    any = false;
+    for (std::size_t f = 0; f < by_family.size(); ++f)
+      if (next[f] < by_family[f].size()) {
+        out.push_back(std::move(by_family[f][next[f]++]));
+        any = true;
+      }
+  }
+  return out;
+}
+
+/// One Happy Eyeballs race, shared by its attempts (each a task of a task_group) and the task that
+/// staggers them. Every wait for "something changed" is on `changed`.
+struct race {
+  std::optional<std::pair<socket, address>> winner;
+  std::vector<std::exception_ptr> errors; // per candidate, in order
+  std::vector<bool> failed;
+  std::size_t failures = 0;
+  bool delay_passed = false;
+  event changed;
+};
+
+task<> attempt(std::shared_ptr<race> r, address a, std::size_t i) {
+  std::exception_ptr error;
+  try {
+    socket s = socket::open(a.family(), socket_type::stream);
+    co_await sock_connect(s, a);
+    if (!r->winner) // a later success closes its socket: one connection is enough
+      r->winner.emplace(std::move(s), std::move(a));
+  } catch (const std::system_error&) {
+    error = std::current_exception(); // cancellation is not caught: the group ignores it
+  }
+  if (error) {
+    r->errors[i] = error;
+    r->failed[i] = true;
+    ++r->failures;
+  }
+  r->changed.set();
+}
+
+/// Starts the attempts, the next one when the last failed or `delay` passed; returns once one connected
+/// (the others cancelled) or all failed.
+task<> stagger(std::shared_ptr<race> r, task_group& group, std::vector<address> candidates, duration delay) {
+  std::vector<join_handle<>> attempts;
+  event_loop& loop = *event_loop::current();
+  for (std::size_t i = 0; i < candidates.size() && !r->winner; ++i) {
+    attempts.push_back(group.spawn(attempt(r, candidates[i], i), "happy eyeballs attempt"));
+    if (i + 1 == candidates.size())
+      break;
+    r->delay_passed = false;
+    struct cancel_on_exit { // also when this task is cancelled while it waits
+      timer_handle h;
+      ~cancel_on_exit() { h.cancel(); }
+    } timer{loop.call_later(delay, [r] {
+      r->delay_passed = true;
+      r->changed.set();
+    })};
+    while (!r->winner && !r->failed[i] && !r->delay_passed) {
+      r->changed.clear();
+      co_await r->changed.wait();
+    }
+  }
+  while (!r->winner && r->failures < attempts.size()) {
+    r->changed.clear();
+    co_await r->changed.wait();
+  }
+  for (join_handle<>& h : attempts)
+    h.cancel(); // the ones still connecting; a finished one ignores it
+}
+
+task<std::optional<std::pair<socket, address>>> connect_one_by_one(const std::vector<address>& candidates,
+                                                                   std::exception_ptr& first_error) {
   for (const address& a : candidates) {
     // A failed attempt only moves on to the next address; cancellation ends it all (it propagates).
-    // A failed TLS handshake does not: the next address would present the same certificate.
-    std::optional<connection> c;
     try {
       socket s = socket::open(a.family(), socket_type::stream);
       co_await sock_connect(s, a);
-      c = make_streams(std::move(s), a, o);
+      co_return std::make_pair(std::move(s), a);
     } catch (const std::system_error&) {
       if (!first_error)
         first_error = std::current_exception();
     }
-    if (c) {
-      connection done = co_await maybe_tls(std::move(*c), o, std::move(host));
-      co_return done;
-    }
   }
-  std::rethrow_exception(first_error);
+  co_return std::nullopt;
+}
+
+task<connection> connect_candidates(std::vector<address> candidates, stream_options o, std::string host) {
+  if (candidates.empty())
+    throw std::invalid_argument("corio: open_connection() with no address to connect to");
+  const std::size_t turns = o.interleave.value_or(o.happy_eyeballs_delay ? 1 : 0);
+  if (turns > 0)
+    candidates = interleave(std::move(candidates), turns);
+  std::optional<std::pair<socket, address>> won;
+  std::exception_ptr first_error;
+  if (o.happy_eyeballs_delay && candidates.size() > 1) {
+    auto r = std::make_shared<race>();
+    r->errors.resize(candidates.size());
+    r->failed.resize(candidates.size(), false);
+    task_group group;
+    group.spawn(stagger(r, group, std::move(candidates), *o.happy_eyeballs_delay), "happy eyeballs");
+    co_await group.wait(); // cancelling the caller cancels every attempt, and waits for them
+    won = std::move(r->winner);
+    for (std::exception_ptr& e : r->errors)
+      if (e && !first_error)
+        first_error = e;
+  } else {
+    won = co_await connect_one_by_one(candidates, first_error);
+  }
+  if (!won)
+    std::rethrow_exception(first_error);
+  // A failed TLS handshake does not move on: the next address would present the same certificate.
+  if (host.empty())
+    host = won->second.ip();
+  connection c = make_streams(std::move(won->first), std::move(won->second), o);
+  connection done = co_await maybe_tls(std::move(c), o, std::move(host)); // named: g++ 12 and temporaries
+  co_return done;
+}
+
+} // namespace
+
+task<connection> open_connection(std::string host, std::uint16_t port, stream_options o) {
+  std::vector<address> candidates = co_await resolve(host, port);
+  connection c = co_await connect_candidates(std::move(candidates), o, std::move(host));
+  co_return c;
+}
+
+task<connection> open_connection(std::vector<address> candidates, stream_options o) {
+  return connect_candidates(std::move(candidates), o, std::string());
 }
 
 task<connection> open_unix_connection(std::string path, stream_options o) {

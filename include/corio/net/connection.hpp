@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "corio/net/address.hpp"
 #include "corio/net/socket.hpp"
@@ -19,7 +20,8 @@ struct connection {
   stream_writer writer;
 };
 
-/// Connects to `host`:`port` (see resolve(); each address is tried in turn) and returns the streams.
+/// Connects to `host`:`port` (see resolve(); each address is tried in turn, or raced with Happy Eyeballs
+/// when options.happy_eyeballs_delay is set) and returns the streams.
 /// Raises std::system_error naming the address, e.g. "corio: connect to 127.0.0.1:9: Connection
 /// refused". Cancellable (also with corio::timeout): a cancelled connect leaves no socket behind.
 /// With `options.tls` the TLS handshake follows the connect (SNI and the certificate check use
@@ -29,6 +31,12 @@ struct connection {
                                                stream_options options = stream_options());
 /// Connects to an address (IP or Unix).
 [[nodiscard]] task<connection> open_connection(address remote, stream_options options = stream_options());
+/// Connects to the first of `candidates` that accepts, tried in turn or with Happy Eyeballs as options
+/// say (what open_connection(host, port) does after resolving). The error of the first candidate if
+/// none connects; std::invalid_argument for an empty list. TLS checks options.server_hostname, else
+/// the IP address that connected.
+[[nodiscard]] task<connection> open_connection(std::vector<address> candidates,
+                                               stream_options options = stream_options());
 /// Connects to the Unix-domain socket at `path` ('\0' first: abstract namespace).
 [[nodiscard]] task<connection> open_unix_connection(std::string path, stream_options options = stream_options());
 

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -50,6 +51,16 @@ struct stream_options {
   /// How long the handshake may take before it fails with tls_error (tls_errc::handshake_timeout);
   /// zero: no limit.
   duration tls_handshake_timeout = std::chrono::seconds(60);
+  /// open_connection to a host with several addresses: Happy Eyeballs (RFC 8305, asyncio's
+  /// happy_eyeballs_delay). Unset: the addresses are tried one after the other, each until it fails.
+  /// Set: the next address is tried as soon as the one before fails or this much time passed since it
+  /// started, while the earlier ones go on; the first to connect wins and the others are cancelled
+  /// (RFC 8305 recommends 250 ms).
+  std::optional<duration> happy_eyeballs_delay{};
+  /// Reorders the addresses so that the families take turns, the first family's first `interleave`
+  /// addresses first (asyncio's interleave). Unset: 1 with happy_eyeballs_delay, else no reordering;
+  /// 0: no reordering.
+  std::optional<std::size_t> interleave{};
 };
 
 } // namespace corio
