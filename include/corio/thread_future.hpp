@@ -28,7 +28,7 @@ namespace detail {
 /// States: posted (the start is queued on the loop) → running (a task of its own there) → done (result or
 /// exception stored, waiters notified). Ends early in done with loop_error when the loop drops the start
 /// (closed) or destroys the task unstarted (torn down): a waiter never hangs on a loop that is gone.
-template <class T> struct thread_call {
+template <class T> struct threadsafe_call {
   std::mutex mutex;
   std::condition_variable done_cv;
   bool done = false;             // guarded by mutex
@@ -37,7 +37,7 @@ template <class T> struct thread_call {
   join_handle<> task;            // the loop's thread only
   event_loop* loop;
 
-  explicit thread_call(event_loop* l) noexcept : loop(l) {}
+  explicit threadsafe_call(event_loop* l) noexcept : loop(l) {}
   /// Stores an exception as the result, unless one is there already. Any thread.
   void fail(std::exception_ptr e) noexcept {
     std::lock_guard lock(mutex);
@@ -51,22 +51,22 @@ template <class T> struct thread_call {
 
 /// Fails the call with loop_error if it is destroyed before the call finished: the loop dropped the
 /// posted start (closed) or destroyed the task's frame unstarted (torn down).
-template <class T> class thread_call_guard {
+template <class T> class threadsafe_call_guard {
 public:
-  explicit thread_call_guard(std::shared_ptr<thread_call<T>> c) noexcept : call_(std::move(c)) {}
-  thread_call_guard(thread_call_guard&&) noexcept = default;
-  thread_call_guard& operator=(thread_call_guard&&) = delete;
-  ~thread_call_guard() {
+  explicit threadsafe_call_guard(std::shared_ptr<threadsafe_call<T>> c) noexcept : call_(std::move(c)) {}
+  threadsafe_call_guard(threadsafe_call_guard&&) noexcept = default;
+  threadsafe_call_guard& operator=(threadsafe_call_guard&&) = delete;
+  ~threadsafe_call_guard() {
     if (call_)
       call_->fail(std::make_exception_ptr(
           loop_error("corio: the loop closed before run_coroutine_threadsafe()'s call finished")));
   }
-  [[nodiscard]] std::shared_ptr<thread_call<T>> share() const noexcept { return call_; }
-  thread_call<T>& operator*() const noexcept { return *call_; }
-  thread_call<T>* operator->() const noexcept { return call_.get(); }
+  [[nodiscard]] std::shared_ptr<threadsafe_call<T>> share() const noexcept { return call_; }
+  threadsafe_call<T>& operator*() const noexcept { return *call_; }
+  threadsafe_call<T>* operator->() const noexcept { return call_.get(); }
 
 private:
-  std::shared_ptr<thread_call<T>> call_;
+  std::shared_ptr<threadsafe_call<T>> call_;
 };
 
 } // namespace detail
@@ -105,14 +105,14 @@ public:
   /// loop_error if the loop closed first. Leaves the future invalid.
   T get() {
     wait();
-    std::shared_ptr<detail::thread_call<T>> c = std::move(call_);
+    std::shared_ptr<detail::threadsafe_call<T>> c = std::move(call_);
     return c->result.take();
   }
   /// Asks the loop to cancel the work (it raises cancelled_error at its await point, and get() then
   /// throws cancelled_error unless the work catches it). Returns false if the work is already done.
   /// Any thread; asynchronous: done() may still be false when it returns.
   bool cancel() {
-    detail::thread_call<T>& c = need();
+    detail::threadsafe_call<T>& c = need();
     {
       std::lock_guard lock(c.mutex);
       if (c.done)
@@ -131,9 +131,9 @@ public:
 
 private:
   template <class F> friend thread_future<detail::remote_result_t<F>> run_coroutine_threadsafe(event_loop&, F);
-  explicit thread_future(std::shared_ptr<detail::thread_call<T>> c) noexcept : call_(std::move(c)) {}
+  explicit thread_future(std::shared_ptr<detail::threadsafe_call<T>> c) noexcept : call_(std::move(c)) {}
 
-  detail::thread_call<T>& need() const {
+  detail::threadsafe_call<T>& need() const {
     if (!call_)
       throw invalid_state_error("corio: use of an empty thread_future");
     return *call_;
@@ -144,11 +144,11 @@ private:
                        "co_await the work there instead");
   }
 
-  std::shared_ptr<detail::thread_call<T>> call_;
+  std::shared_ptr<detail::threadsafe_call<T>> call_;
 };
 
 namespace detail {
-template <class T, class F> task<> run_threadsafe_body(thread_call_guard<T> call, F fn) {
+template <class T, class F> task<> run_threadsafe_body(threadsafe_call_guard<T> call, F fn) {
   result_slot<T> r;
   try {
     if constexpr (std::is_void_v<T>) {
@@ -189,9 +189,9 @@ template <class T, class F> task<> run_threadsafe_body(thread_call_guard<T> call
 ///     });
 template <class F> thread_future<detail::remote_result_t<F>> run_coroutine_threadsafe(event_loop& loop, F fn) {
   using T = detail::remote_result_t<F>;
-  auto call = std::make_shared<detail::thread_call<T>>(&loop);
-  loop.call_soon_threadsafe([guard = detail::thread_call_guard<T>(call), fn = std::move(fn)]() mutable {
-    std::shared_ptr<detail::thread_call<T>> c = guard.share();
+  auto call = std::make_shared<detail::threadsafe_call<T>>(&loop);
+  loop.call_soon_threadsafe([guard = detail::threadsafe_call_guard<T>(call), fn = std::move(fn)]() mutable {
+    std::shared_ptr<detail::threadsafe_call<T>> c = guard.share();
     join_handle<> h =
         spawn(*c->loop, detail::run_threadsafe_body<T, F>(std::move(guard), std::move(fn)), "run_coroutine_threadsafe");
     bool cancel;
