@@ -83,6 +83,45 @@ task<std::vector<address>> resolve_dns(std::string host, std::uint16_t port, add
   co_return std::move(r.addresses);
 }
 
+namespace {
+struct name_result {
+  name_info info;
+  int code = 0;
+  int sys_errno = 0;
+};
+
+name_result lookup_name(const address& a, name_flags flags) {
+  const auto has = [flags](name_flags f) { return (static_cast<unsigned>(flags) & static_cast<unsigned>(f)) != 0; };
+  const int ni = (has(name_flags::numeric_host) ? NI_NUMERICHOST : 0) |
+                 (has(name_flags::numeric_service) ? NI_NUMERICSERV : 0) |
+                 (has(name_flags::name_required) ? NI_NAMEREQD : 0) | (has(name_flags::no_fqdn) ? NI_NOFQDN : 0) |
+                 (has(name_flags::datagram) ? NI_DGRAM : 0);
+  char host[NI_MAXHOST];
+  char service[NI_MAXSERV];
+  name_result r;
+  r.code = ::getnameinfo(static_cast<const sockaddr*>(a.data()), static_cast<socklen_t>(a.size()), host, sizeof host,
+                         service, sizeof service, ni);
+  if (r.code != 0) {
+    r.sys_errno = errno;
+    return r;
+  }
+  r.info = name_info{host, service};
+  return r;
+}
+} // namespace
+
+task<name_info> resolve_name(address a, name_flags flags) {
+  if (!a.is_ip())
+    throw std::invalid_argument("corio: resolve_name() needs an IP address, not " + a.to_string());
+  auto run = [a, flags] { return lookup_name(a, flags); }; // by value: a cancelled await leaves it running
+  name_result r = co_await to_thread(run);
+  if (r.code == EAI_SYSTEM)
+    throw std::system_error(r.sys_errno, std::generic_category(), "corio: cannot find the name of " + a.to_string());
+  if (r.code != 0)
+    throw std::system_error(r.code, resolve_category(), "corio: cannot find the name of " + a.to_string());
+  co_return std::move(r.info);
+}
+
 task<std::vector<address>> resolve(std::string host, std::uint16_t port) {
   std::vector<address> out = resolve_numeric(host, port);
   if (out.empty())

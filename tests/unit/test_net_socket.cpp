@@ -527,6 +527,26 @@ TEST(NetResolve, CancelledLookupReturnsAtOnce) {
   });
 }
 
+TEST(NetResolve, NamesOfAddresses) {
+  corio::testing::leak_check leaks;
+  run_mock([](auto*) -> task<> {
+    corio::name_info numeric = co_await corio::resolve_name(
+        address::loopback_ipv4(80), corio::name_flags::numeric_host | corio::name_flags::numeric_service);
+    EXPECT_EQ(numeric.host, "127.0.0.1");
+    EXPECT_EQ(numeric.service, "80");
+    // Whatever /etc/hosts calls 127.0.0.1 (usually "localhost"), the name leads back to it.
+    corio::name_info named = co_await corio::resolve_name(address::loopback_ipv4(8080));
+    EXPECT_FALSE(named.host.empty());
+    EXPECT_FALSE(named.service.empty()); // "http-alt" from /etc/services, or "8080"
+    std::vector<address> back = co_await corio::resolve_dns(named.host, 8080);
+    EXPECT_NE(std::find(back.begin(), back.end(), address::loopback_ipv4(8080)), back.end()) << named.host;
+    corio::name_info v6 = co_await corio::resolve_name(address::loopback_ipv6(443), corio::name_flags::numeric_host);
+    EXPECT_EQ(v6.host, "::1");
+    EXPECT_THROW(co_await corio::resolve_name(address::unix_path("/tmp/x")), std::invalid_argument);
+    expect_only_main_task();
+  });
+}
+
 // ---- datagrams ----------------------------------------------------------------------------------------
 
 task<> datagram_round_trip(address loopback) {

@@ -29,6 +29,32 @@ namespace corio {
 [[nodiscard]] task<std::vector<address>> resolve_dns(std::string host, std::uint16_t port,
                                                      address_family family = address_family::unspecified);
 
+/// What resolve_name() found for an address: the host's name and the port's service name.
+struct name_info {
+  std::string host;
+  std::string service;
+};
+
+/// Flags of resolve_name() (getnameinfo's NI_* flags, combined with |).
+enum class name_flags : unsigned {
+  none = 0,
+  numeric_host = 1,    // NI_NUMERICHOST: the address as text, no lookup
+  numeric_service = 2, // NI_NUMERICSERV: the port as digits
+  name_required = 4,   // NI_NAMEREQD: an error instead of the numeric form when the host has no name
+  no_fqdn = 8,         // NI_NOFQDN: only the host part of a local name
+  datagram = 16,       // NI_DGRAM: the service's UDP name
+};
+[[nodiscard]] constexpr name_flags operator|(name_flags a, name_flags b) noexcept {
+  return static_cast<name_flags>(static_cast<unsigned>(a) | static_cast<unsigned>(b));
+}
+
+/// getnameinfo() for an IP address (asyncio's loop.getnameinfo), run on the loop's default thread pool:
+/// the host's name (/etc/hosts, then DNS; its numeric form when it has none, unless name_required) and
+/// the service's (from /etc/services, else the port's digits). Cancellable as resolve_dns() is.
+/// std::invalid_argument for an address that is not IP; a failed lookup raises std::system_error in
+/// resolve_category() naming the address.
+[[nodiscard]] task<name_info> resolve_name(address a, name_flags flags = name_flags::none);
+
 /// The error category of resolve_dns() failures: values are getaddrinfo's EAI_* codes.
 [[nodiscard]] const std::error_category& resolve_category() noexcept;
 
