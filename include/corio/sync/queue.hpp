@@ -1,250 +1,48 @@
 // corio::queue<T>: a FIFO queue between tasks of one loop (asyncio.Queue, with Python 3.13's shutdown).
 #pragma once
 
-#include <concepts>
-#include <coroutine>
 #include <cstddef>
-#include <optional>
-#include <stdexcept>
-#include <type_traits>
 #include <utility>
 
-#include "corio/detail/wait_node.hpp"
-#include "corio/errors.hpp"
+#include "corio/sync/basic_queue.hpp"
 #include "corio/sync/ring_buffer.hpp"
-#include "corio/sync/waiter.hpp"
 
 namespace corio {
+namespace detail {
 
-/// Raised by put() once the queue is shut down, and by get() once it is shut down and empty
-/// (asyncio.QueueShutDown).
-class queue_shut_down : public std::runtime_error {
+/// corio::queue's storage: first in, first out; an item given back by a cancelled getter was the
+/// oldest, so it goes back to the front.
+template <class T> class fifo_storage {
 public:
-  queue_shut_down() : std::runtime_error("corio: the queue is shut down") {}
+  using entry = T;
+
+  static T&& make(T&& item) noexcept { return std::move(item); }
+  static T&& unwrap(T&& e) noexcept { return std::move(e); }
+  void push(T&& e) { items_.push_back(std::move(e)); }
+  void restore(T&& e) { items_.push_front(std::move(e)); }
+  T pop() { return items_.pop_front(); }
+  void clear() noexcept { items_.clear(); }
+  [[nodiscard]] std::size_t size() const noexcept { return items_.size(); }
+  [[nodiscard]] bool empty() const noexcept { return items_.empty(); }
+
+private:
+  ring_buffer<T> items_;
 };
+
+} // namespace detail
 
 /// A FIFO queue of T (asyncio.Queue). T only needs to be movable.
 ///
-/// Capacity: maxsize 0 is unbounded; otherwise put() waits while the queue is full.
-/// Fairness and hand-off: getters and putters are each served in arrival order. put() hands its item
-/// straight to the longest-waiting getter; get() that frees a slot moves the longest-waiting putter's
-/// item in at once. So no newcomer overtakes a waiter, and items leave in the order they were put.
-/// Invariants: a getter waits ⇒ the queue is empty; a putter waits ⇒ the queue is full.
-/// Cancellation:
-/// - get(): a getter cancelled while waiting leaves the queue; one cancelled after an item was handed
-///   to it puts the item back at the front (or hands it to the next getter) and raises cancelled_error:
-///   no item is ever lost. (The queue may then briefly hold maxsize + 1 items.)
-/// - put(): a putter cancelled while waiting leaves with its item and raises cancelled_error. Once its
-///   item is in the queue the put has happened: it returns normally, and the cancellation is raised at
-///   the task's next await point (level-triggered) — so a cancelled put never lies about its item.
-/// join()/task_done(): every item put counts as unfinished until a task_done() call for it; join()
-/// waits until none is. task_done() more times than items were put raises invalid_state_error.
-/// shutdown(immediate = false) (Python 3.13): put() raises queue_shut_down from then on, and so does
-/// get() once the queue is empty; waiting putters and getters raise it at once. immediate also drops
-/// the queued items, counting each as done, so join() returns once the items already taken are done.
-/// No allocation per wait; the items live in a ring buffer that only allocates to grow or shrink, so a
-/// queue whose size stays within bounds allocates nothing in steady state. Single-threaded.
-template <class T> class queue {
-  class get_awaiter;
-  class put_awaiter;
-  class join_awaiter;
-
+/// Items leave in the order they were put. Waiting, hand-off, cancellation, join()/task_done() and
+/// shutdown(immediate) are basic_queue's (see there): getters and putters are served in arrival order, a
+/// put item goes straight to the longest-waiting getter, and no item is ever lost to a cancellation (a
+/// getter cancelled after an item was handed to it puts the item back at the front).
+/// The items live in a ring buffer that only allocates to grow or shrink, so a queue whose size stays
+/// within bounds allocates nothing in steady state. Single-threaded.
+template <class T> class queue : public basic_queue<T, detail::fifo_storage<T>> {
 public:
-  using value_type = T;
-
-  explicit queue(std::size_t maxsize = 0) noexcept : maxsize_(maxsize) {}
-  queue(const queue&) = delete;
-  queue& operator=(const queue&) = delete;
-  ~queue() = default;
-
-  /// `co_await q.put(item)`: waits for room, then adds the item. queue_shut_down after shutdown().
-  [[nodiscard]] put_awaiter put(T item) { return put_awaiter(*this, std::move(item)); }
-  /// `T x = co_await q.get()`: waits for an item. queue_shut_down if shut down and empty.
-  [[nodiscard]] get_awaiter get() noexcept { return get_awaiter(*this); }
-  /// Adds the item if there is room (or a getter waits) and returns true; false if the queue is full
-  /// (the item is then left untouched). queue_shut_down after shutdown().
-  bool try_put(T&& item) {
-    if (shut_down_)
-      throw queue_shut_down();
-    if (!getters_.empty() || !full()) {
-      add(std::move(item));
-      return true;
-    }
-    return false;
-  }
-  bool try_put(const T& item) requires std::copy_constructible<T> {
-    T copy(item);
-    return try_put(std::move(copy));
-  }
-  /// The first item, or nullopt if the queue is empty. queue_shut_down if shut down and empty.
-  [[nodiscard]] std::optional<T> try_get() {
-    if (!items_.empty())
-      return take();
-    if (shut_down_)
-      throw queue_shut_down();
-    return std::nullopt;
-  }
-  /// `co_await q.join()`: waits until every item put so far has been marked task_done().
-  [[nodiscard]] join_awaiter join() noexcept { return join_awaiter(*this); }
-  /// Marks one item taken with get() as processed. invalid_state_error if no item is unfinished.
-  void task_done() {
-    if (unfinished_ == 0)
-      throw invalid_state_error("corio: queue.task_done() called more times than there were items");
-    finish(1);
-  }
-  /// See the class comment. Idempotent; immediate may follow a plain shutdown.
-  void shutdown(bool immediate = false) {
-    shut_down_ = true;
-    if (immediate) {
-      drained_ = true;
-      const std::size_t dropped = items_.size();
-      items_.clear();
-      finish(dropped);
-    }
-    while (detail::wait_node* w = getters_.front()) // the queue is empty when getters wait
-      shut(static_cast<get_awaiter*>(w));
-    while (detail::wait_node* w = putters_.front())
-      shut(static_cast<put_awaiter*>(w));
-  }
-
-  [[nodiscard]] std::size_t size() const noexcept { return items_.size(); }
-  [[nodiscard]] bool empty() const noexcept { return items_.empty(); }
-  [[nodiscard]] bool full() const noexcept { return maxsize_ > 0 && items_.size() >= maxsize_; }
-  [[nodiscard]] std::size_t maxsize() const noexcept { return maxsize_; }
-  [[nodiscard]] bool is_shut_down() const noexcept { return shut_down_; }
-  /// Items put and not yet marked task_done().
-  [[nodiscard]] std::size_t unfinished() const noexcept { return unfinished_; }
-
-private:
-  /// Adds an item (room or a getter is known to be there): straight to the first getter, if any.
-  void add(T&& item) {
-    ++unfinished_;
-    if (detail::wait_node* w = getters_.front())
-      hand(static_cast<get_awaiter*>(w), std::move(item));
-    else
-      items_.push_back(std::move(item));
-  }
-  /// Takes the first item; the first waiting putter's item takes the freed slot.
-  T take() {
-    T out = items_.pop_front();
-    if (detail::wait_node* w = putters_.front()) {
-      auto* p = static_cast<put_awaiter*>(w);
-      items_.push_back(std::move(p->item_));
-      ++unfinished_;
-      p->grant();
-    }
-    return out;
-  }
-  /// An item handed to a getter that was cancelled before it ran: it was the oldest, so it goes first.
-  void put_back(T&& item) {
-    if (detail::wait_node* w = getters_.front())
-      hand(static_cast<get_awaiter*>(w), std::move(item));
-    else if (drained_)
-      finish(1); // shut down with immediate: dropped like the rest
-    else
-      items_.push_front(std::move(item));
-  }
-  void hand(get_awaiter* g, T&& item) {
-    g->slot_.emplace(std::move(item));
-    g->grant();
-  }
-  template <class W> void shut(W* w) {
-    w->shut_ = true;
-    w->grant();
-  }
-  void finish(std::size_t n) {
-    unfinished_ -= n;
-    if (unfinished_ == 0)
-      while (detail::wait_node* w = joiners_.front())
-        static_cast<detail::sync_waiter*>(w)->grant();
-  }
-
-  detail::ring_buffer<T> items_;
-  std::size_t maxsize_;
-  std::size_t unfinished_ = 0;
-  bool shut_down_ = false;
-  bool drained_ = false; // shutdown(immediate = true) happened
-  detail::wait_list getters_;
-  detail::wait_list putters_;
-  detail::wait_list joiners_;
-};
-
-template <class T> class [[nodiscard]] queue<T>::get_awaiter final : public detail::sync_waiter {
-public:
-  explicit get_awaiter(queue& q) noexcept : q_(&q) {}
-  bool await_ready() {
-    start("queue.get()");
-    if (!q_->items_.empty()) {
-      slot_.emplace(q_->take());
-      return true;
-    }
-    if (q_->shut_down_)
-      throw queue_shut_down();
-    return false;
-  }
-  void await_suspend(std::coroutine_handle<> h) noexcept { suspend_on(q_->getters_, h); }
-  T await_resume() {
-    if (cancelling()) {
-      if (slot_) // handed an item, cancelled before running: nobody loses it
-        q_->put_back(std::move(*slot_));
-      task->raise_cancel();
-    }
-    if (shut_)
-      throw queue_shut_down();
-    return std::move(*slot_);
-  }
-  [[nodiscard]] const char* what() const noexcept override { return "queue.get"; }
-
-private:
-  friend queue;
-  queue* q_;
-  std::optional<T> slot_;
-  bool shut_ = false;
-};
-
-template <class T> class [[nodiscard]] queue<T>::put_awaiter final : public detail::sync_waiter {
-public:
-  put_awaiter(queue& q, T&& item) noexcept(std::is_nothrow_move_constructible_v<T>) : q_(&q), item_(std::move(item)) {}
-  bool await_ready() {
-    start("queue.put()");
-    return q_->try_put(std::move(item_)); // queue_shut_down after shutdown()
-  }
-  void await_suspend(std::coroutine_handle<> h) noexcept { suspend_on(q_->putters_, h); }
-  void await_resume() const {
-    if (shut_) {
-      if (cancelling())
-        task->raise_cancel();
-      throw queue_shut_down();
-    }
-    if (!granted() && cancelling()) // withdrawn by the cancel, item and all
-      task->raise_cancel();
-    // Put (at once, or granted): a cancel that came later is raised at the next await point.
-  }
-  [[nodiscard]] const char* what() const noexcept override { return "queue.put"; }
-
-private:
-  friend queue;
-  queue* q_;
-  T item_;
-  bool shut_ = false;
-};
-
-template <class T> class [[nodiscard]] queue<T>::join_awaiter final : public detail::sync_waiter {
-public:
-  explicit join_awaiter(queue& q) noexcept : q_(&q) {}
-  bool await_ready() {
-    start("queue.join()");
-    return q_->unfinished_ == 0;
-  }
-  void await_suspend(std::coroutine_handle<> h) noexcept { suspend_on(q_->joiners_, h); }
-  void await_resume() const {
-    if (cancelling())
-      task->raise_cancel();
-  }
-  [[nodiscard]] const char* what() const noexcept override { return "queue.join"; }
-
-private:
-  queue* q_;
+  /// maxsize 0: unbounded.
+  explicit queue(std::size_t maxsize = 0) noexcept : basic_queue<T, detail::fifo_storage<T>>(maxsize) {}
 };
 
 } // namespace corio

@@ -1,0 +1,817 @@
+// corio::priority_queue<T, Compare> and corio::lifo_queue<T>: their order (sorted, stable among equals,
+// custom comparators; last in, first out), and the waiting, hand-off, cancellation, join/task_done and
+// shutdown rules they share with corio::queue (basic_queue).
+#include <corio/run.hpp>
+#include <corio/sleep.hpp>
+#include <corio/spawn.hpp>
+#include <corio/sync.hpp>
+#include <corio/testing/mock_clock.hpp>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <functional>
+#include <memory>
+#include <new>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "leak_check.hpp"
+#include "loop_fixture.hpp"
+
+// Allocations are counted (with a replaced global operator new) to show that steady-state traffic
+// allocates nothing: the heap and the stack only allocate to grow.
+namespace {
+std::size_t allocations = 0;
+} // namespace
+
+void* operator new(std::size_t n) {
+  ++allocations;
+  if (void* p = std::malloc(n != 0 ? n : 1))
+    return p;
+  throw std::bad_alloc();
+}
+namespace {
+// Out of line, as in test_sync_alloc.cpp (-Wmismatched-new-delete once both are inlined).
+[[gnu::noinline]] void release(void* p) noexcept { std::free(p); }
+} // namespace
+void operator delete(void* p) noexcept { release(p); }
+void operator delete(void* p, std::size_t) noexcept { release(p); }
+
+using namespace std::chrono_literals;
+using corio::task;
+using corio::testing::expect_no_other_task;
+using corio::testing::run_then_abandon;
+using corio::testing::was_cancelled;
+
+namespace {
+
+using log_t = std::vector<int>;
+using int_pq = corio::priority_queue<int>;
+using int_lifo = corio::lifo_queue<int>;
+
+/// A move-only item with a priority: ordered by `priority` only, like Python's (priority, data) tuples.
+struct job {
+  int priority = 0;
+  int id = 0;
+  std::unique_ptr<int> payload;
+};
+struct by_priority {
+  bool operator()(const job& a, const job& b) const { return a.priority < b.priority; }
+};
+using job_queue = corio::priority_queue<job, by_priority>;
+job make_job(int priority, int id) { return job{priority, id, std::make_unique<int>(id)}; }
+
+class SyncPriorityQueue : public corio::testing::ordered_and_shuffled {};
+class SyncLifoQueue : public corio::testing::ordered_and_shuffled {};
+
+INSTANTIATE_TEST_SUITE_P(Order, SyncPriorityQueue, corio::testing::ready_orders());
+INSTANTIATE_TEST_SUITE_P(Order, SyncLifoQueue, corio::testing::ready_orders());
+
+corio::time_point now() { return corio::event_loop::current()->time(); }
+
+/// Arrives after `arrive`, gets one item and logs it.
+template <class Q> task<> getter(Q& q, log_t& log, corio::duration arrive) {
+  if (arrive > 0ms)
+    co_await corio::sleep(arrive);
+  log.push_back(co_await q.get());
+}
+
+/// Arrives after `arrive`, puts `v`, logs it once put() returned, then awaits once more.
+template <class Q> task<> putter(Q& q, log_t& done, int v, corio::duration arrive) {
+  if (arrive > 0ms)
+    co_await corio::sleep(arrive);
+  co_await q.put(v);
+  done.push_back(v);
+  co_await corio::sleep(0ms);
+}
+
+template <class Q> task<int> get_one(Q& q, corio::duration arrive) {
+  co_await corio::sleep(arrive);
+  co_return co_await q.get();
+}
+
+/// Gets until the queue is shut down, marking each item done after `work`; returns how many it got.
+template <class Q> task<int> worker(Q& q, log_t& log, corio::duration work) {
+  int n = 0;
+  while (true) {
+    std::optional<int> v;
+    try {
+      v = co_await q.get();
+    } catch (const corio::queue_shut_down&) {
+    }
+    if (!v)
+      co_return n;
+    ++n;
+    co_await corio::sleep(work);
+    log.push_back(*v);
+    q.task_done();
+  }
+}
+
+template <class Q> task<std::string> get_outcome(Q& q) {
+  try {
+    co_return std::to_string(co_await q.get());
+  } catch (const corio::queue_shut_down&) {
+  }
+  co_return "shut down";
+}
+template <class Q> task<std::string> put_outcome(Q& q, int v) {
+  try {
+    co_await q.put(v);
+    co_return "put";
+  } catch (const corio::queue_shut_down&) {
+  }
+  co_return "shut down";
+}
+
+template <class Q> task<log_t> drain(Q& q) {
+  log_t out;
+  while (!q.empty())
+    out.push_back(co_await q.get());
+  co_return out;
+}
+
+// ---- priority_queue: order ----
+
+TEST_P(SyncPriorityQueue, RandomInsertsComeOutSorted) {
+  run([]() -> task<> {
+    int_pq q;
+    std::mt19937 rng(42);
+    std::uniform_int_distribution<int> dist(-50, 50);
+    log_t put;
+    for (int i = 0; i < 300; ++i) {
+      put.push_back(dist(rng));
+      co_await q.put(put.back());
+    }
+    EXPECT_EQ(q.size(), 300u);
+    std::sort(put.begin(), put.end());
+    const log_t got = co_await drain(q);
+    EXPECT_EQ(got, put);
+  });
+}
+
+TEST_P(SyncPriorityQueue, InterleavedPutsAndGetsAlwaysReturnTheSmallest) {
+  run([]() -> task<> {
+    int_pq q;
+    std::multiset<int> model;
+    std::mt19937 rng(7);
+    std::size_t puts = 0;
+    for (int round = 0; round < 2000; ++round) {
+      if (model.empty() || rng() % 3 != 0) {
+        const int v = static_cast<int>(rng() % 1000);
+        ++puts;
+        model.insert(v);
+        EXPECT_TRUE(q.try_put(v));
+      } else {
+        EXPECT_EQ(co_await q.get(), *model.begin());
+        model.erase(model.begin());
+      }
+      EXPECT_EQ(q.size(), model.size());
+    }
+    EXPECT_EQ(q.unfinished(), puts);
+  });
+}
+
+TEST_P(SyncPriorityQueue, EqualItemsLeaveInTheOrderTheyWerePut) {
+  run([]() -> task<> {
+    job_queue q;
+    for (int id = 0; id < 60; ++id)
+      co_await q.put(make_job(id % 3, id)); // priorities 0, 1, 2, 0, 1, 2, ...
+    for (int priority = 0; priority < 3; ++priority)
+      for (int id = priority; id < 60; id += 3) {
+        job j = co_await q.get();
+        EXPECT_EQ(j.priority, priority);
+        EXPECT_EQ(j.id, id);
+        EXPECT_EQ(*j.payload, id);
+      }
+    EXPECT_TRUE(q.empty());
+  });
+}
+
+TEST_P(SyncPriorityQueue, CustomComparator) {
+  run([]() -> task<> {
+    corio::priority_queue<int, std::greater<int>> q(0, std::greater<int>{});
+    for (int v : {3, 9, 1, 7, 5})
+      co_await q.put(v);
+    log_t got;
+    while (auto v = q.try_get())
+      got.push_back(*v);
+    EXPECT_EQ(got, (log_t{9, 7, 5, 3, 1}));
+    // A comparator with state.
+    auto by_distance = [](int to) { return [to](int a, int b) { return std::abs(a - to) < std::abs(b - to); }; };
+    corio::priority_queue<int, decltype(by_distance(0))> near(0, by_distance(10));
+    for (int v : {0, 12, 30, 9, 10})
+      EXPECT_TRUE(near.try_put(v));
+    const log_t by_nearness = co_await drain(near); // await into a named local (g++ 12, HAZARDS.md 2)
+    EXPECT_EQ(by_nearness, (log_t{10, 9, 12, 0, 30}));
+  });
+}
+
+TEST_P(SyncPriorityQueue, TryPutAndTryGet) {
+  run([]() -> task<> {
+    int_pq q(2);
+    EXPECT_FALSE(q.try_get().has_value());
+    EXPECT_TRUE(q.try_put(5));
+    const int two = 2;
+    EXPECT_TRUE(q.try_put(two));
+    EXPECT_TRUE(q.full());
+    EXPECT_FALSE(q.try_put(1)); // full
+    EXPECT_EQ(q.size(), 2u);
+    EXPECT_EQ(q.try_get(), 2);
+    EXPECT_EQ(q.try_get(), 5);
+    EXPECT_EQ(q.try_get(), std::nullopt);
+    co_return;
+  });
+}
+
+TEST_P(SyncPriorityQueue, MoveOnlyItemsWithACustomComparator) {
+  run([]() -> task<> {
+    job_queue q(1);
+    auto producer = [](job_queue& out) -> task<> {
+      for (int i = 0; i < 5; ++i)
+        co_await out.put(make_job(10 - i, i));
+    };
+    auto h = corio::spawn(producer(q));
+    co_await corio::sleep(1ms);
+    EXPECT_TRUE(q.full());
+    job extra = make_job(0, 99);
+    EXPECT_FALSE(q.try_put(std::move(extra)));
+    EXPECT_NE(extra.payload, nullptr) << "a refused item is left untouched";
+    for (int i = 0; i < 5; ++i) {
+      job j = co_await q.get(); // one at a time: the order they are put
+      EXPECT_EQ(j.id, i);
+      EXPECT_EQ(*j.payload, i);
+    }
+    co_await h;
+    EXPECT_TRUE(q.try_put(std::move(extra)));
+    EXPECT_EQ(*q.try_get()->payload, 99);
+  });
+}
+
+// ---- priority_queue: waiting, hand-off, cancellation ----
+
+TEST_P(SyncPriorityQueue, BoundedPutWaitsAndPuttersAreLetInInArrivalOrder) {
+  run([]() -> task<> {
+    int_pq q(2);
+    log_t put_done;
+    co_await q.put(10);
+    co_await q.put(20);
+    std::vector<corio::join_handle<>> hs;
+    hs.push_back(corio::spawn(putter(q, put_done, 1, 3ms))); // waits third
+    hs.push_back(corio::spawn(putter(q, put_done, 2, 1ms))); // first
+    hs.push_back(corio::spawn(putter(q, put_done, 3, 2ms))); // second
+    co_await corio::sleep(10ms);
+    EXPECT_TRUE(put_done.empty()); // all three wait for room
+    log_t got;
+    for (int i = 0; i < 5; ++i) {
+      got.push_back(co_await q.get());
+      EXPECT_EQ(q.size(), i < 3 ? 2u : 4u - i); // each get lets the first putter's item in at once
+    }
+    // Putters are let in by arrival (2, 3, 1), not by their item; once in, the smallest leaves first.
+    EXPECT_EQ(got, (log_t{10, 2, 3, 1, 20}));
+    for (auto& h : hs)
+      co_await h;
+    std::sort(put_done.begin(), put_done.end());
+    EXPECT_EQ(put_done, (log_t{1, 2, 3}));
+    expect_no_other_task();
+  });
+}
+
+TEST_P(SyncPriorityQueue, PutHandsItsItemToTheLongestWaitingGetter) {
+  run([]() -> task<> {
+    int_pq q;
+    auto c = corio::spawn(get_one(q, 3ms));
+    auto a = corio::spawn(get_one(q, 1ms));
+    auto b = corio::spawn(get_one(q, 2ms));
+    co_await corio::sleep(10ms);
+    co_await q.put(30); // the queue is empty: each item is the smallest there is when it is put
+    EXPECT_EQ(q.try_get(), std::nullopt) << "the item was handed to a waiting getter";
+    co_await q.put(10);
+    co_await q.put(20);
+    EXPECT_TRUE(q.empty());
+    EXPECT_EQ(co_await a, 30);
+    EXPECT_EQ(co_await b, 10);
+    EXPECT_EQ(co_await c, 20);
+    EXPECT_EQ(q.unfinished(), 3u);
+    expect_no_other_task();
+  });
+}
+
+TEST_P(SyncPriorityQueue, CancelAQueuedGetter) {
+  run([]() -> task<> {
+    int_pq q;
+    log_t log;
+    auto a = corio::spawn(getter(q, log, 1ms));
+    auto b = corio::spawn(getter(q, log, 2ms));
+    co_await corio::sleep(5ms);
+    a.cancel();
+    EXPECT_TRUE(co_await was_cancelled(a));
+    co_await q.put(7);
+    co_await b;
+    EXPECT_EQ(log, (log_t{7}));
+  });
+}
+
+TEST_P(SyncPriorityQueue, GetterCancelledAfterTheHandOffPassesTheItemToTheNextGetter) {
+  run([]() -> task<> {
+    int_pq q;
+    log_t log;
+    auto a = corio::spawn(getter(q, log, 1ms));
+    auto b = corio::spawn(getter(q, log, 2ms));
+    co_await corio::sleep(5ms);
+    co_await q.put(7); // handed to a...
+    a.cancel();        // ...which is cancelled before it runs
+    EXPECT_TRUE(co_await was_cancelled(a));
+    co_await b;
+    EXPECT_EQ(log, (log_t{7}));
+    EXPECT_EQ(q.unfinished(), 1u);
+    expect_no_other_task();
+  });
+}
+
+task<> get_job(job_queue& q, int& got_id) {
+  job j = co_await q.get();
+  got_id = j.id;
+}
+
+TEST_P(SyncPriorityQueue, GetterCancelledAfterTheHandOffPutsTheItemBackInItsPlace) {
+  run([]() -> task<> {
+    job_queue q;
+    int got_id = -1;
+    auto a = corio::spawn(get_job(q, got_id));
+    co_await corio::sleep(1ms);
+    co_await q.put(make_job(5, 0)); // handed to a
+    co_await q.put(make_job(5, 1)); // an equal item put later
+    co_await q.put(make_job(7, 2));
+    co_await q.put(make_job(3, 3));
+    a.cancel();
+    EXPECT_TRUE(co_await was_cancelled(a));
+    EXPECT_EQ(got_id, -1);
+    EXPECT_EQ(q.size(), 4u);
+    log_t ids;
+    while (auto j = q.try_get())
+      ids.push_back(j->id);
+    EXPECT_EQ(ids, (log_t{3, 0, 1, 2})) << "back by priority, ahead of the equal item put after it";
+    EXPECT_EQ(q.unfinished(), 4u);
+    expect_no_other_task();
+  });
+}
+
+TEST_P(SyncPriorityQueue, GetterCancelledAfterTheHandOffInABoundedQueue) {
+  run([]() -> task<> {
+    int_pq q(1);
+    log_t log, put_done;
+    auto a = corio::spawn(getter(q, log, 1ms));
+    co_await corio::sleep(5ms);
+    co_await q.put(7); // handed to a
+    co_await q.put(8); // queued: the queue is full now
+    auto p = corio::spawn(putter(q, put_done, 1, 0ms));
+    a.cancel();
+    EXPECT_TRUE(co_await was_cancelled(a));
+    EXPECT_EQ(q.size(), 2u); // 7 back: one over maxsize, nothing lost
+    EXPECT_TRUE(put_done.empty());
+    EXPECT_EQ(co_await q.get(), 7);
+    EXPECT_EQ(q.size(), 1u) << "still full: the putter waits on";
+    EXPECT_TRUE(put_done.empty());
+    EXPECT_EQ(co_await q.get(), 8); // frees the slot for 1
+    EXPECT_EQ(co_await q.get(), 1);
+    co_await p;
+    EXPECT_TRUE(log.empty());
+    EXPECT_EQ(put_done, (log_t{1}));
+    expect_no_other_task();
+  });
+}
+
+TEST_P(SyncPriorityQueue, CancelAQueuedPutterWithdrawsItsItem) {
+  run([]() -> task<> {
+    int_pq q(1);
+    log_t put_done;
+    co_await q.put(5);
+    auto p1 = corio::spawn(putter(q, put_done, 1, 1ms));
+    auto p2 = corio::spawn(putter(q, put_done, 2, 2ms));
+    co_await corio::sleep(5ms);
+    p1.cancel();
+    EXPECT_TRUE(co_await was_cancelled(p1));
+    EXPECT_EQ(co_await q.get(), 5);
+    EXPECT_EQ(co_await q.get(), 2);
+    co_await p2;
+    EXPECT_EQ(put_done, (log_t{2}));
+    EXPECT_TRUE(q.empty());
+    EXPECT_EQ(q.unfinished(), 2u);
+  });
+}
+
+TEST_P(SyncPriorityQueue, PutterCancelledAfterItsItemWasTakenInStillPut) {
+  run([]() -> task<> {
+    int_pq q(1);
+    log_t put_done;
+    co_await q.put(0);
+    auto p = corio::spawn(putter(q, put_done, 1, 1ms));
+    co_await corio::sleep(5ms);
+    EXPECT_EQ(co_await q.get(), 0); // p's item moves in now...
+    p.cancel();                     // ...so its put() happened: it returns, the next await raises
+    EXPECT_TRUE(co_await was_cancelled(p));
+    EXPECT_EQ(put_done, (log_t{1}));
+    EXPECT_EQ(q.try_get(), 1);
+  });
+}
+
+TEST_P(SyncPriorityQueue, JoinWaitsForTaskDone) {
+  run([]() -> task<> {
+    int_pq q;
+    co_await q.join();
+    EXPECT_THROW(q.task_done(), corio::invalid_state_error);
+    for (int v : {3, 1, 2})
+      co_await q.put(v);
+    log_t log;
+    auto w = corio::spawn(worker(q, log, 1s));
+    const auto t0 = now();
+    co_await q.join();
+    EXPECT_EQ(now() - t0, 3s);
+    EXPECT_EQ(log, (log_t{1, 2, 3}));
+    EXPECT_EQ(q.unfinished(), 0u);
+    EXPECT_THROW(q.task_done(), corio::invalid_state_error);
+    q.shutdown();
+    EXPECT_EQ(co_await w, 3);
+    expect_no_other_task();
+  });
+}
+
+TEST_P(SyncPriorityQueue, ShutdownRefusesPutsAndDrainsGetsInOrder) {
+  run([]() -> task<> {
+    int_pq q(5);
+    for (int v : {3, 1, 2})
+      co_await q.put(v);
+    q.shutdown();
+    EXPECT_TRUE(q.is_shut_down());
+    EXPECT_THROW(co_await q.put(0), corio::queue_shut_down);
+    EXPECT_THROW(q.try_put(0), corio::queue_shut_down);
+    EXPECT_EQ(co_await q.get(), 1);
+    EXPECT_EQ(q.try_get(), 2);
+    EXPECT_EQ(co_await q.get(), 3);
+    EXPECT_THROW(co_await q.get(), corio::queue_shut_down);
+    EXPECT_THROW((void)q.try_get(), corio::queue_shut_down);
+    q.shutdown();
+  });
+}
+
+TEST_P(SyncPriorityQueue, ShutdownWakesWaitingGettersAndPutters) {
+  run([]() -> task<> {
+    int_pq empty_q, full_q(1);
+    co_await full_q.put(5);
+    auto g = corio::spawn(get_outcome(empty_q));
+    auto p = corio::spawn(put_outcome(full_q, 1));
+    co_await corio::sleep(1ms);
+    empty_q.shutdown();
+    full_q.shutdown();
+    EXPECT_EQ(co_await g, "shut down");
+    EXPECT_EQ(co_await p, "shut down");
+    EXPECT_EQ(full_q.size(), 1u); // the waiting put did not happen
+    EXPECT_EQ(co_await full_q.get(), 5);
+  });
+}
+
+TEST_P(SyncPriorityQueue, ImmediateShutdownDropsItemsAndReleasesJoin) {
+  run([]() -> task<> {
+    int_pq q;
+    log_t log;
+    for (int v : {4, 2, 1, 3})
+      co_await q.put(v);
+    auto w = corio::spawn(worker(q, log, 1h)); // takes item 1 and holds it for an hour
+    co_await corio::sleep(1ms);
+    EXPECT_EQ(q.size(), 3u);
+    const auto t0 = now();
+    q.shutdown(true);
+    EXPECT_TRUE(q.empty());
+    EXPECT_EQ(q.unfinished(), 1u);
+    EXPECT_THROW(co_await q.get(), corio::queue_shut_down);
+    co_await q.join();
+    EXPECT_EQ(now() - t0, 1h - 1ms);
+    EXPECT_EQ(co_await w, 1);
+    EXPECT_EQ(log, (log_t{1}));
+    expect_no_other_task();
+  });
+}
+
+TEST_P(SyncPriorityQueue, ItemOfAGetterCancelledAfterAnImmediateShutdownIsDropped) {
+  run([]() -> task<> {
+    int_pq q;
+    log_t log;
+    auto a = corio::spawn(getter(q, log, 0ms));
+    co_await corio::sleep(1ms);
+    co_await q.put(7); // handed to a
+    q.shutdown(true);
+    a.cancel();
+    EXPECT_TRUE(co_await was_cancelled(a));
+    EXPECT_TRUE(q.empty());
+    EXPECT_EQ(q.unfinished(), 0u); // dropped like the rest, counted as done
+    co_await q.join();
+    EXPECT_TRUE(log.empty());
+  });
+}
+
+TEST_P(SyncPriorityQueue, ManyProducersAndConsumersLoseAndDuplicateNothing) {
+  run([]() -> task<> {
+    int_pq q(3);
+    log_t done;
+    auto producer = [](int_pq& out, int id) -> task<> {
+      for (int i = 0; i < 25; ++i) {
+        co_await out.put(id * 1000 + (i * 7) % 25);
+        if (i % 3 == id % 3)
+          co_await corio::sleep(1ms);
+      }
+    };
+    std::vector<corio::join_handle<>> ps;
+    std::vector<corio::join_handle<int>> cs;
+    for (int id = 1; id <= 4; ++id)
+      ps.push_back(corio::spawn(producer(q, id)));
+    for (int c = 0; c < 3; ++c)
+      cs.push_back(corio::spawn(worker(q, done, std::chrono::milliseconds(c))));
+    for (auto& h : ps)
+      co_await h;
+    co_await q.join();
+    q.shutdown();
+    int total = 0;
+    for (auto& h : cs)
+      total += co_await h;
+    EXPECT_EQ(total, 100);
+    std::sort(done.begin(), done.end());
+    log_t expected;
+    for (int id = 1; id <= 4; ++id)
+      for (int i = 0; i < 25; ++i)
+        expected.push_back(id * 1000 + i);
+    EXPECT_EQ(done, expected);
+    expect_no_other_task();
+  });
+}
+
+TEST_P(SyncPriorityQueue, AbandonedWaitersUnlinkThemselves) {
+  int_pq empty_q, full_q(1);
+  log_t log, put_done;
+  run_then_abandon([&]() -> task<> {
+    co_await full_q.put(5);
+    corio::spawn(getter(empty_q, log, 0ms));
+    corio::spawn(putter(full_q, put_done, 1, 0ms));
+    co_await corio::sleep(1ms);
+  });
+  EXPECT_EQ(full_q.try_get(), 5); // no putter left to move in
+  EXPECT_TRUE(full_q.empty());
+  EXPECT_TRUE(empty_q.try_put(1));
+  EXPECT_EQ(empty_q.size(), 1u); // no getter left to hand it to
+  EXPECT_TRUE(log.empty());
+  EXPECT_TRUE(put_done.empty());
+}
+
+// ---- lifo_queue ----
+
+TEST_P(SyncLifoQueue, LastInFirstOut) {
+  run([]() -> task<> {
+    int_lifo q;
+    for (int i = 1; i <= 100; ++i)
+      co_await q.put(i);
+    EXPECT_EQ(q.size(), 100u);
+    for (int i = 100; i > 50; --i)
+      EXPECT_EQ(co_await q.get(), i);
+    co_await q.put(1000);
+    EXPECT_EQ(co_await q.get(), 1000);
+    for (int i = 50; i >= 1; --i)
+      EXPECT_EQ(q.try_get(), i);
+    EXPECT_TRUE(q.empty());
+  });
+}
+
+TEST_P(SyncLifoQueue, TryPutAndTryGet) {
+  run([]() -> task<> {
+    int_lifo q(2);
+    EXPECT_FALSE(q.try_get().has_value());
+    EXPECT_TRUE(q.try_put(1));
+    const int two = 2;
+    EXPECT_TRUE(q.try_put(two));
+    EXPECT_TRUE(q.full());
+    EXPECT_FALSE(q.try_put(3));
+    EXPECT_EQ(q.try_get(), 2);
+    EXPECT_EQ(q.try_get(), 1);
+    EXPECT_EQ(q.try_get(), std::nullopt);
+    co_return;
+  });
+}
+
+TEST_P(SyncLifoQueue, BoundedPutWaitsAndPuttersAreLetInInArrivalOrder) {
+  run([]() -> task<> {
+    int_lifo q(2);
+    log_t put_done;
+    co_await q.put(1);
+    co_await q.put(2);
+    std::vector<corio::join_handle<>> hs;
+    for (int v : {5, 3, 4}) // arriving at 5, 3, 4 ms
+      hs.push_back(corio::spawn(putter(q, put_done, v, std::chrono::milliseconds(v))));
+    co_await corio::sleep(10ms);
+    EXPECT_TRUE(put_done.empty());
+    log_t got;
+    for (int i = 0; i < 5; ++i) {
+      got.push_back(co_await q.get());
+      EXPECT_EQ(q.size(), i < 3 ? 2u : 4u - i);
+    }
+    EXPECT_EQ(got, (log_t{2, 3, 4, 5, 1})) << "each putter's item goes on top as it is let in";
+    for (auto& h : hs)
+      co_await h;
+    std::sort(put_done.begin(), put_done.end());
+    EXPECT_EQ(put_done, (log_t{3, 4, 5}));
+    expect_no_other_task();
+  });
+}
+
+TEST_P(SyncLifoQueue, PutHandsItsItemToTheLongestWaitingGetter) {
+  run([]() -> task<> {
+    int_lifo q;
+    auto c = corio::spawn(get_one(q, 3ms));
+    auto a = corio::spawn(get_one(q, 1ms));
+    auto b = corio::spawn(get_one(q, 2ms));
+    co_await corio::sleep(10ms);
+    for (int v : {10, 20, 30})
+      co_await q.put(v);
+    EXPECT_TRUE(q.empty());
+    EXPECT_EQ(co_await a, 10);
+    EXPECT_EQ(co_await b, 20);
+    EXPECT_EQ(co_await c, 30);
+  });
+}
+
+TEST_P(SyncLifoQueue, GetterCancelledAfterTheHandOffPutsTheItemBackOnTop) {
+  run([]() -> task<> {
+    int_lifo q(2);
+    log_t log, put_done;
+    auto a = corio::spawn(getter(q, log, 1ms));
+    co_await corio::sleep(5ms);
+    co_await q.put(7); // handed to a
+    co_await q.put(8);
+    co_await q.put(9); // the queue is full now
+    auto p = corio::spawn(putter(q, put_done, 10, 0ms));
+    a.cancel();
+    EXPECT_TRUE(co_await was_cancelled(a));
+    EXPECT_EQ(q.size(), 3u); // 7 back on top: one over maxsize, nothing lost
+    EXPECT_EQ(co_await q.get(), 7);
+    EXPECT_EQ(q.size(), 2u) << "still full: the putter waits on";
+    EXPECT_EQ(co_await q.get(), 9); // frees the slot for 10
+    EXPECT_EQ(co_await q.get(), 10);
+    EXPECT_EQ(co_await q.get(), 8);
+    co_await p;
+    EXPECT_TRUE(log.empty());
+    EXPECT_EQ(put_done, (log_t{10}));
+    expect_no_other_task();
+  });
+}
+
+TEST_P(SyncLifoQueue, GetterCancelledAfterTheHandOffPassesTheItemToTheNextGetter) {
+  run([]() -> task<> {
+    int_lifo q;
+    log_t log;
+    auto a = corio::spawn(getter(q, log, 1ms));
+    auto b = corio::spawn(getter(q, log, 2ms));
+    co_await corio::sleep(5ms);
+    co_await q.put(7);
+    a.cancel();
+    EXPECT_TRUE(co_await was_cancelled(a));
+    co_await b;
+    EXPECT_EQ(log, (log_t{7}));
+    expect_no_other_task();
+  });
+}
+
+TEST_P(SyncLifoQueue, CancelAQueuedPutterWithdrawsItsItem) {
+  run([]() -> task<> {
+    int_lifo q(1);
+    log_t put_done;
+    co_await q.put(0);
+    auto p1 = corio::spawn(putter(q, put_done, 1, 1ms));
+    auto p2 = corio::spawn(putter(q, put_done, 2, 2ms));
+    co_await corio::sleep(5ms);
+    p1.cancel();
+    EXPECT_TRUE(co_await was_cancelled(p1));
+    EXPECT_EQ(co_await q.get(), 0);
+    EXPECT_EQ(co_await q.get(), 2);
+    co_await p2;
+    EXPECT_EQ(put_done, (log_t{2}));
+    EXPECT_EQ(q.unfinished(), 2u);
+  });
+}
+
+TEST_P(SyncLifoQueue, JoinAndShutdown) {
+  run([]() -> task<> {
+    int_lifo q;
+    for (int v : {1, 2, 3})
+      co_await q.put(v);
+    log_t log;
+    auto w = corio::spawn(worker(q, log, 1s));
+    co_await q.join();
+    EXPECT_EQ(log, (log_t{3, 2, 1}));
+    co_await q.put(4); // handed to the worker, which waits again
+    EXPECT_TRUE(q.empty());
+    co_await q.put(5);
+    co_await q.put(6);
+    q.shutdown();
+    EXPECT_THROW(co_await q.put(7), corio::queue_shut_down);
+    co_await q.join(); // the worker drains what was queued
+    EXPECT_EQ(log, (log_t{3, 2, 1, 4, 6, 5}));
+    EXPECT_EQ(co_await w, 6);
+    expect_no_other_task();
+  });
+}
+
+TEST_P(SyncLifoQueue, ImmediateShutdownDropsItemsAndWakesWaiters) {
+  run([]() -> task<> {
+    int_lifo q(2), empty_q;
+    co_await q.put(1);
+    co_await q.put(2);
+    auto p = corio::spawn(put_outcome(q, 3));
+    auto g = corio::spawn(get_outcome(empty_q));
+    co_await corio::sleep(1ms);
+    q.shutdown(true);
+    empty_q.shutdown(true);
+    EXPECT_EQ(co_await p, "shut down");
+    EXPECT_EQ(co_await g, "shut down");
+    EXPECT_TRUE(q.empty());
+    EXPECT_EQ(q.unfinished(), 0u);
+    co_await q.join();
+    EXPECT_THROW((void)q.try_get(), corio::queue_shut_down);
+  });
+}
+
+TEST_P(SyncLifoQueue, MoveOnlyItems) {
+  run([]() -> task<> {
+    corio::lifo_queue<std::unique_ptr<int>> q(3);
+    auto producer = [](corio::lifo_queue<std::unique_ptr<int>>& out) -> task<> {
+      for (int i = 0; i < 3; ++i)
+        co_await out.put(std::make_unique<int>(i));
+    };
+    co_await producer(q);
+    auto extra = std::make_unique<int>(99);
+    EXPECT_FALSE(q.try_put(std::move(extra)));
+    EXPECT_NE(extra, nullptr) << "a refused item is left untouched";
+    for (int i = 2; i >= 0; --i) {
+      std::unique_ptr<int> p = co_await q.get();
+      EXPECT_EQ(*p, i);
+    }
+    EXPECT_TRUE(q.try_put(std::move(extra)));
+    EXPECT_EQ(**q.try_get(), 99);
+  });
+}
+
+// ---- allocation ----
+
+template <class Q> task<> produce_into(Q& q, int n) {
+  for (int i = 0; i < n; ++i) {
+    co_await q.put((i * 7919) % 1000);
+    if (i % 5 == 0)
+      co_await corio::sleep(0ms);
+  }
+}
+template <class Q> task<> consume_from(Q& q, int n) {
+  for (int i = 0; i < n; ++i) {
+    (void)co_await q.get();
+    q.task_done();
+    if (i % 7 == 0)
+      co_await corio::sleep(0ms);
+  }
+}
+
+/// Two producers and a consumer on each queue (bounded: puts and gets both wait, items pile up).
+task<> traffic(int n) {
+  corio::priority_queue<int> pq(8);
+  corio::lifo_queue<int> lq(8);
+  corio::join_handle<> hs[] = {
+      corio::spawn(produce_into(pq, n)), corio::spawn(produce_into(pq, n)), corio::spawn(consume_from(pq, 2 * n)),
+      corio::spawn(produce_into(lq, n)), corio::spawn(produce_into(lq, n)), corio::spawn(consume_from(lq, 2 * n)),
+  };
+  for (auto& h : hs)
+    co_await h;
+  co_await pq.join();
+  co_await lq.join();
+  pq.shutdown();
+  lq.shutdown();
+}
+
+std::size_t allocations_for(int n) {
+  corio::testing::mock_clock clock;
+  const std::size_t before = allocations;
+  corio::run(traffic(n), {.clock = &clock});
+  return allocations - before;
+}
+
+TEST(SyncPriorityAndLifoQueueAlloc, SteadyStateAllocatesNothing) {
+  corio::testing::leak_check leaks;
+  (void)allocations_for(100); // warms up the frame pool
+  const std::size_t few = allocations_for(100);
+  const std::size_t many = allocations_for(2100);
+  EXPECT_GT(few, 0u) << "the counter works";
+  EXPECT_EQ(many, few) << "2000 more items through each queue allocated " << (many - few) << " times";
+}
+
+} // namespace
