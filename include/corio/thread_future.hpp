@@ -150,22 +150,7 @@ private:
 namespace detail {
 template <class T, class F> task<> run_threadsafe_body(threadsafe_call_guard<T> call, F fn) {
   result_slot<T> r;
-  try {
-    if constexpr (std::is_void_v<T>) {
-      if constexpr (std::is_void_v<std::invoke_result_t<F&>>)
-        fn();
-      else
-        co_await fn();
-      r.set_value();
-    } else if constexpr (std::is_same_v<std::invoke_result_t<F&>, task<T>>) {
-      T v = co_await fn();
-      r.set_value(std::move(v));
-    } else {
-      r.set_value(fn());
-    }
-  } catch (...) {
-    r.set_error(std::current_exception());
-  }
+  co_await call_into(&r, &fn);
   {
     std::lock_guard lock(call->mutex);
     call->result = std::move(r);

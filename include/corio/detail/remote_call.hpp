@@ -24,6 +24,27 @@ template <class T> struct remote_result<task<T>> { using type = T; };
 /// What `co_await run_on(i, fn)` gives: fn's result, or the result of the task fn returns.
 template <class F> using remote_result_t = typename remote_result<std::invoke_result_t<F&>>::type;
 
+/// Calls (*fn)() — awaiting the task<T> it returns, if it returns one — and stores its result or its
+/// exception in *out. The pointers are the awaiting frame's: it outlives this task.
+template <class T, class F> task<> call_into(result_slot<T>* out, F* fn) {
+  try {
+    if constexpr (std::is_void_v<T>) {
+      if constexpr (std::is_void_v<std::invoke_result_t<F&>>)
+        (*fn)();
+      else
+        co_await (*fn)();
+      out->set_value();
+    } else if constexpr (std::is_same_v<std::invoke_result_t<F&>, task<T>>) {
+      T v = co_await (*fn)();
+      out->set_value(std::move(v));
+    } else {
+      out->set_value((*fn)());
+    }
+  } catch (...) {
+    out->set_error(std::current_exception());
+  }
+}
+
 /// The awaiter side of a call: `waiting` is true from the post until the delivery or abandon().
 struct remote_waiter : wait_node {
   bool waiting = false;
@@ -115,22 +136,7 @@ private:
   };
 
   template <class F> static task<> body(reference self, F fn) {
-    try {
-      if constexpr (std::is_void_v<T>) {
-        if constexpr (std::is_void_v<std::invoke_result_t<F&>>)
-          fn();
-        else
-          co_await fn();
-        self->result_.set_value();
-      } else if constexpr (std::is_same_v<std::invoke_result_t<F&>, task<T>>) {
-        T v = co_await fn();
-        self->result_.set_value(std::move(v));
-      } else {
-        self->result_.set_value(fn());
-      }
-    } catch (...) {
-      self->result_.set_error(std::current_exception());
-    }
+    co_await call_into(&self->result_, &fn);
     self->remote_ = {}; // the handle belongs to this loop's thread: drop it here
     self->complete();
   }
