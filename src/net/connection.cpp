@@ -86,8 +86,7 @@ std::vector<address> interleave(std::vector<address> in, std::size_t first_count
 /// staggers them. Every wait for "something changed" is on `changed`.
 struct race {
   std::optional<std::pair<socket, address>> winner;
-  std::vector<std::exception_ptr> errors; // per candidate, in order
-  std::vector<bool> failed;
+  std::vector<std::exception_ptr> errors; // per candidate, in order: set once it failed
   std::size_t failures = 0;
   bool delay_passed = false;
   event changed;
@@ -105,30 +104,32 @@ task<> attempt(std::shared_ptr<race> r, address a, std::size_t i) {
   }
   if (error) {
     r->errors[i] = error;
-    r->failed[i] = true;
     ++r->failures;
   }
   r->changed.set();
 }
 
-/// Starts the attempts, the next one when the last failed or `delay` passed; returns once one connected
-/// (the others cancelled) or all failed.
-task<> stagger(std::shared_ptr<race> r, task_group& group, std::vector<address> candidates, duration delay) {
+/// Starts the attempts, the next one when the last failed or `delay` (if any: without one, the addresses
+/// are tried one after the other) passed; returns once one connected (the others cancelled) or all failed.
+task<> stagger(std::shared_ptr<race> r, task_group& group, std::vector<address> candidates,
+               std::optional<duration> delay) {
   std::vector<join_handle<>> attempts;
   event_loop& loop = *event_loop::current();
   for (std::size_t i = 0; i < candidates.size() && !r->winner; ++i) {
-    attempts.push_back(group.spawn(attempt(r, candidates[i], i), "happy eyeballs attempt"));
+    attempts.push_back(group.spawn(attempt(r, candidates[i], i), "open_connection attempt"));
     if (i + 1 == candidates.size())
       break;
     r->delay_passed = false;
     struct cancel_on_exit { // also when this task is cancelled while it waits
       timer_handle h;
       ~cancel_on_exit() { h.cancel(); }
-    } timer{loop.call_later(delay, [r] {
-      r->delay_passed = true;
-      r->changed.set();
-    })};
-    while (!r->winner && !r->failed[i] && !r->delay_passed) {
+    } timer{};
+    if (delay)
+      timer.h = loop.call_later(*delay, [r] {
+        r->delay_passed = true;
+        r->changed.set();
+      });
+    while (!r->winner && !r->errors[i] && !r->delay_passed) {
       r->changed.clear();
       co_await r->changed.wait();
     }
@@ -141,46 +142,20 @@ task<> stagger(std::shared_ptr<race> r, task_group& group, std::vector<address> 
     h.cancel(); // the ones still connecting; a finished one ignores it
 }
 
-task<std::optional<std::pair<socket, address>>> connect_one_by_one(const std::vector<address>& candidates,
-                                                                   std::exception_ptr& first_error) {
-  for (const address& a : candidates) {
-    // A failed attempt only moves on to the next address; cancellation ends it all (it propagates).
-    try {
-      socket s = socket::open(a.family(), socket_type::stream);
-      co_await sock_connect(s, a);
-      co_return std::make_pair(std::move(s), a);
-    } catch (const std::system_error&) {
-      if (!first_error)
-        first_error = std::current_exception();
-    }
-  }
-  co_return std::nullopt;
-}
-
 task<connection> connect_candidates(std::vector<address> candidates, stream_options o, std::string host) {
   if (candidates.empty())
     throw std::invalid_argument("corio: open_connection() with no address to connect to");
   const std::size_t turns = o.interleave.value_or(o.happy_eyeballs_delay ? 1 : 0);
   if (turns > 0)
     candidates = interleave(std::move(candidates), turns);
-  std::optional<std::pair<socket, address>> won;
-  std::exception_ptr first_error;
-  if (o.happy_eyeballs_delay && candidates.size() > 1) {
-    auto r = std::make_shared<race>();
-    r->errors.resize(candidates.size());
-    r->failed.resize(candidates.size(), false);
-    task_group group;
-    group.spawn(stagger(r, group, std::move(candidates), *o.happy_eyeballs_delay), "happy eyeballs");
-    co_await group.wait(); // cancelling the caller cancels every attempt, and waits for them
-    won = std::move(r->winner);
-    for (std::exception_ptr& e : r->errors)
-      if (e && !first_error)
-        first_error = e;
-  } else {
-    won = co_await connect_one_by_one(candidates, first_error);
-  }
-  if (!won)
-    std::rethrow_exception(first_error);
+  auto r = std::make_shared<race>();
+  r->errors.resize(candidates.size());
+  task_group group;
+  group.spawn(stagger(r, group, std::move(candidates), o.happy_eyeballs_delay), "open_connection");
+  co_await group.wait(); // cancelling the caller cancels every attempt, and waits for them
+  std::optional<std::pair<socket, address>> won = std::move(r->winner);
+  if (!won) // every candidate was tried and failed: the first one's error
+    std::rethrow_exception(r->errors.front());
   // A failed TLS handshake does not move on: the next address would present the same certificate.
   if (host.empty())
     host = won->second.ip();
