@@ -18,6 +18,7 @@
 #include "corio/future.hpp"
 #include "corio/io.hpp"
 #include "corio/run.hpp"
+#include "corio/runner.hpp"
 #include "corio/runtime.hpp"
 #include "corio/sleep.hpp"
 #include "corio/spawn.hpp"
