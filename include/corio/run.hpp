@@ -1,9 +1,11 @@
 // corio::run and run_until_complete: run a task on an event loop (asyncio.run).
 #pragma once
 
+#include <type_traits>
 #include <utility>
 
 #include "corio/event_loop.hpp"
+#include "corio/runner.hpp"
 #include "corio/signals.hpp"
 #include "corio/spawn.hpp"
 #include "corio/task.hpp"
@@ -23,7 +25,8 @@ template <class T> T run_until_complete(event_loop& loop, task<T> t) {
 
 /// asyncio.run(): creates a loop, runs `main` to completion, cancels the tasks still alive and runs
 /// them until they finish, closes the loop (which shuts its default thread pool down), and returns
-/// main's result (or rethrows its exception).
+/// main's result (or rethrows its exception). A runner used once: `runner r(options); auto x =
+/// r.run(main); r.close(); return x;` (asyncio.run is `with Runner() as r: return r.run(main)`).
 ///
 /// Ctrl-C, as asyncio.run: while `main` runs, the first SIGINT cancels it (cancelled_error at its await
 /// point); a second one gets the default action (the process ends). If `main` then ends cancelled,
@@ -31,27 +34,15 @@ template <class T> T run_until_complete(event_loop& loop, task<T> t) {
 /// returned, run() returns its result. Installed only on the main thread, with SIGINT at its default
 /// disposition, and without a virtual clock; see detail::sigint_guard.
 template <class T> T run(task<T> main, event_loop::options options = {}) {
-  event_loop loop(options);
-  join_handle<T> h = spawn(loop, std::move(main), "main");
-  h.add_done_callback([&loop] { loop.stop(); });
-  bool interrupted = false;
-  {
-    detail::sigint_guard sigint(loop, [&h, &interrupted] {
-      interrupted = true;
-      h.cancel();
-    });
-    loop.run_forever();
+  runner r(options);
+  if constexpr (std::is_void_v<T>) {
+    r.run(std::move(main));
+    r.close(); // its exceptions propagate; when main failed, ~runner closes and reports them instead
+  } else {
+    T result = r.run(std::move(main));
+    r.close();
+    return result;
   }
-  const bool finished = h.done();
-  loop.shutdown_tasks();
-  loop.close();
-  if (!finished)
-    throw loop_error("corio: run(): the loop stopped before the main task finished");
-  if (interrupted && h.cancelled()) {
-    (void)h.exception(); // retrieved: it becomes keyboard_interrupt
-    throw keyboard_interrupt();
-  }
-  return h.result();
 }
 
 } // namespace corio

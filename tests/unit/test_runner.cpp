@@ -1,4 +1,4 @@
-// corio::runner (asyncio.Runner): one loop for several run() calls, and close().
+// corio::runner (asyncio.Runner): one loop for several run() calls, close(), and corio::run on top of it.
 #include <corio/debug.hpp>
 #include <corio/run.hpp>
 #include <corio/runner.hpp>
@@ -435,6 +435,42 @@ TEST(Runner, EachRunHandlesCtrlC) {
   EXPECT_EQ(r.run([]() -> task<std::size_t> { co_return corio::event_loop::current()->io_waiter_count(); }()), 1u)
       << "the guard is installed while main runs";
   EXPECT_EQ(r.get_loop().io_waiter_count(), 0u) << "and removed after it";
+}
+
+// ---- corio::run on top of the runner -----------------------------------------------------------------
+
+TEST(Runner, RunStoppedFromInsideIsALoopErrorAndCleansUp) {
+  corio::testing::leak_check leaks;
+  mock_clock clock;
+  bool cleaned = false;
+  try {
+    corio::run(
+        [](bool* c) -> task<> {
+          corio::spawn(slow_to_finish(c));
+          corio::event_loop::current()->stop();
+          co_await corio::sleep(1h);
+        }(&cleaned),
+        {.clock = &clock});
+    ADD_FAILURE() << "no exception";
+  } catch (const corio::loop_error& e) {
+    EXPECT_NE(std::string(e.what()).find("stopped before the main task finished"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(cleaned);
+}
+
+TEST(Runner, RunReturnsAfterClosingTheLoop) {
+  corio::testing::leak_check leaks;
+  mock_clock clock;
+  bool closed_callback = false;
+  int result = corio::run(
+      [](bool* c) -> task<int> {
+        corio::event_loop::current()->on_close([c] { *c = true; });
+        co_await corio::sleep(1s);
+        co_return 7;
+      }(&closed_callback),
+      {.clock = &clock});
+  EXPECT_EQ(result, 7);
+  EXPECT_TRUE(closed_callback);
 }
 
 } // namespace
