@@ -25,13 +25,31 @@ public:
   /// The loop will be made with `options` (a mock clock, debug mode, the backend...).
   explicit runner(event_loop::options options = {}) noexcept : options_(options) {}
   /// close(). Never throws: an error of close() is printed on stderr (event_loop::default_exception_handler).
-  ~runner();
+  ~runner() {
+    try {
+      close();
+    } catch (...) {
+      try {
+        event_loop::default_exception_handler(
+            exception_context{"exception in runner::close() (from ~runner)", std::current_exception(), {}});
+      } catch (...) {
+        std::fputs("corio: runner::close() failed in ~runner\n", stderr);
+      }
+    }
+  }
+
   runner(const runner&) = delete;
   runner& operator=(const runner&) = delete;
 
   /// The runner's loop, created now if it does not exist yet (asyncio's Runner.get_loop). loop_error after
   /// close().
-  event_loop& get_loop();
+  event_loop& get_loop() {
+    if (closed_)
+      throw loop_error("corio: the runner is closed");
+    if (loop_ == nullptr)
+      loop_ = std::make_unique<event_loop>(options_);
+    return *loop_;
+  }
 
   /// Spawns `main` on the loop (task name "main"), runs the loop until it finishes, and returns its result
   /// or rethrows its exception (asyncio's Runner.run). Other tasks stay as they are: those still alive go
@@ -45,14 +63,65 @@ public:
   /// close(), or if the loop was stopped (loop.stop()) before `main` finished — then `main` stays alive,
   /// and goes on in the next run(). invalid_state_error for an empty task (moved from). In those cases
   /// nothing was spawned (except for the stopped loop) and the runner stays usable.
-  template <class T> T run(task<T> main);
+  template <class T> T run(task<T> main) {
+    if (closed_)
+      throw loop_error("corio: run() on a closed runner");
+    if (event_loop::current() != nullptr)
+      throw loop_error("corio: run() cannot be called from a running event loop");
+    if (!main.valid())
+      throw invalid_state_error("corio: run() of an empty task (moved from or already spawned)");
+    event_loop& loop = get_loop();
+    join_handle<T> h;
+    bool interrupted = false;
+    {
+      // Before the spawn: if installing it fails, no task is left behind.
+      detail::sigint_guard sigint(loop, [&h, &interrupted] {
+        interrupted = true;
+        h.cancel();
+      });
+      h = spawn(loop, std::move(main), "main");
+      // The callback stays with the task if the loop is stopped before it finishes: it must then not stop
+      // a later run() (or close()), hence the run's number.
+      const std::uint64_t number = ++runs_;
+      h.add_done_callback([this, &loop, number] {
+        if (active_ == number)
+          loop.stop();
+      });
+      active_ = number;
+      struct reset {
+        std::uint64_t& active;
+        ~reset() { active = 0; }
+      } inactive_after{active_};
+      loop.run_forever();
+    }
+    if (!h.done())
+      throw loop_error("corio: run(): the loop stopped before the main task finished");
+    if (interrupted && h.cancelled()) {
+      (void)h.exception(); // retrieved: it becomes keyboard_interrupt
+      throw keyboard_interrupt();
+    }
+    return h.result();
+  }
 
   /// Cancels the tasks still alive and runs the loop until they have finished (loop.shutdown_tasks()),
   /// then closes the loop, which joins its default thread pool (asyncio's Runner.close). Idempotent; a
   /// runner that never made its loop closes without making one. The runner is closed even if this throws
   /// (the loop is then destroyed, abandoning what was left). loop_error, and nothing done, if an event
   /// loop is running on this thread and the runner has a loop.
-  void close();
+  void close() {
+    if (closed_)
+      return;
+    if (loop_ != nullptr && event_loop::current() != nullptr)
+      throw loop_error("corio: runner::close() cannot be called from a running event loop");
+    closed_ = true;
+    std::unique_ptr<event_loop> loop = std::move(loop_); // destroyed on the way out, also if this throws
+    if (loop == nullptr)
+      return;
+    loop->shutdown_tasks();
+    loop->close();
+  }
+
+  /// True once close() has run, also if it threw while shutting the loop down.
   [[nodiscard]] bool is_closed() const noexcept { return closed_; }
 
 private:
@@ -62,79 +131,5 @@ private:
   std::uint64_t active_ = 0; // the number of the run() in progress, 0 outside run()
   bool closed_ = false;
 };
-
-template <class T> T runner::run(task<T> main) {
-  if (closed_)
-    throw loop_error("corio: run() on a closed runner");
-  if (event_loop::current() != nullptr)
-    throw loop_error("corio: run() cannot be called from a running event loop");
-  if (!main.valid())
-    throw invalid_state_error("corio: run() of an empty task (moved from or already spawned)");
-  event_loop& loop = get_loop();
-  join_handle<T> h;
-  bool interrupted = false;
-  {
-    // Before the spawn: if installing it fails, no task is left behind.
-    detail::sigint_guard sigint(loop, [&h, &interrupted] {
-      interrupted = true;
-      h.cancel();
-    });
-    h = spawn(loop, std::move(main), "main");
-    // The callback stays with the task if the loop is stopped before it finishes: it must then not stop
-    // a later run() (or close()), hence the run's number.
-    const std::uint64_t number = ++runs_;
-    h.add_done_callback([this, &loop, number] {
-      if (active_ == number)
-        loop.stop();
-    });
-    active_ = number;
-    struct reset {
-      std::uint64_t& active;
-      ~reset() { active = 0; }
-    } inactive_after{active_};
-    loop.run_forever();
-  }
-  if (!h.done())
-    throw loop_error("corio: run(): the loop stopped before the main task finished");
-  if (interrupted && h.cancelled()) {
-    (void)h.exception(); // retrieved: it becomes keyboard_interrupt
-    throw keyboard_interrupt();
-  }
-  return h.result();
-}
-
-inline event_loop& runner::get_loop() {
-  if (closed_)
-    throw loop_error("corio: the runner is closed");
-  if (loop_ == nullptr)
-    loop_ = std::make_unique<event_loop>(options_);
-  return *loop_;
-}
-
-inline void runner::close() {
-  if (closed_)
-    return;
-  if (loop_ != nullptr && event_loop::current() != nullptr)
-    throw loop_error("corio: runner::close() cannot be called from a running event loop");
-  closed_ = true;
-  std::unique_ptr<event_loop> loop = std::move(loop_); // destroyed on the way out, also if this throws
-  if (loop == nullptr)
-    return;
-  loop->shutdown_tasks();
-  loop->close();
-}
-
-inline runner::~runner() {
-  try {
-    close();
-  } catch (...) {
-    try {
-      event_loop::default_exception_handler(
-          exception_context{"exception in runner::close() (from ~runner)", std::current_exception(), {}});
-    } catch (...) {
-      std::fputs("corio: runner::close() failed in ~runner\n", stderr);
-    }
-  }
-}
 
 } // namespace corio
