@@ -146,4 +146,51 @@ TEST(SyncAlloc, UncontendedOperationsNeverSuspend) {
       {.clock = &clock});
 }
 
+// A queue that swings between empty and a burst keeps its room: shrinking at the first pop under a
+// quarter full reallocated twice per swing.
+TEST(SyncAlloc, AQueueSwingingBetweenEmptyAndABurstAllocatesOnlyToGrow) {
+  corio::testing::leak_check leaks;
+  corio::testing::mock_clock clock;
+  corio::run(
+      []() -> task<> {
+        corio::queue<int> q;
+        auto swing = [](corio::queue<int>& qq) -> task<> {
+          for (int i = 0; i < 40; ++i)
+            EXPECT_TRUE(qq.try_put(int(i)));
+          for (int i = 0; i < 40; ++i)
+            EXPECT_EQ(qq.try_get(), i);
+          co_return;
+        };
+        co_await swing(q); // grows to 64 slots
+        const std::size_t before = allocations;
+        for (int round = 0; round < 1000; ++round)
+          co_await swing(q);
+        EXPECT_EQ(allocations - before, 0u);
+      }(),
+      {.clock = &clock});
+}
+
+// After a spike, a capacity's worth of quiet traffic gives the memory back, down to 16 slots.
+TEST(SyncAlloc, TheRingBufferShrinksAfterASpike) {
+  corio::detail::ring_buffer<int> rb;
+  for (int i = 0; i < 4096; ++i)
+    rb.push_back(int(i));
+  EXPECT_EQ(rb.capacity(), 4096u);
+  for (int i = 0; i < 4096; ++i)
+    EXPECT_EQ(rb.pop_front(), i);
+  EXPECT_EQ(rb.capacity(), 4096u); // 1024 pops under a quarter full: not yet a capacity's worth
+  for (int i = 0; i < 100'000 && rb.capacity() > 16; ++i) {
+    rb.push_back(int(i));
+    EXPECT_EQ(rb.pop_front(), i);
+  }
+  EXPECT_EQ(rb.capacity(), 16u);
+  // Order survives resizing with the head anywhere.
+  for (int i = 0; i < 10; ++i)
+    rb.push_back(int(i));
+  rb.push_front(-1);
+  for (int i = -1; i < 10; ++i)
+    EXPECT_EQ(rb.pop_front(), i);
+  EXPECT_TRUE(rb.empty());
+}
+
 } // namespace

@@ -1,6 +1,7 @@
 // corio::priority_queue<T, Compare> and corio::lifo_queue<T>: their order (sorted, stable among equals,
 // custom comparators; last in, first out), and the waiting, hand-off, cancellation, join/task_done and
 // shutdown rules they share with corio::queue (basic_queue).
+#include <corio/debug.hpp>
 #include <corio/run.hpp>
 #include <corio/sleep.hpp>
 #include <corio/spawn.hpp>
@@ -812,6 +813,34 @@ TEST(SyncPriorityAndLifoQueueAlloc, SteadyStateAllocatesNothing) {
   const std::size_t many = allocations_for(2100);
   EXPECT_GT(few, 0u) << "the counter works";
   EXPECT_EQ(many, few) << "2000 more items through each queue allocated " << (many - few) << " times";
+}
+
+// dump_tasks names each queue's waits after its kind.
+TEST(SyncQueueNames, WaitsAreNamedAfterTheKindOfQueue) {
+  corio::testing::mock_clock clock;
+  auto tree = corio::run(
+      []() -> task<std::string> {
+        corio::queue<int> fifo(1);
+        int_lifo lifo;
+        int_pq pq;
+        fifo.try_put(0);
+        auto a = corio::spawn([](corio::queue<int>& q) -> task<> { co_await q.put(1); }(fifo), "fifo-putter");
+        auto b = corio::spawn([](int_lifo& q) -> task<> { (void)co_await q.get(); }(lifo), "lifo-getter");
+        auto c = corio::spawn([](int_pq& q) -> task<> { (void)co_await q.get(); }(pq), "pq-getter");
+        co_await corio::sleep(1s);
+        std::string t = corio::format_tasks(*corio::event_loop::current());
+        (void)fifo.try_get();
+        lifo.try_put(1);
+        pq.try_put(1);
+        co_await a;
+        co_await b;
+        co_await c;
+        co_return t;
+      }(),
+      {.clock = &clock});
+  EXPECT_NE(tree.find("'fifo-putter' waiting: queue.put"), std::string::npos) << tree;
+  EXPECT_NE(tree.find("'lifo-getter' waiting: lifo_queue.get"), std::string::npos) << tree;
+  EXPECT_NE(tree.find("'pq-getter' waiting: priority_queue.get"), std::string::npos) << tree;
 }
 
 } // namespace

@@ -47,7 +47,8 @@ public:
 /// the queued items, counting each as done, so join() returns once the items already taken are done.
 /// No allocation per wait. Single-threaded.
 ///
-/// Storage (a policy): `entry` (what it stores: T, or T with a sequence number); `make(T&&)` → an entry
+/// Storage (a policy): `get_name`, `put_name`, `join_name` (the waits as dump_tasks shows them, e.g.
+/// "lifo_queue.get"); `entry` (what it stores: T, or T with a sequence number); `make(T&&)` → an entry
 /// of a new item; static `unwrap(entry&&)` → T&&; `push(entry&&)` a new item; `restore(entry&&)` an
 /// item taken and given back; `pop()` → the entry to leave next (not empty); `size()`, `empty()`, `clear()`.
 template <class T, class Storage> class basic_queue {
@@ -185,7 +186,7 @@ template <class T, class Storage> class [[nodiscard]] basic_queue<T, Storage>::g
 public:
   explicit get_awaiter(basic_queue& q) noexcept : q_(&q) {}
   bool await_ready() {
-    start("queue.get()");
+    start(Storage::get_name);
     if (!q_->items_.empty()) {
       slot_.emplace(q_->take());
       return true;
@@ -205,7 +206,7 @@ public:
       throw queue_shut_down();
     return Storage::unwrap(std::move(*slot_));
   }
-  [[nodiscard]] const char* what() const noexcept override { return "queue.get"; }
+  [[nodiscard]] const char* what() const noexcept override { return Storage::get_name; }
 
 private:
   friend basic_queue;
@@ -220,7 +221,7 @@ public:
   put_awaiter(basic_queue& q, T&& item) noexcept(std::is_nothrow_move_constructible_v<T>)
       : q_(&q), item_(std::move(item)) {}
   bool await_ready() {
-    start("queue.put()");
+    start(Storage::put_name);
     return q_->try_put(std::move(item_)); // queue_shut_down after shutdown()
   }
   void await_suspend(std::coroutine_handle<> h) noexcept { suspend_on(q_->putters_, h); }
@@ -234,7 +235,7 @@ public:
       task->raise_cancel();
     // Put (at once, or granted): a cancel that came later is raised at the next await point.
   }
-  [[nodiscard]] const char* what() const noexcept override { return "queue.put"; }
+  [[nodiscard]] const char* what() const noexcept override { return Storage::put_name; }
 
 private:
   friend basic_queue;
@@ -248,7 +249,7 @@ template <class T, class Storage> class [[nodiscard]] basic_queue<T, Storage>::j
 public:
   explicit join_awaiter(basic_queue& q) noexcept : q_(&q) {}
   bool await_ready() {
-    start("queue.join()");
+    start(Storage::join_name);
     return q_->unfinished_ == 0;
   }
   void await_suspend(std::coroutine_handle<> h) noexcept { suspend_on(q_->joiners_, h); }
@@ -256,7 +257,7 @@ public:
     if (cancelling())
       task->raise_cancel();
   }
-  [[nodiscard]] const char* what() const noexcept override { return "queue.join"; }
+  [[nodiscard]] const char* what() const noexcept override { return Storage::join_name; }
 
 private:
   basic_queue* q_;

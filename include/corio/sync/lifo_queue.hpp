@@ -14,6 +14,9 @@ namespace detail {
 /// capacity). An item given back by a cancelled getter was the top one: it goes back on top.
 template <class T> class lifo_storage {
 public:
+  static constexpr const char* get_name = "lifo_queue.get";
+  static constexpr const char* put_name = "lifo_queue.put";
+  static constexpr const char* join_name = "lifo_queue.join";
   using entry = T;
 
   static T&& make(T&& item) noexcept { return std::move(item); }

@@ -21,6 +21,9 @@ namespace detail {
 /// keeps its number, so it goes back to the very place it was taken from.
 template <class T, class Compare> class priority_storage {
 public:
+  static constexpr const char* get_name = "priority_queue.get";
+  static constexpr const char* put_name = "priority_queue.put";
+  static constexpr const char* join_name = "priority_queue.join";
   struct entry {
     T value;
     std::uint64_t seq;

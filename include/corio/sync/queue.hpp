@@ -14,6 +14,9 @@ namespace detail {
 /// oldest, so it goes back to the front.
 template <class T> class fifo_storage {
 public:
+  static constexpr const char* get_name = "queue.get";
+  static constexpr const char* put_name = "queue.put";
+  static constexpr const char* join_name = "queue.join";
   using entry = T;
 
   static T&& make(T&& item) noexcept { return std::move(item); }

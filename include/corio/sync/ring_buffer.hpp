@@ -9,9 +9,12 @@
 namespace corio::detail {
 
 /// A FIFO of movable T in a circular buffer of power-of-two capacity: push at either end, pop at the
-/// front. It grows by doubling and shrinks by half once a quarter full (at least 16 slots), so a
-/// queue whose size stays within bounds allocates nothing in steady state (std::deque allocates and
-/// frees a block every few hundred bytes of traffic).
+/// front. It grows by doubling. It shrinks by half (to at least 16 slots) once it has served as many
+/// pops as it has slots while under a quarter full, with no push reaching a quarter in between: a
+/// queue that swings between empty and a burst keeps its room (shrinking at the first quarter-full pop
+/// would reallocate twice per swing), and one that grew for a spike gives the memory back after a
+/// capacity's worth of quiet traffic. So a queue whose size stays within bounds allocates nothing in
+/// steady state (std::deque allocates and frees a block every few hundred bytes of traffic).
 template <class T> class ring_buffer {
 public:
   [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
@@ -20,11 +23,13 @@ public:
 
   void push_back(T&& v) {
     reserve_one();
+    note_push();
     slots_[index(size_)].emplace(std::move(v));
     ++size_;
   }
   void push_front(T&& v) {
     reserve_one();
+    note_push();
     head_ = (head_ + slots_.size() - 1) & (slots_.size() - 1);
     slots_[head_].emplace(std::move(v));
     ++size_;
@@ -35,8 +40,10 @@ public:
     slots_[head_].reset();
     head_ = index(1);
     --size_;
-    if (slots_.size() > min_capacity && size_ < slots_.size() / 4)
+    if (slots_.size() > min_capacity && size_ < slots_.size() / 4 && ++quiet_pops_ >= slots_.size()) {
       resize(slots_.size() / 2);
+      quiet_pops_ = 0;
+    }
     return out;
   }
   void clear() noexcept {
@@ -49,6 +56,10 @@ private:
   static constexpr std::size_t min_capacity = 16;
 
   [[nodiscard]] std::size_t index(std::size_t i) const noexcept { return (head_ + i) & (slots_.size() - 1); }
+  void note_push() noexcept {
+    if (size_ >= slots_.size() / 4)
+      quiet_pops_ = 0;
+  }
   void reserve_one() {
     if (size_ == slots_.size())
       resize(slots_.empty() ? min_capacity : slots_.size() * 2);
@@ -64,6 +75,7 @@ private:
   std::vector<std::optional<T>> slots_;
   std::size_t head_ = 0;
   std::size_t size_ = 0;
+  std::size_t quiet_pops_ = 0; // pops under a quarter full since the last push that reached a quarter
 };
 
 } // namespace corio::detail
