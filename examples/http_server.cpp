@@ -37,6 +37,7 @@
 #include <string_view>
 #include <system_error>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "hold_port.hpp"
@@ -375,13 +376,30 @@ private:
 struct file_fd {
   int fd = -1;
   explicit file_fd(int f) noexcept : fd(f) {}
-  file_fd(const file_fd&) = delete;
-  file_fd& operator=(const file_fd&) = delete;
+  file_fd(file_fd&& o) noexcept : fd(std::exchange(o.fd, -1)) {}
+  file_fd& operator=(file_fd&&) = delete;
   ~file_fd() {
     if (fd >= 0)
       ::close(fd);
   }
 };
+
+/// A static file opened for sending: fd < 0 when it cannot be served (missing, a directory, unreadable).
+struct static_file {
+  file_fd f{-1};
+  std::size_t size = 0;
+};
+
+/// open() and fstat() may block (a cold directory cache, a network file system): they run on the loop's
+/// thread pool. If the request is cancelled meanwhile, the result is dropped there and the file closed.
+static_file open_static(const std::string& path) {
+  static_file out{file_fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC))};
+  struct stat st {};
+  if (out.f.fd < 0 || ::fstat(out.f.fd, &st) != 0 || !S_ISREG(st.st_mode))
+    return static_file{};
+  out.size = static_cast<std::size_t>(st.st_size);
+  return out;
+}
 
 /// A static file's answer: the head goes to `out`; the body, if any, is sent from the file itself with
 /// sock_sendfile — after `out` (the answers before it and this head) has been sent, and before anything
@@ -389,13 +407,13 @@ struct file_fd {
 /// and when the file ended early (it shrank meanwhile: the answer cannot be finished, so the connection
 /// must close).
 corio::task<> send_file(corio::socket& conn, std::string& out, const request& r) {
-  file_fd f(::open(r.path.c_str(), O_RDONLY | O_CLOEXEC));
-  struct stat st {};
-  if (f.fd < 0 || ::fstat(f.fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+  auto opener = [path = r.path] { return open_static(path); }; // a copy: the thread may outlive r
+  static_file file = co_await corio::to_thread(opener);
+  if (file.f.fd < 0) {
     append_simple(out, 404, "Not Found", !r.keep_alive, r.head); // missing, a directory, unreadable
     co_return;
   }
-  const auto size = static_cast<std::size_t>(st.st_size);
+  const std::size_t size = file.size;
   out.append("HTTP/1.1 200 OK\r\nContent-Type: ").append(content_type(r.path));
   out.append("\r\nContent-Length: ");
   append_number(out, size);
@@ -404,7 +422,7 @@ corio::task<> send_file(corio::socket& conn, std::string& out, const request& r)
     co_return;
   co_await corio::sock_sendall(conn, out);
   out.clear();
-  if (co_await corio::sock_sendfile(conn, f.fd, 0, size) != size)
+  if (co_await corio::sock_sendfile(conn, file.f.fd, 0, size) != size)
     throw std::system_error(EIO, std::generic_category(), "http_server: " + r.path + " shrank while sent");
 }
 
