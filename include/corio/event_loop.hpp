@@ -147,6 +147,9 @@ public:
   [[nodiscard]] detail::task_state* current_task() const noexcept { return current_task_; }
   /// Resumes h (as task t) in a later iteration.
   void schedule(std::coroutine_handle<> h, detail::task_state* t);
+  /// Resumes h as task t now, inside the caller (spawn_eager), until it suspends or ends; then the task
+  /// that was running before is the current one again. Only on the loop's own thread while it runs.
+  void run_eagerly(std::coroutine_handle<> h, detail::task_state* t);
   /// Completes a wait: clears it as its task's current wait and schedules its coroutine.
   void wake(detail::wait_node* w);
   /// Registers w as the current, cancellable wait of its task.

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "corio/detail/done_callbacks.hpp"
 #include "corio/detail/unique_function.hpp"
 #include "corio/detail/wait_node.hpp"
 #include "corio/errors.hpp"
@@ -31,7 +32,7 @@ template <class T> struct future_state {
   bool cancelled = false;
   bool taken = false; // a move-only result was moved out
   wait_list waiters;
-  std::vector<unique_function> callbacks;
+  done_callbacks callbacks;
 
   void bind() noexcept {
     if (loop == nullptr)
@@ -43,13 +44,12 @@ template <class T> struct future_state {
     bind();
     while (wait_node* w = waiters.pop_front())
       loop->wake(w);
-    for (auto& cb : callbacks) {
+    callbacks.drain([this](unique_function cb) {
       if (loop != nullptr)
         loop->call_soon(std::move(cb));
       else
         cb(); // no loop anywhere: run them now
-    }
-    callbacks.clear();
+    });
   }
 };
 
@@ -137,17 +137,20 @@ public:
     return s_->error;
   }
   /// Runs fn on the loop (call_soon) when the future is done; at once (scheduled) if it already is.
-  void add_done_callback(detail::unique_function fn) {
-    if (!s_->done) {
-      s_->callbacks.push_back(std::move(fn));
-      return;
-    }
+  /// Returns a key for remove_done_callback(): 0 when the future was already done.
+  std::uint64_t add_done_callback(detail::unique_function fn) {
+    if (!s_->done)
+      return s_->callbacks.add(std::move(fn));
     s_->bind();
     if (s_->loop != nullptr)
       s_->loop->call_soon(std::move(fn));
     else
       fn();
+    return 0;
   }
+  /// Withdraws a callback add_done_callback() returned `key` for (asyncio's remove_done_callback): true
+  /// if removed; false once the future is done or for a key that names none.
+  bool remove_done_callback(std::uint64_t key) noexcept { return !s_->done && s_->callbacks.remove(key); }
 
   struct awaiter {
     std::shared_ptr<state_t> s;

@@ -17,6 +17,7 @@
 #include "corio/detail/wait_node.hpp"
 #include "corio/event_loop.hpp"
 #include "corio/task.hpp"
+#include "corio/this_task.hpp"
 
 namespace corio {
 
@@ -85,11 +86,8 @@ template <class T> struct spawned final : task_state {
     }
     while (wait_node* w = joiners.pop_front())
       loop->wake(w);
-    if (extras) {
-      for (auto& cb : extras->done_callbacks)
-        loop->call_soon(std::move(cb));
-      extras->done_callbacks.clear();
-    }
+    if (extras)
+      extras->done_callbacks.drain([this](unique_function fn) { loop->call_soon(std::move(fn)); });
     release();
   }
   void abandon() noexcept override {
@@ -101,7 +99,7 @@ template <class T> struct spawned final : task_state {
     frame = {};
     ++refs; // done callbacks may hold join_handles on us: drop them while we are pinned
     if (extras)
-      std::vector<unique_function>().swap(extras->done_callbacks);
+      extras->done_callbacks.clear();
     release(); // the pin
     release(); // the running reference
   }
@@ -118,7 +116,8 @@ template <class T> struct spawned final : task_state {
   /// after its loop closed) the default, which needs no loop.
   void report_never_retrieved() noexcept {
     try {
-      exception_context c{"task " + label() + " exception was never retrieved", exception(), label()};
+      std::string l = label();
+      exception_context c{"task " + l + " exception was never retrieved", exception(), std::move(l)};
       if (event_loop::current() == loop)
         loop->call_exception_handler(c);
       else
@@ -228,16 +227,28 @@ public:
     s.retrieved = true;
     return s.abandoned ? std::make_exception_ptr(cancelled_error()) : s.exception();
   }
-  /// Runs fn on the loop (call_soon) once the task is done; at once if it already is.
-  void add_done_callback(detail::unique_function fn) {
+  /// Runs fn on the loop (call_soon) once the task is done; at once if it already is. Returns a key for
+  /// remove_done_callback(): 0 when the task was already done (fn is scheduled then, for good).
+  std::uint64_t add_done_callback(detail::unique_function fn) {
     auto& s = state();
-    if (s.done)
+    if (s.done) {
       s.loop->call_soon(std::move(fn));
-    else
-      s.extra().done_callbacks.push_back(std::move(fn));
+      return 0;
+    }
+    return s.extra().done_callbacks.add(std::move(fn));
+  }
+  /// Withdraws a callback that add_done_callback() returned `key` for (asyncio's remove_done_callback).
+  /// True if it was removed; false once the task is done (its callbacks were scheduled then) or for a
+  /// key that names none.
+  bool remove_done_callback(std::uint64_t key) {
+    auto& s = state();
+    return !s.done && s.extras && s.extras->done_callbacks.remove(key);
   }
   [[nodiscard]] std::uint64_t id() const { return state().id; }
+  /// The name given to spawn() or set_name(); empty: none (the task is "#id" in reports).
   [[nodiscard]] const std::string& name() const { return state().task_name(); }
+  /// Renames the task (asyncio's Task.set_name): dump_tasks() and error reports show the new name.
+  void set_name(std::string_view n) { state().extra().name = n; }
 
   struct awaiter {
     detail::spawned<T>* s;
@@ -280,30 +291,55 @@ private:
   detail::spawned<T>* s_ = nullptr;
 };
 
-/// Schedules `t` as a task of its own on `loop` (asyncio.create_task): it starts at the loop's next
-/// iteration and runs whether or not the returned handle is kept.
-template <class T> join_handle<T> spawn(event_loop& loop, task<T> t, std::string_view name = {}) {
+namespace detail {
+/// The task state for t on loop, registered as a live task, its coroutine not started yet.
+template <class T> spawned<T>* make_spawned(event_loop& loop, task<T>& t, std::string_view name) {
   if (!t.valid())
     throw invalid_state_error("corio: spawn() of an empty task (moved from or already spawned)");
   if (loop.is_closed())
     throw loop_error("corio: spawn() on a closed event loop");
-  auto owner = std::unique_ptr<detail::spawned<T>>(new detail::spawned<T>());
+  auto owner = std::unique_ptr<spawned<T>>(new spawned<T>());
   if (!name.empty())
     owner->extra().name = name;
   auto* s = owner.release();
   s->frame = t.release();
   s->frame.promise().set_root(s);
   loop.add_task(s);
+  return s;
+}
+} // namespace detail
+
+/// Schedules `t` as a task of its own on `loop` (asyncio.create_task): it starts at the loop's next
+/// iteration and runs whether or not the returned handle is kept.
+template <class T> join_handle<T> spawn(event_loop& loop, task<T> t, std::string_view name = {}) {
+  auto* s = detail::make_spawned(loop, t, name);
   loop.schedule(s->frame, s);
   return join_handle<T>(s);
 }
 
 /// spawn() on the loop running this thread; loop_error if none is.
 template <class T> join_handle<T> spawn(task<T> t, std::string_view name = {}) {
-  event_loop* loop = event_loop::current();
-  if (loop == nullptr)
-    throw loop_error("corio: spawn() needs a running event loop (use corio::run, or spawn(loop, task))");
-  return spawn(*loop, std::move(t), name);
+  return spawn(detail::running_loop("spawn()"), std::move(t), name);
+}
+
+/// Like spawn(), but the task starts at once, inside this call, and runs until its first suspension
+/// (asyncio's eager_start=True / eager_task_factory): a task that finishes without waiting for
+/// anything is done when spawn_eager returns, without a trip through the loop. While it runs it is the
+/// current task (cancellation, timeouts and dump_tasks see it); then the caller goes on. Called when
+/// `loop` is not running on this thread, it schedules the task as spawn() does.
+template <class T> join_handle<T> spawn_eager(event_loop& loop, task<T> t, std::string_view name = {}) {
+  auto* s = detail::make_spawned(loop, t, name);
+  join_handle<T> h(s); // holds the state if the task ends inside run_eagerly
+  if (event_loop::current() == &loop && loop.is_running())
+    loop.run_eagerly(s->frame, s);
+  else
+    loop.schedule(s->frame, s);
+  return h;
+}
+
+/// spawn_eager() on the loop running this thread; loop_error if none is.
+template <class T> join_handle<T> spawn_eager(task<T> t, std::string_view name = {}) {
+  return spawn_eager(detail::running_loop("spawn_eager()"), std::move(t), name);
 }
 
 /// asyncio's name for spawn().

@@ -570,6 +570,12 @@ void event_loop::run_ready() {
     run_item(ready_->pop());
 }
 
+void event_loop::run_eagerly(std::coroutine_handle<> h, detail::task_state* t) {
+  detail::task_state* outer = std::exchange(current_task_, t);
+  h.resume(); // a task's exceptions end in its promise: nothing escapes
+  current_task_ = outer;
+}
+
 void event_loop::run_item(const ready_item& item) {
   const auto started = opts_.debug ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
   if (item.task != callback_tag()) {

@@ -92,6 +92,27 @@ TEST(Future, DoneCallbacks) {
   EXPECT_EQ(corio::run(body()), 2);
 }
 
+TEST(Future, RemoveDoneCallback) {
+  auto body = []() -> task<std::string> {
+    future<int> f;
+    std::string order;
+    const auto a = f.add_done_callback([&] { order += 'a'; });
+    const auto b = f.add_done_callback([&] { order += 'b'; });
+    const auto c = f.add_done_callback([&] { order += 'c'; });
+    EXPECT_NE(a, b);
+    EXPECT_TRUE(f.remove_done_callback(b));
+    EXPECT_FALSE(f.remove_done_callback(b)); // once
+    EXPECT_FALSE(f.remove_done_callback(0)); // names none
+    EXPECT_FALSE(f.remove_done_callback(c + 100));
+    f.set_result(1);
+    EXPECT_FALSE(f.remove_done_callback(c)); // done: already scheduled
+    EXPECT_EQ(f.add_done_callback([&] { order += 'd'; }), 0u);
+    co_await corio::sleep(0s);
+    co_return order;
+  };
+  EXPECT_EQ(corio::run(body()), "acd");
+}
+
 TEST(Future, SetFromAnotherThreadThroughTheLoop) {
   auto body = []() -> task<int> {
     future<int> f;

@@ -5,6 +5,7 @@
 #include <corio/spawn.hpp>
 #include <corio/task.hpp>
 #include <corio/testing/mock_clock.hpp>
+#include <corio/timeout.hpp>
 
 #include <gtest/gtest.h>
 
@@ -232,6 +233,137 @@ TEST(Spawn, DoneCallbacksRunOnTheLoop) {
     co_return calls;
   };
   EXPECT_EQ(corio::run(body()), 2);
+}
+
+TEST(Spawn, RemoveDoneCallbackAndSetName) {
+  mock_clock clock;
+  auto body = []() -> task<std::string> {
+    std::string order;
+    auto h = corio::spawn([]() -> task<> { co_await corio::sleep(1s); }(), "first");
+    const auto a = h.add_done_callback([&] { order += 'a'; });
+    const auto b = h.add_done_callback([&] { order += 'b'; });
+    EXPECT_TRUE(h.remove_done_callback(a));
+    EXPECT_FALSE(h.remove_done_callback(a));
+    EXPECT_FALSE(h.remove_done_callback(0));
+    h.set_name("renamed");
+    EXPECT_EQ(h.name(), "renamed");
+    std::string tree = corio::format_tasks(*corio::event_loop::current());
+    EXPECT_NE(tree.find("'renamed' ready"), std::string::npos) << tree;
+    co_await h;
+    EXPECT_FALSE(h.remove_done_callback(b)); // done: scheduled already
+    EXPECT_EQ(h.add_done_callback([&] { order += 'c'; }), 0u);
+    co_await corio::sleep(0s);
+    co_return order;
+  };
+  EXPECT_EQ(corio::run(body(), {.clock = &clock}), "bc");
+}
+
+TEST(Spawn, SpawnEagerRunsToTheFirstSuspensionInsideTheCall) {
+  corio::testing::leak_check leaks;
+  mock_clock clock;
+  auto body = []() -> task<> {
+    int step = 0;
+    auto h = corio::spawn_eager(
+        [](int* s) -> task<int> {
+          *s = 1;
+          std::string tree = corio::format_tasks(*corio::event_loop::current());
+          EXPECT_NE(tree.find("'eager' running"), std::string::npos) << tree; // it is the current task
+          EXPECT_EQ(tree.find("'main' running"), std::string::npos) << tree;
+          co_await corio::sleep(1s);
+          *s = 2;
+          co_return 7;
+        }(&step),
+        "eager");
+    EXPECT_EQ(step, 1); // ran up to its sleep, inside spawn_eager
+    EXPECT_FALSE(h.done());
+    std::string tree = corio::format_tasks(*corio::event_loop::current());
+    EXPECT_NE(tree.find("'main' running"), std::string::npos) << tree; // back to the caller
+    EXPECT_NE(tree.find("'eager' waiting: sleep"), std::string::npos) << tree;
+    EXPECT_EQ(co_await h, 7);
+    EXPECT_EQ(step, 2);
+
+    // One that never suspends is done on return, without a trip through the loop.
+    auto quick = corio::spawn_eager(add(2, 3));
+    EXPECT_TRUE(quick.done());
+    EXPECT_EQ(quick.result(), 5);
+    auto failing = corio::spawn_eager([]() -> task<int> {
+      throw std::logic_error("at once");
+      co_return 0;
+    }());
+    EXPECT_TRUE(failing.done());
+    EXPECT_THROW(failing.result(), std::logic_error);
+  };
+  corio::run(body(), {.clock = &clock});
+}
+
+// The eager child's waits, cancellation and timeouts are its own; the caller's are the caller's.
+TEST(Spawn, SpawnEagerKeepsTheTasksApart) {
+  corio::testing::leak_check leaks;
+  mock_clock clock;
+  auto body = [](mock_clock* c) -> task<> {
+    const auto t0 = c->now();
+    join_handle<int> child;
+    bool caller_timed_out = false;
+    try {
+      auto scope = corio::timeout(1s);
+      child = corio::spawn_eager([]() -> task<int> {
+        co_await corio::sleep(2s); // the caller's 1 s timeout is not this task's
+        co_return 2;
+      }());
+      co_await corio::sleep(5s);
+    } catch (const corio::timeout_error&) {
+      caller_timed_out = true;
+    }
+    EXPECT_TRUE(caller_timed_out);
+    EXPECT_EQ(c->now() - t0, 1s);
+    EXPECT_EQ(co_await child, 2);
+    EXPECT_EQ(c->now() - t0, 2s);
+
+    // Cancelling the eager child cancels it, not its caller.
+    auto sleeper = corio::spawn_eager([]() -> task<> { co_await corio::sleep(1h); }());
+    EXPECT_TRUE(sleeper.cancel());
+    co_await corio::sleep(0s);
+    EXPECT_TRUE(sleeper.cancelled());
+
+    // Nested: an eager task that spawns one eagerly; each returns to the task that was running.
+    std::string trail;
+    auto outer = corio::spawn_eager(
+        [](std::string* t) -> task<> {
+          t->append("outer ");
+          auto inner = corio::spawn_eager(
+              [](std::string* t2) -> task<> {
+                t2->append("inner ");
+                co_await corio::sleep(1s);
+                t2->append("inner-done ");
+              }(t),
+              "inner");
+          std::string tree = corio::format_tasks(*corio::event_loop::current());
+          EXPECT_NE(tree.find("'outer' running"), std::string::npos) << tree;
+          t->append("outer-after ");
+          co_await inner;
+          t->append("outer-done");
+        }(&trail),
+        "outer");
+    EXPECT_EQ(trail, "outer inner outer-after ");
+    co_await outer;
+    EXPECT_EQ(trail, "outer inner outer-after inner-done outer-done");
+  };
+  corio::run(body(&clock), {.clock = &clock});
+}
+
+TEST(Spawn, SpawnEagerOnALoopThatIsNotRunningSchedulesTheTask) {
+  corio::event_loop loop;
+  bool started = false;
+  auto h = corio::spawn_eager(loop, [](bool* s) -> task<> {
+    *s = true;
+    co_return;
+  }(&started));
+  EXPECT_FALSE(started);
+  EXPECT_FALSE(h.done());
+  corio::run_until_complete(loop, [](join_handle<> x) -> task<> { co_await x; }(h));
+  EXPECT_TRUE(started);
+  EXPECT_THROW(corio::spawn_eager(add(1, 2)), corio::loop_error); // no loop runs on this thread
+  loop.close();
 }
 
 TEST(Spawn, UnretrievedExceptionIsReported) {

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "corio/detail/unique_function.hpp"
+#include "corio/detail/done_callbacks.hpp"
 #include "corio/detail/wait_node.hpp"
 #include "corio/errors.hpp"
 
@@ -30,7 +30,7 @@ struct task_state {
   /// What most tasks never have, out of line: 8 bytes in every task instead of 40.
   struct rare {
     std::string name;
-    std::vector<unique_function> done_callbacks;
+    detail::done_callbacks done_callbacks;
   };
   std::unique_ptr<rare> extras;    // null until a name or a done callback is given
   task_state* prev_task = nullptr; // the loop's list of live tasks
