@@ -32,8 +32,15 @@ struct server_state : std::enable_shared_from_this<server_state> {
   std::vector<address> addrs;
   std::vector<std::string> unix_paths; // removed on close
   std::vector<join_handle<>> acceptors;
-  std::unordered_map<std::uint64_t, join_handle<>> handlers; // by task id; a task erases itself at its end
-  int accepting = 0;                                         // accept tasks not finished
+  /// A connection's task, and its writer: a local of the task's frame, set once the task made the
+  /// streams and cleared before the local goes (abort_clients() resets the connection through it).
+  struct client {
+    join_handle<> task;
+    stream_writer* writer = nullptr;
+    bool reset = false; // abort_clients() came before the task made its streams
+  };
+  std::unordered_map<std::uint64_t, client> handlers; // by task id; a task erases itself at its end
+  int accepting = 0;                                  // accept tasks not finished
   std::size_t accept_errors = 0;
   std::size_t tls_errors = 0; // failed handshakes
   bool serving = false;
@@ -44,6 +51,7 @@ struct server_state : std::enable_shared_from_this<server_state> {
   void start_serving();
   void close();
   void close_clients();
+  void abort_clients();
   void check_idle() {
     if (closed && accepting == 0 && handlers.empty())
       idle_event.set();
@@ -65,6 +73,24 @@ struct server_state : std::enable_shared_from_this<server_state> {
 
 namespace {
 
+/// SO_LINGER {1, 0}: closing `fd` sends a reset, not a FIN, and drops what the kernel still holds. On the
+/// fd, not through socket::set_linger_reset: the socket may be a stream's (not ours), and this must not
+/// throw (a failure only means a FIN instead of a reset).
+void linger_reset(int fd) noexcept {
+  if (fd < 0)
+    return;
+  linger l{};
+  l.l_onoff = 1;
+  l.l_linger = 0;
+  (void)::setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+}
+
+/// Closes a connection now, dropping what is queued: the peer sees a reset (abort_clients()).
+void reset_connection(stream_writer& w) noexcept {
+  linger_reset(w.fd()); // -1 once closed (the handler closed it, or it failed): abort() is then a no-op
+  w.abort();
+}
+
 task<> run_handler(std::shared_ptr<server_state> param, socket s, address peer) {
   std::shared_ptr<server_state> st = std::move(param);
   struct done_guard {
@@ -75,11 +101,22 @@ task<> run_handler(std::shared_ptr<server_state> param, socket s, address peer) 
       st->check_idle();
     }
   } guard{st.get(), event_loop::current()->current_task()->id};
+  server_state::client& me = st->handlers.at(guard.id); // node-based map: stays put until erased
+  // abort_clients() came before we started: reset the connection, the handler never runs.
+  if (me.reset) {
+    linger_reset(s.fd());
+    co_return; // `s` closes with the frame
+  }
   std::exception_ptr failure;
   connection c;
+  struct writer_guard { // destroyed before `c`
+    server_state::client& me;
+    ~writer_guard() { me.writer = nullptr; }
+  } registered{me};
   bool handshake_failed = false;
   try {
     c = make_streams(std::move(s), peer, st->opts.streams);
+    me.writer = &c.writer;
     if (st->opts.tls) {
       try {
         co_await c.writer.start_tls(st->opts.tls, {}, st->opts.tls_handshake_timeout);
@@ -178,7 +215,7 @@ task<> accept_loop(std::shared_ptr<server_state> param, std::size_t index) {
 void server_state::spawn_handler(socket s, address peer) {
   auto h = spawn(*loop, run_handler(shared_from_this(), std::move(s), std::move(peer)));
   auto id = h.id();
-  handlers.emplace(id, std::move(h));
+  handlers.emplace(id, client{std::move(h)});
 }
 
 void server_state::start_serving() {
@@ -215,10 +252,22 @@ void server_state::close_clients() {
   if (loop == nullptr || event_loop::current() != loop)
     return;
   std::vector<join_handle<>> running;
-  for (auto& [id, h] : handlers)
-    running.push_back(h);
+  for (auto& [id, c] : handlers)
+    running.push_back(c.task);
   for (auto& h : running)
     h.cancel();
+}
+
+void server_state::abort_clients() {
+  if (loop == nullptr || event_loop::current() != loop)
+    return;
+  // An abort only closes the socket and wakes waiters (they run later): the map does not change here.
+  for (auto& [id, c] : handlers) {
+    c.reset = true;
+    if (c.writer != nullptr)
+      reset_connection(*c.writer);
+  }
+  close_clients();
 }
 
 } // namespace corio::detail
@@ -252,6 +301,7 @@ void server::start_serving() { need(s_).start_serving(); }
 bool server::is_serving() const { return need(s_).serving; }
 void server::close() { need(s_).close(); }
 void server::close_clients() { need(s_).close_clients(); }
+void server::abort_clients() { need(s_).abort_clients(); }
 std::vector<address> server::addresses() const { return need(s_).addrs; }
 std::size_t server::active_connections() const { return need(s_).handlers.size(); }
 std::size_t server::accept_errors() const { return need(s_).accept_errors; }

@@ -52,7 +52,8 @@ struct server_state;
 /// that connection. When the handler returns, the connection is closed after its queued data is sent.
 ///
 /// close() stops accepting and closes the listening sockets (connections go on); close_clients()
-/// cancels the handlers; wait_closed() waits until the server is closed and every handler has finished.
+/// cancels the handlers; abort_clients() also resets their connections at once; wait_closed() waits
+/// until the server is closed and every handler has finished.
 /// Destroying the server does close() and close_clients(). Move-only.
 class server {
 public:
@@ -73,6 +74,12 @@ public:
   void close();
   /// Cancels every running handler (their connections close as they unwind).
   void close_clients();
+  /// Closes every current connection at once and cancels its handler (asyncio 3.13's abort_clients):
+  /// unsent data is dropped and the peer sees a reset (SO_LINGER {1, 0}: ECONNRESET on its next read).
+  /// Covers connections still flushing after their handler returned and ones accepted but not started
+  /// yet (their handler never runs); connections accepted afterwards are not affected, and a serving
+  /// server goes on accepting.
+  void abort_clients();
   /// Waits until close() was called and every handler has finished. Cancellable.
   task<> wait_closed();
 
