@@ -2,11 +2,14 @@
 #include "corio/net/connection.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <exception>
 #include <memory>
 #include <optional>
 #include <stdexcept>
+#include <string>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -20,6 +23,10 @@
 #include "stream_transport.hpp"
 
 namespace corio {
+
+// g++ 12 copies a braced stream_options temporary bitwise in a co_await expression (HAZARDS.md 2):
+// local_address survives that only while an address is trivially copyable.
+static_assert(std::is_trivially_copyable_v<address>);
 
 connection make_streams(socket s, address peer, stream_options o) {
   if (peer.family() == address_family::unspecified)
@@ -41,10 +48,38 @@ task<connection> maybe_tls(connection c, stream_options o, std::string host) {
   co_return std::move(c);
 }
 
+/// A stream socket to connect to `remote` with, bound to `local` first if set (socket::bind raises
+/// std::system_error naming the local address; the socket is closed then).
+socket connecting_socket(const address& remote, const std::optional<address>& local) {
+  socket s = socket::open(remote.family(), socket_type::stream);
+  if (local)
+    s.bind(*local);
+  return s;
+}
+
+/// With a local address, only the candidates of its family can be connected from it (asyncio skips the
+/// others too): keeps those, or raises EAFNOSUPPORT naming the local address and the candidates.
+void keep_local_family(std::vector<address>& candidates, const std::optional<address>& local) {
+  if (!local || candidates.empty())
+    return;
+  std::string all;
+  for (const address& a : candidates)
+    all.append(all.empty() ? "" : ", ").append(a.to_string());
+  std::erase_if(candidates, [&](const address& a) { return a.family() != local->family(); });
+  if (candidates.empty())
+    throw std::system_error(EAFNOSUPPORT, std::generic_category(),
+                            "corio: open_connection: no address of the local address's family (local " +
+                                local->to_string() + "; addresses: " + all + ")");
+}
+
 } // namespace
 
 task<connection> open_connection(address remote, stream_options o) {
-  socket s = socket::open(remote.family(), socket_type::stream);
+  if (o.local_address) {
+    std::vector<address> one{remote};
+    keep_local_family(one, o.local_address);
+  }
+  socket s = connecting_socket(remote, o.local_address);
   co_await sock_connect(s, remote);
   std::string host = remote.ip();
   connection c = make_streams(std::move(s), std::move(remote), o);
@@ -85,6 +120,7 @@ std::vector<address> interleave(std::vector<address> in, std::size_t first_count
 /// One Happy Eyeballs race, shared by its attempts (each a task of a task_group) and the task that
 /// staggers them. Every wait for "something changed" is on `changed`.
 struct race {
+  std::optional<address> local; // stream_options::local_address
   std::optional<std::pair<socket, address>> winner;
   std::vector<std::exception_ptr> errors; // per candidate, in order: set once it failed
   std::size_t failures = 0;
@@ -95,7 +131,7 @@ struct race {
 task<> attempt(std::shared_ptr<race> r, address a, std::size_t i) {
   std::exception_ptr error;
   try {
-    socket s = socket::open(a.family(), socket_type::stream);
+    socket s = connecting_socket(a, r->local);
     co_await sock_connect(s, a);
     if (!r->winner) // a later success closes its socket: one connection is enough
       r->winner.emplace(std::move(s), std::move(a));
@@ -145,10 +181,12 @@ task<> stagger(std::shared_ptr<race> r, task_group& group, std::vector<address> 
 task<connection> connect_candidates(std::vector<address> candidates, stream_options o, std::string host) {
   if (candidates.empty())
     throw std::invalid_argument("corio: open_connection() with no address to connect to");
+  keep_local_family(candidates, o.local_address);
   const std::size_t turns = o.interleave.value_or(o.happy_eyeballs_delay ? 1 : 0);
   if (turns > 0)
     candidates = interleave(std::move(candidates), turns);
   auto r = std::make_shared<race>();
+  r->local = o.local_address;
   r->errors.resize(candidates.size());
   task_group group;
   group.spawn(stagger(r, group, std::move(candidates), o.happy_eyeballs_delay), "open_connection");

@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "corio/clock.hpp"
+#include "corio/net/address.hpp"
 #include "corio/net/tls.hpp"
 
 namespace corio {
@@ -61,6 +62,12 @@ struct stream_options {
   /// addresses first (asyncio's interleave). Unset: 1 with happy_eyeballs_delay, else no reordering;
   /// 0: no reordering.
   std::optional<std::size_t> interleave{};
+  /// open_connection: bind the connecting socket to this address before connecting (asyncio's
+  /// local_addr); port 0 lets the kernel pick the port. Only the candidate addresses of its family are
+  /// tried; none of them: std::system_error (EAFNOSUPPORT) naming both. A failed bind (EADDRINUSE,
+  /// EADDRNOTAVAIL) is that candidate's error, naming the local address. With a fixed port, Happy
+  /// Eyeballs attempts that overlap cannot all bind it (the later ones fail with EADDRINUSE).
+  std::optional<address> local_address{};
 };
 
 } // namespace corio
