@@ -3,6 +3,8 @@
 //                          iteration: poll, timers, ready queue, resume).
 //   (b) BM_spawn_await     `co_await corio::spawn(trivial(i))`: ns per spawn + await of a task that returns at
 //                          once, with the frame-recycling allocator on (recycling:1) and off (recycling:0).
+//       BM_spawn_eager_await  the same with corio::spawn_eager (asyncio's eager start): the task runs inside
+//                          the call and is done when it returns, so the await does not suspend.
 //       BM_await_inline    `co_await trivial(i)` without spawn (no loop trip), for reference.
 //   (c) BM_timer_insert_cancel  1,000,000 live call_later() timers; each iteration is a batch of 1024
 //                          cancels of random live timers (and one loop iteration) followed by 1024 inserts, so
@@ -74,12 +76,12 @@ BENCHMARK(BM_sleep0)->Unit(benchmark::kNanosecond)->UseRealTime();
 corio::task<int> trivial(int x) { co_return x + 1; }
 
 /// Returns the sum of the results; every result is checked against its argument as it arrives.
-corio::task<std::int64_t> spawn_await_loop(benchmark::State* state) {
+corio::task<std::int64_t> spawn_await_loop(benchmark::State* state, bool eager) {
   std::int64_t sum = 0;
   int i = 0;
   for (auto _ : *state) {
     corio::task<int> t = trivial(i); // named: no temporaries around co_await (HAZARDS.md §2)
-    corio::join_handle<int> h = corio::spawn(std::move(t));
+    corio::join_handle<int> h = eager ? corio::spawn_eager(std::move(t)) : corio::spawn(std::move(t));
     const int v = co_await h;
     if (v != i + 1)
       co_return -1;
@@ -113,11 +115,14 @@ void check_sum(benchmark::State& state, std::int64_t sum) {
 void BM_spawn_await(benchmark::State& state) {
   const bool recycling = state.range(0) != 0;
   const bool was = corio::detail::set_frame_recycling(recycling);
-  const std::int64_t sum = corio::run(spawn_await_loop(&state));
+  const std::int64_t sum = corio::run(spawn_await_loop(&state, false));
   corio::detail::set_frame_recycling(was);
   check_sum(state, sum);
 }
 BENCHMARK(BM_spawn_await)->ArgName("recycling")->Arg(1)->Arg(0)->Unit(benchmark::kNanosecond)->UseRealTime();
+
+void BM_spawn_eager_await(benchmark::State& state) { check_sum(state, corio::run(spawn_await_loop(&state, true))); }
+BENCHMARK(BM_spawn_eager_await)->Unit(benchmark::kNanosecond)->UseRealTime();
 
 void BM_await_inline(benchmark::State& state) {
   const bool recycling = state.range(0) != 0;
