@@ -42,13 +42,15 @@ public:
 
   /// Spawns `t` as a child of the group.
   template <class T> join_handle<T> spawn(task<T> t, std::string_view name = {}) {
-    if (s_->closed || !s_->errors.empty())
-      throw invalid_state_error("corio: task_group::spawn() after the group finished or failed");
-    join_handle<T> h = corio::spawn(std::move(t), name);
-    ++s_->pending;
-    s_->cancellers.push_back([h]() mutable { h.cancel(); });
-    h.add_done_callback([st = s_, h]() mutable { st->child_done(h.exception()); });
-    return h;
+    check_open("spawn");
+    return adopt(corio::spawn(std::move(t), name));
+  }
+  /// Spawns `t` as a child of the group with corio::spawn_eager: it runs at once, up to its first
+  /// suspension (asyncio 3.14's TaskGroup.create_task(eager_start=True)). A child that fails before it
+  /// suspends fails the group as any child does.
+  template <class T> join_handle<T> spawn_eager(task<T> t, std::string_view name = {}) {
+    check_open("spawn_eager");
+    return adopt(corio::spawn_eager(std::move(t), name));
   }
 
   /// Number of children still running.
@@ -96,6 +98,16 @@ public:
   [[nodiscard]] awaiter wait() { return awaiter(s_); }
 
 private:
+  void check_open(const char* what) const {
+    if (s_->closed || !s_->errors.empty())
+      throw invalid_state_error(std::string("corio: task_group::") + what + "() after the group finished or failed");
+  }
+  template <class T> join_handle<T> adopt(join_handle<T> h) {
+    ++s_->pending;
+    s_->cancellers.push_back([h]() mutable { h.cancel(); });
+    h.add_done_callback([st = s_, h]() mutable { st->child_done(h.exception()); });
+    return h;
+  }
   struct state {
     int pending = 0;
     bool closed = false;

@@ -62,6 +62,59 @@ TEST(TaskGroup, FirstFailureCancelsTheRestAndIsRethrown) {
   });
 }
 
+TEST(TaskGroup, SpawnEagerStartsTheChildInsideTheCall) {
+  corio::testing::leak_check leaks;
+  run_mock([](mock_clock* c) -> task<> {
+    const auto t0 = c->now();
+    corio::task_group group;
+    bool started = false;
+    auto a = group.spawn_eager(
+        [](bool* s) -> task<int> {
+          *s = true;
+          co_await corio::sleep(1s);
+          co_return 5;
+        }(&started),
+        "eager child");
+    EXPECT_TRUE(started);
+    EXPECT_EQ(a.name(), "eager child");
+    auto b = group.spawn_eager([]() -> task<int> { co_return 6; }()); // done before it is counted
+    EXPECT_TRUE(b.done());
+    EXPECT_EQ(group.size(), 2u);
+    co_await group.wait();
+    EXPECT_EQ(c->now() - t0, 1s);
+    EXPECT_EQ(a.result() + b.result(), 11);
+    EXPECT_EQ(group.size(), 0u);
+  });
+}
+
+TEST(TaskGroup, AnEagerChildFailingAtOnceFailsTheGroup) {
+  corio::testing::leak_check leaks;
+  run_mock([](mock_clock* c) -> task<> {
+    const auto t0 = c->now();
+    corio::task_group group;
+    auto slow = group.spawn(after(100s, 1));
+    auto bad = group.spawn_eager([]() -> task<> {
+      throw std::runtime_error("at once");
+      co_return;
+    }());
+    EXPECT_TRUE(bad.done());
+    try {
+      co_await group.wait();
+      ADD_FAILURE() << "wait() must rethrow";
+    } catch (const std::runtime_error& e) {
+      EXPECT_STREQ(e.what(), "at once");
+    }
+    EXPECT_EQ(c->now() - t0, 0s);
+    EXPECT_TRUE(slow.cancelled());
+    try {
+      group.spawn_eager(after(1s, 0));
+      ADD_FAILURE() << "spawn_eager() after the group failed must throw";
+    } catch (const corio::invalid_state_error& e) {
+      EXPECT_NE(std::string(e.what()).find("spawn_eager()"), std::string::npos) << e.what();
+    }
+  });
+}
+
 TEST(TaskGroup, SeveralFailuresAreAggregated) {
   run_mock([](mock_clock*) -> task<> {
     corio::task_group group;
