@@ -1,6 +1,7 @@
 // corio::run and run_until_complete: run a task on an event loop (asyncio.run).
 #pragma once
 
+#include <cstdint>
 #include <type_traits>
 #include <utility>
 
@@ -13,13 +14,16 @@
 namespace corio {
 
 /// Spawns `t` on `loop`, runs the loop until it finishes, and returns its result or rethrows its
-/// exception. Other tasks stay as they are. loop_error if the loop was stopped before `t` finished.
+/// exception. Other tasks stay as they are. loop_error if the loop was stopped before `t` finished (`t`
+/// then goes on the next time the loop runs).
 template <class T> T run_until_complete(event_loop& loop, task<T> t) {
   join_handle<T> h = spawn(loop, std::move(t));
-  h.add_done_callback([&loop] { loop.stop(); });
+  const std::uint64_t stopper = h.add_done_callback([&loop] { loop.stop(); });
   loop.run_forever();
-  if (!h.done())
+  if (!h.done()) {
+    h.remove_done_callback(stopper); // the task goes on: when it ends, it must not stop a later run
     throw loop_error("corio: run_until_complete(): the loop stopped before the task finished");
+  }
   return h.result();
 }
 

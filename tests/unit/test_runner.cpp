@@ -473,4 +473,25 @@ TEST(Runner, RunReturnsAfterClosingTheLoop) {
   EXPECT_TRUE(closed_callback);
 }
 
+// A task whose run_until_complete() ended early (the loop was stopped) must not stop a later run when
+// it finishes: its stopping callback is withdrawn.
+TEST(Runner, RunUntilCompleteStoppedEarlyDoesNotStopALaterRun) {
+  corio::testing::leak_check leaks;
+  mock_clock clock;
+  corio::event_loop loop({.clock = &clock});
+  auto first = []() -> task<int> {
+    corio::event_loop::current()->stop();
+    co_await corio::sleep(1s); // ends while the second run_until_complete runs
+    co_return 1;
+  };
+  EXPECT_THROW(corio::run_until_complete(loop, first()), corio::loop_error);
+  auto second = []() -> task<int> {
+    co_await corio::sleep(5s); // a stop when the first ends (at 1 s) would cut this short
+    co_return 2;
+  };
+  EXPECT_EQ(corio::run_until_complete(loop, second()), 2);
+  loop.shutdown_tasks();
+  loop.close();
+}
+
 } // namespace
