@@ -196,7 +196,7 @@ sigint_guard::sigint_guard(event_loop& loop, unique_function on_interrupt) : loo
       current.sa_handler != SIG_DFL)
     return; // the program handles (or ignores) SIGINT itself
   if (signal_set* s = find_signals(loop); s != nullptr && s->handles(SIGINT))
-    return; // never replace a handler the loop has (not the case in corio::run: a fresh loop)
+    return; // never replace a handler the loop has (a task of an earlier runner::run() may have added one)
   auto st = std::make_shared<state>(state{&loop, std::move(on_interrupt)});
   add_signal_handler(loop, SIGINT, [st] {
     if (!st->active)
