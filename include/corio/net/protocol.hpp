@@ -1,0 +1,260 @@
+// corio::protocol and corio::transport: asyncio's protocols and transports (loop.create_connection,
+// loop.create_server) over TCP and Unix stream sockets, built on the streams.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <initializer_list>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "corio/net/address.hpp"
+#include "corio/net/connection.hpp"
+#include "corio/net/server.hpp"
+#include "corio/net/stream_options.hpp"
+#include "corio/net/stream_reader.hpp"
+#include "corio/net/stream_writer.hpp"
+#include "corio/sync/event.hpp"
+#include "corio/task.hpp"
+
+namespace corio {
+
+class transport;
+
+/// asyncio.Protocol: callbacks a connection calls on the loop's thread. The defaults do nothing.
+/// Order: connection_made, then data_received* (eof_received at most once), then connection_lost exactly
+/// once (also when connection_made raised). pause_writing/resume_writing come in pairs, between
+/// connection_made and connection_lost.
+///
+/// An exception escaping connection_made, data_received or eof_received is a fatal error of the
+/// connection (asyncio's rule): it goes to the loop's exception handler, the connection is aborted and
+/// connection_lost receives it. One escaping pause_writing, resume_writing or connection_lost is only
+/// reported. Callbacks may call any transport method (write, close, abort, pause_reading...).
+class protocol {
+public:
+  virtual ~protocol() = default;
+  /// The connection is up; `t` stays valid until connection_lost returns (keep t.shared_from_this() to
+  /// use it longer, e.g. from another task).
+  virtual void connection_made(transport& t) { (void)t; }
+  /// Bytes received, in order; at most 64 KiB per call. The view is valid during the call only.
+  virtual void data_received(std::string_view data) { (void)data; }
+  /// The peer sent end of file (shut down its sending side). False (the default): the transport closes
+  /// itself (flushing what is queued). True: it stays open for writing, until close() or abort().
+  virtual bool eof_received() { return false; }
+  /// The connection is closed: null when closed normally (close(), abort(), eof_received() returning
+  /// false, the server's close_clients(), the loop shutting down); else the error (std::system_error
+  /// naming ECONNRESET, EPIPE... and the peer, or the exception a callback raised).
+  virtual void connection_lost(std::exception_ptr error) { (void)error; }
+  /// More than the high-water mark is queued: stop writing until resume_writing().
+  virtual void pause_writing() {}
+  /// The queue drained to the low-water mark.
+  virtual void resume_writing() {}
+};
+
+/// transport::get_write_buffer_limits(): asyncio returns (low, high).
+struct write_buffer_limits {
+  std::size_t low = 0;
+  std::size_t high = 0;
+};
+
+namespace detail {
+struct transport_access;
+}
+
+/// asyncio's socket transport: one per connection, made by create_connection() or create_server() and
+/// owned by corio; the protocol gets a reference, create_connection() a shared_ptr (a handle: using it
+/// after the connection ended is safe, see below). Use it on the loop's thread only.
+///
+/// Reading: a task per connection reads up to 64 KiB at a time and calls data_received. pause_reading()
+/// stops the callbacks until resume_reading(): the task waits (no polling) and reads nothing more; a read
+/// already in progress when pause_reading() is called from another task is delivered after the resume.
+///
+/// Writing: write() never waits. It sends what the socket takes now and queues the rest, which the loop
+/// flushes in order. Once more than the high-water mark (64 KiB by default) is queued the protocol gets
+/// pause_writing(), and resume_writing() once the queue is down to the low-water mark (16 KiB).
+///
+/// Ending: close() stops reading, flushes the queue and then closes; abort() closes now, dropping the
+/// queue. connection_lost follows once, from the connection's task (never inside close() or abort()).
+/// write() after close(), abort() or write_eof() raises invalid_state_error; once the connection has
+/// failed (a reset, a send error, a callback that raised) writes are dropped silently, as in asyncio:
+/// connection_lost(error) tells the protocol. close()/abort()/pause_reading()... after the end do nothing.
+/// Cancellation of the connection's task (the server's close_clients(), loop shutdown) aborts it and
+/// calls connection_lost(nullptr).
+class transport : public std::enable_shared_from_this<transport> {
+  struct key {
+    explicit key() = default;
+  };
+
+public:
+  transport(key, connection c, std::shared_ptr<corio::protocol> p, std::size_t high, std::size_t low);
+  transport(const transport&) = delete;
+  transport& operator=(const transport&) = delete;
+  ~transport();
+
+  /// Sends `data` (or queues what the socket does not take now). See the class comment for errors.
+  void write(std::string_view data);
+  void write(const char* data) { write(std::string_view(data)); }
+  /// A moved-in string is queued as it is (no copy) when it must wait.
+  void write(std::string&& data);
+  /// Every part in order, in one system call when nothing is queued.
+  void writelines(std::span<const std::string_view> parts);
+  void writelines(std::initializer_list<std::string_view> parts) {
+    writelines(std::span<const std::string_view>(parts.begin(), parts.size()));
+  }
+  void writelines(const std::vector<std::string>& parts);
+  /// Half-close once the queue is flushed: the peer reads end of file; reading goes on. Writing after it
+  /// raises invalid_state_error. Does nothing when closing or already called.
+  void write_eof();
+  [[nodiscard]] bool can_write_eof() const noexcept { return true; }
+  /// Stops reading, flushes the queue, then closes; connection_lost(nullptr) follows (or the error, if the
+  /// flush fails). Idempotent.
+  void close();
+  /// Closes now, dropping the queue; connection_lost(nullptr) follows. Idempotent.
+  void abort() noexcept;
+  /// True from close(), abort() or a failure on.
+  [[nodiscard]] bool is_closing() const noexcept { return state_ != state::open; }
+
+  /// Stops data_received (and eof_received) until resume_reading(). No-op when paused or closing.
+  void pause_reading();
+  void resume_reading();
+  [[nodiscard]] bool is_reading() const noexcept { return state_ == state::open && !reading_paused_; }
+
+  /// asyncio's set_write_buffer_limits: no high: 4 * low, or 64 KiB without low either; no low: high / 4.
+  /// low > high raises std::invalid_argument.
+  void set_write_buffer_limits(std::optional<std::size_t> high = std::nullopt,
+                               std::optional<std::size_t> low = std::nullopt);
+  [[nodiscard]] write_buffer_limits get_write_buffer_limits() const noexcept { return {low_, high_}; }
+  /// Bytes queued and not yet sent (0 once closed).
+  [[nodiscard]] std::size_t get_write_buffer_size() const noexcept;
+
+  /// get_extra_info('peername') and ('sockname'); kept after the connection ends.
+  [[nodiscard]] const address& peername() const noexcept { return peer_; }
+  [[nodiscard]] const address& sockname() const noexcept { return local_; }
+  /// The socket's fd (-1 once closed), for socket options (get_extra_info('socket')); do not read or
+  /// write it directly.
+  [[nodiscard]] int fd() const;
+  /// The protocol; null once connection_lost has returned (the transport lets go of it then).
+  [[nodiscard]] std::shared_ptr<corio::protocol> get_protocol() const noexcept { return protocol_; }
+  /// True once connection_lost has been called (or is running).
+  [[nodiscard]] bool is_closed() const noexcept { return state_ == state::lost; }
+
+private:
+  friend detail::transport_access;
+  enum class state : unsigned char { open, closing, aborted, lost };
+
+  stream_reader reader_;
+  stream_writer writer_;
+  std::shared_ptr<corio::protocol> protocol_;
+  address peer_;
+  address local_;
+  std::size_t high_;
+  std::size_t low_;
+  std::exception_ptr error_; // what connection_lost will receive
+  event resume_;             // set unless reading is paused: wakes the reading task (also on close/abort)
+  state state_ = state::open;
+  bool reading_paused_ = false;
+  bool writing_paused_ = false; // the protocol got pause_writing() and not yet resume_writing()
+  bool eof_written_ = false;
+  bool peer_eof_ = false;
+};
+
+/// What create_connection() returns: `auto [t, p] = co_await corio::create_connection(...)`.
+template <class P> struct protocol_connection {
+  std::shared_ptr<corio::transport> transport;
+  std::shared_ptr<P> protocol;
+};
+
+namespace detail {
+
+using protocol_factory = std::function<std::shared_ptr<protocol>()>;
+
+/// The protocol type a factory makes: it returns std::shared_ptr<P> or std::unique_ptr<P>.
+template <class F> using protocol_of = typename std::remove_cvref_t<std::invoke_result_t<F&>>::element_type;
+
+template <class F> protocol_factory erase_factory(F f) {
+  using P = protocol_of<F>;
+  static_assert(std::is_base_of_v<protocol, P>, "corio: a protocol factory must make a corio::protocol");
+  auto shared = std::make_shared<F>(std::move(f)); // a move-only factory too
+  return [shared]() -> std::shared_ptr<protocol> { return std::shared_ptr<P>((*shared)()); };
+}
+
+task<std::pair<std::shared_ptr<transport>, std::shared_ptr<protocol>>>
+connect_protocol(task<connection> connecting, protocol_factory make, std::size_t high, std::size_t low);
+
+template <class P> task<protocol_connection<P>> connect_as(task<connection> connecting, protocol_factory make,
+                                                           std::size_t high, std::size_t low) {
+  auto made = co_await connect_protocol(std::move(connecting), std::move(make), high, low);
+  protocol_connection<P> r{std::move(made.first), std::static_pointer_cast<P>(std::move(made.second))};
+  co_return r;
+}
+
+/// A server's handler that runs a protocol on each connection.
+connection_handler protocol_handler(protocol_factory make, std::size_t high, std::size_t low);
+
+} // namespace detail
+
+/// asyncio's loop.create_connection(protocol_factory, host, port): connects as open_connection() does
+/// (same options, errors and cancellation), then calls `factory()` — a callable returning
+/// std::shared_ptr<P> or std::unique_ptr<P>, P a corio::protocol — and connection_made before it returns.
+/// A failed connect calls nothing (no protocol is made). The connection lives until it closes, whether
+/// or not the returned pointers are kept.
+template <class Factory> [[nodiscard]] task<protocol_connection<detail::protocol_of<Factory>>>
+create_connection(Factory factory, std::string host, std::uint16_t port, stream_options options = stream_options()) {
+  const std::size_t high = options.high_water, low = options.low_water;
+  detail::protocol_factory make = detail::erase_factory(std::move(factory));
+  return detail::connect_as<detail::protocol_of<Factory>>(open_connection(std::move(host), port, std::move(options)),
+                                                          std::move(make), high, low);
+}
+/// To an address (IP or Unix).
+template <class Factory> [[nodiscard]] task<protocol_connection<detail::protocol_of<Factory>>>
+create_connection(Factory factory, address remote, stream_options options = stream_options()) {
+  const std::size_t high = options.high_water, low = options.low_water;
+  detail::protocol_factory make = detail::erase_factory(std::move(factory));
+  return detail::connect_as<detail::protocol_of<Factory>>(open_connection(std::move(remote), std::move(options)),
+                                                          std::move(make), high, low);
+}
+/// To the Unix-domain socket at `path` (loop.create_unix_connection).
+template <class Factory> [[nodiscard]] task<protocol_connection<detail::protocol_of<Factory>>>
+create_unix_connection(Factory factory, std::string path, stream_options options = stream_options()) {
+  const std::size_t high = options.high_water, low = options.low_water;
+  detail::protocol_factory make = detail::erase_factory(std::move(factory));
+  return detail::connect_as<detail::protocol_of<Factory>>(open_unix_connection(std::move(path), std::move(options)),
+                                                          std::move(make), high, low);
+}
+
+/// asyncio's loop.create_server(protocol_factory, host, port): start_server() whose handler makes a
+/// protocol per connection (`factory()`, see create_connection) and runs its transport. Everything of
+/// corio::server works as with streams: close(), close_clients() (each connection aborted,
+/// connection_lost(nullptr)), abort_clients(), wait_closed(), active_connections(); options.streams'
+/// watermarks are the transports' write buffer limits. A factory that raises is reported to the loop's
+/// exception handler and that connection is closed.
+template <class Factory> [[nodiscard]] task<server> create_server(Factory factory, std::string host, std::uint16_t port,
+                                                                  server_options options = server_options()) {
+  connection_handler h = detail::protocol_handler(detail::erase_factory(std::move(factory)), options.streams.high_water,
+                                                  options.streams.low_water);
+  return start_server(std::move(h), std::move(host), port, std::move(options));
+}
+/// On the given addresses (IP or Unix).
+template <class Factory> [[nodiscard]] server create_server(Factory factory, std::vector<address> addresses,
+                                                            server_options options = server_options()) {
+  connection_handler h = detail::protocol_handler(detail::erase_factory(std::move(factory)), options.streams.high_water,
+                                                  options.streams.low_water);
+  return start_server(std::move(h), std::move(addresses), std::move(options));
+}
+/// On a Unix-domain socket at `path` (loop.create_unix_server).
+template <class Factory> [[nodiscard]] task<server> create_unix_server(Factory factory, std::string path,
+                                                                       server_options options = server_options()) {
+  connection_handler h = detail::protocol_handler(detail::erase_factory(std::move(factory)), options.streams.high_water,
+                                                  options.streams.low_water);
+  return start_unix_server(std::move(h), std::move(path), std::move(options));
+}
+
+} // namespace corio

@@ -1,0 +1,368 @@
+// corio::transport: a protocol's connection, on a stream_reader / stream_writer pair.
+#include "corio/net/protocol.hpp"
+
+#include <stdexcept>
+#include <system_error>
+
+#include "corio/errors.hpp"
+#include "corio/event_loop.hpp"
+#include "corio/spawn.hpp"
+
+namespace corio::detail {
+
+/// The transport's machinery, a friend so that the public header shows only the state.
+///
+/// One task per connection (the "pump": spawned by create_connection, the server's handler task for
+/// create_server) reads and calls the protocol, and at the end calls connection_lost. States:
+///   open     reading; writes go through.
+///   closing  close() (or eof_received() false): no more reading; the writer flushes, then closes the
+///            socket, which wakes the pump; it waits for the close and calls connection_lost.
+///   aborted  abort(), a failure (error_ set) or the pump's cancellation: the socket is closed at once,
+///            which wakes the pump wherever it waits (a read, resume_, wait_closed).
+///   lost     connection_lost was called; the reader, writer and protocol are let go.
+/// A second task exists only while the protocol is paused for writing: it waits in drain() and calls
+/// resume_writing (or ends the connection with the send error drain() raises).
+struct transport_access {
+  using state = transport::state;
+  static constexpr std::size_t read_chunk = 64 * 1024;
+
+  static void report(const address& peer, const char* what, std::exception_ptr e) noexcept {
+    try {
+      exception_context c;
+      c.message = std::string("corio: protocol ") + what + "() raised (connection with " + peer.to_string() + ")";
+      c.exception = std::move(e);
+      if (event_loop* loop = event_loop::current())
+        loop->call_exception_handler(c);
+      else
+        event_loop::default_exception_handler(c);
+    } catch (...) { // out of memory building the message
+    }
+  }
+
+  /// Ends the connection with `e`: closed now, connection_lost(e) follows (asyncio's _fatal_error).
+  static void fail(transport& t, std::exception_ptr e) noexcept {
+    if (t.state_ == state::lost)
+      return;
+    if (!t.error_)
+      t.error_ = std::move(e);
+    t.state_ = state::aborted;
+    t.writer_.abort();
+    t.resume_.set();
+  }
+
+  /// A callback whose exception is fatal (connection_made, data_received, eof_received).
+  template <class F> static bool guarded(transport& t, const char* what, F&& f) noexcept {
+    try {
+      f();
+      return true;
+    } catch (...) {
+      std::exception_ptr e = std::current_exception();
+      report(t.peer_, what, e);
+      fail(t, e);
+      return false;
+    }
+  }
+  /// A callback whose exception is only reported (pause_writing, resume_writing, connection_lost).
+  template <class F> static void reported(transport& t, const char* what, F&& f) noexcept {
+    try {
+      f();
+    } catch (...) {
+      report(t.peer_, what, std::current_exception());
+    }
+  }
+
+  static void check_writable(const transport& t, const char* op) {
+    if (t.state_ != state::open)
+      throw invalid_state_error(std::string("corio: transport.") + op + " after close() or abort() (connection with " +
+                                t.peer_.to_string() + ")");
+    if (t.eof_written_)
+      throw invalid_state_error(std::string("corio: transport.") + op + " after write_eof() (connection with " +
+                                t.peer_.to_string() + ")");
+  }
+
+  /// Runs a write on the writer; a send error (EPIPE, ECONNRESET) ends the connection with it.
+  template <class F> static void do_write(transport& t, const char* op, F&& f) {
+    if (t.error_)
+      return; // failed: dropped, connection_lost(error) tells the protocol (asyncio's rule)
+    check_writable(t, op);
+    try {
+      f();
+    } catch (const std::system_error&) {
+      fail(t, std::current_exception());
+      return;
+    }
+    maybe_pause(t);
+  }
+
+  static void maybe_pause(transport& t) {
+    if (t.writing_paused_ || t.state_ == state::aborted || t.state_ == state::lost ||
+        t.writer_.buffer_size() <= t.high_)
+      return;
+    t.writing_paused_ = true;
+    reported(t, "pause_writing", [&] { t.protocol_->pause_writing(); });
+    if (t.state_ == state::aborted || t.state_ == state::lost) // the callback aborted
+      return;
+    try {
+      spawn(watch_drain(t.shared_from_this()), "transport drain");
+    } catch (...) {
+      fail(t, std::current_exception());
+    }
+  }
+
+  /// While paused for writing: resume_writing() once the writer's queue is down to the low-water mark.
+  static task<> watch_drain(std::shared_ptr<transport> param) {
+    std::shared_ptr<transport> t = std::move(param); // a local: let go when the task ends
+    if (t->state_ == state::aborted || t->state_ == state::lost)
+      co_return;
+    stream_writer w = t->writer_;
+    std::exception_ptr error;
+    bool cancelled = false;
+    try {
+      co_await w.drain(); // returns once unpaused, or closed; raises a send error
+    } catch (const cancelled_error&) {
+      cancelled = true; // the loop shuts down: the pump ends the connection
+    } catch (...) {
+      error = std::current_exception();
+    }
+    if (cancelled)
+      co_return;
+    if (error) {
+      fail(*t, error);
+      co_return;
+    }
+    if (!t->writing_paused_ || t->state_ == state::aborted || t->state_ == state::lost)
+      co_return;
+    t->writing_paused_ = false;
+    reported(*t, "resume_writing", [&] { t->protocol_->resume_writing(); });
+  }
+
+  static std::shared_ptr<transport> start(connection c, std::shared_ptr<protocol> p, std::size_t high,
+                                          std::size_t low) {
+    auto t = std::make_shared<transport>(transport::key{}, std::move(c), std::move(p), high, low);
+    guarded(*t, "connection_made", [&] { t->protocol_->connection_made(*t); });
+    return t;
+  }
+
+  static void on_eof(transport& t) {
+    t.peer_eof_ = true;
+    bool keep_open = false;
+    if (!guarded(t, "eof_received", [&] { keep_open = t.protocol_->eof_received(); }))
+      return;
+    if (!keep_open)
+      t.close(); // no-op if the callback closed or aborted
+  }
+
+  /// Reads and calls the protocol until the connection leaves the open state (or the peer's end of file
+  /// was kept open and the transport then closes). Raises read errors and cancellation.
+  static task<> read_loop(std::shared_ptr<transport> t) {
+    std::unique_ptr<char[]> buf(new char[read_chunk]);
+    stream_reader r = t->reader_;
+    stream_writer w = t->writer_;
+    for (;;) {
+      if (t->state_ != state::open)
+        co_return;
+      if (t->peer_eof_) { // kept open for writing: nothing more to read; wait for close() or abort()
+        co_await w.wait_closed();
+        co_return;
+      }
+      while (t->reading_paused_ && t->state_ == state::open)
+        co_await t->resume_.wait();
+      if (t->state_ != state::open)
+        co_return;
+      const std::size_t n = co_await r.readinto(std::span<char>(buf.get(), read_chunk));
+      // A read that was in progress when pause_reading() came from elsewhere: held until resumed.
+      while (t->reading_paused_ && t->state_ == state::open)
+        co_await t->resume_.wait();
+      if (t->state_ != state::open)
+        co_return; // closed or aborted meanwhile: what came is dropped
+      if (n == 0)
+        on_eof(*t);
+      else
+        guarded(*t, "data_received", [&] { t->protocol_->data_received(std::string_view(buf.get(), n)); });
+    }
+  }
+
+  /// connection_lost, once; then the transport lets go of the connection and the protocol.
+  static void lose(transport& t) noexcept {
+    if (t.state_ == state::lost)
+      return;
+    t.state_ = state::lost;
+    t.writer_.abort(); // closed already, except after a cancellation or a failure
+    t.reading_paused_ = false;
+    std::shared_ptr<protocol> p = std::move(t.protocol_);
+    std::exception_ptr e = t.error_;
+    if (p)
+      reported(t, "connection_lost", [&] { p->connection_lost(e); });
+    t.reader_ = stream_reader();
+    t.writer_ = stream_writer();
+  }
+
+  static task<> pump(std::shared_ptr<transport> param) {
+    std::shared_ptr<transport> t = std::move(param);
+    bool cancelled = false;
+    try {
+      co_await read_loop(t);
+    } catch (const cancelled_error&) {
+      cancelled = true;
+    } catch (...) { // a read error (ECONNRESET...)
+      fail(*t, std::current_exception());
+    }
+    if (!cancelled && t->state_ == state::closing) {
+      stream_writer w = t->writer_;
+      try {
+        co_await w.wait_closed();
+        co_await w.drain(); // raises the error that ended the flush, if one did
+      } catch (const cancelled_error&) {
+        cancelled = true;
+      } catch (...) {
+        fail(*t, std::current_exception());
+      }
+    }
+    if (cancelled) // close_clients(), loop shutdown: not an error of the connection
+      t->abort();
+    lose(*t);
+  }
+};
+
+task<std::pair<std::shared_ptr<transport>, std::shared_ptr<protocol>>>
+connect_protocol(task<connection> connecting, protocol_factory make, std::size_t high, std::size_t low) {
+  connection c = co_await std::move(connecting);
+  std::shared_ptr<protocol> p = make(); // a factory that raises: `c` closes as it goes
+  if (!p)
+    throw std::invalid_argument("corio: create_connection(): the protocol factory returned null");
+  std::shared_ptr<transport> t = transport_access::start(std::move(c), p, high, low);
+  spawn(transport_access::pump(t), "transport");
+  std::pair<std::shared_ptr<transport>, std::shared_ptr<protocol>> r{std::move(t), std::move(p)};
+  co_return r;
+}
+
+namespace {
+
+task<> serve_protocol(protocol_factory make, stream_reader r, stream_writer w, std::size_t high, std::size_t low) {
+  std::shared_ptr<protocol> p;
+  try {
+    p = make();
+    if (!p)
+      throw std::invalid_argument("corio: create_server(): the protocol factory returned null");
+  } catch (...) {
+    transport_access::report(w.peer_address(), "factory", std::current_exception());
+  }
+  if (!p) {
+    w.abort();
+    co_return;
+  }
+  connection c{std::move(r), std::move(w)};
+  std::shared_ptr<transport> t = transport_access::start(std::move(c), std::move(p), high, low);
+  co_await transport_access::pump(std::move(t));
+}
+
+} // namespace
+
+connection_handler protocol_handler(protocol_factory make, std::size_t high, std::size_t low) {
+  return [make = std::move(make), high, low](stream_reader r, stream_writer w) {
+    return serve_protocol(make, std::move(r), std::move(w), high, low);
+  };
+}
+
+} // namespace corio::detail
+
+namespace corio {
+
+using detail::transport_access;
+
+transport::transport(key, connection c, std::shared_ptr<corio::protocol> p, std::size_t high, std::size_t low)
+    : reader_(std::move(c.reader)), writer_(std::move(c.writer)), protocol_(std::move(p)), high_(high), low_(low) {
+  peer_ = writer_.peer_address();
+  try {
+    local_ = writer_.local_address();
+  } catch (const std::system_error&) { // the socket is already unusable: the first read reports it
+  }
+  resume_.set();
+}
+
+transport::~transport() = default;
+
+void transport::write(std::string_view data) {
+  transport_access::do_write(*this, "write()", [&] {
+    if (!data.empty())
+      writer_.write(data);
+  });
+}
+
+void transport::write(std::string&& data) {
+  transport_access::do_write(*this, "write()", [&] {
+    if (!data.empty())
+      writer_.write(std::move(data));
+  });
+}
+
+void transport::writelines(std::span<const std::string_view> parts) {
+  transport_access::do_write(*this, "writelines()", [&] { writer_.writelines(parts); });
+}
+
+void transport::writelines(const std::vector<std::string>& parts) {
+  transport_access::do_write(*this, "writelines()", [&] { writer_.writelines(parts); });
+}
+
+void transport::write_eof() {
+  if (state_ != state::open || eof_written_)
+    return;
+  eof_written_ = true;
+  try {
+    writer_.write_eof();
+  } catch (const std::system_error&) {
+    transport_access::fail(*this, std::current_exception());
+  }
+}
+
+void transport::close() {
+  if (state_ != state::open)
+    return;
+  state_ = state::closing;
+  try {
+    writer_.close(); // closes the socket once flushed (at once if nothing is queued): the pump wakes
+  } catch (...) {
+    transport_access::fail(*this, std::current_exception());
+  }
+  resume_.set(); // a pump waiting while reading is paused
+}
+
+void transport::abort() noexcept {
+  if (state_ == state::aborted || state_ == state::lost)
+    return;
+  state_ = state::aborted;
+  writer_.abort();
+  resume_.set();
+}
+
+void transport::pause_reading() {
+  if (state_ != state::open || reading_paused_)
+    return;
+  reading_paused_ = true;
+  resume_.clear();
+}
+
+void transport::resume_reading() {
+  if (state_ != state::open || !reading_paused_)
+    return;
+  reading_paused_ = false;
+  resume_.set();
+}
+
+void transport::set_write_buffer_limits(std::optional<std::size_t> high, std::optional<std::size_t> low) {
+  const std::size_t h = high ? *high : low ? 4 * *low : 64 * 1024;
+  const std::size_t l = low ? *low : h / 4;
+  if (l > h)
+    throw std::invalid_argument("corio: transport.set_write_buffer_limits(): low above high");
+  if (state_ != state::lost)
+    writer_.set_write_buffer_limits(h, l);
+  high_ = h;
+  low_ = l;
+  transport_access::maybe_pause(*this);
+}
+
+std::size_t transport::get_write_buffer_size() const noexcept { return writer_.valid() ? writer_.buffer_size() : 0; }
+
+int transport::fd() const { return writer_.valid() ? writer_.fd() : -1; }
+
+} // namespace corio
