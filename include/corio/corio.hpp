@@ -22,6 +22,7 @@
 #include "corio/runtime.hpp"
 #include "corio/sleep.hpp"
 #include "corio/spawn.hpp"
+#include "corio/task_ref.hpp"
 #include "corio/task.hpp"
 #include "corio/task_group.hpp"
 #include "corio/this_task.hpp"

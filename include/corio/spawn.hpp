@@ -17,6 +17,7 @@
 #include "corio/detail/wait_node.hpp"
 #include "corio/event_loop.hpp"
 #include "corio/task.hpp"
+#include "corio/task_ref.hpp"
 #include "corio/this_task.hpp"
 
 namespace corio {
@@ -103,7 +104,8 @@ template <class T> struct spawned final : task_state {
     release(); // the pin
     release(); // the running reference
   }
-  void release() noexcept {
+  void retain() noexcept override { ++refs; }
+  void release() noexcept override {
     if (--refs > 0)
       return;
     if (done && !abandoned && !retrieved && exception() && !is_cancellation(exception()))
@@ -244,6 +246,8 @@ public:
     auto& s = state();
     return !s.done && s.extras && s.extras->done_callbacks.remove(key);
   }
+  /// A handle on the task that does not know its result type (what current_task() gives).
+  operator task_ref() const noexcept { return task_ref(s_); } // NOLINT(google-explicit-constructor)
   [[nodiscard]] std::uint64_t id() const { return state().id; }
   /// The name given to spawn() or set_name(); empty: none (the task is "#id" in reports).
   [[nodiscard]] const std::string& name() const { return state().task_name(); }

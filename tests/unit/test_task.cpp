@@ -4,7 +4,9 @@
 #include <corio/sleep.hpp>
 #include <corio/spawn.hpp>
 #include <corio/task.hpp>
+#include <corio/task_ref.hpp>
 #include <corio/testing/mock_clock.hpp>
+#include <corio/this_task.hpp>
 #include <corio/timeout.hpp>
 
 #include <gtest/gtest.h>
@@ -364,6 +366,71 @@ TEST(Spawn, SpawnEagerOnALoopThatIsNotRunningSchedulesTheTask) {
   EXPECT_TRUE(started);
   EXPECT_THROW(corio::spawn_eager(add(1, 2)), corio::loop_error); // no loop runs on this thread
   loop.close();
+}
+
+TEST(Spawn, CurrentTaskAndAllTasks) {
+  corio::testing::leak_check leaks;
+  mock_clock clock;
+  EXPECT_FALSE(corio::current_task().valid()); // no loop
+  EXPECT_THROW((void)corio::all_tasks(), corio::loop_error);
+  auto body = []() -> task<> {
+    corio::task_ref me = corio::current_task();
+    EXPECT_TRUE(me.valid());
+    EXPECT_EQ(me.name(), "main");
+    EXPECT_FALSE(me.done());
+    EXPECT_EQ(me.cancelling(), 0);
+    auto sleeper = [](int secs) -> task<int> {
+      co_await corio::sleep(std::chrono::seconds(secs));
+      co_return secs;
+    };
+    auto a = corio::spawn(sleeper(1), "a");
+    auto b = corio::spawn(sleeper(2));
+    std::vector<corio::task_ref> all = corio::all_tasks();
+    EXPECT_EQ(all.size(), 3u); // oldest first
+    if (all.size() != 3u)
+      co_return;
+    EXPECT_TRUE(all[0] == me);
+    EXPECT_TRUE(all[1] == corio::task_ref(a));
+    EXPECT_TRUE(all[2] == corio::task_ref(b));
+    corio::task_ref rb = b;
+    rb.set_name("renamed b");
+    EXPECT_EQ(b.name(), "renamed b");
+    EXPECT_EQ(rb.id(), b.id());
+    // Inside a spawned task, current_task() is that task; in a plain callback, none.
+    auto who = corio::spawn([]() -> task<std::string> { co_return corio::current_task().name(); }(), "who");
+    EXPECT_EQ(co_await who, "who");
+    bool callback_saw_a_task = true;
+    corio::event_loop::current()->call_soon([&] { callback_saw_a_task = corio::current_task().valid(); });
+    EXPECT_EQ(co_await a, 1);
+    EXPECT_FALSE(callback_saw_a_task);
+    EXPECT_EQ(corio::all_tasks().size(), 2u); // a and who are done
+    EXPECT_TRUE(rb.cancel());
+    EXPECT_EQ(rb.cancelling(), 1);
+    EXPECT_THROW(co_await b, corio::cancelled_error);
+    EXPECT_TRUE(rb.done()); // the reference outlives the task
+    EXPECT_FALSE(rb.cancel());
+    EXPECT_EQ(rb.name(), "renamed b");
+    corio::task_ref empty;
+    EXPECT_FALSE(empty.valid());
+    EXPECT_THROW((void)empty.id(), corio::invalid_state_error);
+    EXPECT_FALSE(empty == me);
+  };
+  corio::run(body(), {.clock = &clock});
+}
+
+TEST(Spawn, ATaskCancelsItselfThroughCurrentTask) {
+  auto body = []() -> task<int> {
+    EXPECT_TRUE(corio::current_task().cancel());
+    bool cancelled = false;
+    try {
+      co_await corio::sleep(0s);
+    } catch (const corio::cancelled_error&) {
+      cancelled = true;
+      EXPECT_EQ(corio::uncancel(), 0);
+    }
+    co_return cancelled ? 1 : 0;
+  };
+  EXPECT_EQ(corio::run(body()), 1);
 }
 
 TEST(Spawn, UnretrievedExceptionIsReported) {

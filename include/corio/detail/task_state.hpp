@@ -61,6 +61,9 @@ struct task_state {
   virtual void on_done() noexcept = 0;
   /// Destroys the task's coroutine frames without running them (loop teardown).
   virtual void abandon() noexcept = 0;
+  /// A reference more / one fewer on the state (task_ref; join_handle does the same without a virtual call).
+  virtual void retain() noexcept = 0;
+  virtual void release() noexcept = 0;
 
 protected:
   ~task_state() = default;
