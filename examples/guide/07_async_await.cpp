@@ -60,6 +60,12 @@ corio::task<> tasks_demo() {
   int direct = co_await fetch(3, 5ms); // co_await on a task runs it inline, in this task
   std::printf("inline: %d at %lld ms\n", direct, ms());
   // [end snippet]
+  // [snippet: eager]
+  corio::join_handle<int> e = corio::spawn_eager(fetch(4, 5ms), "eager"); // runs now, up to its sleep
+  std::printf("eager: done %d, back in '%s'\n", e.done(), corio::current_task().name().c_str());
+  int re = co_await e;
+  std::printf("eager: %d at %lld ms\n", re, ms());
+  // [end snippet]
 }
 
 corio::task<> gather_demo() {
