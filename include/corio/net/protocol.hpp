@@ -31,8 +31,8 @@ class transport;
 
 /// asyncio.Protocol: callbacks a connection calls on the loop's thread. The defaults do nothing.
 /// Order: connection_made, then data_received* (eof_received at most once), then connection_lost exactly
-/// once (also when connection_made raised). pause_writing/resume_writing come in pairs, between
-/// connection_made and connection_lost.
+/// once (also when connection_made raised). resume_writing comes only after a pause_writing (a connection
+/// that ends while paused gets none); both come before connection_lost.
 ///
 /// An exception escaping connection_made, data_received or eof_received is a fatal error of the
 /// connection (asyncio's rule): it goes to the loop's exception handler, the connection is aborted and
