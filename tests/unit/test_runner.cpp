@@ -494,4 +494,23 @@ TEST(Runner, RunUntilCompleteStoppedEarlyDoesNotStopALaterRun) {
   loop.close();
 }
 
+// A task that stops the loop as it ends: its run_until_complete() returns its result, and the stop
+// callback it scheduled on the way out must not cut the next run short.
+TEST(Runner, RunUntilCompleteWhoseTaskStopsTheLoopAsItEndsDoesNotStopALaterRun) {
+  corio::testing::leak_check leaks;
+  mock_clock clock;
+  corio::event_loop loop({.clock = &clock});
+  auto first = []() -> task<int> {
+    corio::event_loop::current()->stop(); // this iteration is the last; the task ends in it
+    co_return 1;
+  };
+  EXPECT_EQ(corio::run_until_complete(loop, first()), 1);
+  auto second = []() -> task<int> {
+    co_await corio::sleep(5s);
+    co_return 2;
+  };
+  EXPECT_EQ(corio::run_until_complete(loop, second()), 2);
+  loop.close();
+}
+
 } // namespace
