@@ -4,6 +4,7 @@
 #include "corio/net/address.hpp"
 #include "corio/net/connection.hpp"
 #include "corio/net/datagram.hpp"
+#include "corio/net/datagram_protocol.hpp"
 #include "corio/net/protocol.hpp"
 #include "corio/net/resolve.hpp"
 #include "corio/net/server.hpp"
