@@ -13,6 +13,7 @@
 #include "corio/net/socket_ops.hpp"
 #include "corio/sleep.hpp"
 #include "corio/spawn.hpp"
+#include "protocol_calls.hpp"
 
 namespace corio::detail {
 
@@ -39,19 +40,6 @@ struct datagram_transport_access {
     return s;
   }
 
-  static void report(const datagram_transport& t, const char* what, std::exception_ptr e) noexcept {
-    try {
-      exception_context c;
-      c.message = std::string("corio: datagram protocol ") + what + "() raised (" + describe(t) + ")";
-      c.exception = std::move(e);
-      if (event_loop* loop = event_loop::current())
-        loop->call_exception_handler(c);
-      else
-        event_loop::default_exception_handler(c);
-    } catch (...) { // out of memory building the message
-    }
-  }
-
   /// Closes the socket now and drops the queue (abort, failure, cancellation).
   static void shut(datagram_transport& t) noexcept {
     t.sock_.close(); // wakes the pump and the flusher wherever they wait on it
@@ -72,23 +60,16 @@ struct datagram_transport_access {
 
   /// A callback whose exception is fatal (connection_made, datagram_received).
   template <class F> static bool guarded(datagram_transport& t, const char* what, F&& f) noexcept {
-    try {
-      f();
-      return true;
-    } catch (...) {
-      std::exception_ptr e = std::current_exception();
-      report(t, what, e);
-      fail(t, e);
-      return false;
-    }
+    std::exception_ptr e = call_protocol(
+        "datagram protocol", what, [&] { return describe(t); }, f);
+    if (e)
+      fail(t, std::move(e));
+    return !e;
   }
   /// A callback whose exception is only reported (error_received, pause/resume_writing, connection_lost).
   template <class F> static void reported(datagram_transport& t, const char* what, F&& f) noexcept {
-    try {
-      f();
-    } catch (...) {
-      report(t, what, std::current_exception());
-    }
+    (void)call_protocol(
+        "datagram protocol", what, [&] { return describe(t); }, f);
   }
 
   /// error_received(system_error(err)) for a failed send or receive; the endpoint stays open.

@@ -7,6 +7,7 @@
 #include "corio/errors.hpp"
 #include "corio/event_loop.hpp"
 #include "corio/spawn.hpp"
+#include "protocol_calls.hpp"
 
 namespace corio::detail {
 
@@ -26,18 +27,7 @@ struct transport_access {
   using state = transport::state;
   static constexpr std::size_t read_chunk = 64 * 1024;
 
-  static void report(const address& peer, const char* what, std::exception_ptr e) noexcept {
-    try {
-      exception_context c;
-      c.message = std::string("corio: protocol ") + what + "() raised (connection with " + peer.to_string() + ")";
-      c.exception = std::move(e);
-      if (event_loop* loop = event_loop::current())
-        loop->call_exception_handler(c);
-      else
-        event_loop::default_exception_handler(c);
-    } catch (...) { // out of memory building the message
-    }
-  }
+  static std::string describe(const transport& t) { return "connection with " + t.peer_.to_string(); }
 
   /// Ends the connection with `e`: closed now, connection_lost(e) follows (asyncio's _fatal_error).
   static void fail(transport& t, std::exception_ptr e) noexcept {
@@ -52,23 +42,16 @@ struct transport_access {
 
   /// A callback whose exception is fatal (connection_made, data_received, eof_received).
   template <class F> static bool guarded(transport& t, const char* what, F&& f) noexcept {
-    try {
-      f();
-      return true;
-    } catch (...) {
-      std::exception_ptr e = std::current_exception();
-      report(t.peer_, what, e);
-      fail(t, e);
-      return false;
-    }
+    std::exception_ptr e = call_protocol(
+        "protocol", what, [&] { return describe(t); }, f);
+    if (e)
+      fail(t, std::move(e));
+    return !e;
   }
   /// A callback whose exception is only reported (pause_writing, resume_writing, connection_lost).
   template <class F> static void reported(transport& t, const char* what, F&& f) noexcept {
-    try {
-      f();
-    } catch (...) {
-      report(t.peer_, what, std::current_exception());
-    }
+    (void)call_protocol(
+        "protocol", what, [&] { return describe(t); }, f);
   }
 
   static void check_writable(const transport& t, const char* op) {
@@ -245,7 +228,8 @@ task<> serve_protocol(protocol_factory make, stream_reader r, stream_writer w, s
     if (!p)
       throw std::invalid_argument("corio: create_server(): the protocol factory returned null");
   } catch (...) {
-    transport_access::report(w.peer_address(), "factory", std::current_exception());
+    report_protocol_error("protocol", "factory", "connection with " + w.peer_address().to_string(),
+                          std::current_exception());
   }
   if (!p) {
     w.abort();
@@ -262,6 +246,20 @@ connection_handler protocol_handler(protocol_factory make, std::size_t high, std
   return [make = std::move(make), high, low](stream_reader r, stream_writer w) {
     return serve_protocol(make, std::move(r), std::move(w), high, low);
   };
+}
+
+void report_protocol_error(const char* kind, const char* what, const std::string& where,
+                           std::exception_ptr e) noexcept {
+  try {
+    exception_context c;
+    c.message = std::string("corio: ") + kind + " " + what + "() raised (" + where + ")";
+    c.exception = std::move(e);
+    if (event_loop* loop = event_loop::current())
+      loop->call_exception_handler(c);
+    else
+      event_loop::default_exception_handler(c);
+  } catch (...) { // out of memory building the message
+  }
 }
 
 } // namespace corio::detail
