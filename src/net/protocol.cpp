@@ -138,7 +138,9 @@ struct transport_access {
   /// Reads and calls the protocol until the connection leaves the open state (or the peer's end of file
   /// was kept open and the transport then closes). Raises read errors and cancellation.
   static task<> read_loop(std::shared_ptr<transport> t) {
-    std::unique_ptr<char[]> buf(new char[read_chunk]);
+    // A buffered protocol gives the buffer of each read; the others get views of this one.
+    auto* buffered = dynamic_cast<buffered_protocol*>(t->protocol_.get());
+    std::unique_ptr<char[]> buf(buffered != nullptr ? nullptr : new char[read_chunk]);
     stream_reader r = t->reader_;
     stream_writer w = t->writer_;
     for (;;) {
@@ -152,7 +154,16 @@ struct transport_access {
         co_await t->resume_.wait();
       if (t->state_ != state::open)
         co_return;
-      const std::size_t n = co_await r.readinto(std::span<char>(buf.get(), read_chunk));
+      std::span<char> into(buf.get(), buffered != nullptr ? 0 : read_chunk);
+      if (buffered != nullptr && !guarded(*t, "get_buffer", [&] {
+            into = buffered->get_buffer(read_chunk);
+            if (into.empty())
+              throw std::invalid_argument("corio: buffered_protocol::get_buffer() returned an empty buffer");
+          }))
+        co_return; // failed: the connection is aborted
+      if (t->state_ != state::open)
+        co_return; // get_buffer closed or aborted it
+      const std::size_t n = co_await r.readinto(into);
       // A read that was in progress when pause_reading() came from elsewhere: held until resumed.
       while (t->reading_paused_ && t->state_ == state::open)
         co_await t->resume_.wait();
@@ -160,6 +171,8 @@ struct transport_access {
         co_return; // closed or aborted meanwhile: what came is dropped
       if (n == 0)
         on_eof(*t);
+      else if (buffered != nullptr)
+        guarded(*t, "buffer_updated", [&] { buffered->buffer_updated(n); });
       else
         guarded(*t, "data_received", [&] { t->protocol_->data_received(std::string_view(buf.get(), n)); });
     }

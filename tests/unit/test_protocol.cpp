@@ -954,4 +954,107 @@ TEST_P(Protocol, ConnectionMadeAndFactoryErrors) {
   });
 }
 
+/// A buffered protocol that reads into its own storage, `chunk` bytes at a time (0: an empty buffer,
+/// which is an error), and echoes what lands there.
+struct filler : corio::buffered_protocol {
+  filler(world* wd, std::size_t c) : w(wd), chunk(c) {}
+  world* w;
+  std::size_t chunk;
+  corio::transport* t = nullptr;
+  std::string storage;
+  std::size_t filled = 0, offered = 0;
+  int buffers = 0, updates = 0, eofs = 0, lost = 0;
+  std::exception_ptr error;
+
+  void connection_made(corio::transport& tr) override { t = &tr; }
+  std::span<char> get_buffer(std::size_t sizehint) override {
+    EXPECT_EQ(sizehint, 64u * 1024);
+    EXPECT_EQ(offered, 0u) << "get_buffer twice without buffer_updated";
+    ++buffers;
+    storage.resize(filled + chunk);
+    offered = chunk;
+    return {storage.data() + filled, chunk};
+  }
+  void buffer_updated(std::size_t n) override {
+    EXPECT_GT(n, 0u);
+    EXPECT_LE(n, offered);
+    ++updates;
+    t->write(std::string_view(storage.data() + filled, n));
+    filled += n;
+    offered = 0;
+    w->poke();
+  }
+  void data_received(std::string_view) override { ADD_FAILURE() << "data_received on a buffered protocol"; }
+  bool eof_received() override {
+    ++eofs;
+    w->poke();
+    return false;
+  }
+  void connection_lost(std::exception_ptr e) override {
+    ++lost;
+    error = e;
+    w->poke();
+  }
+};
+
+// A buffered protocol gets every byte in its own buffer, 7 bytes per read here, in order, and never
+// data_received; an empty buffer is a fatal error, reported, and only that connection ends.
+TEST_P(Protocol, BufferedProtocolReadsIntoItsOwnBuffer) {
+  run([]() -> task<> {
+    corio::event_loop& loop = *corio::event_loop::current();
+    std::vector<std::string> reports;
+    auto handler = [&reports](corio::event_loop&, const corio::exception_context& c) {
+      reports.push_back(c.message + " / " + error_text(c.exception));
+    };
+    loop.set_exception_handler(handler);
+    world w;
+    std::vector<std::shared_ptr<filler>> fillers;
+    auto factory = [&w, &fillers] {
+      auto f = std::make_shared<filler>(&w, fillers.empty() ? 7 : 0); // the second one offers nothing
+      fillers.push_back(f);
+      return f;
+    };
+    corio::server srv = co_await corio::create_server(factory, "127.0.0.1", 0);
+    auto client_factory = [&w] { return std::make_shared<recorder>(&w); };
+    auto [t, c] = co_await corio::create_connection(client_factory, srv.addresses().front());
+    const std::string sent = pattern(20000, 3);
+    t->write(sent);
+    while (c->got.size() < sent.size() && c->lost == 0)
+      co_await changed(&w);
+    EXPECT_TRUE(c->got == sent) << "the echo differs (" << c->got.size() << " of " << sent.size() << " bytes)";
+    EXPECT_EQ(fillers.size(), 1u);
+    if (fillers.size() != 1)
+      co_return;
+    filler& f = *fillers[0];
+    EXPECT_EQ(f.filled, sent.size());
+    EXPECT_TRUE(f.storage.substr(0, f.filled) == sent);
+    EXPECT_GE(f.updates, static_cast<int>(sent.size() / 7));
+    EXPECT_EQ(f.buffers, f.updates + 1); // one buffer offered for the read in progress
+
+    auto [bad_t, bad] = co_await corio::create_connection(client_factory, srv.addresses().front());
+    bad_t->write("x");
+    while (fillers.size() < 2 || fillers[1]->lost == 0)
+      co_await changed(&w);
+    EXPECT_NE(error_text(fillers[1]->error).find("empty buffer"), std::string::npos) << error_text(fillers[1]->error);
+    EXPECT_EQ(fillers[1]->updates, 0);
+    while (bad->lost == 0)
+      co_await changed(&w);
+
+    t->close();
+    while (c->lost == 0 || f.lost == 0)
+      co_await changed(&w);
+    EXPECT_EQ(f.eofs, 1);
+    EXPECT_EQ(f.error, nullptr);
+    EXPECT_EQ(c->error, nullptr);
+    EXPECT_EQ(reports.size(), 1u);
+    if (!reports.empty()) {
+      EXPECT_NE(reports[0].find("get_buffer() raised"), std::string::npos) << reports[0];
+    }
+    loop.set_exception_handler({});
+    srv.close();
+    co_await srv.wait_closed();
+    expect_only_main_task();
+  });
+}
+
 } // namespace

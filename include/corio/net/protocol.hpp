@@ -59,6 +59,20 @@ public:
   virtual void resume_writing() {}
 };
 
+/// asyncio.BufferedProtocol: the transport reads straight into a buffer the protocol owns, so received
+/// bytes are copied once (from the socket's stream into that buffer) and nothing is allocated per read.
+/// Before each read the transport calls get_buffer(sizehint) (sizehint: 64 KiB, a preference only) and
+/// reads into the span it returns, which must stay valid until buffer_updated(n) says that n bytes
+/// (n > 0) landed at its start. data_received is never called; eof_received, connection_lost and the
+/// rest are protocol's. An empty span, or an exception from either callback, is a fatal error of the
+/// connection, as for data_received. A read in progress when pause_reading() is called from another
+/// task is reported by buffer_updated after resume_reading(); closing meanwhile drops it.
+class buffered_protocol : public protocol {
+public:
+  virtual std::span<char> get_buffer(std::size_t sizehint) = 0;
+  virtual void buffer_updated(std::size_t nbytes) = 0;
+};
+
 /// transport::get_write_buffer_limits(): asyncio returns (low, high).
 struct write_buffer_limits {
   std::size_t low = 0;
