@@ -14,20 +14,18 @@
 #include <gtest/gtest.h>
 
 #include <cerrno>
-#include <condition_variable>
 #include <cstddef>
 #include <exception>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <system_error>
-#include <thread>
 #include <utility>
 #include <vector>
 
+#include "callback_watch.hpp"
 #include "leak_check.hpp"
 #include "loop_fixture.hpp"
 #include "net_helpers.hpp"
@@ -35,102 +33,21 @@
 using namespace std::chrono_literals;
 using corio::address;
 using corio::task;
+using corio::testing::error_code;
+using corio::testing::error_text;
 using corio::testing::expect_only_main_task;
+using corio::testing::pattern;
+using corio::testing::spin;
 
 namespace {
 
-/// n bytes that differ from their neighbours and from any shifted copy.
-std::string pattern(std::size_t n, std::size_t seed = 0) {
-  std::string s(n, '\0');
-  for (std::size_t i = 0; i < n; ++i)
-    s[i] = static_cast<char>((i * 131 + i / 251 + seed) & 0xff);
-  return s;
-}
-
-/// What the test shares with its protocols: every callback sets `changed`. As in test_protocol.cpp, the
-/// waits are for I/O, which the mock clock cannot bound: a watchdog thread makes changed() raise after
-/// 30 s of real time instead of letting a broken test hang.
-struct world {
-  corio::event changed;
-  bool expired = false;
-  void poke() { changed.set(); }
-
-  world() {
-    corio::event_loop* loop = corio::event_loop::current();
-    if (loop == nullptr)
-      return;
-    dog_ = std::thread([this, loop, alive = alive_] {
-      std::unique_lock lock(m_);
-      if (cv_.wait_for(lock, 30s, [this] { return done_; }))
-        return;
-      loop->call_soon_threadsafe([this, alive] {
-        if (*alive) {
-          expired = true;
-          poke();
-        }
-      });
-    });
-  }
-  world(const world&) = delete;
-  ~world() {
-    *alive_ = false;
-    {
-      std::lock_guard lock(m_);
-      done_ = true;
-    }
-    cv_.notify_one();
-    if (dog_.joinable())
-      dog_.join();
-  }
-
-private:
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
-  std::mutex m_;
-  std::condition_variable cv_;
-  bool done_ = false;
-  std::thread dog_;
-};
+/// What the test shares with its protocols: every callback pokes it (callback_watch: a wait bounded in
+/// real time).
+using world = corio::testing::callback_watch;
 
 /// Waits until a protocol callback ran (call it in a loop around the condition); raises once the
 /// watchdog expired.
-task<> changed(world* w) {
-  if (!w->expired) {
-    w->changed.clear();
-    co_await w->changed.wait();
-  }
-  if (w->expired)
-    throw std::runtime_error("timed out waiting for a datagram protocol callback");
-}
-
-/// Yields to the loop n times.
-task<> spin(int n) {
-  for (int i = 0; i < n; ++i)
-    co_await corio::sleep(0ms);
-}
-
-int error_code(const std::exception_ptr& e) {
-  if (e == nullptr)
-    return -1;
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::system_error& s) {
-    return s.code().value();
-  } catch (...) {
-  }
-  return -1;
-}
-
-std::string error_text(const std::exception_ptr& e) {
-  if (e == nullptr)
-    return "(none)";
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& x) {
-    return x.what();
-  } catch (...) {
-  }
-  return {};
-}
+task<> changed(world* w) { co_await w->next("a datagram protocol callback"); }
 
 /// A protocol that records its callbacks and, as configured, echoes or throws.
 struct recorder : corio::datagram_protocol {
@@ -498,7 +415,7 @@ task<bool> receive_one(corio::socket* s, std::string* out, world* w) {
     }
     if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
       co_return false;
-    if (w->expired)
+    if (w->expired())
       co_return false;
     co_await corio::sleep(0ms); // a reader that does not wait in the loop: the flush task must run
   }

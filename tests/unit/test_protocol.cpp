@@ -15,20 +15,18 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <condition_variable>
 #include <cstddef>
 #include <exception>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <system_error>
-#include <thread>
 #include <vector>
 
+#include "callback_watch.hpp"
 #include "leak_check.hpp"
 #include "loop_fixture.hpp"
 #include "net_helpers.hpp"
@@ -37,80 +35,28 @@
 using namespace std::chrono_literals;
 using corio::address;
 using corio::task;
+using corio::testing::error_code;
+using corio::testing::error_text;
 using corio::testing::expect_only_main_task;
+using corio::testing::pattern;
+using corio::testing::spin;
 
 namespace {
 
 constexpr std::size_t mib = 1 << 20;
 
-/// n bytes that differ from their neighbours and from any shifted copy (a lost or repeated chunk shows).
-std::string pattern(std::size_t n, std::size_t seed = 0) {
-  std::string s(n, '\0');
-  for (std::size_t i = 0; i < n; ++i)
-    s[i] = static_cast<char>((i * 131 + i / 251 + seed) & 0xff);
-  return s;
-}
-
 struct recorder;
 
-/// What the test shares with its protocols: every callback sets `changed`.
-///
-/// The waits are for I/O, so the mock clock cannot bound them (it jumps to a timer whenever every task
-/// waits, I/O in flight or not): a watchdog thread makes changed() raise after 30 s of real time instead
-/// of letting a broken test hang.
-struct world {
-  corio::event changed;
+/// What the test shares with its protocols: every callback pokes it (callback_watch: a wait bounded in
+/// real time), the server's protocols and how to set them up.
+struct world : corio::testing::callback_watch {
   std::vector<std::shared_ptr<recorder>> servers; // the server's protocols, in accept order
   std::function<void(recorder&)> server_setup;    // applied to each server protocol before it runs
-  bool expired = false;
-  void poke() { changed.set(); }
-
-  world() {
-    corio::event_loop* loop = corio::event_loop::current();
-    if (loop == nullptr)
-      return; // made outside the loop (it may be gone before the watchdog): no watchdog
-    dog_ = std::thread([this, loop, alive = alive_] {
-      std::unique_lock lock(m_);
-      if (cv_.wait_for(lock, 30s, [this] { return done_; }))
-        return;
-      loop->call_soon_threadsafe([this, alive] {
-        if (*alive) {
-          expired = true;
-          poke();
-        }
-      });
-    });
-  }
-  world(const world&) = delete;
-  ~world() {
-    *alive_ = false; // on the loop's thread: a watchdog callback still queued does nothing
-    {
-      std::lock_guard lock(m_);
-      done_ = true;
-    }
-    cv_.notify_one();
-    if (dog_.joinable())
-      dog_.join();
-  }
-
-private:
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
-  std::mutex m_;
-  std::condition_variable cv_;
-  bool done_ = false;
-  std::thread dog_;
 };
 
 /// Waits until a protocol callback ran (call it in a loop around the condition); raises once the
 /// watchdog expired.
-task<> changed(world* w) {
-  if (!w->expired) {
-    w->changed.clear();
-    co_await w->changed.wait();
-  }
-  if (w->expired)
-    throw std::runtime_error("timed out waiting for a protocol callback");
-}
+task<> changed(world* w) { co_await w->next("a protocol callback"); }
 
 /// A protocol that records its callbacks and, as configured, echoes, pauses, throws or answers EOF.
 struct recorder : corio::protocol {
@@ -201,12 +147,6 @@ auto server_factory(world* w) {
   };
 }
 
-/// Yields to the loop n times (lets whatever is ready run; nothing here waits for time).
-task<> spin(int n) {
-  for (int i = 0; i < n; ++i)
-    co_await corio::sleep(0ms);
-}
-
 /// A large send buffer again once the test has what it needed from a small one: a small one makes the
 /// transfer crawl (a segment in flight at a time, each waiting for a delayed ACK).
 void widen_sndbuf(int fd) {
@@ -226,30 +166,6 @@ task<bool> until_unread(int fd, int n) {
   for (int i = 0; i < 10000 && unread(fd) < n; ++i)
     co_await corio::sleep(0ms);
   co_return unread(fd) == n;
-}
-
-int error_code(const std::exception_ptr& e) {
-  if (e == nullptr)
-    return -1;
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::system_error& s) {
-    return s.code().value();
-  } catch (...) {
-  }
-  return -1;
-}
-
-std::string error_text(const std::exception_ptr& e) {
-  if (e == nullptr)
-    return "(none)";
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& x) {
-    return x.what();
-  } catch (...) {
-  }
-  return {};
 }
 
 class Protocol : public corio::testing::ordered_and_shuffled {};
