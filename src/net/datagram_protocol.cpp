@@ -179,34 +179,28 @@ struct datagram_transport_access {
   static task<> read_loop(std::shared_ptr<datagram_transport> t) {
     std::unique_ptr<char[]> buf(new char[max_datagram]);
     int in_a_row = 0;
-    for (;;) {
+    while (t->state_ == state::open) {
+      received_from got;
+      int err = 0;
+      try {
+        got = co_await sock_recvfrom(t->sock_, std::span<char>(buf.get(), max_datagram));
+      } catch (const std::system_error& e) { // a receive error; EBADF once close() or abort() closed the socket
+        err = e.code().value();
+      }
       if (t->state_ != state::open)
         co_return;
-      address from;
-      socklen_t len = static_cast<socklen_t>(address::capacity());
-      const ssize_t n =
-          ::recvfrom(t->sock_.fd(), buf.get(), max_datagram, 0, static_cast<sockaddr*>(from.data()), &len);
-      if (n >= 0) {
-        const address sender = address::from_raw(from.data(), len);
-        std::shared_ptr<datagram_protocol> p = t->protocol_;
-        guarded(*t, "datagram_received",
-                [&] { p->datagram_received(std::string_view(buf.get(), static_cast<std::size_t>(n)), sender); });
-        if (++in_a_row >= burst) {
-          in_a_row = 0;
-          co_await sleep(std::chrono::milliseconds(0));
-        }
+      if (err != 0) {
+        in_a_row = 0;
+        error_received(*t, err, "recvfrom", nullptr);
+        co_await sleep(std::chrono::milliseconds(0)); // an error that repeats must not hold the loop
         continue;
       }
-      const int err = errno;
-      if (err == EINTR)
-        continue;
-      in_a_row = 0;
-      if (err == EAGAIN || err == EWOULDBLOCK) {
-        co_await readable(t->sock_); // returns early when the socket is closed (close, abort)
-        continue;
+      std::shared_ptr<datagram_protocol> p = t->protocol_;
+      guarded(*t, "datagram_received", [&] { p->datagram_received(std::string_view(buf.get(), got.size), got.from); });
+      if (++in_a_row >= burst) {
+        in_a_row = 0;
+        co_await sleep(std::chrono::milliseconds(0));
       }
-      error_received(*t, err, "recvfrom", nullptr);
-      co_await sleep(std::chrono::milliseconds(0)); // an error that repeats must not hold the loop
     }
   }
 
