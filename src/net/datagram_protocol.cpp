@@ -317,12 +317,9 @@ void datagram_transport::abort() noexcept {
 }
 
 void datagram_transport::set_write_buffer_limits(std::optional<std::size_t> high, std::optional<std::size_t> low) {
-  const std::size_t h = high ? *high : low ? 4 * *low : 64 * 1024;
-  const std::size_t l = low ? *low : h / 4;
-  if (l > h)
-    throw std::invalid_argument("corio: datagram_transport.set_write_buffer_limits(): low above high");
-  high_ = h;
-  low_ = l;
+  const write_buffer_limits limits = detail::resolve_write_buffer_limits(high, low, "datagram_transport");
+  high_ = limits.high;
+  low_ = limits.low;
   datagram_transport_access::maybe_pause(*this);
 }
 

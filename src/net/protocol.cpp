@@ -361,14 +361,11 @@ void transport::resume_reading() {
 }
 
 void transport::set_write_buffer_limits(std::optional<std::size_t> high, std::optional<std::size_t> low) {
-  const std::size_t h = high ? *high : low ? 4 * *low : 64 * 1024;
-  const std::size_t l = low ? *low : h / 4;
-  if (l > h)
-    throw std::invalid_argument("corio: transport.set_write_buffer_limits(): low above high");
+  const write_buffer_limits limits = detail::resolve_write_buffer_limits(high, low, "transport");
   if (state_ != state::lost)
-    writer_.set_write_buffer_limits(h, l);
-  high_ = h;
-  low_ = l;
+    writer_.set_write_buffer_limits(limits.high, limits.low);
+  high_ = limits.high;
+  low_ = limits.low;
   transport_access::maybe_pause(*this);
 }
 

@@ -1,8 +1,13 @@
-// How protocol callbacks are called (internal): what stream and datagram transports share.
+// What stream and datagram transports share (internal): calling protocol callbacks, buffer limits.
 #pragma once
 
+#include <cstddef>
 #include <exception>
+#include <optional>
+#include <stdexcept>
 #include <string>
+
+#include "corio/net/protocol.hpp"
 
 namespace corio::detail {
 
@@ -25,6 +30,17 @@ std::exception_ptr call_protocol(const char* kind, const char* what, Where&& whe
     }
     return e;
   }
+}
+
+/// asyncio's set_write_buffer_limits(high, low) rule: no high: 4 * low, or 64 KiB without low either; no
+/// low: high / 4. std::invalid_argument naming `who` if low ends above high.
+inline write_buffer_limits resolve_write_buffer_limits(std::optional<std::size_t> high, std::optional<std::size_t> low,
+                                                       const char* who) {
+  const std::size_t h = high ? *high : low ? 4 * *low : 64 * 1024;
+  const std::size_t l = low ? *low : h / 4;
+  if (l > h)
+    throw std::invalid_argument(std::string("corio: ") + who + ".set_write_buffer_limits(): low above high");
+  return {l, h};
 }
 
 } // namespace corio::detail
