@@ -1,8 +1,6 @@
 // corio::run and run_until_complete: run a task on an event loop (asyncio.run).
 #pragma once
 
-#include <cstdint>
-#include <memory>
 #include <type_traits>
 #include <utility>
 
@@ -19,23 +17,8 @@ namespace corio {
 /// then goes on the next time the loop runs).
 template <class T> T run_until_complete(event_loop& loop, task<T> t) {
   join_handle<T> h = spawn(loop, std::move(t));
-  // The stop callback must act during this run only: a task that goes on after an early stop, or one
-  // whose callback was scheduled but not run yet when something else stopped the loop, must not stop a
-  // later run. (asyncio's run_until_complete has the second hole.)
-  auto running = std::make_shared<bool>(true);
-  const std::uint64_t stopper = h.add_done_callback([&loop, running] {
-    if (*running)
-      loop.stop();
-  });
-  struct end_of_run {
-    bool& running;
-    ~end_of_run() { running = false; }
-  } on_exit{*running};
-  loop.run_forever();
-  if (!h.done()) {
-    h.remove_done_callback(stopper); // the task goes on; let go of the callback now
+  if (!detail::run_until_done(loop, h))
     throw loop_error("corio: run_until_complete(): the loop stopped before the task finished");
-  }
   return h.result();
 }
 

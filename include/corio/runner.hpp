@@ -15,11 +15,34 @@
 
 namespace corio {
 
+namespace detail {
+/// Runs `loop` until the task of `h` is done (then true) or the loop is stopped otherwise (false: the
+/// task goes on the next time the loop runs). The stop callback acts during this call only: neither a
+/// task that goes on after an early stop, nor a callback that was scheduled but had not run when
+/// something else stopped the loop, stops a later run. (asyncio's run_until_complete has the second hole.)
+template <class T> bool run_until_done(event_loop& loop, join_handle<T>& h) {
+  auto running = std::make_shared<bool>(true);
+  const std::uint64_t stopper = h.add_done_callback([&loop, running] {
+    if (*running)
+      loop.stop();
+  });
+  struct end_of_run {
+    bool& running;
+    ~end_of_run() { running = false; }
+  } on_exit{*running};
+  loop.run_forever();
+  if (h.done())
+    return true;
+  h.remove_done_callback(stopper); // the task goes on; let go of the callback now
+  return false;
+}
+} // namespace detail
+
 /// asyncio.Runner: runs tasks one after another on one event loop, which it creates on first use (run()
 /// or get_loop()) and keeps between run() calls, so that tasks a run() started and left alive go on in
 /// the next one; close() (or the destructor) cancels those, runs them until they finish and closes the
 /// loop. corio::run(main, options) is `runner r(options); auto x = r.run(main); r.close(); return x;`.
-/// Use it on one thread; not copyable, not movable (its tasks' done callbacks point at it).
+/// Use it on one thread; not copyable, not movable.
 class runner {
 public:
   /// The loop will be made with `options` (a mock clock, debug mode, the backend...).
@@ -80,22 +103,9 @@ public:
         h.cancel();
       });
       h = spawn(loop, std::move(main), "main");
-      // The callback stays with the task if the loop is stopped before it finishes: it must then not stop
-      // a later run() (or close()), hence the run's number.
-      const std::uint64_t number = ++runs_;
-      h.add_done_callback([this, &loop, number] {
-        if (active_ == number)
-          loop.stop();
-      });
-      active_ = number;
-      struct reset {
-        std::uint64_t& active;
-        ~reset() { active = 0; }
-      } inactive_after{active_};
-      loop.run_forever();
+      if (!detail::run_until_done(loop, h))
+        throw loop_error("corio: run(): the loop stopped before the main task finished");
     }
-    if (!h.done())
-      throw loop_error("corio: run(): the loop stopped before the main task finished");
     if (interrupted && h.cancelled()) {
       (void)h.exception(); // retrieved: it becomes keyboard_interrupt
       throw keyboard_interrupt();
@@ -127,8 +137,6 @@ public:
 private:
   event_loop::options options_;
   std::unique_ptr<event_loop> loop_;
-  std::uint64_t runs_ = 0;   // run() calls that spawned their task
-  std::uint64_t active_ = 0; // the number of the run() in progress, 0 outside run()
   bool closed_ = false;
 };
 
