@@ -5,6 +5,7 @@
 #include "corio/net/connection.hpp"
 #include "corio/net/datagram.hpp"
 #include "corio/net/datagram_protocol.hpp"
+#include "corio/net/pipe.hpp"
 #include "corio/net/protocol.hpp"
 #include "corio/net/resolve.hpp"
 #include "corio/net/server.hpp"

@@ -1,11 +1,14 @@
 // corio::transport: a protocol's connection, on a stream_reader / stream_writer pair.
 #include "corio/net/protocol.hpp"
 
+#include <cerrno>
 #include <stdexcept>
 #include <system_error>
 
 #include "corio/errors.hpp"
 #include "corio/event_loop.hpp"
+#include "corio/io.hpp"
+#include "corio/net/pipe.hpp"
 #include "corio/spawn.hpp"
 #include "protocol_calls.hpp"
 
@@ -14,7 +17,8 @@ namespace corio::detail {
 /// The transport's machinery, a friend so that the public header shows only the state.
 ///
 /// One task per connection (the "pump": spawned by create_connection, the server's handler task for
-/// create_server) reads and calls the protocol, and at the end calls connection_lost. States:
+/// create_server) reads and calls the protocol, and at the end calls connection_lost; a write pipe's
+/// pump reads nothing and waits for the pipe's reader to go away or the transport to close. States:
 ///   open     reading; writes go through.
 ///   closing  close() (or eof_received() false): no more reading; the writer flushes, then closes the
 ///            socket, which wakes the pump; it waits for the close and calls connection_lost.
@@ -25,9 +29,12 @@ namespace corio::detail {
 /// resume_writing (or ends the connection with the send error drain() raises).
 struct transport_access {
   using state = transport::state;
+  using over = transport_over;
   static constexpr std::size_t read_chunk = 64 * 1024;
 
-  static std::string describe(const transport& t) { return "connection with " + t.peer_.to_string(); }
+  static std::string describe(const transport& t) {
+    return t.name_.empty() ? "connection with " + t.peer_.to_string() : t.name_;
+  }
 
   /// Ends the connection with `e`: closed now, connection_lost(e) follows (asyncio's _fatal_error).
   static void fail(transport& t, std::exception_ptr e) noexcept {
@@ -55,12 +62,14 @@ struct transport_access {
   }
 
   static void check_writable(const transport& t, const char* op) {
+    if (t.kind_ == over::read_pipe)
+      throw invalid_state_error(std::string("corio: transport.") + op + " on a " + describe(t) +
+                                ": a read pipe's transport cannot write");
     if (t.state_ != state::open)
-      throw invalid_state_error(std::string("corio: transport.") + op + " after close() or abort() (connection with " +
-                                t.peer_.to_string() + ")");
+      throw invalid_state_error(std::string("corio: transport.") + op + " after close() or abort() (" + describe(t) +
+                                ")");
     if (t.eof_written_)
-      throw invalid_state_error(std::string("corio: transport.") + op + " after write_eof() (connection with " +
-                                t.peer_.to_string() + ")");
+      throw invalid_state_error(std::string("corio: transport.") + op + " after write_eof() (" + describe(t) + ")");
   }
 
   /// Runs a write on the writer; a send error (EPIPE, ECONNRESET) ends the connection with it.
@@ -82,7 +91,8 @@ struct transport_access {
         t.writer_.buffer_size() <= t.high_)
       return;
     t.writing_paused_ = true;
-    reported(t, "pause_writing", [&] { t.protocol_->pause_writing(); });
+    std::shared_ptr<protocol> p = t.protocol_; // alive through the call, even if it calls set_protocol()
+    reported(t, "pause_writing", [&] { p->pause_writing(); });
     if (t.state_ == state::aborted || t.state_ == state::lost) // the callback aborted
       return;
     try {
@@ -116,31 +126,36 @@ struct transport_access {
     if (!t->writing_paused_ || t->state_ == state::aborted || t->state_ == state::lost)
       co_return;
     t->writing_paused_ = false;
-    reported(*t, "resume_writing", [&] { t->protocol_->resume_writing(); });
+    std::shared_ptr<protocol> p = t->protocol_;
+    reported(*t, "resume_writing", [&] { p->resume_writing(); });
   }
 
-  static std::shared_ptr<transport> start(connection c, std::shared_ptr<protocol> p, std::size_t high,
-                                          std::size_t low) {
-    auto t = std::make_shared<transport>(transport::key{}, std::move(c), std::move(p), high, low);
-    guarded(*t, "connection_made", [&] { t->protocol_->connection_made(*t); });
+  static std::shared_ptr<transport> start(connection c, std::shared_ptr<protocol> p, std::size_t high, std::size_t low,
+                                          over kind = over::socket) {
+    std::string name;
+    if (kind != over::socket)
+      name = pipe_label(c.writer.fd(), kind == over::read_pipe ? pipe_end::read : pipe_end::write);
+    auto t = std::make_shared<transport>(transport::key{}, std::move(c), p, high, low, kind, std::move(name));
+    guarded(*t, "connection_made", [&] { p->connection_made(*t); });
     return t;
   }
 
   static void on_eof(transport& t) {
     t.peer_eof_ = true;
     bool keep_open = false;
-    if (!guarded(t, "eof_received", [&] { keep_open = t.protocol_->eof_received(); }))
+    std::shared_ptr<protocol> p = t.protocol_;
+    if (!guarded(t, "eof_received", [&] { keep_open = p->eof_received(); }))
       return;
-    if (!keep_open)
-      t.close(); // no-op if the callback closed or aborted
+    if (!keep_open || t.kind_ == over::read_pipe) // nothing to write on a read pipe: it ends (asyncio's rule)
+      t.close();                                  // no-op if the callback closed or aborted
   }
 
   /// Reads and calls the protocol until the connection leaves the open state (or the peer's end of file
   /// was kept open and the transport then closes). Raises read errors and cancellation.
   static task<> read_loop(std::shared_ptr<transport> t) {
-    // A buffered protocol gives the buffer of each read; the others get views of this one.
-    auto* buffered = dynamic_cast<buffered_protocol*>(t->protocol_.get());
-    std::unique_ptr<char[]> buf(buffered != nullptr ? nullptr : new char[read_chunk]);
+    // A buffered protocol gives the buffer of each read; the others get views of this one (made at the
+    // first read for one, since set_protocol() may switch kinds).
+    std::unique_ptr<char[]> buf;
     stream_reader r = t->reader_;
     stream_writer w = t->writer_;
     for (;;) {
@@ -154,6 +169,10 @@ struct transport_access {
         co_await t->resume_.wait();
       if (t->state_ != state::open)
         co_return;
+      std::shared_ptr<protocol> p = t->protocol_; // the protocol this read is for, alive through it
+      auto* buffered = dynamic_cast<buffered_protocol*>(p.get());
+      if (buffered == nullptr && !buf)
+        buf.reset(new char[read_chunk]);
       std::span<char> into(buf.get(), buffered != nullptr ? 0 : read_chunk);
       if (buffered != nullptr && !guarded(*t, "get_buffer", [&] {
             into = buffered->get_buffer(read_chunk);
@@ -174,8 +193,26 @@ struct transport_access {
       else if (buffered != nullptr)
         guarded(*t, "buffer_updated", [&] { buffered->buffer_updated(n); });
       else
-        guarded(*t, "data_received", [&] { t->protocol_->data_received(std::string_view(buf.get(), n)); });
+        guarded(*t, "data_received", [&] { p->data_received(std::string_view(buf.get(), n)); });
     }
+  }
+
+  /// A write pipe's pump: nothing to read. The fd turns readable (EPOLLERR, EPOLLHUP) when the pipe's
+  /// reader goes away; the wait also ends when the transport closes the fd (the socket tells the loop).
+  static task<> watch_write_pipe(std::shared_ptr<transport> t) {
+    if (t->state_ != state::open)
+      co_return;
+    co_await corio::detail::readable_kept(t->writer_.fd());
+    if (t->state_ != state::open)
+      co_return; // closed or aborted (the pump goes on as for a socket)
+    const std::size_t unsent = t->writer_.buffer_size();
+    if (unsent == 0) {
+      t->close();
+      co_return;
+    }
+    fail(*t, std::make_exception_ptr(std::system_error(EPIPE, std::system_category(),
+                                                       "corio: " + describe(*t) + ": the reading end closed with " +
+                                                           std::to_string(unsent) + " bytes unsent")));
   }
 
   /// connection_lost, once; then the transport lets go of the connection and the protocol.
@@ -197,7 +234,10 @@ struct transport_access {
     std::shared_ptr<transport> t = std::move(param);
     bool cancelled = false;
     try {
-      co_await read_loop(t);
+      if (t->kind_ == over::write_pipe)
+        co_await watch_write_pipe(t);
+      else
+        co_await read_loop(t);
     } catch (const cancelled_error&) {
       cancelled = true;
     } catch (...) { // a read error (ECONNRESET...)
@@ -221,15 +261,34 @@ struct transport_access {
 };
 
 task<std::pair<std::shared_ptr<transport>, std::shared_ptr<protocol>>>
-connect_protocol(task<connection> connecting, protocol_factory make, std::size_t high, std::size_t low) {
+connect_protocol(task<connection> connecting, protocol_factory make, std::size_t high, std::size_t low,
+                 transport_over over) {
   connection c = co_await std::move(connecting);
   std::shared_ptr<protocol> p = make(); // a factory that raises: `c` closes as it goes
   if (!p)
     throw std::invalid_argument("corio: create_connection(): the protocol factory returned null");
-  std::shared_ptr<transport> t = transport_access::start(std::move(c), p, high, low);
+  std::shared_ptr<transport> t = transport_access::start(std::move(c), p, high, low, over);
   spawn(transport_access::pump(t), "transport");
   std::pair<std::shared_ptr<transport>, std::shared_ptr<protocol>> r{std::move(t), std::move(p)};
   co_return r;
+}
+
+task<connection> accepted_streams(socket s, stream_options o) {
+  if (!s.is_open())
+    throw std::invalid_argument("corio: connect_accepted_socket() of an empty socket");
+  connection c = make_streams(std::move(s), address(), o);
+  if (o.tls) {
+    std::string name = o.server_hostname.str();
+    co_await c.writer.start_tls(o.tls, std::move(name), o.tls_handshake_timeout);
+  }
+  co_return std::move(c);
+}
+
+task<connection> pipe_streams_of(int fd, transport_over over, stream_options o) {
+  // One stream over the fd, both halves: the transport uses the one its kind says.
+  if (over == transport_over::read_pipe)
+    co_return pipe_connection(fd, pipe_end::read, o, "connect_read_pipe");
+  co_return pipe_connection(fd, pipe_end::write, o, "connect_write_pipe");
 }
 
 namespace {
@@ -280,13 +339,18 @@ void report_protocol_error(const char* kind, const char* what, const std::string
 namespace corio {
 
 using detail::transport_access;
+using over = detail::transport_over;
 
-transport::transport(key, connection c, std::shared_ptr<corio::protocol> p, std::size_t high, std::size_t low)
-    : reader_(std::move(c.reader)), writer_(std::move(c.writer)), protocol_(std::move(p)), high_(high), low_(low) {
-  peer_ = writer_.peer_address();
-  try {
-    local_ = writer_.local_address();
-  } catch (const std::system_error&) { // the socket is already unusable: the first read reports it
+transport::transport(key, connection c, std::shared_ptr<corio::protocol> p, std::size_t high, std::size_t low,
+                     detail::transport_over kind, std::string name)
+    : reader_(std::move(c.reader)), writer_(std::move(c.writer)), protocol_(std::move(p)), name_(std::move(name)),
+      high_(high), low_(low), kind_(kind) {
+  if (kind_ == over::socket) { // a pipe has no addresses
+    peer_ = writer_.peer_address();
+    try {
+      local_ = writer_.local_address();
+    } catch (const std::system_error&) { // the socket is already unusable: the first read reports it
+    }
   }
   resume_.set();
 }
@@ -316,7 +380,11 @@ void transport::writelines(const std::vector<std::string>& parts) {
 }
 
 void transport::write_eof() {
-  if (state_ != state::open || eof_written_)
+  if (kind_ == over::write_pipe) { // a pipe has no half-close: asyncio's write pipe closes
+    close();
+    return;
+  }
+  if (state_ != state::open || eof_written_ || kind_ == over::read_pipe)
     return;
   eof_written_ = true;
   try {
@@ -347,7 +415,7 @@ void transport::abort() noexcept {
 }
 
 void transport::pause_reading() {
-  if (state_ != state::open || reading_paused_)
+  if (state_ != state::open || reading_paused_ || kind_ == over::write_pipe)
     return;
   reading_paused_ = true;
   resume_.clear();
@@ -367,6 +435,15 @@ void transport::set_write_buffer_limits(std::optional<std::size_t> high, std::op
   high_ = limits.high;
   low_ = limits.low;
   transport_access::maybe_pause(*this);
+}
+
+void transport::set_protocol(std::shared_ptr<corio::protocol> p) {
+  if (!p)
+    throw std::invalid_argument("corio: transport.set_protocol(nullptr)");
+  if (state_ == state::lost)
+    throw invalid_state_error("corio: transport.set_protocol() after connection_lost (" +
+                              transport_access::describe(*this) + ")");
+  protocol_ = std::move(p);
 }
 
 std::size_t transport::get_write_buffer_size() const noexcept { return writer_.valid() ? writer_.buffer_size() : 0; }

@@ -306,6 +306,7 @@ std::vector<address> server::addresses() const { return need(s_).addrs; }
 std::size_t server::active_connections() const { return need(s_).handlers.size(); }
 std::size_t server::accept_errors() const { return need(s_).accept_errors; }
 std::size_t server::tls_handshake_errors() const { return need(s_).tls_errors; }
+event_loop* server::get_loop() const { return need(s_).loop; }
 
 std::uint16_t server::port() const {
   for (const address& a : need(s_).addrs)
@@ -374,6 +375,7 @@ server start_server(connection_handler handler, std::vector<address> addresses, 
   if (options.streams.tls)
     throw std::invalid_argument("corio: start_server(): set server_options::tls, not streams.tls");
   auto st = std::make_shared<detail::server_state>();
+  st->loop = event_loop::current(); // get_loop(); start_serving() sets it again
   st->handler = std::move(handler);
   st->opts = std::move(options);
   // Port 0 on several addresses: the first bind picks the port, the others take the same one. Another

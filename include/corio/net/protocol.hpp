@@ -1,5 +1,6 @@
 // corio::protocol and corio::transport: asyncio's protocols and transports (loop.create_connection,
-// loop.create_server) over TCP and Unix stream sockets, built on the streams.
+// loop.create_server, connect_accepted_socket, connect_read_pipe, connect_write_pipe) over TCP and Unix
+// stream sockets and pipes, built on the streams.
 #pragma once
 
 #include <cstddef>
@@ -19,6 +20,7 @@
 #include "corio/net/address.hpp"
 #include "corio/net/connection.hpp"
 #include "corio/net/server.hpp"
+#include "corio/net/socket.hpp"
 #include "corio/net/stream_options.hpp"
 #include "corio/net/stream_reader.hpp"
 #include "corio/net/stream_writer.hpp"
@@ -81,7 +83,9 @@ struct write_buffer_limits {
 
 namespace detail {
 struct transport_access;
-}
+/// What a transport runs over: a connected socket, or one end of a pipe.
+enum class transport_over : unsigned char { socket, read_pipe, write_pipe };
+} // namespace detail
 
 /// asyncio's socket transport: one per connection, made by create_connection() or create_server() and
 /// owned by corio; the protocol gets a reference, create_connection() a shared_ptr (a handle: using it
@@ -102,13 +106,25 @@ struct transport_access;
 /// connection_lost(error) tells the protocol. close()/abort()/pause_reading()... after the end do nothing.
 /// Cancellation of the connection's task (the server's close_clients(), loop shutdown) aborts it and
 /// calls connection_lost(nullptr).
+///
+/// Over a pipe (connect_read_pipe, connect_write_pipe) a transport does one half of the job, as asyncio's
+/// pipe transports do. A read pipe's transport reads and has close(), abort(), pause_reading() and
+/// resume_reading(); write() raises invalid_state_error; at end of file eof_received() is called and
+/// the transport closes whatever it returns. A write pipe's transport writes and has close(), abort(),
+/// write_eof() (the same as close(): a pipe has no half-close) and the write buffer's limits; reading
+/// calls do nothing. When the reading end goes away it ends: connection_lost(nullptr) when nothing was
+/// queued, else connection_lost(std::system_error(EPIPE)); a socket used as a write pipe ends so when
+/// its peer closes or sends anything (asyncio's rule). peername() and sockname() are empty for pipes.
 class transport : public std::enable_shared_from_this<transport> {
   struct key {
     explicit key() = default;
   };
 
+  using over = detail::transport_over;
+
 public:
-  transport(key, connection c, std::shared_ptr<corio::protocol> p, std::size_t high, std::size_t low);
+  transport(key, connection c, std::shared_ptr<corio::protocol> p, std::size_t high, std::size_t low,
+            detail::transport_over kind = detail::transport_over::socket, std::string name = std::string());
   transport(const transport&) = delete;
   transport& operator=(const transport&) = delete;
   ~transport();
@@ -127,7 +143,7 @@ public:
   /// Half-close once the queue is flushed: the peer reads end of file; reading goes on. Writing after it
   /// raises invalid_state_error. Does nothing when closing or already called.
   void write_eof();
-  [[nodiscard]] bool can_write_eof() const noexcept { return true; }
+  [[nodiscard]] bool can_write_eof() const noexcept { return kind_ != over::read_pipe; }
   /// Stops reading, flushes the queue, then closes; connection_lost(nullptr) follows (or the error, if the
   /// flush fails). Idempotent.
   void close();
@@ -139,7 +155,9 @@ public:
   /// Stops data_received (and eof_received) until resume_reading(). No-op when paused or closing.
   void pause_reading();
   void resume_reading();
-  [[nodiscard]] bool is_reading() const noexcept { return state_ == state::open && !reading_paused_; }
+  [[nodiscard]] bool is_reading() const noexcept {
+    return state_ == state::open && !reading_paused_ && kind_ != over::write_pipe;
+  }
 
   /// asyncio's set_write_buffer_limits: no high: 4 * low, or 64 KiB without low either; no low: high / 4.
   /// low > high raises std::invalid_argument.
@@ -157,6 +175,12 @@ public:
   [[nodiscard]] int fd() const;
   /// The protocol; null once connection_lost has returned (the transport lets go of it then).
   [[nodiscard]] std::shared_ptr<corio::protocol> get_protocol() const noexcept { return protocol_; }
+  /// asyncio's set_protocol: from the next callback on, `p` gets them (data_received, eof_received,
+  /// pause/resume_writing, connection_lost); its connection_made is not called. A callback running now
+  /// finishes on the protocol it started on (kept alive until it returns); a buffered_protocol's read
+  /// in progress is reported to the protocol that gave the buffer. Null raises std::invalid_argument;
+  /// after connection_lost, invalid_state_error.
+  void set_protocol(std::shared_ptr<corio::protocol> p);
   /// True once connection_lost has been called (or is running).
   [[nodiscard]] bool is_closed() const noexcept { return state_ == state::lost; }
 
@@ -167,6 +191,7 @@ private:
   stream_reader reader_;
   stream_writer writer_;
   std::shared_ptr<corio::protocol> protocol_;
+  std::string name_; // a pipe's label ("read pipe (fd 5)"); empty for a socket
   address peer_;
   address local_;
   std::size_t high_;
@@ -174,6 +199,7 @@ private:
   std::exception_ptr error_; // what connection_lost will receive
   event resume_;             // set unless reading is paused: wakes the reading task (also on close/abort)
   state state_ = state::open;
+  detail::transport_over kind_ = detail::transport_over::socket;
   bool reading_paused_ = false;
   bool writing_paused_ = false; // the protocol got pause_writing() and not yet resume_writing()
   bool eof_written_ = false;
@@ -201,14 +227,20 @@ template <class F> protocol_factory erase_factory(F f) {
 }
 
 task<std::pair<std::shared_ptr<transport>, std::shared_ptr<protocol>>>
-connect_protocol(task<connection> connecting, protocol_factory make, std::size_t high, std::size_t low);
+connect_protocol(task<connection> connecting, protocol_factory make, std::size_t high, std::size_t low,
+                 transport_over over);
 
 template <class P> task<protocol_connection<P>> connect_as(task<connection> connecting, protocol_factory make,
-                                                           std::size_t high, std::size_t low) {
-  auto made = co_await connect_protocol(std::move(connecting), std::move(make), high, low);
+                                                           std::size_t high, std::size_t low,
+                                                           transport_over over = transport_over::socket) {
+  auto made = co_await connect_protocol(std::move(connecting), std::move(make), high, low, over);
   protocol_connection<P> r{std::move(made.first), std::static_pointer_cast<P>(std::move(made.second))};
   co_return r;
 }
+
+/// The streams of connect_accepted_socket (a TLS handshake as options.tls says) and of the pipes.
+task<connection> accepted_streams(socket s, stream_options options);
+task<connection> pipe_streams_of(int fd, transport_over over, stream_options options);
 
 /// A server's handler that runs a protocol on each connection.
 connection_handler protocol_handler(protocol_factory make, std::size_t high, std::size_t low);
@@ -242,6 +274,44 @@ create_unix_connection(Factory factory, std::string path, stream_options options
   detail::protocol_factory make = detail::erase_factory(std::move(factory));
   return detail::connect_as<detail::protocol_of<Factory>>(open_unix_connection(std::move(path), std::move(options)),
                                                           std::move(make), high, low);
+}
+
+/// asyncio's loop.connect_accepted_socket(protocol_factory, sock): a transport over a socket connected
+/// by other means (accepted by your own accept loop, inherited, one end of a socketpair). Takes the
+/// socket; `options.tls` makes a TLS handshake first, as server or client as the context was made (a
+/// client checks options.server_hostname). An empty socket raises std::invalid_argument.
+template <class Factory> [[nodiscard]] task<protocol_connection<detail::protocol_of<Factory>>>
+connect_accepted_socket(Factory factory, socket sock, stream_options options = stream_options()) {
+  const std::size_t high = options.high_water, low = options.low_water;
+  detail::protocol_factory make = detail::erase_factory(std::move(factory));
+  return detail::connect_as<detail::protocol_of<Factory>>(detail::accepted_streams(std::move(sock), std::move(options)),
+                                                          std::move(make), high, low);
+}
+
+/// asyncio's loop.connect_read_pipe(protocol_factory, pipe): a read-only transport (see transport) over
+/// `fd`, the read end of a pipe or FIFO, a socket or a character device. Takes ownership of `fd` (closed
+/// with the transport) and checks it as open_pipe_reader() does (corio/net/pipe.hpp: EBADF,
+/// std::invalid_argument for a regular file or an fd not open for reading, raised at the co_await, the
+/// fd then not taken). `options.limit` is not used; watermarks are not either.
+template <class Factory> [[nodiscard]] task<protocol_connection<detail::protocol_of<Factory>>>
+connect_read_pipe(Factory factory, int fd, stream_options options = stream_options()) {
+  const std::size_t high = options.high_water, low = options.low_water;
+  detail::protocol_factory make = detail::erase_factory(std::move(factory));
+  return detail::connect_as<detail::protocol_of<Factory>>(
+      detail::pipe_streams_of(fd, detail::transport_over::read_pipe, std::move(options)), std::move(make), high, low,
+      detail::transport_over::read_pipe);
+}
+
+/// asyncio's loop.connect_write_pipe(protocol_factory, pipe): a write-only transport over `fd`, the write
+/// end of a pipe or FIFO, a socket or a character device (see transport for how it ends). Takes `fd` as
+/// connect_read_pipe() does; options.high_water / low_water are its write buffer limits.
+template <class Factory> [[nodiscard]] task<protocol_connection<detail::protocol_of<Factory>>>
+connect_write_pipe(Factory factory, int fd, stream_options options = stream_options()) {
+  const std::size_t high = options.high_water, low = options.low_water;
+  detail::protocol_factory make = detail::erase_factory(std::move(factory));
+  return detail::connect_as<detail::protocol_of<Factory>>(
+      detail::pipe_streams_of(fd, detail::transport_over::write_pipe, std::move(options)), std::move(make), high, low,
+      detail::transport_over::write_pipe);
 }
 
 /// asyncio's loop.create_server(protocol_factory, host, port): start_server() whose handler makes a

@@ -20,6 +20,8 @@
 
 namespace corio {
 
+class event_loop;
+
 /// A connection handler: a coroutine taking the connection's two halves (by value: they are handles).
 using connection_handler = std::function<task<>(stream_reader, stream_writer)>;
 
@@ -93,6 +95,9 @@ public:
   [[nodiscard]] std::size_t accept_errors() const;
   /// TLS handshakes that failed (bad client, plaintext peer, timeout): those connections were closed.
   [[nodiscard]] std::size_t tls_handshake_errors() const;
+  /// asyncio's Server.get_loop(): the loop the server was made on (the one running when start_server()
+  /// was called, else the one start_serving() ran on); null when made outside a loop and not started.
+  [[nodiscard]] event_loop* get_loop() const;
   [[nodiscard]] bool valid() const noexcept { return s_ != nullptr; }
 
 private:
