@@ -8,6 +8,7 @@
 
 #include "corio/net/socket_ops.hpp"
 #include "net_error.hpp"
+#include "recv_datagram.hpp"
 
 namespace corio {
 
@@ -48,17 +49,21 @@ task<std::size_t> datagram_endpoint::send(std::string_view data) {
 task<datagram> datagram_endpoint::recvfrom(std::size_t max_size) {
   datagram d;
   d.data.resize(max_size);
-  received_from r = co_await sock_recvfrom(sock_, std::span<char>(d.data.data(), d.data.size()));
+  detail::datagram_info r = co_await detail::recv_datagram(sock_, std::span<char>(d.data.data(), d.data.size()));
   d.data.resize(r.size);
   d.data.shrink_to_fit();
-  d.from = r.from;
+  d.from = std::move(r.from);
+  d.size = r.full_size;
+  d.truncated = r.truncated;
   co_return d;
 }
 
+// Not sock_recv: on io_uring that is the ring's recv, made for streams (its 16 KiB buffers would cut a
+// datagram, and a cancelled one's bytes are stashed for the next read, across datagram boundaries).
 task<std::string> datagram_endpoint::recv(std::size_t max_size) {
   std::string out(max_size, '\0');
-  std::size_t n = co_await sock_recv(sock_, std::span<char>(out.data(), out.size()));
-  out.resize(n);
+  detail::datagram_info r = co_await detail::recv_datagram(sock_, std::span<char>(out.data(), out.size()));
+  out.resize(r.size);
   co_return out;
 }
 

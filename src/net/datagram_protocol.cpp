@@ -3,9 +3,12 @@
 
 #include <sys/socket.h>
 
+#include <bit>
 #include <cerrno>
 #include <chrono>
+#include <new>
 #include <stdexcept>
+#include <string>
 #include <system_error>
 
 #include "corio/errors.hpp"
@@ -14,6 +17,7 @@
 #include "corio/sleep.hpp"
 #include "corio/spawn.hpp"
 #include "protocol_calls.hpp"
+#include "recv_datagram.hpp"
 
 namespace corio::detail {
 
@@ -30,7 +34,12 @@ namespace corio::detail {
 /// them in order, calls resume_writing, and closes the socket once a close()'s queue is empty.
 struct datagram_transport_access {
   using state = datagram_transport::state;
-  static constexpr std::size_t max_datagram = 64 * 1024;
+  // The receive buffer, allocated once per endpoint: 64 KiB holds any UDP datagram; a Unix one can be as
+  // long as its sender's SO_SNDBUF allows, so 256 KiB (asyncio's max_size for datagram transports), grown
+  // after a longer one came (to the next power of two that holds it, up to max_buffer).
+  static constexpr std::size_t udp_buffer = 64 * 1024;
+  static constexpr std::size_t unix_buffer = 256 * 1024;
+  static constexpr std::size_t max_buffer = 16 * 1024 * 1024;
   static constexpr int burst = 16; // datagrams received in a row before other tasks get a turn
 
   static std::string describe(const datagram_transport& t) {
@@ -72,24 +81,54 @@ struct datagram_transport_access {
         "datagram protocol", what, [&] { return describe(t); }, f);
   }
 
+  /// error_received(e); the endpoint stays open.
+  static void error_received(datagram_transport& t, std::exception_ptr e) noexcept {
+    if (t.state_ == state::lost || !t.protocol_)
+      return;
+    std::shared_ptr<datagram_protocol> p = t.protocol_; // the callback may end the endpoint
+    reported(t, "error_received", [&] { p->error_received(e); });
+  }
+
+  /// std::system_error(err, what), or the exception making it raised (out of memory: that is the error then).
+  template <class F> static std::exception_ptr system_error(int err, F&& what) noexcept {
+    try {
+      return std::make_exception_ptr(std::system_error(err, std::generic_category(), what()));
+    } catch (...) {
+      return std::current_exception();
+    }
+  }
+
   /// error_received(system_error(err)) for a failed send or receive; the endpoint stays open.
   static void error_received(datagram_transport& t, int err, const char* op, const address* addr) noexcept {
     if (t.state_ == state::lost || !t.protocol_)
       return;
-    std::exception_ptr e;
-    try {
-      std::string what = std::string("corio: ") + op;
-      if (addr != nullptr && addr->family() != address_family::unspecified)
-        what += " " + addr->to_string();
-      else
-        what += " (" + describe(t) + ")";
-      e = std::make_exception_ptr(std::system_error(err, std::generic_category(), what));
-    } catch (...) {
-      e = std::current_exception(); // out of memory: that is the error then
-    }
-    std::shared_ptr<datagram_protocol> p = t.protocol_; // the callback may end the endpoint
-    reported(t, "error_received", [&] { p->error_received(e); });
+    error_received(t, system_error(err, [&] {
+                     std::string what = std::string("corio: ") + op;
+                     if (addr != nullptr && addr->family() != address_family::unspecified)
+                       what += " " + addr->to_string();
+                     else
+                       what += " (" + describe(t) + ")";
+                     return what;
+                   }));
   }
+
+  /// A datagram longer than the buffer (the kernel kept only its first buf_size bytes): dropped, and
+  /// error_received(system_error(EMSGSIZE)) says so.
+  static void truncated_received(datagram_transport& t, const detail::datagram_info& d, std::size_t buf_size) noexcept {
+    if (t.state_ == state::lost || !t.protocol_)
+      return;
+    error_received(t, system_error(EMSGSIZE, [&] {
+                     std::string what = "corio: datagram of ";
+                     what +=
+                         d.full_size > buf_size ? std::to_string(d.full_size) : "more than " + std::to_string(buf_size);
+                     what += " bytes from " + d.from.to_string() + " truncated to " + std::to_string(buf_size) +
+                             ": dropped (" + describe(t) + ")";
+                     return what;
+                   }));
+  }
+
+  /// The buffer size that holds a datagram of `n` bytes: the next power of two, at most max_buffer.
+  static std::size_t grown(std::size_t n) noexcept { return n < max_buffer ? std::bit_ceil(n) : max_buffer; }
 
   /// One send attempt: 0 sent, else the errno (EAGAIN: try again once writable).
   static int try_send(datagram_transport& t, std::string_view data, const address& to) noexcept {
@@ -177,13 +216,14 @@ struct datagram_transport_access {
 
   /// Receives and calls the protocol until the endpoint leaves the open state. Raises cancellation.
   static task<> read_loop(std::shared_ptr<datagram_transport> t) {
-    std::unique_ptr<char[]> buf(new char[max_datagram]);
+    std::size_t size = t->local_.family() == address_family::unix_path ? unix_buffer : udp_buffer;
+    std::unique_ptr<char[]> buf(new char[size]);
     int in_a_row = 0;
     while (t->state_ == state::open) {
-      received_from got;
+      datagram_info got;
       int err = 0;
       try {
-        got = co_await sock_recvfrom(t->sock_, std::span<char>(buf.get(), max_datagram));
+        got = co_await recv_datagram(t->sock_, std::span<char>(buf.get(), size));
       } catch (const std::system_error& e) { // a receive error; EBADF once close() or abort() closed the socket
         err = e.code().value();
       }
@@ -195,8 +235,22 @@ struct datagram_transport_access {
         co_await sleep(std::chrono::milliseconds(0)); // an error that repeats must not hold the loop
         continue;
       }
-      std::shared_ptr<datagram_protocol> p = t->protocol_;
-      guarded(*t, "datagram_received", [&] { p->datagram_received(std::string_view(buf.get(), got.size), got.from); });
+      if (got.truncated) {
+        truncated_received(*t, got, size);
+        // Grow so that the next datagram of that size comes whole (a kernel that does not tell the real
+        // size: double). Without the memory, keep the buffer: such datagrams go on being reported.
+        const std::size_t want = grown(got.full_size > size ? got.full_size : 2 * size);
+        if (want > size) {
+          if (char* bigger = new (std::nothrow) char[want]) {
+            buf.reset(bigger);
+            size = want;
+          }
+        }
+      } else {
+        std::shared_ptr<datagram_protocol> p = t->protocol_;
+        guarded(*t, "datagram_received",
+                [&] { p->datagram_received(std::string_view(buf.get(), got.size), got.from); });
+      }
       if (++in_a_row >= burst) {
         in_a_row = 0;
         co_await sleep(std::chrono::milliseconds(0));

@@ -15,6 +15,7 @@
 #include "file_source.hpp"
 #include "net_error.hpp"
 #include "recv_awaiter.hpp"
+#include "recv_datagram.hpp"
 #include "ring_ops.hpp"
 
 namespace corio {
@@ -229,19 +230,8 @@ task<std::size_t> sock_sendto(socket& s, std::string_view data, address to) {
 }
 
 task<received_from> sock_recvfrom(socket& s, std::span<char> buf) {
-  for (;;) {
-    check_open(s, "recvfrom");
-    address from;
-    socklen_t len = static_cast<socklen_t>(address::capacity());
-    auto n = ::recvfrom(s.fd(), buf.data(), buf.size(), 0, static_cast<sockaddr*>(from.data()), &len);
-    if (n >= 0)
-      co_return received_from{static_cast<std::size_t>(n), address::from_raw(from.data(), len)};
-    int err = errno;
-    if (err == EAGAIN || err == EWOULDBLOCK)
-      co_await detail::readable_kept(s.fd());
-    else if (err != EINTR)
-      detail::throw_net_error(err, "recvfrom");
-  }
+  detail::datagram_info d = co_await detail::recv_datagram(s, buf);
+  co_return received_from{d.size, std::move(d.from)};
 }
 
 socket listen_on(const address& local, int backlog, bool reuse_port) {
@@ -260,6 +250,35 @@ socket listen_on(const address& local, int backlog, bool reuse_port) {
 } // namespace corio
 
 namespace corio::detail {
+
+task<datagram_info> recv_datagram(socket& s, std::span<char> buf) {
+  for (;;) {
+    check_open(s, "recvfrom");
+    sockaddr_storage from{};
+    iovec iov{buf.data(), buf.size()};
+    msghdr msg{};
+    msg.msg_name = &from;
+    msg.msg_namelen = sizeof from;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    // MSG_TRUNC: the return value is the datagram's real length, even when longer than buf (Linux).
+    auto n = ::recvmsg(s.fd(), &msg, MSG_TRUNC);
+    if (n >= 0) {
+      datagram_info d;
+      const auto real = static_cast<std::size_t>(n);
+      d.truncated = real > buf.size() || (msg.msg_flags & MSG_TRUNC) != 0;
+      d.size = real < buf.size() ? real : buf.size();
+      d.full_size = real > buf.size() ? real : d.truncated ? buf.size() + 1 : real;
+      d.from = address::from_raw(&from, msg.msg_namelen);
+      co_return d;
+    }
+    int err = errno;
+    if (err == EAGAIN || err == EWOULDBLOCK)
+      co_await readable_kept(s.fd());
+    else if (err != EINTR)
+      throw_net_error(err, "recvfrom");
+  }
+}
 
 task<std::size_t> file_source::read(std::span<char> buf) {
   for (;;) {

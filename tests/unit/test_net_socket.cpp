@@ -20,6 +20,7 @@
 #include <system_error>
 #include <vector>
 
+#include "callback_watch.hpp"
 #include "leak_check.hpp"
 #include "loop_fixture.hpp"
 #include "net_helpers.hpp"
@@ -566,9 +567,14 @@ task<> datagram_round_trip(address loopback) {
     corio::datagram m = co_await server.recvfrom();
     EXPECT_EQ(m.data, std::string(static_cast<std::size_t>(i + 1), char('a' + i)));
   }
-  // A datagram longer than the buffer is truncated, as recvfrom does.
+  // A datagram longer than the buffer is truncated, as recvfrom does, and says so.
   (void)co_await client.send(std::string(100, 'z'));
-  EXPECT_EQ((co_await server.recvfrom(10)).data, std::string(10, 'z'));
+  corio::datagram cut = co_await server.recvfrom(10);
+  EXPECT_EQ(cut.data, std::string(10, 'z'));
+  EXPECT_TRUE(cut.truncated);
+  EXPECT_EQ(cut.size, 100u);
+  EXPECT_FALSE(d.truncated);
+  EXPECT_EQ(d.size, 4u);
   expect_only_main_task();
 }
 
@@ -597,6 +603,117 @@ TEST(NetDatagram, UnixDatagrams) {
   });
   ::unlink(a_path.c_str());
   ::unlink(b_path.c_str());
+}
+
+/// Runs `op` (a task) bounded by a real-time watchdog: a receive that never completes fails the test
+/// instead of hanging it (a mock clock cannot bound a wait for I/O). Returns whether it finished.
+template <class T> task<bool> bounded(task<T> op, T* out, const char* what) {
+  corio::testing::callback_watch w;
+  bool done = false;
+  auto body = [&]() -> task<> {
+    *out = co_await std::move(op);
+    done = true;
+    w.poke();
+  };
+  auto running = corio::spawn(body());
+  while (!done && !w.expired()) {
+    try {
+      co_await w.next(what);
+    } catch (const std::runtime_error&) {
+    }
+  }
+  if (!done) {
+    ADD_FAILURE() << "timed out: " << what;
+    running.cancel();
+  }
+  try {
+    co_await running;
+  } catch (const corio::cancelled_error&) {
+  }
+  co_return done;
+}
+
+/// Sends one datagram on a plain non-blocking socket; 0 or the errno.
+int send_now(const corio::socket& s, const std::string& data, const address& to) {
+  for (;;) {
+    if (::sendto(s.fd(), data.data(), data.size(), MSG_DONTWAIT, static_cast<const sockaddr*>(to.data()),
+                 static_cast<socklen_t>(to.size())) >= 0)
+      return 0;
+    if (errno != EINTR)
+      return errno;
+  }
+}
+
+// Unix datagrams longer than 64 KiB, on the io_uring backend and on epoll: recvfrom(max_size) gives a
+// datagram that fits whole (truncated false, size its length); one longer than max_size is cut to
+// max_size and says so (truncated, size its real length); a larger max_size then takes the next one of
+// that size whole. recv() of a connected endpoint takes a datagram longer than the ring's 16 KiB buffers
+// whole, and cuts one longer than max_size there (documented). Bytes checked against what was sent.
+TEST(NetDatagram, UnixDatagramsLongerThanMaxSizeAreMarkedTruncated) {
+  constexpr std::size_t medium = 200 * 1024, big = 300 * 1024, small_max = 256 * 1024;
+  {
+    corio::socket probe = corio::socket::open(corio::address_family::unix_path, corio::socket_type::datagram);
+    int want = 1 << 20, got = 0;
+    socklen_t len = sizeof got;
+    (void)::setsockopt(probe.fd(), SOL_SOCKET, SO_SNDBUF, &want, sizeof want);
+    (void)::getsockopt(probe.fd(), SOL_SOCKET, SO_SNDBUF, &got, &len);
+    if (got < static_cast<int>(big + 4096))
+      GTEST_SKIP() << "SO_SNDBUF cannot reach 300 KiB here (net.core.wmem_max)";
+  }
+  corio::testing::leak_check leaks;
+  const std::string rx_path = corio::testing::unique_socket_path("dgram-big-rx");
+  const std::string tx_path = corio::testing::unique_socket_path("dgram-big-tx");
+  run_mock([&](auto*) -> task<> {
+    auto rx = corio::datagram_endpoint::open({.local = address::unix_path(rx_path)});
+    auto tx = corio::datagram_endpoint::open({.local = address::unix_path(tx_path)});
+    int sndbuf = 1 << 20;
+    EXPECT_EQ(::setsockopt(tx.raw().fd(), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf), 0);
+    const address to = address::unix_path(rx_path);
+    const std::vector<std::string> sent = {corio::testing::pattern(medium, 1), corio::testing::pattern(big, 2),
+                                           corio::testing::pattern(big, 3), corio::testing::pattern(100, 4)};
+    const std::vector<std::size_t> max_sizes = {small_max, small_max, 512 * 1024, 65536};
+    for (std::size_t i = 0; i < sent.size(); ++i) {
+      EXPECT_EQ(send_now(tx.raw(), sent[i], to), 0) << "datagram " << i;
+      corio::datagram d;
+      if (!co_await bounded(rx.recvfrom(max_sizes[i]), &d, "a datagram"))
+        break;
+      EXPECT_EQ(d.from.path(), tx_path);
+      EXPECT_EQ(d.size, sent[i].size()) << "datagram " << i;
+      if (i == 1) { // longer than max_size
+        EXPECT_TRUE(d.truncated);
+        EXPECT_EQ(d.data.size(), small_max);
+        EXPECT_TRUE(d.data == sent[i].substr(0, small_max)) << "the first max_size bytes differ";
+      } else {
+        EXPECT_FALSE(d.truncated) << "datagram " << i;
+        EXPECT_EQ(d.data.size(), sent[i].size()) << "datagram " << i;
+        EXPECT_TRUE(d.data == sent[i]) << "datagram " << i << " differs";
+      }
+    }
+
+    // recv() on a connected endpoint: longer than the ring's 16 KiB buffers, whole; longer than max_size,
+    // cut there.
+    rx.close();
+    ::unlink(rx_path.c_str());
+    auto crx = corio::datagram_endpoint::open({.local = address::unix_path(rx_path), .remote = tx.local_address()});
+    const std::string mid = corio::testing::pattern(40000, 5);
+    EXPECT_EQ(send_now(tx.raw(), mid, to), 0);
+    std::string r;
+    if (co_await bounded(crx.recv(), &r, "recv of a 40000-byte datagram")) {
+      EXPECT_EQ(r.size(), mid.size());
+      EXPECT_TRUE(r == mid) << "recv() differs";
+    }
+    EXPECT_EQ(send_now(tx.raw(), sent[0], to), 0);
+    if (co_await bounded(crx.recv(1000), &r, "recv of a 200 KiB datagram")) {
+      EXPECT_TRUE(r == sent[0].substr(0, 1000));
+    }
+    EXPECT_EQ(send_now(tx.raw(), sent[3], to), 0);
+    if (co_await bounded(crx.recv(), &r, "recv of a small datagram")) {
+      EXPECT_TRUE(r == sent[3]) << "the datagram after a cut one differs";
+    }
+    expect_only_main_task();
+  });
+  ::unlink(rx_path.c_str());
+  ::unlink(tx_path.c_str());
 }
 
 TEST(NetDatagram, ReceiveIsCancellableAndTimesOut) {

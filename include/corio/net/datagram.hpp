@@ -12,10 +12,14 @@
 
 namespace corio {
 
-/// One received datagram and its sender.
+/// One received datagram and its sender. `data` holds at most the max_size the receive was given; a
+/// longer datagram is cut there by the kernel (the rest is gone) and says so: `truncated`, and `size` its
+/// real length (data.size() when whole).
 struct datagram {
   std::string data;
   address from;
+  std::size_t size = 0;   // the datagram's real length (> data.size() when truncated)
+  bool truncated = false; // longer than max_size: `data` is only its first max_size bytes
 };
 
 struct datagram_options {
@@ -43,9 +47,14 @@ public:
   task<std::size_t> sendto(std::string_view data, address to);
   /// Sends one datagram to the connected remote.
   task<std::size_t> send(std::string_view data);
-  /// Receives one datagram of at most `max_size` bytes (longer ones are truncated by the kernel).
+  /// Receives one datagram into a buffer of `max_size` bytes (as Python's sock.recvfrom(bufsize)). A
+  /// longer one is truncated by the kernel, and marked: `truncated` is set, `data` holds its first
+  /// max_size bytes and `size` its real length (the rest cannot be read). 64 KiB holds any UDP datagram;
+  /// Unix datagrams can be longer (up to the sender's SO_SNDBUF, about 208 KiB by default).
   task<datagram> recvfrom(std::size_t max_size = 65536);
-  /// Receives one datagram's bytes (from the connected remote).
+  /// Receives one datagram's bytes (from the connected remote) into a buffer of `max_size` bytes, as
+  /// recv(2) and Python's sock.recv(bufsize): a longer datagram is truncated to max_size and nothing says
+  /// so. Use recvfrom() to learn whether a datagram was truncated.
   task<std::string> recv(std::size_t max_size = 65536);
 
   [[nodiscard]] address local_address() const { return sock_.local_address(); }

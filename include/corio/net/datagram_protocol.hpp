@@ -39,15 +39,23 @@ public:
   /// The endpoint is up; `t` stays valid until connection_lost returns (keep t.shared_from_this() to use
   /// it longer, e.g. from another task).
   virtual void connection_made(datagram_transport& t) { (void)t; }
-  /// One datagram (at most 64 KiB: longer ones are truncated by the kernel) and its sender. The view is
-  /// valid during the call only.
+  /// One whole datagram and its sender. The view is valid during the call only. Never a truncated one: a
+  /// datagram longer than the endpoint's receive buffer (64 KiB on UDP, which holds any UDP datagram;
+  /// 256 KiB at first on a Unix datagram socket, whose datagrams can be as long as the sender's SO_SNDBUF)
+  /// is dropped and reported to error_received instead (see there).
   virtual void datagram_received(std::string_view data, const address& from) {
     (void)data;
     (void)from;
   }
   /// A send or receive failed (std::system_error): e.g. ECONNREFUSED on a connected endpoint whose peer
   /// has no socket on its port (the kernel learns it from an ICMP message, and reports it on a later
-  /// call), EMSGSIZE for a datagram too long. The endpoint stays open, as in asyncio.
+  /// call), EMSGSIZE for a datagram too long to send. The endpoint stays open, as in asyncio.
+  ///
+  /// EMSGSIZE also comes for a received datagram longer than the receive buffer: the kernel keeps only
+  /// the buffer's worth of it, so it is dropped (datagram_received does not get the part), with a message
+  /// naming its real size, the buffer's and the sender, e.g. "corio: datagram of 300000 bytes from
+  /// /tmp/a.sock truncated to 262144: dropped (...)". The buffer then grows to the next power of two
+  /// that holds that size (up to 16 MiB), so the next datagrams of that size come whole.
   virtual void error_received(std::exception_ptr error) { (void)error; }
   /// The endpoint is closed: null when closed normally (close(), abort(), cancellation, the loop
   /// shutting down); else the exception a callback raised.
@@ -68,9 +76,12 @@ struct datagram_transport_access;
 /// corio; the protocol gets a reference, create_datagram_endpoint() a shared_ptr (a handle: using it
 /// after the endpoint ended is safe, see below). Use it on the loop's thread only.
 ///
-/// Receiving: a task per endpoint receives one datagram at a time (up to 64 KiB) and calls
-/// datagram_received; receive errors go to error_received. It lets other tasks run after 16 datagrams
-/// in a row, so a flood does not hold the loop.
+/// Receiving: a task per endpoint receives one datagram at a time and calls datagram_received; receive
+/// errors go to error_received. Its buffer, allocated once per endpoint, is 64 KiB on UDP (the longest
+/// UDP datagram) and 256 KiB on a Unix datagram socket (asyncio's max_size), grown to the next power of
+/// two (up to 16 MiB) after a longer datagram came; that one is dropped and reported to error_received
+/// as EMSGSIZE, never delivered truncated. It lets other tasks run after 16 datagrams in a row, so a
+/// flood does not hold the loop.
 ///
 /// Sending: sendto() never waits. It sends now; when the kernel's buffer is full (EAGAIN) the datagram
 /// is queued (copied), and so is every later one until the queue is empty again, which the loop flushes

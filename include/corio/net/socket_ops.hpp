@@ -68,7 +68,8 @@ struct received_from {
                                                 std::optional<std::uint64_t> count = std::nullopt);
 /// Sends one datagram to `to`; returns its size.
 [[nodiscard]] task<std::size_t> sock_sendto(socket& s, std::string_view data, address to);
-/// Receives one datagram (truncated to buf.size(), as recvfrom does) and its sender.
+/// Receives one datagram and its sender. A datagram longer than buf is truncated to buf.size(), as
+/// recvfrom(2) does, and nothing says so (datagram_endpoint::recvfrom reports it).
 [[nodiscard]] task<received_from> sock_recvfrom(socket& s, std::span<char> buf);
 
 /// A socket bound to `local` and listening (SO_REUSEADDR on IP; IPV6_V6ONLY on IPv6 so that "::" and
