@@ -77,6 +77,8 @@ public:
     bool debug = false;            // asyncio's debug mode: slow-callback and never-awaited warnings
     duration slow_callback = std::chrono::milliseconds(100);
     backend_kind backend = backend_kind::from_env;
+    /// spawn(), create_task() and task_group::spawn() start tasks eagerly (see set_eager_tasks()).
+    bool eager_tasks = false;
   };
 
   event_loop();
@@ -137,6 +139,13 @@ public:
   /// The seed of the shuffled ready queue (0 when shuffle is off).
   [[nodiscard]] std::uint64_t seed() const noexcept { return seed_; }
   [[nodiscard]] const options& config() const noexcept { return opts_; }
+  /// asyncio's loop.set_task_factory(asyncio.eager_task_factory) (on) and set_task_factory(None) (off):
+  /// with it on, spawn(), create_task(), task_group::spawn(), gather() and shield() of a task start the
+  /// task at once, inside the call, up to its first suspension, as spawn_eager() does, when called on
+  /// this loop's running thread. corio's own tasks (a server's handlers, transports, run_on...) start at
+  /// the next iteration either way. Loop thread only.
+  void set_eager_tasks(bool on) noexcept { opts_.eager_tasks = on; }
+  [[nodiscard]] bool eager_tasks() const noexcept { return opts_.eager_tasks; }
   /// The backend this loop polls with: backend_kind::epoll or backend_kind::io_uring.
   [[nodiscard]] backend_kind backend() const noexcept { return backend_kind_; }
   /// "epoll" or "io_uring".

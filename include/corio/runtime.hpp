@@ -80,7 +80,7 @@ public:
   /// coroutine with captures.
   template <class F> void spawn_on(std::size_t i, F make) {
     event_loop& l = loop(i);
-    post(i, [&l, make = std::move(make)]() mutable { (void)spawn(l, hold_and_await(std::move(make))); });
+    post(i, [&l, make = std::move(make)]() mutable { (void)detail::spawn_lazy(l, hold_and_await(std::move(make))); });
   }
   /// In a task on any loop: `T r = co_await rt.run_on(i, fn)` calls fn() on loop i — as a task of its own
   /// there, awaited if fn returns a task<T> — and resumes the caller on its own loop with the result, or

@@ -313,20 +313,7 @@ template <class T> spawned<T>* make_spawned(event_loop& loop, task<T>& t, std::s
 }
 } // namespace detail
 
-/// Schedules `t` as a task of its own on `loop` (asyncio.create_task): it starts at the loop's next
-/// iteration and runs whether or not the returned handle is kept.
-template <class T> join_handle<T> spawn(event_loop& loop, task<T> t, std::string_view name = {}) {
-  auto* s = detail::make_spawned(loop, t, name);
-  loop.schedule(s->frame, s);
-  return join_handle<T>(s);
-}
-
-/// spawn() on the loop running this thread; loop_error if none is.
-template <class T> join_handle<T> spawn(task<T> t, std::string_view name = {}) {
-  return spawn(detail::running_loop("spawn()"), std::move(t), name);
-}
-
-/// Like spawn(), but the task starts at once, inside this call, and runs until its first suspension
+/// Unlike spawn() on a lazy loop, the task starts at once, inside this call, and runs until its first suspension
 /// (asyncio's eager_start=True / eager_task_factory): a task that finishes without waiting for
 /// anything is done when spawn_eager returns, without a trip through the loop. While it runs it is the
 /// current task (cancellation, timeouts and dump_tasks see it); then the caller goes on. Called when
@@ -344,6 +331,30 @@ template <class T> join_handle<T> spawn_eager(event_loop& loop, task<T> t, std::
 /// spawn_eager() on the loop running this thread; loop_error if none is.
 template <class T> join_handle<T> spawn_eager(task<T> t, std::string_view name = {}) {
   return spawn_eager(detail::running_loop("spawn_eager()"), std::move(t), name);
+}
+
+namespace detail {
+/// spawn() that starts the task at the loop's next iteration whatever the loop's eager_tasks() says:
+/// corio's own tasks, whose spawners finish setting up what the task uses after spawning it.
+template <class T> join_handle<T> spawn_lazy(event_loop& loop, task<T> t, std::string_view name = {}) {
+  auto* s = make_spawned(loop, t, name);
+  loop.schedule(s->frame, s);
+  return join_handle<T>(s);
+}
+} // namespace detail
+
+/// Schedules `t` as a task of its own on `loop` (asyncio.create_task): it starts at the loop's next
+/// iteration and runs whether or not the returned handle is kept. On a loop with eager_tasks() on
+/// (asyncio's loop.set_task_factory(asyncio.eager_task_factory)) it is spawn_eager().
+template <class T> join_handle<T> spawn(event_loop& loop, task<T> t, std::string_view name = {}) {
+  if (loop.eager_tasks())
+    return spawn_eager(loop, std::move(t), name);
+  return detail::spawn_lazy(loop, std::move(t), name);
+}
+
+/// spawn() on the loop running this thread; loop_error if none is.
+template <class T> join_handle<T> spawn(task<T> t, std::string_view name = {}) {
+  return spawn(detail::running_loop("spawn()"), std::move(t), name);
 }
 
 /// asyncio's name for spawn().

@@ -270,7 +270,7 @@ void runtime::start_main(const std::shared_ptr<detail::parallel_run>& st, std::s
     return;
   }
   auto& slot = st->mains[i];
-  slot.handle = spawn(loop(i), main_wrapper(this, st, i, std::move(t)), "main");
+  slot.handle = detail::spawn_lazy(loop(i), main_wrapper(this, st, i, std::move(t)), "main");
   if (slot.cancel_requested)
     slot.handle.cancel();
 }

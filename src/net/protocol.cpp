@@ -96,7 +96,7 @@ struct transport_access {
     if (t.state_ == state::aborted || t.state_ == state::lost) // the callback aborted
       return;
     try {
-      spawn(watch_drain(t.shared_from_this()), "transport drain");
+      spawn_lazy(running_loop("transport"), watch_drain(t.shared_from_this()), "transport drain");
     } catch (...) {
       fail(t, std::current_exception());
     }
@@ -268,7 +268,7 @@ connect_protocol(task<connection> connecting, protocol_factory make, std::size_t
   if (!p)
     throw std::invalid_argument("corio: create_connection(): the protocol factory returned null");
   std::shared_ptr<transport> t = transport_access::start(std::move(c), p, high, low, over);
-  spawn(transport_access::pump(t), "transport");
+  spawn_lazy(running_loop("create_connection()"), transport_access::pump(t), "transport");
   std::pair<std::shared_ptr<transport>, std::shared_ptr<protocol>> r{std::move(t), std::move(p)};
   co_return r;
 }

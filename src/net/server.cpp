@@ -213,7 +213,7 @@ task<> accept_loop(std::shared_ptr<server_state> param, std::size_t index) {
 } // namespace
 
 void server_state::spawn_handler(socket s, address peer) {
-  auto h = spawn(*loop, run_handler(shared_from_this(), std::move(s), std::move(peer)));
+  auto h = spawn_lazy(*loop, run_handler(shared_from_this(), std::move(s), std::move(peer)));
   auto id = h.id();
   handlers.emplace(id, client{std::move(h)});
 }
@@ -225,7 +225,7 @@ void server_state::start_serving() {
   serving = true;
   for (std::size_t i = 0; i < listeners.size(); ++i) {
     ++accepting;
-    acceptors.push_back(spawn(*loop, accept_loop(shared_from_this(), i)));
+    acceptors.push_back(spawn_lazy(*loop, accept_loop(shared_from_this(), i)));
   }
 }
 

@@ -85,7 +85,7 @@ public:
     }
     try {
       target_->call_soon_threadsafe([this, self = reference(this), fn = std::move(fn)]() mutable {
-        remote_ = spawn(*target_, body(reference(this), std::move(fn)), "run_on");
+        remote_ = spawn_lazy(*target_, body(reference(this), std::move(fn)), "run_on");
         if (cancel_early_)
           remote_.cancel();
       });
