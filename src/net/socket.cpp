@@ -46,7 +46,20 @@ socket socket::open(address_family family, socket_type type) {
   int fd = ::socket(domain, kind, 0);
   if (fd < 0)
     detail::throw_net_error(errno, "socket()");
-  return adopt(fd);
+  socket s = adopt(fd);
+  s.stream_ = type == socket_type::stream ? 1 : 0;
+  return s;
+}
+
+bool socket::is_stream() const noexcept {
+  if (stream_ < 0 && fd_ >= 0) {
+    int type = 0;
+    socklen_t len = sizeof type;
+    if (::getsockopt(fd_, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
+      return false; // not a socket (a pipe...): read it with recv(2)/read(2), not the ring; ask again later
+    stream_ = type == SOCK_STREAM ? 1 : 0;
+  }
+  return stream_ == 1;
 }
 
 int socket::release() noexcept {
@@ -54,6 +67,7 @@ int socket::release() noexcept {
     if (event_loop* loop = event_loop::current())
       loop->forget_fd(fd_); // the new owner will not tell the loop when it closes the fd
   }
+  stream_ = -1;
   return std::exchange(fd_, -1);
 }
 
@@ -64,6 +78,7 @@ void socket::close() noexcept {
     loop->forget_fd(fd_);
   ::close(fd_); // Linux frees the fd even when close() reports EINTR or EIO: never retry
   fd_ = -1;
+  stream_ = -1;
 }
 
 void socket::bind(const address& local) {

@@ -95,7 +95,7 @@ task<accepted> sock_accept(socket& listener) {
 // earlier cancelled recv come first.
 task<std::size_t> sock_recv(socket& s, std::span<char> buf) {
   event_loop* loop = event_loop::current();
-  if (loop != nullptr && loop->can_recv() && !buf.empty()) {
+  if (loop != nullptr && loop->can_recv() && !buf.empty() && s.is_stream()) {
     for (;;) {
       check_open(s, "recv");
       int err = 0;

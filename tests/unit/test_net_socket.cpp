@@ -733,6 +733,55 @@ TEST(NetDatagram, ReceiveIsCancellableAndTimesOut) {
   });
 }
 
+// sock_recv on a connected UDP socket reads one datagram per call, whole when it fits (40000 bytes: more
+// than io_uring's 16 KiB ring buffers) and cut to the buffer otherwise, as recv(2) does; the rest of a cut
+// datagram never comes back as a datagram of its own. On both backends.
+TEST(NetDatagram, SockRecvOnADatagramSocketKeepsDatagramsApart) {
+  corio::testing::leak_check leaks;
+  run_mock([](auto*) -> task<> {
+    corio::socket rx = corio::socket::open(corio::address_family::ipv4, corio::socket_type::datagram);
+    corio::socket tx = corio::socket::open(corio::address_family::ipv4, corio::socket_type::datagram);
+    rx.bind(address::loopback_ipv4());
+    tx.bind(address::loopback_ipv4());
+    co_await corio::sock_connect(rx, tx.local_address());
+    EXPECT_FALSE(rx.is_stream());
+    const std::string big = corio::testing::pattern(40000, 5), cut = corio::testing::pattern(5000, 6);
+    const address to = rx.local_address();
+    EXPECT_EQ(send_now(tx, big, to), 0);
+    EXPECT_EQ(send_now(tx, cut, to), 0);
+    EXPECT_EQ(send_now(tx, "small", to), 0);
+    std::string buf(65536, '\0');
+    std::size_t n = 0;
+    if (co_await bounded(corio::sock_recv(rx, std::span<char>(buf)), &n, "a 40000-byte datagram")) {
+      EXPECT_EQ(n, big.size());
+      EXPECT_TRUE(buf.compare(0, n, big) == 0) << "the datagram differs";
+    }
+    if (co_await bounded(corio::sock_recv(rx, std::span<char>(buf.data(), 1000)), &n, "a cut datagram")) {
+      EXPECT_EQ(n, 1000u);
+      EXPECT_TRUE(buf.compare(0, n, cut.substr(0, 1000)) == 0);
+    }
+    if (co_await bounded(corio::sock_recv(rx, std::span<char>(buf)), &n, "the next datagram")) {
+      EXPECT_EQ(std::string_view(buf.data(), n), "small") << "the rest of the cut datagram came back";
+    }
+    // datagram binds as {data, from}, as before it had size and truncated.
+    auto ep = corio::datagram_endpoint::open({.local = address::loopback_ipv4()});
+    EXPECT_EQ(send_now(tx, "bound", ep.local_address()), 0);
+    corio::datagram d;
+    if (co_await bounded(ep.recvfrom(), &d, "a datagram to bind")) {
+      auto [data, from] = std::move(d);
+      EXPECT_EQ(data, "bound");
+      EXPECT_EQ(from, tx.local_address());
+      const corio::datagram& cd = d;
+      const auto& [cdata, cfrom] = cd;
+      EXPECT_EQ(cfrom, tx.local_address());
+      (void)cdata;
+    }
+    corio::socket stream_socket = corio::socket::open(corio::address_family::ipv4, corio::socket_type::stream);
+    EXPECT_TRUE(stream_socket.is_stream());
+    expect_only_main_task();
+  });
+}
+
 TEST(NetDatagram, BadOptionsAreClearErrors) {
   corio::testing::leak_check leaks;
   EXPECT_THROW((void)corio::datagram_endpoint::open({}), std::invalid_argument);

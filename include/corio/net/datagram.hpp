@@ -5,6 +5,9 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
 
 #include "corio/net/address.hpp"
 #include "corio/net/socket.hpp"
@@ -15,11 +18,35 @@ namespace corio {
 /// One received datagram and its sender. `data` holds at most the max_size the receive was given; a
 /// longer datagram is cut there by the kernel (the rest is gone) and says so: `truncated`, and `size` its
 /// real length (data.size() when whole).
+/// What recvfrom() returns. `auto [data, from] = co_await ep.recvfrom();` binds the first two (a
+/// tuple-like type of two elements); size and truncated are read by name.
 struct datagram {
   std::string data;
   address from;
   std::size_t size = 0;   // the datagram's real length (> data.size() when truncated)
   bool truncated = false; // longer than max_size: `data` is only its first max_size bytes
+
+  template <std::size_t I> auto& get() & {
+    static_assert(I < 2);
+    if constexpr (I == 0)
+      return data;
+    else
+      return from;
+  }
+  template <std::size_t I> const auto& get() const& {
+    static_assert(I < 2);
+    if constexpr (I == 0)
+      return data;
+    else
+      return from;
+  }
+  template <std::size_t I> auto&& get() && {
+    static_assert(I < 2);
+    if constexpr (I == 0)
+      return std::move(data);
+    else
+      return std::move(from);
+  }
 };
 
 struct datagram_options {
@@ -69,3 +96,10 @@ private:
 };
 
 } // namespace corio
+
+// The tuple protocol behind `auto [data, from] = ...` (two elements, as before size and truncated).
+namespace std {
+template <> struct tuple_size<corio::datagram> : integral_constant<size_t, 2> {};
+template <> struct tuple_element<0, corio::datagram> { using type = string; };
+template <> struct tuple_element<1, corio::datagram> { using type = corio::address; };
+} // namespace std

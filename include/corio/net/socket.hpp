@@ -21,11 +21,12 @@ public:
   socket() noexcept = default;
   /// Takes ownership of `fd` (made non-blocking and close-on-exec here).
   explicit socket(int fd);
-  socket(socket&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  socket(socket&& o) noexcept : fd_(std::exchange(o.fd_, -1)), stream_(std::exchange(o.stream_, -1)) {}
   socket& operator=(socket&& o) noexcept {
     if (this != &o) {
       close();
       fd_ = std::exchange(o.fd_, -1);
+      stream_ = std::exchange(o.stream_, -1);
     }
     return *this;
   }
@@ -75,9 +76,14 @@ public:
   [[nodiscard]] address peer_address() const;
   /// The pending error (SO_ERROR), cleared by reading it; 0 if none.
   [[nodiscard]] int take_error() const noexcept;
+  /// True for a byte-stream socket (SOCK_STREAM): known when made by open(), else asked once
+  /// (getsockopt SO_TYPE) and kept. sock_recv() reads only these through io_uring's buffer ring, whose
+  /// 16 KiB buffers and stash would cut or split datagrams.
+  [[nodiscard]] bool is_stream() const noexcept;
 
 private:
   int fd_ = -1;
+  mutable signed char stream_ = -1; // -1: not known yet; 0: not a stream socket; 1: SOCK_STREAM
 };
 
 } // namespace corio

@@ -46,7 +46,9 @@ struct received_from {
 /// Accepts one connection on a listening socket. ECONNABORTED (the peer gave up while queued) and EINTR
 /// are retried; other errors (EMFILE...) raise.
 [[nodiscard]] task<accepted> sock_accept(socket& listener);
-/// Receives up to buf.size() bytes; 0 means end of file (or an empty buf).
+/// Receives up to buf.size() bytes; 0 means end of file (or an empty buf). On a datagram socket: one
+/// datagram per call, cut to buf.size() as recv(2) cuts it (sock_recvfrom / datagram_endpoint say so).
+/// On io_uring a stream socket is read through the loop's buffer ring; other sockets with recv(2).
 [[nodiscard]] task<std::size_t> sock_recv(socket& s, std::span<char> buf);
 /// Sends some of `data` (at least one byte unless empty); returns how much. EPIPE/ECONNRESET raise
 /// (never SIGPIPE).
