@@ -281,7 +281,9 @@ TEST_P(Pipe, ReadPipeTransportDeliversDataThenEof) {
       p->keep_open = true; // ignored on a read pipe
       return p;
     };
-    auto [t, p] = co_await corio::connect_read_pipe(factory, rfd);
+    auto made_t = co_await corio::connect_read_pipe(factory, rfd);
+    std::shared_ptr<corio::transport> t = made_t.transport;
+    auto p = made_t.protocol;
     EXPECT_EQ(p->made, 1);
     EXPECT_TRUE(t->is_reading());
     EXPECT_FALSE(t->can_write_eof());
@@ -325,7 +327,9 @@ TEST_P(Pipe, WritePipeTransportWritesWithFlowControl) {
     corio::testing::callback_watch w;
     auto [rfd, wfd] = raw_pipe();
     auto factory = [&w] { return std::make_unique<log_protocol>(&w); };
-    auto [t, p] = co_await corio::connect_write_pipe(factory, wfd);
+    auto made_t = co_await corio::connect_write_pipe(factory, wfd);
+    std::shared_ptr<corio::transport> t = made_t.transport;
+    auto p = made_t.protocol;
     EXPECT_FALSE(t->is_reading());
     t->pause_reading(); // nothing to pause: no effect
     EXPECT_TRUE(t->can_write_eof());
@@ -358,7 +362,9 @@ TEST_P(Pipe, WritePipeEndsWhenItsReaderCloses) {
     auto factory = [&w] { return std::make_shared<log_protocol>(&w); };
     {
       auto [rfd, wfd] = raw_pipe();
-      auto [t, p] = co_await corio::connect_write_pipe(factory, wfd);
+      auto made_t = co_await corio::connect_write_pipe(factory, wfd);
+      std::shared_ptr<corio::transport> t = made_t.transport;
+      auto p = made_t.protocol;
       co_await spin(5);
       EXPECT_EQ(p->lost, 0);
       ::close(rfd);
@@ -368,7 +374,9 @@ TEST_P(Pipe, WritePipeEndsWhenItsReaderCloses) {
     }
     {
       auto [rfd, wfd] = raw_pipe();
-      auto [t, p] = co_await corio::connect_write_pipe(factory, wfd);
+      auto made_t = co_await corio::connect_write_pipe(factory, wfd);
+      std::shared_ptr<corio::transport> t = made_t.transport;
+      auto p = made_t.protocol;
       t->write(pattern(mib, 6)); // more than the pipe holds
       EXPECT_GT(t->get_write_buffer_size(), 0u);
       co_await spin(5);
@@ -390,8 +398,12 @@ TEST_P(Pipe, PipeTransportsCloseAndAbort) {
     auto factory = [&w] { return std::make_shared<log_protocol>(&w); };
     auto [r1, w1] = raw_pipe();
     auto [r2, w2] = raw_pipe();
-    auto [rt, rp] = co_await corio::connect_read_pipe(factory, r1);
-    auto [wt, wp] = co_await corio::connect_write_pipe(factory, w2);
+    auto made_rt = co_await corio::connect_read_pipe(factory, r1);
+    std::shared_ptr<corio::transport> rt = made_rt.transport;
+    auto rp = made_rt.protocol;
+    auto made_wt = co_await corio::connect_write_pipe(factory, w2);
+    std::shared_ptr<corio::transport> wt = made_wt.transport;
+    auto wp = made_wt.protocol;
     rt->close();
     wt->write(pattern(mib, 8));
     wt->abort();
@@ -418,7 +430,9 @@ TEST_P(Pipe, ConnectAcceptedSocketOverASocketpair) {
     int sv[2];
     EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     auto factory = [&w] { return std::make_shared<log_protocol>(&w); };
-    auto [t, p] = co_await corio::connect_accepted_socket(factory, corio::socket(sv[0]));
+    auto made_t = co_await corio::connect_accepted_socket(factory, corio::socket(sv[0]));
+    std::shared_ptr<corio::transport> t = made_t.transport;
+    auto p = made_t.protocol;
     corio::connection other = corio::make_streams(corio::socket(sv[1]));
     const std::string ping = pattern(300000, 4);
     t->write(ping);
@@ -461,7 +475,9 @@ TEST_P(Pipe, ConnectAcceptedSocketWithTls) {
     so.tls = corio::tls_context::server(certs.server_cert_file, certs.server_key_file);
     so.tls_handshake_timeout = corio::duration::zero();
     auto factory = [&w] { return std::make_shared<log_protocol>(&w); };
-    auto [t, p] = co_await corio::connect_accepted_socket(factory, std::move(accepted), so);
+    auto made_t = co_await corio::connect_accepted_socket(factory, std::move(accepted), so);
+    std::shared_ptr<corio::transport> t = made_t.transport;
+    auto p = made_t.protocol;
     corio::connection c = co_await connecting;
     EXPECT_TRUE(c.writer.tls_info().has_value());
     c.writer.write("hello over tls");
