@@ -288,6 +288,16 @@ connect_accepted_socket(Factory factory, socket sock, stream_options options = s
                                                           std::move(make), high, low);
 }
 
+namespace detail {
+template <class Factory> task<protocol_connection<protocol_of<Factory>>>
+connect_pipe(Factory factory, int fd, stream_options options, transport_over over) {
+  const std::size_t high = options.high_water, low = options.low_water;
+  protocol_factory make = erase_factory(std::move(factory));
+  return connect_as<protocol_of<Factory>>(pipe_streams_of(fd, over, std::move(options)), std::move(make), high, low,
+                                          over);
+}
+} // namespace detail
+
 /// asyncio's loop.connect_read_pipe(protocol_factory, pipe): a read-only transport (see transport) over
 /// `fd`, the read end of a pipe or FIFO, a socket or a character device. Takes ownership of `fd` (closed
 /// with the transport) and checks it as open_pipe_reader() does (corio/net/pipe.hpp: EBADF,
@@ -295,11 +305,7 @@ connect_accepted_socket(Factory factory, socket sock, stream_options options = s
 /// fd then not taken). `options.limit` is not used; watermarks are not either.
 template <class Factory> [[nodiscard]] task<protocol_connection<detail::protocol_of<Factory>>>
 connect_read_pipe(Factory factory, int fd, stream_options options = stream_options()) {
-  const std::size_t high = options.high_water, low = options.low_water;
-  detail::protocol_factory make = detail::erase_factory(std::move(factory));
-  return detail::connect_as<detail::protocol_of<Factory>>(
-      detail::pipe_streams_of(fd, detail::transport_over::read_pipe, std::move(options)), std::move(make), high, low,
-      detail::transport_over::read_pipe);
+  return detail::connect_pipe(std::move(factory), fd, std::move(options), detail::transport_over::read_pipe);
 }
 
 /// asyncio's loop.connect_write_pipe(protocol_factory, pipe): a write-only transport over `fd`, the write
@@ -307,11 +313,7 @@ connect_read_pipe(Factory factory, int fd, stream_options options = stream_optio
 /// connect_read_pipe() does; options.high_water / low_water are its write buffer limits.
 template <class Factory> [[nodiscard]] task<protocol_connection<detail::protocol_of<Factory>>>
 connect_write_pipe(Factory factory, int fd, stream_options options = stream_options()) {
-  const std::size_t high = options.high_water, low = options.low_water;
-  detail::protocol_factory make = detail::erase_factory(std::move(factory));
-  return detail::connect_as<detail::protocol_of<Factory>>(
-      detail::pipe_streams_of(fd, detail::transport_over::write_pipe, std::move(options)), std::move(make), high, low,
-      detail::transport_over::write_pipe);
+  return detail::connect_pipe(std::move(factory), fd, std::move(options), detail::transport_over::write_pipe);
 }
 
 /// asyncio's loop.create_server(protocol_factory, host, port): start_server() whose handler makes a
