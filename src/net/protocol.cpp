@@ -1,7 +1,9 @@
 // corio::transport: a protocol's connection, on a stream_reader / stream_writer pair.
 #include "corio/net/protocol.hpp"
 
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <stdexcept>
 #include <system_error>
 
@@ -169,10 +171,15 @@ struct transport_access {
         co_await t->resume_.wait();
       if (t->state_ != state::open)
         co_return;
-      std::shared_ptr<protocol> p = t->protocol_; // the protocol this read is for, alive through it
-      auto* buffered = dynamic_cast<buffered_protocol*>(p.get());
-      if (buffered == nullptr && !buf)
-        buf.reset(new char[read_chunk]);
+      // A buffered protocol's read lands in its buffer: it is told, and kept alive until then. Other
+      // reads go to whichever protocol is current when the bytes arrive (set_protocol() may come first).
+      std::shared_ptr<protocol> owner = t->protocol_;
+      auto* buffered = dynamic_cast<buffered_protocol*>(owner.get());
+      if (buffered == nullptr) {
+        owner.reset();
+        if (!buf)
+          buf.reset(new char[read_chunk]);
+      }
       std::span<char> into(buf.get(), buffered != nullptr ? 0 : read_chunk);
       if (buffered != nullptr && !guarded(*t, "get_buffer", [&] {
             into = buffered->get_buffer(read_chunk);
@@ -193,7 +200,32 @@ struct transport_access {
       else if (buffered != nullptr)
         guarded(*t, "buffer_updated", [&] { buffered->buffer_updated(n); });
       else
-        guarded(*t, "data_received", [&] { p->data_received(std::string_view(buf.get(), n)); });
+        deliver(*t, std::string_view(buf.get(), n));
+    }
+  }
+
+  /// Bytes read into the transport's own chunk, to the current protocol: data_received, or for a
+  /// buffered protocol (set_protocol() switched to one during the read) copied into its buffers.
+  static void deliver(transport& t, std::string_view data) {
+    std::shared_ptr<protocol> p = t.protocol_; // alive through the calls, even if they switch protocols
+    auto* buffered = dynamic_cast<buffered_protocol*>(p.get());
+    if (buffered == nullptr) {
+      guarded(t, "data_received", [&] { p->data_received(data); });
+      return;
+    }
+    while (!data.empty() && t.state_ == state::open) {
+      std::span<char> into;
+      if (!guarded(t, "get_buffer", [&] {
+            into = buffered->get_buffer(data.size());
+            if (into.empty())
+              throw std::invalid_argument("corio: buffered_protocol::get_buffer() returned an empty buffer");
+          }))
+        return;
+      const std::size_t k = std::min(into.size(), data.size());
+      std::memcpy(into.data(), data.data(), k);
+      data.remove_prefix(k);
+      if (!guarded(t, "buffer_updated", [&] { buffered->buffer_updated(k); }))
+        return;
     }
   }
 

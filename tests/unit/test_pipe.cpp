@@ -574,6 +574,44 @@ TEST_P(Pipe, SetProtocolSwitchesToABufferedProtocol) {
   });
 }
 
+// set_protocol from another task while the transport waits for bytes: they go to the new protocol (a
+// buffered one: copied into its 7-byte buffers; then a plain one again, after the read already waiting
+// in the buffered one's buffer), none to the old.
+TEST_P(Pipe, SetProtocolFromOutsideWhileAReadWaits) {
+  run([]() -> task<> {
+    corio::testing::callback_watch w;
+    int sv[2];
+    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    auto factory = [&w] { return std::make_shared<log_protocol>(&w); };
+    auto made = co_await corio::connect_accepted_socket(factory, corio::socket(sv[0]));
+    std::shared_ptr<corio::transport> t = made.transport;
+    std::shared_ptr<log_protocol> first = made.protocol;
+    corio::connection other = corio::make_streams(corio::socket(sv[1]));
+    co_await spin(10); // the transport's task waits for bytes now
+    auto second = std::make_shared<small_buffers>(&w);
+    t->set_protocol(second);
+    const std::string data = pattern(5000, 12);
+    other.writer.write(data);
+    co_await until(&w, [&] { return second->got.size() >= data.size(); });
+    EXPECT_TRUE(second->got == data);
+    co_await spin(10);
+    auto third = std::make_shared<log_protocol>(&w);
+    t->set_protocol(third);
+    other.writer.write("plain again");
+    // The read waiting in second's buffer when the switch came is second's (documented); the rest is
+    // third's. Nothing lost, nothing twice.
+    co_await until(&w, [&] { return second->got.size() + third->got.size() >= data.size() + 11; });
+    EXPECT_EQ(second->got + third->got, data + "plain again");
+    EXPECT_FALSE(third->got.empty());
+    EXPECT_EQ(first->got, "") << "bytes went to the protocol switched away from";
+    other.writer.close();
+    co_await until(&w, [&] { return third->lost != 0; });
+    EXPECT_EQ(first->lost, 0);
+    EXPECT_EQ(second->lost, 0);
+    expect_only_main_task();
+  });
+}
+
 // server::get_loop(): the loop the server was made on.
 TEST_P(Pipe, ServerGetLoop) {
   run([]() -> task<> {

@@ -177,9 +177,10 @@ public:
   [[nodiscard]] std::shared_ptr<corio::protocol> get_protocol() const noexcept { return protocol_; }
   /// asyncio's set_protocol: from the next callback on, `p` gets them (data_received, eof_received,
   /// pause/resume_writing, connection_lost); its connection_made is not called. A callback running now
-  /// finishes on the protocol it started on (kept alive until it returns); a buffered_protocol's read
-  /// in progress is reported to the protocol that gave the buffer. Null raises std::invalid_argument;
-  /// after connection_lost, invalid_state_error.
+  /// finishes on the protocol it started on (kept alive until it returns); bytes that arrive later go to
+  /// the protocol current then (copied into its buffers if it is a buffered_protocol), except a read
+  /// already waiting in a buffered_protocol's buffer, which is reported to the protocol that gave it.
+  /// Null raises std::invalid_argument; after connection_lost, invalid_state_error.
   void set_protocol(std::shared_ptr<corio::protocol> p);
   /// True once connection_lost has been called (or is running).
   [[nodiscard]] bool is_closed() const noexcept { return state_ == state::lost; }
