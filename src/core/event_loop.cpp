@@ -457,10 +457,14 @@ void event_loop::close() {
   if (task_count_ != 0)
     throw loop_error(std::string("corio: cannot close the event loop: ") + std::to_string(task_count_) +
                      " task(s) still pending; cancel them and let them finish first (corio::run() does)");
+  std::vector<detail::unique_function> dropped; // queued by call_soon_threadsafe: never run now
   {
     std::lock_guard lock(threadsafe_mutex_);
     closed_ = true;
+    dropped.swap(threadsafe_);
+    threadsafe_pending_.store(false, std::memory_order_relaxed);
   }
+  dropped.clear(); // outside the lock: what they own learns now (a run_coroutine_threadsafe() future fails)
   run_close_callbacks();
 }
 

@@ -136,6 +136,31 @@ TEST(RunCoroutineThreadsafe, ALoopThatClosesFirstNeverLeavesAWaiterHanging) {
   EXPECT_THROW(interrupted.get(), corio::cancelled_error);
 }
 
+// close() drops the starts queued from other threads (asyncio's close clears the queue): their futures
+// fail with loop_error at once, not when the loop object is destroyed later, and a wrap_future() of one
+// on another loop resumes then too.
+TEST(RunCoroutineThreadsafe, CloseFailsTheStartsStillQueued) {
+  corio::testing::leak_check leaks;
+  event_loop loop;
+  std::atomic<int> ran{0};
+  corio::thread_future<int> queued;
+  std::thread other([&] {
+    queued = corio::run_coroutine_threadsafe(loop, [&ran] {
+      ++ran;
+      return 1;
+    });
+  });
+  other.join();
+  EXPECT_FALSE(queued.done());
+  loop.close();
+  EXPECT_TRUE(queued.done()) << "the start queued before close() was kept";
+  EXPECT_THROW(queued.get(), corio::loop_error);
+  EXPECT_EQ(ran.load(), 0);
+  bool dropped_after = true;
+  loop.call_soon_threadsafe([&dropped_after] { dropped_after = false; }); // after close(): dropped
+  EXPECT_TRUE(dropped_after);
+}
+
 TEST(RunCoroutineThreadsafe, WaitingOnTheLoopsOwnThreadIsAnError) {
   corio::testing::leak_check leaks;
   event_loop loop;
