@@ -4,8 +4,13 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <exception>
 #include <stdexcept>
+#include <string>
+#include <system_error>
+#include <vector>
 
+#include "corio/net/resolve.hpp"
 #include "corio/net/socket_ops.hpp"
 #include "net_error.hpp"
 #include "recv_datagram.hpp"
@@ -35,6 +40,33 @@ datagram_endpoint datagram_endpoint::open(const datagram_options& o) {
       detail::throw_net_error(errno, "connect (datagram) to", &o.remote);
   }
   return datagram_endpoint(std::move(s));
+}
+
+task<datagram_endpoint> datagram_endpoint::connect(std::string host, std::uint16_t port, datagram_options o) {
+  if (o.remote.family() != address_family::unspecified)
+    throw std::invalid_argument("corio: datagram_endpoint::connect(\"" + host + "\", ...) with options.remote set too");
+  std::vector<address> candidates = co_await resolve(host, port);
+  const address_family want = o.local.family();
+  std::exception_ptr first;
+  for (const address& a : candidates) {
+    if (want != address_family::unspecified && a.family() != want)
+      continue;
+    o.remote = a;
+    try {
+      co_return open(o);
+    } catch (const std::system_error&) { // e.g. no IPv6 here: the next address
+      if (!first)
+        first = std::current_exception();
+    }
+  }
+  if (first)
+    std::rethrow_exception(first);
+  if (!candidates.empty()) // none of options.local's family
+    throw std::system_error(EAFNOSUPPORT, std::generic_category(),
+                            "corio: datagram_endpoint::connect: no address of \"" + host + "\" has the family of " +
+                                o.local.to_string());
+  throw std::system_error(EADDRNOTAVAIL, std::generic_category(),
+                          "corio: datagram_endpoint::connect: \"" + host + "\" resolved to no address");
 }
 
 task<std::size_t> datagram_endpoint::sendto(std::string_view data, address to) {

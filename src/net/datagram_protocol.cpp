@@ -295,9 +295,11 @@ struct datagram_transport_access {
   }
 };
 
+task<datagram_endpoint> open_endpoint(datagram_options options) { co_return datagram_endpoint::open(options); }
+
 task<std::pair<std::shared_ptr<datagram_transport>, std::shared_ptr<datagram_protocol>>>
-open_datagram_protocol(datagram_protocol_factory make, datagram_options options) {
-  datagram_endpoint ep = datagram_endpoint::open(options);
+open_datagram_protocol(datagram_protocol_factory make, task<datagram_endpoint> opening) {
+  datagram_endpoint ep = co_await std::move(opening);
   std::shared_ptr<datagram_protocol> p = make(); // a factory that raises: `ep` closes as it goes
   if (!p)
     throw std::invalid_argument("corio: create_datagram_endpoint(): the protocol factory returned null");

@@ -782,6 +782,69 @@ TEST(NetDatagram, SockRecvOnADatagramSocketKeepsDatagramsApart) {
   });
 }
 
+/// Records what a datagram protocol receives (for the connect-by-name test).
+struct received_log : corio::datagram_protocol {
+  std::vector<std::string> got;
+  corio::testing::callback_watch* w = nullptr;
+  void datagram_received(std::string_view d, const address&) override {
+    got.emplace_back(d);
+    w->poke();
+  }
+};
+
+// A remote given by name (asyncio's remote_addr=(host, port)): datagram_endpoint::connect and
+// create_datagram_endpoint resolve it, keep to options.local's family, and say clearly what is wrong.
+TEST(NetDatagram, ConnectByHostName) {
+  corio::testing::leak_check leaks;
+  run_mock([](auto*) -> task<> {
+    auto rx = corio::datagram_endpoint::open({.local = address::loopback_ipv4()});
+    const std::uint16_t port = rx.local_address().port();
+    corio::datagram_options v4{.local = address::loopback_ipv4()};
+    auto tx = co_await corio::datagram_endpoint::connect("localhost", port, v4);
+    EXPECT_EQ(tx.remote_address(), rx.local_address());
+    (void)co_await tx.send("by name");
+    corio::datagram d;
+    if (co_await bounded(rx.recvfrom(), &d, "a datagram sent by name")) {
+      EXPECT_EQ(d.data, "by name");
+      EXPECT_EQ(d.from, tx.local_address());
+    }
+    // The protocol form.
+    corio::testing::callback_watch w;
+    auto log = std::make_shared<received_log>();
+    log->w = &w;
+    auto made = co_await corio::create_datagram_endpoint([log] { return log; }, "127.0.0.1", port, v4);
+    made.transport->sendto("from the protocol's endpoint");
+    if (co_await bounded(rx.recvfrom(), &d, "a datagram from the protocol endpoint")) {
+      EXPECT_EQ(d.data, "from the protocol's endpoint");
+    }
+    (void)co_await rx.sendto("back", made.transport->sockname());
+    while (log->got.empty())
+      co_await w.next("datagram_received");
+    EXPECT_EQ(log->got.at(0), "back");
+    made.transport->close();
+    // Errors.
+    corio::datagram_options both{.remote = rx.local_address()};
+    bool both_refused = false;
+    try {
+      (void)co_await corio::datagram_endpoint::connect("localhost", port, both);
+    } catch (const std::invalid_argument&) {
+      both_refused = true;
+    }
+    EXPECT_TRUE(both_refused);
+    corio::datagram_options unix_local{.local = address::unix_path(corio::testing::unique_socket_path("dg-by-name"))};
+    int code = 0;
+    try {
+      (void)co_await corio::datagram_endpoint::connect("127.0.0.1", port, unix_local);
+    } catch (const std::system_error& e) {
+      code = e.code().value();
+      EXPECT_NE(std::string(e.what()).find("127.0.0.1"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(code, EAFNOSUPPORT);
+    co_await corio::sleep(0s); // the transport's task ends
+    expect_only_main_task();
+  });
+}
+
 TEST(NetDatagram, BadOptionsAreClearErrors) {
   corio::testing::leak_check leaks;
   EXPECT_THROW((void)corio::datagram_endpoint::open({}), std::invalid_argument);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -69,6 +70,14 @@ public:
   /// Opens, binds and (optionally) connects; std::invalid_argument if neither address is given or their
   /// families differ, std::system_error naming the address if a call fails.
   [[nodiscard]] static datagram_endpoint open(const datagram_options& options);
+  /// asyncio's remote_addr=(host, port) with a name: resolves `host` (corio::resolve: numeric hosts and
+  /// "localhost" at once, other names by DNS on the thread pool) and opens an endpoint connected to the
+  /// first of its addresses that opens, as open() with options.remote set to it. With options.local set,
+  /// only addresses of its family are tried. Raises the resolver's error, the first address's open
+  /// error, std::system_error(EAFNOSUPPORT) naming the host when no address has options.local's family,
+  /// or std::invalid_argument when options.remote is set too. Cancellable (the lookup).
+  [[nodiscard]] static task<datagram_endpoint> connect(std::string host, std::uint16_t port,
+                                                       datagram_options options = datagram_options());
 
   /// Sends one datagram to `to`. Returns its size.
   task<std::size_t> sendto(std::string_view data, address to);

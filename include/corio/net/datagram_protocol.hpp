@@ -183,12 +183,15 @@ template <class F> datagram_protocol_factory erase_datagram_factory(F f) {
   return [shared]() -> std::shared_ptr<datagram_protocol> { return std::shared_ptr<P>((*shared)()); };
 }
 
+/// datagram_endpoint::open(options), at the co_await (its errors raised there).
+task<datagram_endpoint> open_endpoint(datagram_options options);
+
 task<std::pair<std::shared_ptr<datagram_transport>, std::shared_ptr<datagram_protocol>>>
-open_datagram_protocol(datagram_protocol_factory make, datagram_options options);
+open_datagram_protocol(datagram_protocol_factory make, task<datagram_endpoint> opening);
 
 template <class P>
-task<datagram_endpoint_pair<P>> open_datagram_as(datagram_protocol_factory make, datagram_options options) {
-  auto made = co_await open_datagram_protocol(std::move(make), std::move(options));
+task<datagram_endpoint_pair<P>> open_datagram_as(datagram_protocol_factory make, task<datagram_endpoint> opening) {
+  auto made = co_await open_datagram_protocol(std::move(make), std::move(opening));
   datagram_endpoint_pair<P> r{std::move(made.first), std::static_pointer_cast<P>(std::move(made.second))};
   co_return r;
 }
@@ -204,7 +207,19 @@ task<datagram_endpoint_pair<P>> open_datagram_as(datagram_protocol_factory make,
 template <class Factory> [[nodiscard]] task<datagram_endpoint_pair<detail::protocol_of<Factory>>>
 create_datagram_endpoint(Factory factory, datagram_options options) {
   detail::datagram_protocol_factory make = detail::erase_datagram_factory(std::move(factory));
-  return detail::open_datagram_as<detail::protocol_of<Factory>>(std::move(make), std::move(options));
+  return detail::open_datagram_as<detail::protocol_of<Factory>>(std::move(make),
+                                                                detail::open_endpoint(std::move(options)));
+}
+
+/// asyncio's create_datagram_endpoint(factory, remote_addr=(host, port)) with a host name: the endpoint
+/// is opened as datagram_endpoint::connect(host, port, options) does (resolved, the first address that
+/// opens, of options.local's family if set), then as above.
+template <class Factory> [[nodiscard]] task<datagram_endpoint_pair<detail::protocol_of<Factory>>>
+create_datagram_endpoint(Factory factory, std::string remote_host, std::uint16_t remote_port,
+                         datagram_options options = datagram_options()) {
+  detail::datagram_protocol_factory make = detail::erase_datagram_factory(std::move(factory));
+  return detail::open_datagram_as<detail::protocol_of<Factory>>(
+      std::move(make), datagram_endpoint::connect(std::move(remote_host), remote_port, std::move(options)));
 }
 
 } // namespace corio
