@@ -5,6 +5,7 @@
 #include <coroutine>
 
 #include "corio/detail/io_waiter.hpp"
+#include "corio/detail/unique_function.hpp"
 #include "corio/detail/wait_node.hpp"
 #include "corio/event_loop.hpp"
 #include "corio/this_task.hpp"
@@ -71,5 +72,21 @@ private:
 [[nodiscard]] inline detail::io_awaiter readable(int fd) noexcept { return {fd, detail::io_dir::read}; }
 /// Suspends the running task until `fd` is writable (or has failed). As readable().
 [[nodiscard]] inline detail::io_awaiter writable(int fd) noexcept { return {fd, detail::io_dir::write}; }
+
+/// asyncio's loop.add_reader(fd, callback): calls fn() on the loop's thread, as a loop callback, each
+/// time `fd` is readable, until remove_reader(loop, fd) (level-triggered: again and again while data is
+/// there). A second add_reader for the same fd replaces fn (also from inside fn). An exception from fn
+/// goes to the loop's exception handler and the fd stays watched. The fd is not owned: call
+/// remove_reader before closing it. Loop thread only (loop_error from another thread while the loop
+/// runs, or on a closed loop); a bad fd, or one epoll cannot watch (a regular file), raises
+/// std::system_error; an fd a task awaits with readable() meanwhile raises loop_error. Closing the loop
+/// removes every reader and writer.
+void add_reader(event_loop& loop, int fd, detail::unique_function fn);
+/// Stops calling the reader of `fd`; false if there was none. A call already queued does not happen.
+bool remove_reader(event_loop& loop, int fd);
+/// asyncio's loop.add_writer(fd, callback): as add_reader, each time `fd` is writable.
+void add_writer(event_loop& loop, int fd, detail::unique_function fn);
+/// Stops calling the writer of `fd`; false if there was none.
+bool remove_writer(event_loop& loop, int fd);
 
 } // namespace corio

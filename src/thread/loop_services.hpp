@@ -12,8 +12,9 @@ struct loop_services {
   // Destroyed in reverse order: the child watcher first (children still running go to a background
   // reaper), then the signal handlers (masks restored), then the pool is shut down (joined).
   std::unique_ptr<thread_pool> pool;
-  std::shared_ptr<void> signals;  // a signal_set (src/thread/signals.cpp), type-erased
-  std::shared_ptr<void> children; // a child_watcher (src/process/child_watcher.cpp), type-erased
+  std::shared_ptr<void> signals;    // a signal_set (src/thread/signals.cpp), type-erased
+  std::shared_ptr<void> children;   // a child_watcher (src/process/child_watcher.cpp), type-erased
+  std::shared_ptr<void> fd_watches; // add_reader / add_writer's (src/thread/fd_watch.cpp), type-erased
   ~loop_services();
 };
 
