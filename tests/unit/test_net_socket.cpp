@@ -812,7 +812,8 @@ TEST(NetDatagram, ConnectByHostName) {
     corio::testing::callback_watch w;
     auto log = std::make_shared<received_log>();
     log->w = &w;
-    auto made = co_await corio::create_datagram_endpoint([log] { return log; }, "127.0.0.1", port, v4);
+    auto factory = [log] { return log; }; // named: g++ 12 and temporaries in a co_await (HAZARDS.md 2)
+    auto made = co_await corio::create_datagram_endpoint(factory, "127.0.0.1", port, v4);
     made.transport->sendto("from the protocol's endpoint");
     if (co_await bounded(rx.recvfrom(), &d, "a datagram from the protocol endpoint")) {
       EXPECT_EQ(d.data, "from the protocol's endpoint");
