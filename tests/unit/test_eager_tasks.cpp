@@ -156,8 +156,8 @@ TEST(EagerTasks, ServersConnectionsAndThreadsWorkOnAnEagerLoop) {
         srv.close();
         co_await srv.wait_closed();
 
-        corio::server psrv =
-            co_await corio::create_server([] { return std::make_shared<echo_protocol>(); }, "127.0.0.1", 0);
+        auto make_echo = [] { return std::make_shared<echo_protocol>(); }; // named (HAZARDS.md 2)
+        corio::server psrv = co_await corio::create_server(make_echo, "127.0.0.1", 0);
         auto [pr, pw] = co_await corio::open_connection("127.0.0.1", psrv.port());
         pw.write("ping\n");
         std::string pong = co_await pr.readline();
@@ -167,7 +167,8 @@ TEST(EagerTasks, ServersConnectionsAndThreadsWorkOnAnEagerLoop) {
         psrv.close_clients();
         co_await psrv.wait_closed();
 
-        int from_thread = co_await corio::to_thread([] { return 42; });
+        auto answer = [] { return 42; };
+        int from_thread = co_await corio::to_thread(answer);
         EXPECT_EQ(from_thread, 42);
         corio::event_loop& loop = *corio::event_loop::current();
         std::atomic<int> remote{0};
