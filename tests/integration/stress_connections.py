@@ -5,6 +5,7 @@ usage: stress_connections.py ECHO_SERVER HTTP_SERVER [CONNECTIONS]
 Exits 77 (ctest: skipped) if the fd limit cannot be raised far enough for the client.
 """
 
+import os
 import resource
 import selectors
 import socket
@@ -74,6 +75,27 @@ def pump(sel, state, answer_complete, until):
     return answered
 
 
+def server_state(server):
+    """Whether the server still runs, and what it wrote on stderr so far (for a failure's message)."""
+    status = server.proc.poll()
+    err = b""
+    try:
+        os.set_blocking(server.proc.stderr.fileno(), False)
+        err = server.proc.stderr.read() or b""
+    except (OSError, ValueError):
+        pass
+    state = "still running" if status is None else f"exited with status {status}"
+    return f"{server.exe} {state}; its stderr: {err.decode(errors='replace')[-4000:]!r}"
+
+
+def hammer_server(server, count, request, answer_complete):
+    """hammer(), and on a socket error, what became of the server (a crash shows its sanitizer report)."""
+    try:
+        hammer(server.port, count, request, answer_complete)
+    except OSError as e:
+        fail(f"{e!r} talking to {server_state(server)}")
+
+
 def main():
     echo_exe, http_exe = sys.argv[1], sys.argv[2]
     count = int(sys.argv[3]) if len(sys.argv) > 3 else 10000
@@ -82,15 +104,15 @@ def main():
     msg = b"x" * 64
     server = Server(echo_exe)
     t0 = time.monotonic()
-    hammer(server.port, count, msg, lambda data: data == msg if len(data) >= len(msg) else False)
+    hammer_server(server, count, msg, lambda data: data == msg if len(data) >= len(msg) else False)
     print(f"echo_server: {count} concurrent connections echoed in {time.monotonic() - t0:.1f} s, 0 errors")
     server.stop()
 
     response = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, World!"
     server = Server(http_exe)
     t0 = time.monotonic()
-    hammer(server.port, count, b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n",
-           lambda data: data == response if len(data) >= len(response) else False)
+    hammer_server(server, count, b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n",
+                  lambda data: data == response if len(data) >= len(response) else False)
     print(f"http_server: {count} concurrent connections answered in {time.monotonic() - t0:.1f} s, 0 errors")
     server.stop()
 
