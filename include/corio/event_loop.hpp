@@ -77,7 +77,8 @@ public:
     bool debug = false;            // asyncio's debug mode: slow-callback and never-awaited warnings
     duration slow_callback = std::chrono::milliseconds(100);
     backend_kind backend = backend_kind::from_env;
-    /// spawn(), create_task() and task_group::spawn() start tasks eagerly (see set_eager_tasks()).
+    /// spawn(), create_task(), task_group::spawn(), gather() and shield() start tasks eagerly (see
+    /// set_eager_tasks()).
     bool eager_tasks = false;
   };
 

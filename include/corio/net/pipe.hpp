@@ -15,7 +15,9 @@ struct connection;
 
 /// A stream_reader over `fd`: the read end of a pipe or FIFO, a socket, or a character device (a
 /// terminal). Takes ownership of `fd` (made non-blocking and close-on-exec; closed when the stream closes
-/// or its last copy goes away: pass dup(fd) to keep yours, e.g. for STDIN_FILENO). Everything of
+/// or its last copy goes away: pass dup(fd) to keep yours, e.g. for STDIN_FILENO; O_NONBLOCK belongs to
+/// the open file description, so a terminal or pipe shared with other processes stays non-blocking for
+/// them too, as with asyncio's connect_read_pipe). Everything of
 /// stream_reader works (read, readline, readuntil, readexactly, limits); end of file comes when every
 /// writer has closed its end. `options.limit` is the buffer limit. Nothing is read until a task reads.
 ///
