@@ -31,7 +31,21 @@ public:
     loop_->arm(fd_, dir_, this); // not kept: the fd is the caller's, who may close it after removing us
     armed_ = true;
   }
-  void replace(unique_function fn) noexcept { fn_ = std::move(fn); }
+  /// add_reader / add_writer again: the new function from the next call on. Inside the callback that is
+  /// all; otherwise the fd is registered anew, since the number may now be another file (the caller
+  /// closed the old one without removing it), and a watch whose arm failed is armed again. Raises what
+  /// arm() raises (the watch then stays unarmed).
+  void replace(unique_function fn) {
+    fn_ = std::move(fn);
+    if (busy_)
+      return; // queued or running: fire() arms it again when it is done
+    active_ = true;
+    if (armed_) {
+      armed_ = false;
+      loop_->disarm(fd_, dir_);
+    }
+    arm();
+  }
   /// Removed: disarmed now; a fire() already queued does nothing.
   void stop() noexcept {
     active_ = false;
@@ -45,6 +59,7 @@ public:
     armed_ = false;
     try {
       loop_->call_soon([self = shared_from_this()] { self->fire(); });
+      busy_ = true;
     } catch (...) { // out of memory queueing the callback: say so; the watch stays, unarmed
       loop_->call_exception_handler({std::string("corio: add_") + (dir_ == io_dir::read ? "reader" : "writer") +
                                          ": the callback could not be queued; fd " + std::to_string(fd_) +
@@ -56,8 +71,10 @@ public:
 
 private:
   void fire() {
-    if (!active_)
+    if (!active_) {
+      busy_ = false;
       return;
+    }
     // The function runs from a local: add_reader() for this fd inside it replaces fn_, not the running
     // function. Afterwards the watch is armed again (also when fn raised: the loop reports it, and
     // asyncio keeps the reader too), unless fn removed it.
@@ -66,6 +83,7 @@ private:
       fd_watch* w;
       unique_function* f;
       ~after() {
+        w->busy_ = false;
         if (!w->fn_)
           w->fn_ = std::move(*f); // not replaced meanwhile
         if (w->active_ && !w->armed_) {
@@ -91,6 +109,7 @@ private:
   unique_function fn_;
   bool armed_ = false;
   bool active_ = true;
+  bool busy_ = false; // fire() is queued or running
 };
 
 /// A loop's watches, by fd and direction.

@@ -162,6 +162,35 @@ TEST(FdWatch, ReplacedAndThrowingCallbacks) {
   }());
 }
 
+// The caller closed a watched fd without remove_reader and the number now names another pipe: adding a
+// reader for it again registers the new file (the old registration is gone with the old file), so the
+// new reader is called.
+TEST(FdWatch, AddingAgainAfterTheFdNumberWasReused) {
+  corio::testing::leak_check leaks;
+  corio::run([]() -> task<> {
+    corio::event_loop& loop = *corio::event_loop::current();
+    nb_pipe first;
+    int old_calls = 0;
+    corio::add_reader(loop, first.r, [&] { ++old_calls; });
+    co_await corio::sleep(0s);
+    nb_pipe second;
+    EXPECT_EQ(::dup2(second.r, first.r), first.r); // closes the old read end: the number is reused
+    corio::event done;
+    std::string got;
+    corio::add_reader(loop, first.r, [&] {
+      char c;
+      while (::read(first.r, &c, 1) == 1)
+        got += c;
+      if (got == "new")
+        done.set();
+    });
+    EXPECT_EQ(::write(second.w, "new", 3), 3);
+    EXPECT_TRUE(co_await wait_set(done)) << "the reader of the reused fd number was never called";
+    EXPECT_EQ(old_calls, 0);
+    EXPECT_TRUE(corio::remove_reader(loop, first.r));
+  }());
+}
+
 // Errors: an empty callback, a negative fd, a closed fd, an fd a task awaits in that direction, a call
 // from another thread while the loop runs; a closed loop.
 TEST(FdWatch, ErrorsAreClear) {
