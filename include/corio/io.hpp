@@ -75,7 +75,8 @@ private:
 
 /// asyncio's loop.add_reader(fd, callback): calls fn() on the loop's thread, as a loop callback, each
 /// time `fd` is readable, until remove_reader(loop, fd) (level-triggered: again and again while data is
-/// there). A second add_reader for the same fd replaces fn (also from inside fn). An exception from fn
+/// there). A second add_reader for the same fd replaces fn (also from inside fn) and, outside fn,
+/// registers the fd anew (its number may name another file by then). An exception from fn
 /// goes to the loop's exception handler and the fd stays watched. The fd is not owned: call
 /// remove_reader before closing it. Loop thread only (loop_error from another thread while the loop
 /// runs, or on a closed loop); a bad fd, or one epoll cannot watch (a regular file), raises
