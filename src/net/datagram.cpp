@@ -86,16 +86,14 @@ task<datagram> datagram_endpoint::recvfrom(std::size_t max_size) {
   d.data.shrink_to_fit();
   d.from = std::move(r.from);
   d.size = r.full_size;
-  d.truncated = r.truncated;
+  d.truncated = r.truncated();
   co_return d;
 }
 
-// Not sock_recv: on io_uring that is the ring's recv, made for streams (its 16 KiB buffers would cut a
-// datagram, and a cancelled one's bytes are stashed for the next read, across datagram boundaries).
 task<std::string> datagram_endpoint::recv(std::size_t max_size) {
   std::string out(max_size, '\0');
-  detail::datagram_info r = co_await detail::recv_datagram(sock_, std::span<char>(out.data(), out.size()));
-  out.resize(r.size);
+  std::size_t n = co_await sock_recv(sock_, std::span<char>(out.data(), out.size())); // recv(2): not the ring
+  out.resize(n);
   co_return out;
 }
 

@@ -118,9 +118,7 @@ struct datagram_transport_access {
     if (t.state_ == state::lost || !t.protocol_)
       return;
     error_received(t, system_error(EMSGSIZE, [&] {
-                     std::string what = "corio: datagram of ";
-                     what +=
-                         d.full_size > buf_size ? std::to_string(d.full_size) : "more than " + std::to_string(buf_size);
+                     std::string what = "corio: datagram of " + std::to_string(d.full_size);
                      what += " bytes from " + d.from.to_string() + " truncated to " + std::to_string(buf_size) +
                              ": dropped (" + describe(t) + ")";
                      return what;
@@ -235,11 +233,12 @@ struct datagram_transport_access {
         co_await sleep(std::chrono::milliseconds(0)); // an error that repeats must not hold the loop
         continue;
       }
-      if (got.truncated) {
+      if (got.truncated()) {
         truncated_received(*t, got, size);
-        // Grow so that the next datagram of that size comes whole (a kernel that does not tell the real
-        // size: double). Without the memory, keep the buffer: such datagrams go on being reported.
-        const std::size_t want = grown(got.full_size > size ? got.full_size : 2 * size);
+        // Grow so that the next datagram of that size comes whole (full_size is at least size + 1, so a
+        // kernel that does not tell the real size doubles it). Without the memory, keep the buffer: such
+        // datagrams go on being reported.
+        const std::size_t want = grown(got.full_size);
         if (want > size) {
           if (char* bigger = new (std::nothrow) char[want]) {
             buf.reset(bigger);

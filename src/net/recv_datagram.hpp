@@ -14,13 +14,14 @@ namespace corio::detail {
 struct datagram_info {
   std::size_t size = 0;      // bytes copied into the buffer (at most its size)
   std::size_t full_size = 0; // the datagram's real length: > size when it was truncated
-  bool truncated = false;    // longer than the buffer: only its first `size` bytes were copied, the rest is gone
   address from;
+  /// Longer than the buffer: only its first `size` bytes were copied, the rest is gone.
+  [[nodiscard]] bool truncated() const noexcept { return full_size > size; }
 };
 
 /// As sock_recvfrom (a recvmsg(2) first, a readiness wait on EAGAIN, on every backend: never the ring's
 /// recv, whose buffers are smaller than a datagram can be), but a datagram longer than `buf` is reported:
-/// `truncated`, and `full_size` its real length (recvmsg with MSG_TRUNC returns it on Linux for UDP and
+/// truncated(), and `full_size` its real length (recvmsg with MSG_TRUNC returns it on Linux for UDP and
 /// Unix datagram sockets; a kernel that only sets MSG_TRUNC in msg_flags gives buf.size() + 1).
 [[nodiscard]] task<datagram_info> recv_datagram(socket& s, std::span<char> buf);
 

@@ -266,9 +266,9 @@ task<datagram_info> recv_datagram(socket& s, std::span<char> buf) {
     if (n >= 0) {
       datagram_info d;
       const auto real = static_cast<std::size_t>(n);
-      d.truncated = real > buf.size() || (msg.msg_flags & MSG_TRUNC) != 0;
+      const bool cut = real > buf.size() || (msg.msg_flags & MSG_TRUNC) != 0;
       d.size = real < buf.size() ? real : buf.size();
-      d.full_size = real > buf.size() ? real : d.truncated ? buf.size() + 1 : real;
+      d.full_size = real > buf.size() ? real : cut ? buf.size() + 1 : real;
       d.from = address::from_raw(&from, msg.msg_namelen);
       co_return d;
     }
