@@ -57,27 +57,12 @@ socket connecting_socket(const address& remote, const std::optional<address>& lo
   return s;
 }
 
-/// With a local address, only the candidates of its family can be connected from it (asyncio skips the
-/// others too): keeps those, or raises EAFNOSUPPORT naming the local address and the candidates.
-void keep_local_family(std::vector<address>& candidates, const std::optional<address>& local) {
-  if (!local || candidates.empty())
-    return;
-  std::string all;
-  for (const address& a : candidates)
-    all.append(all.empty() ? "" : ", ").append(a.to_string());
-  std::erase_if(candidates, [&](const address& a) { return a.family() != local->family(); });
-  if (candidates.empty())
-    throw std::system_error(EAFNOSUPPORT, std::generic_category(),
-                            "corio: open_connection: no address of the local address's family (local " +
-                                local->to_string() + "; addresses: " + all + ")");
-}
-
 } // namespace
 
 task<connection> open_connection(address remote, stream_options o) {
   if (o.local_address) {
     std::vector<address> one{remote};
-    keep_local_family(one, o.local_address);
+    detail::keep_local_family(one, o.local_address, "open_connection");
   }
   socket s = connecting_socket(remote, o.local_address);
   co_await sock_connect(s, remote);
@@ -181,7 +166,7 @@ task<> stagger(std::shared_ptr<race> r, task_group& group, std::vector<address> 
 task<connection> connect_candidates(std::vector<address> candidates, stream_options o, std::string host) {
   if (candidates.empty())
     throw std::invalid_argument("corio: open_connection() with no address to connect to");
-  keep_local_family(candidates, o.local_address);
+  detail::keep_local_family(candidates, o.local_address, "open_connection");
   const std::size_t turns = o.interleave.value_or(o.happy_eyeballs_delay ? 1 : 0);
   if (turns > 0)
     candidates = interleave(std::move(candidates), turns);

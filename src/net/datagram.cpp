@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <exception>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -46,11 +47,12 @@ task<datagram_endpoint> datagram_endpoint::connect(std::string host, std::uint16
   if (o.remote.family() != address_family::unspecified)
     throw std::invalid_argument("corio: datagram_endpoint::connect(\"" + host + "\", ...) with options.remote set too");
   std::vector<address> candidates = co_await resolve(host, port);
-  const address_family want = o.local.family();
+  std::optional<address> local;
+  if (o.local.family() != address_family::unspecified)
+    local = o.local;
+  detail::keep_local_family(candidates, local, "datagram_endpoint::connect");
   std::exception_ptr first;
   for (const address& a : candidates) {
-    if (want != address_family::unspecified && a.family() != want)
-      continue;
     o.remote = a;
     try {
       co_return open(o);
@@ -61,10 +63,6 @@ task<datagram_endpoint> datagram_endpoint::connect(std::string host, std::uint16
   }
   if (first)
     std::rethrow_exception(first);
-  if (!candidates.empty()) // none of options.local's family
-    throw std::system_error(EAFNOSUPPORT, std::generic_category(),
-                            "corio: datagram_endpoint::connect: no address of \"" + host + "\" has the family of " +
-                                o.local.to_string());
   throw std::system_error(EADDRNOTAVAIL, std::generic_category(),
                           "corio: datagram_endpoint::connect: \"" + host + "\" resolved to no address");
 }
