@@ -152,6 +152,16 @@ struct transport_access {
       t.close();                                  // no-op if the callback closed or aborted
   }
 
+  /// A buffered protocol's buffer for the next bytes; an empty one (or an exception) is a fatal error of
+  /// the connection: false, the connection failed.
+  static bool get_buffer(transport& t, buffered_protocol& p, std::size_t sizehint, std::span<char>& into) {
+    return guarded(t, "get_buffer", [&] {
+      into = p.get_buffer(sizehint);
+      if (into.empty())
+        throw std::invalid_argument("corio: buffered_protocol::get_buffer() returned an empty buffer");
+    });
+  }
+
   /// Reads and calls the protocol until the connection leaves the open state (or the peer's end of file
   /// was kept open and the transport then closes). Raises read errors and cancellation.
   static task<> read_loop(std::shared_ptr<transport> t) {
@@ -181,11 +191,7 @@ struct transport_access {
           buf.reset(new char[read_chunk]);
       }
       std::span<char> into(buf.get(), buffered != nullptr ? 0 : read_chunk);
-      if (buffered != nullptr && !guarded(*t, "get_buffer", [&] {
-            into = buffered->get_buffer(read_chunk);
-            if (into.empty())
-              throw std::invalid_argument("corio: buffered_protocol::get_buffer() returned an empty buffer");
-          }))
+      if (buffered != nullptr && !get_buffer(*t, *buffered, read_chunk, into))
         co_return; // failed: the connection is aborted
       if (t->state_ != state::open)
         co_return; // get_buffer closed or aborted it
@@ -215,11 +221,7 @@ struct transport_access {
     }
     while (!data.empty() && t.state_ == state::open) {
       std::span<char> into;
-      if (!guarded(t, "get_buffer", [&] {
-            into = buffered->get_buffer(data.size());
-            if (into.empty())
-              throw std::invalid_argument("corio: buffered_protocol::get_buffer() returned an empty buffer");
-          }))
+      if (!get_buffer(t, *buffered, data.size(), into))
         return;
       const std::size_t k = std::min(into.size(), data.size());
       std::memcpy(into.data(), data.data(), k);
