@@ -121,11 +121,6 @@ struct fd_watches {
   }
 };
 
-void check_loop_thread(event_loop& loop, const char* what) {
-  if (loop.is_running() && event_loop::current() != &loop)
-    throw loop_error(std::string("corio: ") + what + " must be called on the loop's thread");
-}
-
 void add_watch(event_loop& loop, int fd, io_dir dir, unique_function fn, const char* what) {
   if (!fn)
     throw std::invalid_argument(std::string("corio: ") + what + ": empty callback");

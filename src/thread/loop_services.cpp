@@ -1,8 +1,10 @@
 #include "loop_services.hpp"
 
 #include <mutex>
+#include <string>
 #include <unordered_map>
 
+#include "corio/errors.hpp"
 #include "corio/to_thread.hpp"
 
 namespace corio {
@@ -21,6 +23,11 @@ std::unordered_map<const event_loop*, std::unique_ptr<loop_services>>& registry(
 } // namespace
 
 loop_services::~loop_services() = default;
+
+void check_loop_thread(event_loop& loop, const char* what, const char* why) {
+  if (loop.is_running() && event_loop::current() != &loop)
+    throw loop_error(std::string("corio: ") + what + " must be called on the loop's thread" + why);
+}
 
 loop_services* find_services(event_loop& loop) noexcept {
   std::lock_guard lock(registry_mutex);

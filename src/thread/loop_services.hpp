@@ -24,4 +24,8 @@ loop_services& services_of(event_loop& loop);
 /// The services of `loop`, or null if none were created.
 loop_services* find_services(event_loop& loop) noexcept;
 
+/// loop_error "corio: <what> must be called on the loop's thread<why>" when `loop` runs on another thread
+/// (a loop not running may be set up from any thread).
+void check_loop_thread(event_loop& loop, const char* what, const char* why = "");
+
 } // namespace corio::detail

@@ -167,12 +167,6 @@ private:
 
 namespace {
 
-void check_thread(event_loop& loop, const char* what) {
-  if (loop.is_running() && event_loop::current() != &loop)
-    throw loop_error(std::string("corio: ") + what +
-                     " must be called on the loop's thread (signal masks are per thread)");
-}
-
 signal_set* find_signals(event_loop& loop) noexcept {
   loop_services* s = find_services(loop);
   return s != nullptr ? static_cast<signal_set*>(s->signals.get()) : nullptr;
@@ -221,7 +215,7 @@ void add_signal_handler(event_loop& loop, int signo, detail::unique_function fn)
   detail::check_signal(signo);
   if (!fn)
     throw std::invalid_argument("corio: add_signal_handler: empty handler");
-  detail::check_thread(loop, "add_signal_handler()");
+  detail::check_loop_thread(loop, "add_signal_handler()", " (signal masks are per thread)");
   detail::loop_services& s = detail::services_of(loop); // loop_error if closed
   if (!s.signals)
     s.signals = std::make_shared<detail::signal_set>(loop);
@@ -229,7 +223,7 @@ void add_signal_handler(event_loop& loop, int signo, detail::unique_function fn)
 }
 
 bool remove_signal_handler(event_loop& loop, int signo) {
-  detail::check_thread(loop, "remove_signal_handler()");
+  detail::check_loop_thread(loop, "remove_signal_handler()", " (signal masks are per thread)");
   detail::signal_set* s = detail::find_signals(loop);
   return s != nullptr && s->remove(signo);
 }
