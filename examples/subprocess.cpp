@@ -37,10 +37,35 @@ corio::task<> give_up() {
 
 // [end snippet]
 
+// [snippet: subprocess_protocol]
+// asyncio's loop.subprocess_exec: callbacks instead of streams.
+struct word_count : corio::subprocess_protocol {
+  std::size_t bytes[3] = {0, 0, 0};
+  corio::event done;
+  void pipe_data_received(int fd, std::string_view data) override { bytes[fd] += data.size(); }
+  void process_exited() override { std::printf("exited\n"); }
+  void connection_lost(std::exception_ptr) override {
+    std::printf("stdout: %zu bytes, stderr: %zu bytes\n", bytes[1], bytes[2]);
+    done.set();
+  }
+};
+
+corio::task<> with_a_protocol() {
+  auto factory = [] { return std::make_shared<word_count>(); };
+  // Without options stdin, stdout and stderr are all pipes (asyncio's default).
+  auto [t, p] = co_await corio::subprocess_shell(factory, "cat; echo oops >&2");
+  t->get_pipe_transport(0)->write("hello, child\n"); // stdin is a write pipe's transport
+  t->get_pipe_transport(0)->close();                 // end of file for cat
+  std::printf("returncode %d\n", co_await t->wait());
+  co_await p->done.wait(); // connection_lost comes last, once every pipe has ended too
+}
+// [end snippet]
+
 corio::task<> main_task() {
   co_await sort_words();
   co_await read_lines();
   co_await give_up();
+  co_await with_a_protocol();
 }
 
 int main() { corio::run(main_task()); }

@@ -41,6 +41,7 @@
 #include "corio/files.hpp"
 #include "corio/process.hpp"
 #include "corio/process_options.hpp"
+#include "corio/subprocess_protocol.hpp"
 #include "corio/signals.hpp"
 #include "corio/thread_pool.hpp"
 #include "corio/thread_future.hpp"

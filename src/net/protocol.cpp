@@ -13,6 +13,7 @@
 #include "corio/net/pipe.hpp"
 #include "corio/spawn.hpp"
 #include "protocol_calls.hpp"
+#include "stream_transport.hpp"
 
 namespace corio::detail {
 
@@ -133,9 +134,8 @@ struct transport_access {
   }
 
   static std::shared_ptr<transport> start(connection c, std::shared_ptr<protocol> p, std::size_t high, std::size_t low,
-                                          over kind = over::socket) {
-    std::string name;
-    if (kind != over::socket)
+                                          over kind = over::socket, std::string name = std::string()) {
+    if (kind != over::socket && name.empty())
       name = pipe_label(c.writer.fd(), kind == over::read_pipe ? pipe_end::read : pipe_end::write);
     auto t = std::make_shared<transport>(transport::key{}, std::move(c), p, high, low, kind, std::move(name));
     guarded(*t, "connection_made", [&] { p->connection_made(*t); });
@@ -305,6 +305,18 @@ connect_protocol(task<connection> connecting, protocol_factory make, std::size_t
   spawn_lazy(running_loop("create_connection()"), transport_access::pump(t), "transport");
   std::pair<std::shared_ptr<transport>, std::shared_ptr<protocol>> r{std::move(t), std::move(p)};
   co_return r;
+}
+
+std::shared_ptr<transport> start_pipe_transport(socket s, transport_over over, std::shared_ptr<protocol> p,
+                                                std::string name, std::size_t high, std::size_t low) {
+  stream_options o;
+  o.high_water = high;
+  o.low_water = low;
+  auto st = std::make_shared<stream_transport>(std::move(s), name, o);
+  connection c{stream_reader(st), stream_writer(st)};
+  std::shared_ptr<transport> t = transport_access::start(std::move(c), std::move(p), high, low, over, std::move(name));
+  spawn_lazy(running_loop("start_pipe_transport()"), transport_access::pump(t), "transport");
+  return t;
 }
 
 task<connection> accepted_streams(socket s, stream_options o) {

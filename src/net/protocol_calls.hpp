@@ -32,6 +32,12 @@ std::exception_ptr call_protocol(const char* kind, const char* what, Where&& whe
   }
 }
 
+/// A pipe transport over `s` (the parent's end of a child's pipe) named `name` in errors, with `p` as
+/// its protocol (connection_made is called) and its pump spawned on the running loop: what
+/// connect_read_pipe / connect_write_pipe make, for subprocess_exec.
+std::shared_ptr<transport> start_pipe_transport(socket s, transport_over over, std::shared_ptr<protocol> p,
+                                                std::string name, std::size_t high, std::size_t low);
+
 /// asyncio's set_write_buffer_limits(high, low) rule: no high: 4 * low, or 64 KiB without low either; no
 /// low: high / 4. std::invalid_argument naming `who` if low ends above high.
 inline write_buffer_limits resolve_write_buffer_limits(std::optional<std::size_t> high, std::optional<std::size_t> low,

@@ -11,6 +11,9 @@
 #include "corio/detail/io_waiter.hpp"
 #include "corio/detail/wait_node.hpp"
 #include "corio/event_loop.hpp"
+#include "corio/process_options.hpp"
+#include "corio/task.hpp"
+#include "spawn.hpp"
 
 namespace corio::detail {
 
@@ -83,6 +86,25 @@ private:
   bool sigchld_ = false;                                   // the SIGCHLD handler is installed
   std::size_t sigchld_children_ = 0;                       // children in children_ without a pidfd
 };
+
+/// A child just started and watched (start_child): its state, and the parent's ends of its pipes.
+struct started_child {
+  std::shared_ptr<child_process> child;
+  spawned_child fds;
+};
+
+/// Starts `program` with `args` as create_subprocess_exec describes (PATH lookup, options, errors naming
+/// the program) and has the loop's watcher reap it. `who` names the caller in errors (no running loop:
+/// loop_error).
+started_child start_child(std::string program, std::vector<std::string> args, const process_options& o,
+                          const char* who);
+/// Waits until `c` is reaped and gives its return code; loop_error once its loop closed. Cancellable.
+task<int> wait_child(std::shared_ptr<child_process> c, const char* who);
+/// Sends `sig` to `c`: false if it was reaped already; std::system_error for a bad signal; loop_error
+/// once its loop closed. `who` names the caller in errors.
+bool signal_child(const child_process& c, int sig, const char* who);
+/// "stdout of prog (pid 12)": how a child's pipe is named in errors.
+std::string child_pipe_label(const char* which, const std::string& program, int pid);
 
 /// Reaps children on a detached thread (all signals blocked) as they exit: {pid, pidfd or -1}.
 void reap_in_background(std::vector<std::pair<int, int>> orphans) noexcept;

@@ -53,8 +53,8 @@ Stream pipe_stream(socket end, const char* which, const std::string& program, in
     return Stream();
   stream_options so;
   so.limit = o.limit;
-  std::string label = std::string(which) + " of " + program + " (pid " + std::to_string(pid) + ")";
-  return Stream(std::make_shared<detail::stream_transport>(std::move(end), std::move(label), so));
+  return Stream(
+      std::make_shared<detail::stream_transport>(std::move(end), detail::child_pipe_label(which, program, pid), so));
 }
 
 task<std::string> read_to_end(stream_reader r) { co_return co_await r.read(); }
@@ -74,6 +74,82 @@ void feed(stream_writer& in, std::string input) {
 
 } // namespace
 
+namespace detail {
+
+std::string child_pipe_label(const char* which, const std::string& program, int pid) {
+  return std::string(which) + " of " + program + " (pid " + std::to_string(pid) + ")";
+}
+
+started_child start_child(std::string program, std::vector<std::string> args, const process_options& o,
+                          const char* who) {
+  event_loop* loop = event_loop::current();
+  if (loop == nullptr)
+    throw loop_error(std::string("corio: ") + who + " needs a running event loop");
+  child_watcher& watcher = child_watcher::of(*loop);
+  std::vector<std::string> argv;
+  argv.reserve(args.size() + 1);
+  argv.push_back(program);
+  for (std::string& a : args)
+    argv.push_back(std::move(a));
+  spawned_child s = spawn_child(argv, o);
+  const int pidfd = pidfd_wanted(o) ? open_pidfd(s.pid) : -1;
+  const int pidfd_error = pidfd < 0 ? errno : 0;
+  auto c = std::make_shared<child_process>(*loop, s.pid, pidfd, std::move(program));
+  if (pidfd_error == ESRCH) {
+    // Gone already: with SIGCHLD set to SIG_IGN the kernel reaps an exited child at once (a child of
+    // ours is otherwise a zombie until we reap it, so pidfd_open cannot miss it). Its status is lost.
+    std::fprintf(stderr, "corio: child process %d (%s) was reaped elsewhere (SIGCHLD ignored?); returncode 255\n",
+                 s.pid, c->program.c_str());
+    c->returncode = 255;
+  } else {
+    try {
+      watcher.add(c); // from here on the child is reaped whatever happens
+    } catch (...) {
+      // Cannot watch it (no fd for the signalfd, the loop refused the pidfd): do not leave it running
+      // unwatched, nor as a zombie.
+      (void)::kill(s.pid, SIGKILL);
+      (void)::waitpid(s.pid, nullptr, 0);
+      c->returncode = -SIGKILL;
+      throw;
+    }
+  }
+  return started_child{std::move(c), std::move(s)};
+}
+
+task<int> wait_child(std::shared_ptr<child_process> c, const char* who) {
+  // The frame keeps the child's state while it waits.
+  while (!c->returncode) {
+    if (c->loop == nullptr)
+      throw loop_error(std::string("corio: ") + who + ": the loop that started " + c->program +
+                       " is closed (a background thread reaps it)");
+    co_await transport_awaiter(c->waiters, who);
+  }
+  co_return *c->returncode;
+}
+
+bool signal_child(const child_process& c, int sig, const char* who) {
+  if (c.returncode)
+    return false; // reaped: the pid may belong to another process by now
+  if (c.loop == nullptr)
+    throw loop_error(std::string("corio: ") + who + ": the loop that started " + c.program + " is closed");
+  long r;
+#ifdef SYS_pidfd_send_signal
+  if (c.pidfd >= 0)
+    r = ::syscall(SYS_pidfd_send_signal, c.pidfd, sig, nullptr, 0);
+  else
+#endif
+    r = ::kill(c.pid, sig); // not reaped yet, so the pid is still this child's (a zombie at worst)
+  if (r == 0)
+    return true;
+  if (errno == ESRCH)
+    return false;
+  throw std::system_error(errno, std::generic_category(),
+                          "corio: send signal " + std::to_string(sig) + " to " + c.program + " (pid " +
+                              std::to_string(c.pid) + ")");
+}
+
+} // namespace detail
+
 process::process(std::shared_ptr<detail::child_process> c, stream_writer in, stream_reader out,
                  stream_reader err) noexcept
     : stdin_(std::move(in)), stdout_(std::move(out)), stderr_(std::move(err)), child_(std::move(c)) {}
@@ -84,16 +160,7 @@ int process::pid() const { return need(child_)->pid; }
 
 std::optional<int> process::returncode() const { return need(child_)->returncode; }
 
-task<int> process::wait() {
-  child_ptr c = need(child_); // the frame keeps the child's state while it waits
-  while (!c->returncode) {
-    if (c->loop == nullptr)
-      throw loop_error("corio: process.wait(): the loop that started " + c->program +
-                       " is closed (a background thread reaps it)");
-    co_await detail::transport_awaiter(c->waiters, "process.wait()");
-  }
-  co_return *c->returncode;
-}
+task<int> process::wait() { return detail::wait_child(need(child_), "process.wait()"); }
 
 task<communicate_result> process::communicate(std::string input) {
   child_ptr c = need(child_);
@@ -123,67 +190,19 @@ task<communicate_result> process::communicate(std::string input) {
 
 task<communicate_result> process::communicate() { return communicate(std::string()); }
 
-bool process::send_signal(int sig) {
-  const child_ptr& c = need(child_);
-  if (c->returncode)
-    return false; // reaped: the pid may belong to another process by now
-  if (c->loop == nullptr)
-    throw loop_error("corio: process.send_signal(): the loop that started " + c->program + " is closed");
-  long r;
-#ifdef SYS_pidfd_send_signal
-  if (c->pidfd >= 0)
-    r = ::syscall(SYS_pidfd_send_signal, c->pidfd, sig, nullptr, 0);
-  else
-#endif
-    r = ::kill(c->pid, sig); // not reaped yet, so the pid is still this child's (a zombie at worst)
-  if (r == 0)
-    return true;
-  if (errno == ESRCH)
-    return false;
-  throw std::system_error(errno, std::generic_category(),
-                          "corio: send signal " + std::to_string(sig) + " to " + c->program + " (pid " +
-                              std::to_string(c->pid) + ")");
-}
+bool process::send_signal(int sig) { return detail::signal_child(*need(child_), sig, "process.send_signal()"); }
 
 bool process::terminate() { return send_signal(SIGTERM); }
 bool process::kill() { return send_signal(SIGKILL); }
 
 task<process> create_subprocess_exec(std::string program, std::vector<std::string> args, process_options o) {
-  event_loop* loop = event_loop::current();
-  if (loop == nullptr)
-    throw loop_error("corio: create_subprocess_exec needs a running event loop");
-  detail::child_watcher& watcher = detail::child_watcher::of(*loop);
-  std::vector<std::string> argv;
-  argv.reserve(args.size() + 1);
-  argv.push_back(program);
-  for (std::string& a : args)
-    argv.push_back(std::move(a));
-  detail::spawned_child s = detail::spawn_child(argv, o);
-  const int pidfd = pidfd_wanted(o) ? open_pidfd(s.pid) : -1;
-  const int pidfd_error = pidfd < 0 ? errno : 0;
-  auto c = std::make_shared<detail::child_process>(*loop, s.pid, pidfd, program);
-  if (pidfd_error == ESRCH) {
-    // Gone already: with SIGCHLD set to SIG_IGN the kernel reaps an exited child at once (a child of
-    // ours is otherwise a zombie until we reap it, so pidfd_open cannot miss it). Its status is lost.
-    std::fprintf(stderr, "corio: child process %d (%s) was reaped elsewhere (SIGCHLD ignored?); returncode 255\n",
-                 s.pid, program.c_str());
-    c->returncode = 255;
-  } else {
-    try {
-      watcher.add(c); // from here on the child is reaped whatever happens
-    } catch (...) {
-      // Cannot watch it (no fd for the signalfd, the loop refused the pidfd): do not leave it running
-      // unwatched, nor as a zombie.
-      (void)::kill(s.pid, SIGKILL);
-      (void)::waitpid(s.pid, nullptr, 0);
-      c->returncode = -SIGKILL;
-      throw;
-    }
-  }
-  auto in = pipe_stream<stream_writer>(std::move(s.in), "stdin", program, s.pid, o);
-  auto out = pipe_stream<stream_reader>(std::move(s.out), "stdout", program, s.pid, o);
-  auto err = pipe_stream<stream_reader>(std::move(s.err), "stderr", program, s.pid, o);
-  co_return process(std::move(c), std::move(in), std::move(out), std::move(err));
+  detail::started_child s = detail::start_child(std::move(program), std::move(args), o, "create_subprocess_exec");
+  const std::string& name = s.child->program;
+  const int pid = s.child->pid;
+  auto in = pipe_stream<stream_writer>(std::move(s.fds.in), "stdin", name, pid, o);
+  auto out = pipe_stream<stream_reader>(std::move(s.fds.out), "stdout", name, pid, o);
+  auto err = pipe_stream<stream_reader>(std::move(s.fds.err), "stderr", name, pid, o);
+  co_return process(std::move(s.child), std::move(in), std::move(out), std::move(err));
 }
 
 task<process> create_subprocess_exec(std::string program, std::vector<std::string> args) {
