@@ -231,7 +231,7 @@ task<std::size_t> sock_sendto(socket& s, std::string_view data, address to) {
 
 task<received_from> sock_recvfrom(socket& s, std::span<char> buf) {
   detail::datagram_info d = co_await detail::recv_datagram(s, buf);
-  co_return received_from{d.size, std::move(d.from)};
+  co_return received_from{d.size, std::move(d.from), d.full_size, d.truncated()};
 }
 
 socket listen_on(const address& local, int backlog, bool reuse_port) {

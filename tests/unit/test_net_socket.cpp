@@ -782,6 +782,45 @@ TEST(NetDatagram, SockRecvOnADatagramSocketKeepsDatagramsApart) {
   });
 }
 
+// sock_recvfrom on a plain datagram socket: the datagram and its sender; one longer than the buffer is cut
+// and says so (truncated, full_size), and the next datagram is whole. Binds as {size, from}.
+TEST(NetDatagram, SockRecvfromReportsTruncation) {
+  corio::testing::leak_check leaks;
+  run_mock([](auto*) -> task<> {
+    corio::socket rx = corio::socket::open(corio::address_family::ipv4, corio::socket_type::datagram);
+    corio::socket tx = corio::socket::open(corio::address_family::ipv4, corio::socket_type::datagram);
+    rx.bind(address::loopback_ipv4());
+    tx.bind(address::loopback_ipv4());
+    const address to = rx.local_address();
+    const std::string whole = corio::testing::pattern(3000, 1), longer = corio::testing::pattern(5000, 2);
+    EXPECT_EQ(co_await corio::sock_sendto(tx, whole, to), whole.size());
+    EXPECT_EQ(co_await corio::sock_sendto(tx, longer, to), longer.size());
+    EXPECT_EQ(co_await corio::sock_sendto(tx, "next", to), 4u);
+    std::string buf(4096, '\0');
+    corio::received_from r;
+    if (co_await bounded(corio::sock_recvfrom(rx, std::span<char>(buf)), &r, "a whole datagram")) {
+      EXPECT_EQ(r.size, whole.size());
+      EXPECT_EQ(r.full_size, whole.size());
+      EXPECT_FALSE(r.truncated);
+      EXPECT_EQ(r.from, tx.local_address());
+      EXPECT_TRUE(buf.compare(0, r.size, whole) == 0);
+    }
+    if (co_await bounded(corio::sock_recvfrom(rx, std::span<char>(buf)), &r, "a datagram longer than the buffer")) {
+      EXPECT_EQ(r.size, buf.size());
+      EXPECT_EQ(r.full_size, longer.size());
+      EXPECT_TRUE(r.truncated);
+      EXPECT_TRUE(buf.compare(0, r.size, longer.substr(0, buf.size())) == 0);
+    }
+    if (co_await bounded(corio::sock_recvfrom(rx, std::span<char>(buf)), &r, "the next datagram")) {
+      auto [n, from] = r;
+      EXPECT_EQ(std::string_view(buf.data(), n), "next") << "the rest of the cut datagram came back";
+      EXPECT_EQ(from, tx.local_address());
+      EXPECT_FALSE(r.truncated);
+    }
+    expect_only_main_task();
+  });
+}
+
 /// Records what a datagram protocol receives (for the connect-by-name test).
 struct received_log : corio::datagram_protocol {
   std::vector<std::string> got;

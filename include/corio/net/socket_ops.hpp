@@ -7,6 +7,8 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <tuple>
+#include <utility>
 
 #include "corio/io.hpp"
 #include "corio/net/address.hpp"
@@ -21,10 +23,34 @@ struct accepted {
   address peer;
 };
 
-/// One datagram's size and sender (sock_recvfrom).
+/// One datagram's size and sender (sock_recvfrom). Binds as `auto [n, from] = co_await sock_recvfrom(s, buf)`.
 struct received_from {
-  std::size_t size = 0;
+  std::size_t size = 0; // bytes copied into the buffer (at most its size)
   address from;
+  std::size_t full_size = 0; // the datagram's real length: > size when it was truncated
+  bool truncated = false;    // longer than the buffer: only its first `size` bytes arrived, the rest is gone
+
+  template <std::size_t I> auto& get() & {
+    static_assert(I < 2);
+    if constexpr (I == 0)
+      return size;
+    else
+      return from;
+  }
+  template <std::size_t I> const auto& get() const& {
+    static_assert(I < 2);
+    if constexpr (I == 0)
+      return size;
+    else
+      return from;
+  }
+  template <std::size_t I> auto&& get() && {
+    static_assert(I < 2);
+    if constexpr (I == 0)
+      return std::move(size);
+    else
+      return std::move(from);
+  }
 };
 
 /// Suspends until the socket is readable, as corio::readable(fd), but cheaper: the loop keeps the
@@ -71,7 +97,8 @@ struct received_from {
 /// Sends one datagram to `to`; returns its size.
 [[nodiscard]] task<std::size_t> sock_sendto(socket& s, std::string_view data, address to);
 /// Receives one datagram and its sender. A datagram longer than buf is truncated to buf.size(), as
-/// recvfrom(2) does, and nothing says so (datagram_endpoint::recvfrom reports it).
+/// recvfrom(2) does, and says so: `truncated`, with `full_size` its real length (asyncio's sock_recvfrom
+/// cuts it silently). Never through io_uring's buffer ring, on either backend.
 [[nodiscard]] task<received_from> sock_recvfrom(socket& s, std::span<char> buf);
 
 /// A socket bound to `local` and listening (SO_REUSEADDR on IP; IPV6_V6ONLY on IPv6 so that "::" and
@@ -79,3 +106,10 @@ struct received_from {
 [[nodiscard]] socket listen_on(const address& local, int backlog = 1024, bool reuse_port = false);
 
 } // namespace corio
+
+// The tuple protocol behind `auto [n, from] = ...` (two elements, as before full_size and truncated).
+namespace std {
+template <> struct tuple_size<corio::received_from> : integral_constant<size_t, 2> {};
+template <> struct tuple_element<0, corio::received_from> { using type = size_t; };
+template <> struct tuple_element<1, corio::received_from> { using type = corio::address; };
+} // namespace std
