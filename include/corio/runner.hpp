@@ -48,7 +48,22 @@ public:
   /// The loop will be made with `options` (a mock clock, debug mode, the backend...).
   explicit runner(event_loop::options options = {}) noexcept : options_(options) {}
   /// close(). Never throws: an error of close() is printed on stderr (event_loop::default_exception_handler).
+  /// Destroyed by a task of its own running loop (the last owner let go inside run()): run() returns (or
+  /// raises) as usual and then closes the loop as close() would.
   ~runner() {
+    if (loop_ != nullptr && event_loop::current() == loop_.get()) {
+      // Destroyed by a task of its own loop, which is running: the loop cannot go now. A run() under way
+      // takes it and closes it once the loop stops (as close() would); otherwise (the caller runs the
+      // loop itself) it is left alive, with a message, rather than destroyed under its own feet.
+      closed_ = true;
+      if (running_ != nullptr) {
+        running_->orphan = std::move(loop_);
+        return;
+      }
+      std::fputs("corio: runner destroyed by a task of its own loop outside run(): its loop is left open\n", stderr);
+      (void)loop_.release();
+      return;
+    }
     try {
       close();
     } catch (...) {
@@ -94,6 +109,18 @@ public:
     if (!main.valid())
       throw invalid_state_error("corio: run() of an empty task (moved from or already spawned)");
     event_loop& loop = get_loop();
+    run_frame frame; // before h: a loop closed at the end outlives the handle
+    running_ = &frame;
+    struct end_of_run {
+      run_frame& frame;
+      runner* self;
+      ~end_of_run() {
+        if (frame.orphan == nullptr)
+          self->running_ = nullptr;
+        else
+          close_orphan(std::move(frame.orphan)); // the runner is gone: do not touch it
+      }
+    } on_exit{frame, this};
     join_handle<T> h;
     bool interrupted = false;
     {
@@ -135,7 +162,28 @@ public:
   [[nodiscard]] bool is_closed() const noexcept { return closed_; }
 
 private:
+  /// What a run() in progress shares with the runner: the loop, if the runner was destroyed meanwhile
+  /// (by a task of that loop).
+  struct run_frame {
+    std::unique_ptr<event_loop> orphan;
+  };
+  /// Closes the loop of a runner destroyed during run(), as close() does; never throws (as ~runner).
+  static void close_orphan(std::unique_ptr<event_loop> loop) noexcept {
+    try {
+      loop->shutdown_tasks();
+      loop->close();
+    } catch (...) {
+      try {
+        event_loop::default_exception_handler(exception_context{
+            "exception closing the loop of a runner destroyed during run()", std::current_exception(), {}});
+      } catch (...) {
+        std::fputs("corio: closing the loop of a runner destroyed during run() failed\n", stderr);
+      }
+    }
+  }
+
   event_loop::options options_;
+  run_frame* running_ = nullptr; // set during run()
   std::unique_ptr<event_loop> loop_;
   bool closed_ = false;
 };

@@ -391,6 +391,50 @@ TEST(Runner, CloseFromInsideALoopIsALoopErrorAndChangesNothing) {
   EXPECT_EQ(r.run(add(1, 1)), 2);
 }
 
+// A runner destroyed by its own main task (the last owner let go inside the loop): run() still returns
+// the result, then shuts the loop down as close() would (a task left alive is cancelled and its
+// cleanup runs); nothing is destroyed under the running loop, nothing leaks.
+TEST(Runner, DestroyedByItsOwnTaskClosesTheLoopWhenRunReturns) {
+  corio::testing::leak_check leaks;
+  mock_clock clock;
+  auto r = std::make_unique<runner>(corio::event_loop::options{.clock = &clock});
+  bool cleaned = false;
+  auto leftover = [](bool* flag) -> task<> {
+    struct on_exit {
+      bool* flag;
+      ~on_exit() { *flag = true; }
+    } guard{flag};
+    co_await corio::sleep(1h);
+  };
+  runner* raw = r.get();
+  int got = raw->run([](std::unique_ptr<runner>* owner, task<> left) -> task<int> {
+    (void)corio::spawn(std::move(left));
+    co_await corio::sleep(1s);
+    owner->reset(); // the runner goes; its loop is running this very task
+    co_await corio::sleep(1s);
+    co_return 42;
+  }(&r, leftover(&cleaned)));
+  EXPECT_EQ(got, 42);
+  EXPECT_EQ(r, nullptr);
+  EXPECT_TRUE(cleaned) << "the task left alive was not cancelled";
+  EXPECT_EQ(corio::event_loop::current(), nullptr);
+}
+
+// The same with a main task that fails: its exception comes out of run(), the loop is still closed.
+TEST(Runner, DestroyedByItsOwnFailingTaskStillRaises) {
+  corio::testing::leak_check leaks;
+  mock_clock clock;
+  auto r = std::make_unique<runner>(corio::event_loop::options{.clock = &clock});
+  runner* raw = r.get();
+  EXPECT_THROW(raw->run([](std::unique_ptr<runner>* owner) -> task<> {
+    owner->reset();
+    co_await corio::sleep(1s);
+    throw std::runtime_error("after the runner went");
+  }(&r)),
+               std::runtime_error);
+  EXPECT_EQ(r, nullptr);
+}
+
 // ---- Ctrl-C: a SIGINT guard per run() ----------------------------------------------------------------
 
 /// Blocks SIGINT for the test (raise() then leaves it pending for the loop's signalfd); at the end
