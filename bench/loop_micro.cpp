@@ -6,6 +6,8 @@
 //       BM_spawn_eager_await  the same with corio::spawn_eager (asyncio's eager start): the task runs inside
 //                          the call and is done when it returns, so the await does not suspend.
 //       BM_await_inline    `co_await trivial(i)` without spawn (no loop trip), for reference.
+//       BM_spawn_await_in_context  BM_spawn_await from a task that set a context_var: each child starts with a
+//                          copy of the context (one shared_ptr copy and the task's rarely-used extras).
 //   (c) BM_timer_insert_cancel  1,000,000 live call_later() timers; each iteration is a batch of 1024
 //                          cancels of random live timers (and one loop iteration) followed by 1024 inserts, so
 //                          the count stays at 1M; 1954 batches. Reports insert_ns and cancel_ns (per timer) and
@@ -226,5 +228,19 @@ void BM_timer_insert_cancel(benchmark::State& state) {
   state.counters["live_timers"] = static_cast<double>(live_timers);
 }
 BENCHMARK(BM_timer_insert_cancel)->Iterations(timer_batches)->UseManualTime()->Unit(benchmark::kMicrosecond);
+
+// Registered last: once a context_var was set, every later spawn in the process copies its spawner's
+// context, so the benchmarks above run without any.
+corio::context_var<int> bench_var("bench_var");
+
+corio::task<std::int64_t> spawn_await_in_context(benchmark::State* state) {
+  (void)bench_var.set(1); // each spawned task now starts with a copy of this context
+  co_return co_await spawn_await_loop(state, false);
+}
+
+void BM_spawn_await_in_context(benchmark::State& state) {
+  check_sum(state, corio::run(spawn_await_in_context(&state)));
+}
+BENCHMARK(BM_spawn_await_in_context)->Unit(benchmark::kNanosecond)->UseRealTime();
 
 } // namespace

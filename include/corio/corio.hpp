@@ -13,6 +13,7 @@
 
 // The event loop, tasks and futures
 #include "corio/clock.hpp"
+#include "corio/context_var.hpp"
 #include "corio/debug.hpp"
 #include "corio/event_loop.hpp"
 #include "corio/future.hpp"

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "corio/context_var.hpp"
 #include "corio/detail/frame_pool.hpp"
 #include "corio/detail/task_state.hpp"
 #include "corio/detail/unique_function.hpp"
@@ -305,6 +306,8 @@ template <class T> spawned<T>* make_spawned(event_loop& loop, task<T>& t, std::s
   auto owner = std::unique_ptr<spawned<T>>(new spawned<T>());
   if (!name.empty())
     owner->extra().name = name;
+  if (contexts_used.load(std::memory_order_relaxed)) [[unlikely]]
+    inherit_context(*owner); // a copy of the spawner's context (context_var.hpp)
   auto* s = owner.release();
   s->frame = t.release();
   s->frame.promise().set_root(s);

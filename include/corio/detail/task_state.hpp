@@ -16,6 +16,8 @@ class event_loop;
 
 namespace corio::detail {
 
+struct context_data; // context_var.hpp
+
 /// One spawned task (asyncio.Task). Cancellation is level-triggered: while `cancel_requests` or
 /// `timeouts_fired` is non-zero, every await point of the task raises (cancelled_error first, else
 /// timeout_error); uncancel() and the end of a timeout scope bring the counts back down.
@@ -31,6 +33,7 @@ struct task_state {
   struct rare {
     std::string name;
     detail::done_callbacks done_callbacks;
+    std::shared_ptr<const context_data> context; // the task's context variables (context_var.hpp)
   };
   std::unique_ptr<rare> extras;    // null until a name or a done callback is given
   task_state* prev_task = nullptr; // the loop's list of live tasks
