@@ -98,8 +98,9 @@ private:
 /// the running task's — or inherited from the task that spawned it, else the default. Every task starts
 /// with a copy of its spawner's context, as asyncio's tasks do: what a child sets is not seen by its
 /// parent, nor by tasks already spawned. `co_await f()` runs f in the caller's task, hence in its
-/// context. Outside any task, each thread has its own context (to_thread's workers start empty; pass a
-/// copy_context() to them with context::run). Use a variable on the threads of its loops; the values are
+/// context. Outside any task, each thread has its own context; to_thread() and run_in_executor() run
+/// the call in a copy of the caller's (asyncio.to_thread); other threads start empty (hand them a
+/// copy_context() and call context::run there). Use a variable on the threads of its loops; the values are
 /// immutable once set (get() returns a copy), so a context can be shared between threads.
 ///
 ///     inline corio::context_var<std::string> request_id("request_id", "-");

@@ -7,6 +7,7 @@
 #include <corio/spawn.hpp>
 #include <corio/sync/event.hpp>
 #include <corio/task_group.hpp>
+#include <corio/to_thread.hpp>
 
 #include <gtest/gtest.h>
 
@@ -214,6 +215,23 @@ TEST(ContextVar, ThreadContextsAndTheMainTask) {
   EXPECT_EQ(other, "from main()");
   request_id.reset(t);
   EXPECT_FALSE(request_id.has_value());
+}
+
+// to_thread / run_in_executor run the call in a copy of the caller's context (asyncio.to_thread): it
+// reads the caller's values, and what it sets stays on its side.
+TEST(ContextVar, ToThreadRunsInACopyOfTheCallersContext) {
+  run([]() -> task<> {
+    (void)request_id.set("caller");
+    auto work = [] {
+      std::string seen = request_id.get();
+      (void)request_id.set("worker");
+      return seen + "|" + request_id.get();
+    };
+    EXPECT_EQ(co_await corio::to_thread(work), "caller|worker");
+    EXPECT_EQ(request_id.get(), "caller");
+    auto again = [] { return request_id.get(); };
+    EXPECT_EQ(co_await corio::to_thread(again), "caller") << "the worker thread kept the last call's set";
+  });
 }
 
 // Values of any copyable type; each get() is a copy of the stored value.

@@ -9,6 +9,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "corio/context_var.hpp"
 #include "corio/detail/result_slot.hpp"
 #include "corio/thread_pool.hpp"
 
@@ -92,17 +93,22 @@ protected:
 template <class R, class F, class... Args> class callable_op final : public thread_result_op<R> {
 public:
   template <class G, class... A> explicit callable_op(G&& fn, A&&... args)
-      : fn_(std::in_place, std::forward<G>(fn)), args_(std::in_place, std::forward<A>(args)...) {}
+      : fn_(std::in_place, std::forward<G>(fn)), args_(std::in_place, std::forward<A>(args)...) {
+    if (contexts_used.load(std::memory_order_relaxed)) [[unlikely]]
+      context_ = copy_context(); // the caller's context variables, as asyncio.to_thread does
+  }
 
 private:
   void invoke() noexcept override {
     try {
-      if constexpr (std::is_void_v<R>) {
-        std::apply(std::move(*fn_), std::move(*args_));
-        this->result_.set_value();
-      } else {
-        this->result_.set_value(std::apply(std::move(*fn_), std::move(*args_)));
-      }
+      context_.run([this] {
+        if constexpr (std::is_void_v<R>) {
+          std::apply(std::move(*fn_), std::move(*args_));
+          this->result_.set_value();
+        } else {
+          this->result_.set_value(std::apply(std::move(*fn_), std::move(*args_)));
+        }
+      });
     } catch (...) {
       this->result_.set_error(std::current_exception());
     }
@@ -112,6 +118,7 @@ private:
   }
   std::optional<F> fn_;
   std::optional<std::tuple<Args...>> args_;
+  context context_; // empty unless a context variable was ever set
 };
 
 } // namespace corio::detail
