@@ -12,6 +12,7 @@
 #include "corio/io.hpp"
 #include "corio/net/pipe.hpp"
 #include "corio/spawn.hpp"
+#include "corio/this_task.hpp"
 #include "protocol_calls.hpp"
 #include "stream_transport.hpp"
 
@@ -73,6 +74,8 @@ struct transport_access {
                                 ")");
     if (t.eof_written_)
       throw invalid_state_error(std::string("corio: transport.") + op + " after write_eof() (" + describe(t) + ")");
+    if (t.upgrading_)
+      throw invalid_state_error(std::string("corio: transport.") + op + " during start_tls() (" + describe(t) + ")");
   }
 
   /// Runs a write on the writer; a send error (EPIPE, ECONNRESET) ends the connection with it.
@@ -173,6 +176,12 @@ struct transport_access {
     for (;;) {
       if (t->state_ != state::open)
         co_return;
+      if (t->upgrading_) { // start_tls(): no reading until the handshake is over
+        t->pump_parked_.set();
+        while (t->upgrading_ && t->state_ == state::open)
+          co_await t->upgraded_.wait();
+        continue;
+      }
       if (t->peer_eof_) { // kept open for writing: nothing more to read; wait for close() or abort()
         co_await w.wait_closed();
         co_return;
@@ -195,7 +204,27 @@ struct transport_access {
         co_return; // failed: the connection is aborted
       if (t->state_ != state::open)
         co_return; // get_buffer closed or aborted it
-      const std::size_t n = co_await r.readinto(into);
+      // start_tls() cancels this read (only this one: in_read_) to take the socket over; the read loses
+      // nothing (bytes not read stay for the handshake). Its cancel is taken back at once, whether it
+      // raised here or the read had finished first.
+      std::size_t n = 0;
+      bool upgrade = false;
+      t->in_read_ = true;
+      try {
+        n = co_await r.readinto(into);
+      } catch (const cancelled_error&) {
+        t->in_read_ = false;
+        if (!t->pump_cancelled_)
+          throw;
+        upgrade = true;
+      }
+      t->in_read_ = false;
+      if (t->pump_cancelled_) {
+        t->pump_cancelled_ = false;
+        (void)corio::uncancel();
+      }
+      if (upgrade)
+        continue; // the loop's top waits for the handshake (a buffered protocol's buffer is asked again)
       // A read that was in progress when pause_reading() came from elsewhere: held until resumed.
       while (t->reading_paused_ && t->state_ == state::open)
         co_await t->resume_.wait();
@@ -266,6 +295,7 @@ struct transport_access {
 
   static task<> pump(std::shared_ptr<transport> param) {
     std::shared_ptr<transport> t = std::move(param);
+    t->pump_task_ = event_loop::current()->current_task();
     bool cancelled = false;
     try {
       if (t->kind_ == over::write_pipe)
@@ -290,7 +320,67 @@ struct transport_access {
     }
     if (cancelled) // close_clients(), loop shutdown: not an error of the connection
       t->abort();
+    t->in_read_ = false;
+    t->pump_task_ = nullptr;
+    t->pump_parked_.set(); // a start_tls() waiting for the pump to stop reading: it stopped for good
     lose(*t);
+  }
+
+  /// transport::start_tls: takes the socket from the pump (cancelling its read, if it is in one), runs the
+  /// stream's handshake, and gives it back.
+  static task<> start_tls(std::shared_ptr<transport> t, tls_context ctx, std::string server_hostname,
+                          duration timeout) {
+    if (t->kind_ != over::socket)
+      throw invalid_state_error("corio: transport.start_tls() on a " + describe(*t) + ": TLS needs a socket");
+    if (t->state_ != state::open)
+      throw invalid_state_error("corio: transport.start_tls() after close(), abort() or a failure (" + describe(*t) +
+                                ")");
+    if (t->upgrading_)
+      throw invalid_state_error("corio: transport.start_tls(): an upgrade is already under way (" + describe(*t) + ")");
+    if (!ctx)
+      throw std::invalid_argument("corio: transport.start_tls() with an empty tls_context");
+    if (t->writer_.tls_info())
+      throw invalid_state_error("corio: transport.start_tls() on a connection that already speaks TLS (" +
+                                describe(*t) + ")");
+    t->upgrading_ = true;
+    t->upgraded_.clear();
+    t->pump_parked_.clear();
+    struct end_of_upgrade {
+      transport& t;
+      ~end_of_upgrade() {
+        t.upgrading_ = false;
+        t.upgraded_.set(); // the pump reads again (through TLS), or sees the connection ended
+      }
+    } guard{*t};
+    // Cancelled anywhere here (a timeout too), the connection is aborted: a peer that agreed to TLS cannot
+    // go on in plaintext.
+    std::exception_ptr cancelled;
+    if (t->in_read_ && t->pump_task_ != nullptr) {
+      t->pump_cancelled_ = true;
+      (void)t->pump_task_->loop->cancel_task(t->pump_task_);
+      try {
+        co_await t->pump_parked_.wait();
+      } catch (const cancelled_error&) {
+        cancelled = std::current_exception();
+      }
+      if (!cancelled && t->state_ != state::open)
+        throw invalid_state_error("corio: transport.start_tls(): the connection ended (" + describe(*t) + ")");
+    }
+    if (!cancelled) {
+      stream_writer w = t->writer_;
+      try {
+        co_await w.start_tls(std::move(ctx), std::move(server_hostname), timeout);
+      } catch (const cancelled_error&) {
+        cancelled = std::current_exception(); // the stream was aborted
+      } catch (...) {
+        fail(*t, std::current_exception()); // connection_lost receives the handshake's error
+        throw;
+      }
+    }
+    if (cancelled) {
+      t->abort();
+      std::rethrow_exception(cancelled);
+    }
   }
 };
 
@@ -490,6 +580,20 @@ void transport::set_protocol(std::shared_ptr<corio::protocol> p) {
     throw invalid_state_error("corio: transport.set_protocol() after connection_lost (" +
                               transport_access::describe(*this) + ")");
   protocol_ = std::move(p);
+}
+
+task<> transport::start_tls(tls_context ctx, std::string server_hostname, duration handshake_timeout) {
+  return transport_access::start_tls(shared_from_this(), std::move(ctx), std::move(server_hostname), handshake_timeout);
+}
+
+task<> transport::start_tls(tls_context ctx, std::string server_hostname) {
+  return start_tls(std::move(ctx), std::move(server_hostname), std::chrono::seconds(60));
+}
+
+task<> transport::start_tls(tls_context ctx) { return start_tls(std::move(ctx), std::string()); }
+
+std::optional<tls_info> transport::tls_info() const {
+  return writer_.valid() ? writer_.tls_info() : std::optional<corio::tls_info>();
 }
 
 std::size_t transport::get_write_buffer_size() const noexcept { return writer_.valid() ? writer_.buffer_size() : 0; }

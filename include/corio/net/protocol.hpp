@@ -82,6 +82,7 @@ struct write_buffer_limits {
 };
 
 namespace detail {
+struct task_state;
 struct transport_access;
 /// What a transport runs over: a connected socket, or one end of a pipe.
 enum class transport_over : unsigned char { socket, read_pipe, write_pipe };
@@ -185,6 +186,24 @@ public:
   /// True once connection_lost has been called (or is running).
   [[nodiscard]] bool is_closed() const noexcept { return state_ == state::lost; }
 
+  /// asyncio's loop.start_tls(transport, protocol, ctx): upgrades this connection to TLS in place, for
+  /// STARTTLS-style protocols (SMTP, IMAP, PostgreSQL...). A handshake as client or server, as `ctx` was
+  /// made; a client checks the certificate against `server_hostname` (empty: the peer's IP address).
+  /// What was written before is sent first, in plaintext; bytes received and not yet delivered are taken
+  /// as the start of the handshake, and every data_received after it is decrypted; the protocol stays the
+  /// same (asyncio gives a new transport; here the same one goes on, speaking TLS). Reading pauses during
+  /// the handshake and write() raises invalid_state_error. Call it from a task (not inside a callback that
+  /// must return first), typically once the peer has agreed to upgrade.
+  /// Errors: invalid_state_error on a pipe, a closing or closed transport, one that speaks TLS already or
+  /// is upgrading; std::invalid_argument for an empty context; tls_error when the handshake fails (also
+  /// tls_errc::handshake_timeout), which ends the connection: connection_lost receives the error.
+  /// Cancelling the awaiting task during the handshake aborts the connection.
+  [[nodiscard]] task<> start_tls(tls_context ctx, std::string server_hostname, duration handshake_timeout);
+  [[nodiscard]] task<> start_tls(tls_context ctx, std::string server_hostname);
+  [[nodiscard]] task<> start_tls(tls_context ctx);
+  /// What TLS negotiated (stream_writer::tls_info); empty before start_tls() or on a plaintext connection.
+  [[nodiscard]] std::optional<corio::tls_info> tls_info() const;
+
 private:
   friend detail::transport_access;
   enum class state : unsigned char { open, closing, aborted, lost };
@@ -205,6 +224,13 @@ private:
   bool writing_paused_ = false; // the protocol got pause_writing() and not yet resume_writing()
   bool eof_written_ = false;
   bool peer_eof_ = false;
+  // start_tls(): the pump's task (while the pump runs), whether it waits in a read now, and the handshake.
+  detail::task_state* pump_task_ = nullptr;
+  bool in_read_ = false;
+  bool upgrading_ = false;
+  bool pump_cancelled_ = false; // start_tls() cancelled the pump's read: the pump takes it back
+  event pump_parked_;           // set by the pump once it stopped reading for the upgrade
+  event upgraded_;              // set when the upgrade ended (well or not): the pump reads again
 };
 
 /// What create_connection() returns: `auto [t, p] = co_await corio::create_connection(...)`.
