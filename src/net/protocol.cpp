@@ -14,6 +14,7 @@
 #include "corio/spawn.hpp"
 #include "corio/this_task.hpp"
 #include "protocol_calls.hpp"
+#include "server_hooks.hpp"
 #include "stream_transport.hpp"
 
 namespace corio::detail {
@@ -430,6 +431,9 @@ task<connection> pipe_streams_of(int fd, transport_over over, stream_options o) 
 namespace {
 
 task<> serve_protocol(protocol_factory make, stream_reader r, stream_writer w, std::size_t high, std::size_t low) {
+  // First thing, before anything can suspend or start another handler: where close_clients() finds
+  // how to close this connection.
+  std::function<void()>* close_slot = std::exchange(handler_close_slot(), nullptr);
   std::shared_ptr<protocol> p;
   try {
     p = make();
@@ -445,6 +449,11 @@ task<> serve_protocol(protocol_factory make, stream_reader r, stream_writer w, s
   }
   connection c{std::move(r), std::move(w)};
   std::shared_ptr<transport> t = transport_access::start(std::move(c), std::move(p), high, low);
+  if (close_slot != nullptr) // close_clients(): transport.close(), as asyncio's Server.close_clients
+    *close_slot = [weak = std::weak_ptr<transport>(t)] {
+      if (std::shared_ptr<transport> live = weak.lock())
+        live->close();
+    };
   co_await transport_access::pump(std::move(t));
 }
 

@@ -18,6 +18,7 @@
 #include "corio/sync/event.hpp"
 #include "net_error.hpp"
 #include "ring_ops.hpp"
+#include "server_hooks.hpp"
 
 namespace corio::detail {
 
@@ -37,7 +38,8 @@ struct server_state : std::enable_shared_from_this<server_state> {
   struct client {
     join_handle<> task;
     stream_writer* writer = nullptr;
-    bool reset = false; // abort_clients() came before the task made its streams
+    bool reset = false;                  // abort_clients() came before the task made its streams
+    std::function<void()> close_handler; // a protocol's graceful close (server_hooks.hpp); empty: cancel
   };
   std::unordered_map<std::uint64_t, client> handlers; // by task id; a task erases itself at its end
   int accepting = 0;                                  // accept tasks not finished
@@ -52,6 +54,7 @@ struct server_state : std::enable_shared_from_this<server_state> {
   void close();
   void close_clients();
   void abort_clients();
+  void cancel_clients(); // every handler, protocol or not
   void check_idle() {
     if (closed && accepting == 0 && handlers.empty())
       idle_event.set();
@@ -124,8 +127,17 @@ task<> run_handler(std::shared_ptr<server_state> param, socket s, address peer) 
         handshake_failed = true; // the client's problem (or a scanner's): start_tls closed the connection
       }
     }
-    if (!handshake_failed)
+    if (!handshake_failed) {
+      handler_close_slot() = &me.close_handler; // taken by a protocol handler before its first suspension
+      struct slot_guard {
+        std::function<void()>* mine;
+        ~slot_guard() {
+          if (handler_close_slot() == mine) // a stream handler did not take it
+            handler_close_slot() = nullptr;
+        }
+      } slot{&me.close_handler};
       co_await st->handler(c.reader, c.writer);
+    }
   } catch (const cancelled_error&) {
     throw; // close_clients() or loop shutdown: not an error of the handler
   } catch (...) {
@@ -215,7 +227,7 @@ task<> accept_loop(std::shared_ptr<server_state> param, std::size_t index) {
 void server_state::spawn_handler(socket s, address peer) {
   auto h = spawn_lazy(*loop, run_handler(shared_from_this(), std::move(s), std::move(peer)));
   auto id = h.id();
-  handlers.emplace(id, client{std::move(h)});
+  handlers.emplace(id, client{std::move(h), nullptr, false, {}});
 }
 
 void server_state::start_serving() {
@@ -248,9 +260,32 @@ void server_state::close() {
   check_idle();
 }
 
+std::function<void()>*& handler_close_slot() noexcept {
+  thread_local std::function<void()>* slot = nullptr;
+  return slot;
+}
+
 void server_state::close_clients() {
   if (loop == nullptr || event_loop::current() != loop)
     return;
+  // A protocol's connection is closed as asyncio does (transport.close(): what is queued goes out first);
+  // a stream handler is cancelled. Collected first: closing and cancelling change nothing here now, but
+  // the calls must not see the map change under them.
+  std::vector<std::function<void()>> graceful;
+  std::vector<join_handle<>> running;
+  for (auto& [id, c] : handlers) {
+    if (c.close_handler)
+      graceful.push_back(c.close_handler);
+    else
+      running.push_back(c.task);
+  }
+  for (auto& close : graceful)
+    close();
+  for (auto& h : running)
+    h.cancel();
+}
+
+void server_state::cancel_clients() {
   std::vector<join_handle<>> running;
   for (auto& [id, c] : handlers)
     running.push_back(c.task);
@@ -267,7 +302,7 @@ void server_state::abort_clients() {
     if (c.writer != nullptr)
       reset_connection(*c.writer);
   }
-  close_clients();
+  cancel_clients(); // protocols too: connection_lost(nullptr), nothing flushed
 }
 
 } // namespace corio::detail

@@ -619,8 +619,8 @@ TEST_P(Protocol, ConnectRefusedMakesNoProtocol) {
   });
 }
 
-// close_clients(): every live connection is aborted and its protocol gets connection_lost(nullptr) once;
-// the clients read end of file (or a reset) and end too.
+// close_clients(): every live connection is closed and its protocol gets connection_lost(nullptr) once;
+// the clients read end of file and end too.
 TEST_P(Protocol, CloseClientsCallsConnectionLostForEachConnection) {
   run([]() -> task<> {
     world w;
@@ -656,6 +656,77 @@ TEST_P(Protocol, CloseClientsCallsConnectionLostForEachConnection) {
     co_await spin(5);
     for (auto& s : w.servers)
       EXPECT_EQ(s->lost, 1);
+    srv.close();
+    co_await srv.wait_closed();
+    expect_only_main_task();
+  });
+}
+
+// close_clients() closes a protocol's transport as asyncio's Server.close_clients does: what the server
+// queued (16 MiB a client is not reading yet) still goes out, then the connection closes and the server's
+// protocol gets connection_lost(nullptr). abort_clients() afterwards has nothing left to reset.
+TEST_P(Protocol, CloseClientsFlushesWhatIsQueued) {
+  run([]() -> task<> {
+    world w;
+    auto factory = server_factory(&w);
+    corio::server srv = co_await corio::create_server(factory, "127.0.0.1", 0);
+    auto client_factory = [&w] {
+      auto r = std::make_shared<recorder>(&w);
+      r->pause_in_made = true; // reads nothing until resumed: the server's writes queue
+      return r;
+    };
+    auto pc = co_await corio::create_connection(client_factory, srv.addresses().front());
+    while (w.servers.empty() || w.servers[0]->t == nullptr)
+      co_await changed(&w);
+    const std::string sent = pattern(16 * mib, 21); // more than loopback's socket buffers hold
+    w.servers[0]->t->write(sent);
+    EXPECT_GT(w.servers[0]->t->get_write_buffer_size(), 0u) << "nothing queued: the test shows nothing";
+    srv.close_clients();
+    EXPECT_TRUE(w.servers[0]->t->is_closing());
+    EXPECT_EQ(w.servers[0]->lost, 0) << "closed before what was queued went out";
+    pc.transport->resume_reading();
+    while (pc.protocol->lost == 0)
+      co_await changed(&w);
+    EXPECT_EQ(pc.protocol->got.size(), sent.size());
+    EXPECT_TRUE(pc.protocol->got == sent) << "the bytes differ";
+    EXPECT_EQ(pc.protocol->eofs, 1);
+    EXPECT_EQ(pc.protocol->error, nullptr) << error_text(pc.protocol->error);
+    while (w.servers[0]->lost == 0)
+      co_await changed(&w);
+    EXPECT_EQ(w.servers[0]->error, nullptr) << error_text(w.servers[0]->error);
+    for (int i = 0; i < 1000 && srv.active_connections() != 0; ++i)
+      co_await corio::sleep(0ms);
+    EXPECT_EQ(srv.active_connections(), 0u);
+    srv.abort_clients();
+    srv.close();
+    co_await srv.wait_closed();
+    expect_only_main_task();
+  });
+}
+
+// abort_clients() on a protocol server drops what is queued: the client sees a reset (or the end),
+// never the whole 16 MiB, and the server's protocol gets connection_lost(nullptr).
+TEST_P(Protocol, AbortClientsDropsWhatIsQueued) {
+  run([]() -> task<> {
+    world w;
+    auto factory = server_factory(&w);
+    corio::server srv = co_await corio::create_server(factory, "127.0.0.1", 0);
+    auto client_factory = [&w] {
+      auto r = std::make_shared<recorder>(&w);
+      r->pause_in_made = true;
+      return r;
+    };
+    auto pc = co_await corio::create_connection(client_factory, srv.addresses().front());
+    while (w.servers.empty() || w.servers[0]->t == nullptr)
+      co_await changed(&w);
+    const std::string sent = pattern(16 * mib, 22);
+    w.servers[0]->t->write(sent);
+    srv.abort_clients();
+    pc.transport->resume_reading();
+    while (pc.protocol->lost == 0 || w.servers[0]->lost == 0)
+      co_await changed(&w);
+    EXPECT_LT(pc.protocol->got.size(), sent.size());
+    EXPECT_EQ(w.servers[0]->error, nullptr) << error_text(w.servers[0]->error);
     srv.close();
     co_await srv.wait_closed();
     expect_only_main_task();

@@ -52,7 +52,7 @@ public:
   /// itself (flushing what is queued). True: it stays open for writing, until close() or abort().
   virtual bool eof_received() { return false; }
   /// The connection is closed: null when closed normally (close(), abort(), eof_received() returning
-  /// false, the server's close_clients(), the loop shutting down); else the error (std::system_error
+  /// false, the server's close_clients() or abort_clients(), the loop shutting down); else the error (std::system_error
   /// naming ECONNRESET, EPIPE... and the peer, or the exception a callback raised).
   virtual void connection_lost(std::exception_ptr error) { (void)error; }
   /// More than the high-water mark is queued: stop writing until resume_writing().
@@ -105,8 +105,8 @@ enum class transport_over : unsigned char { socket, read_pipe, write_pipe };
 /// write() after close(), abort() or write_eof() raises invalid_state_error; once the connection has
 /// failed (a reset, a send error, a callback that raised) writes are dropped silently, as in asyncio:
 /// connection_lost(error) tells the protocol. close()/abort()/pause_reading()... after the end do nothing.
-/// Cancellation of the connection's task (the server's close_clients(), loop shutdown) aborts it and
-/// calls connection_lost(nullptr).
+/// Cancellation of the connection's task (the server's abort_clients(), loop shutdown) aborts it and
+/// calls connection_lost(nullptr); the server's close_clients() calls close() (asyncio's rule).
 ///
 /// Over a pipe (connect_read_pipe, connect_write_pipe) a transport does one half of the job, as asyncio's
 /// pipe transports do. A read pipe's transport reads and has close(), abort(), pause_reading() and
@@ -345,8 +345,9 @@ connect_write_pipe(Factory factory, int fd, stream_options options = stream_opti
 
 /// asyncio's loop.create_server(protocol_factory, host, port): start_server() whose handler makes a
 /// protocol per connection (`factory()`, see create_connection) and runs its transport. Everything of
-/// corio::server works as with streams: close(), close_clients() (each connection aborted,
-/// connection_lost(nullptr)), abort_clients(), wait_closed(), active_connections(); options.streams'
+/// corio::server works as with streams: close(), close_clients() (each transport closed: what is
+/// queued goes out, then connection_lost(nullptr), as asyncio's Server.close_clients), abort_clients()
+/// (each connection reset, the queue dropped), wait_closed(), active_connections(); options.streams'
 /// watermarks are the transports' write buffer limits. A factory that raises is reported to the loop's
 /// exception handler and that connection is closed.
 template <class Factory> [[nodiscard]] task<server> create_server(Factory factory, std::string host, std::uint16_t port,

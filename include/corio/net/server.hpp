@@ -54,7 +54,9 @@ struct server_state;
 /// that connection. When the handler returns, the connection is closed after its queued data is sent.
 ///
 /// close() stops accepting and closes the listening sockets (connections go on); close_clients()
-/// cancels the handlers; abort_clients() also resets their connections at once; wait_closed() waits
+/// cancels the handlers (a protocol server's, create_server(factory...), closes each transport instead:
+/// queued data goes out first, as asyncio's); abort_clients() cancels them and resets their connections
+/// at once; wait_closed() waits
 /// until the server is closed and every handler has finished.
 /// Destroying the server does close() and close_clients(). Move-only.
 class server {
