@@ -3,6 +3,7 @@
 
 #include <coroutine>
 #include <functional>
+#include <memory>
 #include <type_traits>
 #include <utility>
 
@@ -20,6 +21,14 @@ namespace corio {
 /// options, shut down — queued work run, threads joined — when the loop closes. The reference is valid
 /// until then. loop_error if the loop is closed.
 [[nodiscard]] thread_pool& default_thread_pool(event_loop& loop);
+
+/// asyncio's loop.set_default_executor(executor): from now on to_thread() and the toolkit's own blocking
+/// calls (resolve_dns, read_file...) run on `pool`, for instance one with fewer threads. Calls already
+/// queued on the previous default finish there; it is kept until the loop closes. The loop shuts `pool`
+/// down when it closes (queued work run, threads joined), as it does its own default, even if the caller
+/// still holds it. std::invalid_argument for null, invalid_state_error for a pool already shut down,
+/// loop_error from another thread while the loop runs or on a closed loop.
+void set_default_thread_pool(event_loop& loop, std::shared_ptr<thread_pool> pool);
 
 namespace detail {
 

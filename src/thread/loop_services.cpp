@@ -1,6 +1,7 @@
 #include "loop_services.hpp"
 
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <unordered_map>
 
@@ -23,6 +24,13 @@ std::unordered_map<const event_loop*, std::unique_ptr<loop_services>>& registry(
 } // namespace
 
 loop_services::~loop_services() = default;
+
+default_pools::~default_pools() {
+  if (current)
+    current->shutdown();
+  for (const std::shared_ptr<thread_pool>& p : retired)
+    p->shutdown();
+}
 
 void check_loop_thread(event_loop& loop, const char* what, const char* why) {
   if (loop.is_running() && event_loop::current() != &loop)
@@ -63,9 +71,23 @@ loop_services& services_of(event_loop& loop) {
 
 thread_pool& default_thread_pool(event_loop& loop) {
   detail::loop_services& s = detail::services_of(loop);
-  if (!s.pool)
-    s.pool = std::make_unique<thread_pool>();
-  return *s.pool;
+  if (!s.pools.current)
+    s.pools.current = std::make_shared<thread_pool>();
+  return *s.pools.current;
+}
+
+void set_default_thread_pool(event_loop& loop, std::shared_ptr<thread_pool> pool) {
+  if (!pool)
+    throw std::invalid_argument("corio: set_default_thread_pool(nullptr)");
+  if (pool->is_shutdown())
+    throw invalid_state_error("corio: set_default_thread_pool() of a pool already shut down");
+  detail::check_loop_thread(loop, "set_default_thread_pool()");
+  detail::loop_services& s = detail::services_of(loop);
+  if (s.pools.current == pool)
+    return;
+  if (s.pools.current)
+    s.pools.retired.push_back(std::move(s.pools.current)); // calls already queued there still finish
+  s.pools.current = std::move(pool);
 }
 
 } // namespace corio

@@ -2,16 +2,29 @@
 #pragma once
 
 #include <memory>
+#include <vector>
 
 #include "corio/event_loop.hpp"
 #include "corio/thread_pool.hpp"
 
 namespace corio::detail {
 
+/// The loop's default thread pool (to_thread), and the ones set_default_thread_pool() replaced: all are
+/// shut down (joined) when the loop closes, also one the caller still holds (asyncio's loop.close shuts
+/// its default executor down).
+struct default_pools {
+  std::shared_ptr<thread_pool> current;
+  std::vector<std::shared_ptr<thread_pool>> retired; // kept alive: work may still run on them
+  default_pools() = default;
+  default_pools(const default_pools&) = delete;
+  default_pools& operator=(const default_pools&) = delete;
+  ~default_pools();
+};
+
 struct loop_services {
   // Destroyed in reverse order: the child watcher first (children still running go to a background
-  // reaper), then the signal handlers (masks restored), then the pool is shut down (joined).
-  std::unique_ptr<thread_pool> pool;
+  // reaper), then the signal handlers (masks restored), then the pools are shut down (joined).
+  default_pools pools;
   std::shared_ptr<void> signals;    // a signal_set (src/thread/signals.cpp), type-erased
   std::shared_ptr<void> children;   // a child_watcher (src/process/child_watcher.cpp), type-erased
   std::shared_ptr<void> fd_watches; // add_reader / add_writer's (src/thread/fd_watch.cpp), type-erased

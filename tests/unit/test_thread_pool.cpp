@@ -403,6 +403,55 @@ TEST(ToThreadLoop, DefaultPoolIsShutDownWhenTheLoopCloses) {
   EXPECT_EQ(os_thread_count(), before);
 }
 
+// set_default_thread_pool (asyncio's set_default_executor): to_thread goes to the new pool (one thread:
+// the calls run one after another on it); a call already queued on the old default finishes there; the
+// loop shuts both down at close, also the one the test still holds.
+TEST(ToThreadLoop, SetDefaultThreadPool) {
+  corio::testing::leak_check leaks;
+  const int before = baseline_threads();
+  auto mine = std::make_shared<thread_pool>(thread_pool::options{.max_threads = 1});
+  {
+    corio::event_loop loop;
+    corio::run_until_complete(loop, [](std::shared_ptr<thread_pool> pool) -> task<> {
+      corio::event_loop& l = *corio::event_loop::current();
+      thread_pool& old = corio::default_thread_pool(l);
+      std::latch release(1);
+      auto on_old = [&release] {
+        release.wait();
+        return std::this_thread::get_id();
+      };
+      auto slow = corio::spawn(
+          [](decltype(on_old) fn) -> task<std::thread::id> { co_return co_await corio::to_thread(fn); }(on_old));
+      co_await corio::sleep(0ms); // the call is queued on the old default
+      corio::set_default_thread_pool(l, pool);
+      EXPECT_EQ(&corio::default_thread_pool(l), pool.get());
+      corio::set_default_thread_pool(l, pool); // again: nothing changes
+      auto id = [] { return std::this_thread::get_id(); };
+      auto a =
+          corio::spawn([](decltype(id) fn) -> task<std::thread::id> { co_return co_await corio::to_thread(fn); }(id));
+      auto b =
+          corio::spawn([](decltype(id) fn) -> task<std::thread::id> { co_return co_await corio::to_thread(fn); }(id));
+      const std::thread::id ta = co_await a, tb = co_await b;
+      EXPECT_EQ(ta, tb) << "a one-thread pool ran them on two threads";
+      EXPECT_EQ(pool->thread_count(), 1u);
+      release.count_down();
+      const std::thread::id t_old = co_await slow;
+      EXPECT_NE(t_old, ta) << "the call queued before ran on the new pool";
+      EXPECT_FALSE(old.is_shutdown());
+      EXPECT_THROW(corio::set_default_thread_pool(l, nullptr), std::invalid_argument);
+      auto done = std::make_shared<thread_pool>();
+      done->shutdown();
+      EXPECT_THROW(corio::set_default_thread_pool(l, done), corio::invalid_state_error);
+    }(mine));
+    EXPECT_FALSE(mine->is_shutdown());
+    loop.close();
+    EXPECT_TRUE(mine->is_shutdown()) << "the loop's close did not shut its default down";
+    EXPECT_EQ(os_thread_count(), before) << "close() joined every default pool's threads";
+    EXPECT_THROW(corio::set_default_thread_pool(loop, std::make_shared<thread_pool>()), corio::loop_error);
+  }
+  EXPECT_THROW(mine->submit([] {}), corio::invalid_state_error);
+}
+
 TEST(ToThreadLoop, LoopsHaveTheirOwnDefaultPools) {
   corio::event_loop a, b;
   EXPECT_NE(&corio::default_thread_pool(a), &corio::default_thread_pool(b));
