@@ -398,13 +398,10 @@ bool family_unavailable(const std::system_error& e) {
   return e.code().value() == EAFNOSUPPORT || e.code().value() == EADDRNOTAVAIL;
 }
 
-} // namespace
-
-server start_server(connection_handler handler, std::vector<address> addresses, server_options options) {
+/// A server's state before it listens: the handler and options checked.
+std::shared_ptr<detail::server_state> new_server(connection_handler handler, server_options options) {
   if (!handler)
     throw std::invalid_argument("corio: start_server() without a handler");
-  if (addresses.empty())
-    throw std::invalid_argument("corio: start_server() without an address");
   if (options.tls && !options.tls.is_server())
     throw std::invalid_argument("corio: start_server() needs a server tls_context (tls_context::server)");
   if (options.streams.tls)
@@ -413,6 +410,34 @@ server start_server(connection_handler handler, std::vector<address> addresses, 
   st->loop = event_loop::current(); // get_loop(); start_serving() sets it again
   st->handler = std::move(handler);
   st->opts = std::move(options);
+  return st;
+}
+
+} // namespace
+
+server start_server(connection_handler handler, socket listener, server_options options) {
+  auto st = new_server(std::move(handler), std::move(options));
+  if (!listener.is_open())
+    throw std::invalid_argument("corio: start_server() of an empty socket");
+  const std::string name = "corio: start_server(): fd " + std::to_string(listener.fd());
+  int type = 0;
+  socklen_t len = sizeof type;
+  if (::getsockopt(listener.fd(), SOL_SOCKET, SO_TYPE, &type, &len) < 0)
+    throw std::system_error(errno, std::system_category(), name + " (not a socket?)");
+  if (type != SOCK_STREAM)
+    throw std::invalid_argument(name + " is not a stream socket");
+  listener.listen(st->opts.backlog); // asyncio listens too: a bound socket starts listening, a listening one keeps on
+  st->addrs.push_back(listener.local_address());
+  st->listeners.push_back(std::move(listener));
+  if (st->opts.start_serving)
+    st->start_serving();
+  return server(std::move(st));
+}
+
+server start_server(connection_handler handler, std::vector<address> addresses, server_options options) {
+  if (addresses.empty())
+    throw std::invalid_argument("corio: start_server() without an address");
+  auto st = new_server(std::move(handler), std::move(options));
   // Port 0 on several addresses: the first bind picks the port, the others take the same one. Another
   // process may hold it on the other family: start again with a new pick (a few times).
   for (int attempt = 0;; ++attempt) {

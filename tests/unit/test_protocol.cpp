@@ -733,6 +733,29 @@ TEST_P(Protocol, AbortClientsDropsWhatIsQueued) {
   });
 }
 
+// create_server on a listening socket made elsewhere (loop.create_server(factory, sock=...)).
+TEST_P(Protocol, CreateServerOnASocketMadeElsewhere) {
+  run([]() -> task<> {
+    world w;
+    w.server_setup = [](recorder& r) { r.echo = true; };
+    auto factory = server_factory(&w);
+    corio::socket listening = corio::listen_on(corio::address::loopback_ipv4());
+    corio::server srv = corio::create_server(factory, std::move(listening));
+    auto client_factory = [&w] { return std::make_shared<recorder>(&w); };
+    auto pc = co_await corio::create_connection(client_factory, srv.addresses().front());
+    pc.transport->write("over a given socket");
+    while (pc.protocol->got.size() < 19)
+      co_await changed(&w);
+    EXPECT_EQ(pc.protocol->got, "over a given socket");
+    pc.transport->close();
+    while (pc.protocol->lost == 0 || w.servers.empty() || w.servers[0]->lost == 0)
+      co_await changed(&w);
+    srv.close();
+    co_await srv.wait_closed();
+    expect_only_main_task();
+  });
+}
+
 // Unix-domain sockets: the same echo.
 TEST_P(Protocol, UnixSocketEcho) {
   run([]() -> task<> {

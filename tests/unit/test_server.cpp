@@ -75,6 +75,45 @@ task<> echo_many(corio::server srv, int clients) {
   expect_only_main_task();
 }
 
+// start_server on a socket made elsewhere (asyncio's sock=): a listening one and one only bound; both
+// serve, addresses() names them, and closing the server closes them. Bad sockets are clear errors.
+TEST(Server, ServesASocketMadeElsewhere) {
+  corio::testing::leak_check leaks;
+  run_mock([](auto*) -> task<> {
+    corio::socket listening = corio::listen_on(address::loopback_ipv4());
+    const address where = listening.local_address();
+    const int fd = listening.fd();
+    corio::server a = corio::start_server(echo_lines, std::move(listening));
+    EXPECT_EQ(a.addresses().size(), 1u);
+    EXPECT_EQ(a.addresses().front(), where);
+    co_await talk(where, 1, 3);
+    corio::socket bound = corio::socket::open(corio::address_family::ipv6, corio::socket_type::stream);
+    bound.bind(address::loopback_ipv6());
+    corio::server b = corio::start_server(echo_lines, std::move(bound));
+    co_await talk(b.addresses().front(), 2, 3);
+    a.close();
+    co_await a.wait_closed();
+    EXPECT_LT(::fcntl(fd, F_GETFD), 0) << "the server did not close the socket it was given";
+    b.close();
+    co_await b.wait_closed();
+
+    EXPECT_THROW((void)corio::start_server(echo_lines, corio::socket()), std::invalid_argument);
+    corio::socket udp = corio::socket::open(corio::address_family::ipv4, corio::socket_type::datagram);
+    EXPECT_THROW((void)corio::start_server(echo_lines, std::move(udp)), std::invalid_argument);
+    int p[2];
+    EXPECT_EQ(::pipe2(p, O_CLOEXEC), 0);
+    int code = 0;
+    try {
+      (void)corio::start_server(echo_lines, corio::socket(p[0]));
+    } catch (const std::system_error& e) {
+      code = e.code().value();
+    }
+    EXPECT_EQ(code, ENOTSOCK);
+    ::close(p[1]);
+    expect_only_main_task();
+  });
+}
+
 // The same with the ready queue in order and shuffled: nothing may depend on which ready task runs first.
 class ServerOrders : public corio::testing::ordered_and_shuffled {};
 

@@ -363,6 +363,14 @@ template <class Factory> [[nodiscard]] server create_server(Factory factory, std
                                                   options.streams.low_water);
   return start_server(std::move(h), std::move(addresses), std::move(options));
 }
+/// On a listening (or bound) stream socket made elsewhere (loop.create_server(factory, sock=...)); see
+/// start_server(handler, socket, options).
+template <class Factory>
+[[nodiscard]] server create_server(Factory factory, socket listener, server_options options = server_options()) {
+  connection_handler h = detail::protocol_handler(detail::erase_factory(std::move(factory)), options.streams.high_water,
+                                                  options.streams.low_water);
+  return start_server(std::move(h), std::move(listener), std::move(options));
+}
 /// On a Unix-domain socket at `path` (loop.create_unix_server).
 template <class Factory> [[nodiscard]] task<server> create_unix_server(Factory factory, std::string path,
                                                                        server_options options = server_options()) {

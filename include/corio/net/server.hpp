@@ -12,6 +12,7 @@
 
 #include "corio/clock.hpp"
 #include "corio/net/address.hpp"
+#include "corio/net/socket.hpp"
 #include "corio/net/stream_options.hpp"
 #include "corio/net/stream_reader.hpp"
 #include "corio/net/stream_writer.hpp"
@@ -113,6 +114,13 @@ private:
                                         server_options options = server_options());
 /// Listens on the given addresses (IP or Unix).
 [[nodiscard]] server start_server(connection_handler handler, std::vector<address> addresses,
+                                  server_options options = server_options());
+/// Serves connections accepted on `listener`, a stream socket made elsewhere (asyncio's
+/// start_server(sock=...)): inherited (systemd socket activation), or with options set by hand. It is
+/// put in listening state with options.backlog (as asyncio does; a listening socket keeps listening) and
+/// closed with the server; a Unix socket's file is left alone. std::invalid_argument for an empty socket
+/// or one that is not a stream socket; std::system_error (ENOTSOCK...) naming the fd otherwise.
+[[nodiscard]] server start_server(connection_handler handler, socket listener,
                                   server_options options = server_options());
 /// Listens on a Unix-domain socket at `path`. A stale socket file there is removed first; the file is
 /// removed again when the server closes.
