@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <exception>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -77,7 +78,16 @@ namespace corio {
 /// so a task cannot swallow a cancellation by accident.
 class cancelled_error : public std::exception {
 public:
+  cancelled_error() noexcept = default;
+  /// With the message given to cancel(msg) (asyncio's Task.cancel(msg) -> CancelledError(msg)).
+  explicit cancelled_error(std::string message);
   [[nodiscard]] const char* what() const noexcept override;
+  /// The message of cancel(msg); empty when the cancel had none.
+  [[nodiscard]] const std::string& message() const noexcept;
+
+private:
+  std::shared_ptr<const std::string> what_; // "cancelled_error: " + the message; null without one
+  std::shared_ptr<const std::string> message_;
 };
 
 /// Raised at a task's await point when a timeout(d) scope or wait_for() expired (asyncio.TimeoutError).

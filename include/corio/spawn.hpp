@@ -179,6 +179,15 @@ public:
   /// Requests cancellation: cancelled_error is raised at the task's current await point, or at its
   /// next one if it is running or about to run. Returns false if the task already finished.
   bool cancel() noexcept { return s_ != nullptr && s_->loop->cancel_task(s_); }
+  /// cancel() with a message (asyncio's Task.cancel(msg)): the cancelled_error raised in the task carries
+  /// it (what(), message()); the last message given wins. Children that gather() or a task_group cancel
+  /// in turn do not get it.
+  bool cancel(std::string message) {
+    if (s_ == nullptr || s_->done)
+      return false;
+    s_->extra().cancel_message = std::move(message);
+    return s_->loop->cancel_task(s_);
+  }
   /// True if the task finished by raising cancelled_error (or timeout_error).
   [[nodiscard]] bool cancelled() const {
     auto& s = state();

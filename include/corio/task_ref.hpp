@@ -48,6 +48,14 @@ public:
     detail::task_state& t = state();
     return !t.done && t.loop->cancel_task(&t);
   }
+  /// cancel() with a message, as join_handle::cancel(message).
+  bool cancel(std::string message) {
+    detail::task_state& t = state();
+    if (t.done)
+      return false;
+    t.extra().cancel_message = std::move(message);
+    return t.loop->cancel_task(&t);
+  }
   /// Cancel requests not taken back by uncancel() (asyncio's Task.cancelling()).
   [[nodiscard]] int cancelling() const { return state().cancel_requests; }
 

@@ -37,6 +37,8 @@ inline int uncancel() {
   detail::task_state& t = detail::running_task("uncancel()");
   if (t.cancel_requests > 0)
     --t.cancel_requests;
+  if (t.cancel_requests == 0 && t.extras)
+    t.extras->cancel_message.clear(); // a later cancel() without a message raises without this one
   return t.cancel_requests;
 }
 

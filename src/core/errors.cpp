@@ -38,7 +38,18 @@ std::string describe(const std::exception_ptr& e) {
 } // namespace corio
 
 namespace corio {
-const char* cancelled_error::what() const noexcept { return "cancelled_error: the task was cancelled"; }
+cancelled_error::cancelled_error(std::string message)
+    : what_(std::make_shared<const std::string>("cancelled_error: " + message)),
+      message_(std::make_shared<const std::string>(std::move(message))) {}
+
+const char* cancelled_error::what() const noexcept {
+  return what_ ? what_->c_str() : "cancelled_error: the task was cancelled";
+}
+
+const std::string& cancelled_error::message() const noexcept {
+  static const std::string none;
+  return message_ ? *message_ : none;
+}
 const char* timeout_error::what() const noexcept { return "timeout_error: the timeout expired"; }
 
 bool is_cancellation(const std::exception_ptr& e) noexcept {

@@ -3,6 +3,7 @@
 #include <corio/run.hpp>
 #include <corio/sleep.hpp>
 #include <corio/spawn.hpp>
+#include <corio/task_ref.hpp>
 #include <corio/testing/mock_clock.hpp>
 #include <corio/this_task.hpp>
 #include <corio/timeout.hpp>
@@ -260,6 +261,76 @@ TEST(WaitFor, TimeoutCancelsTheWork) {
     corio::future<int> never;
     EXPECT_THROW(co_await corio::wait_for(never, 1s), corio::timeout_error);
     EXPECT_TRUE(never.cancelled());
+  });
+}
+
+} // namespace
+
+namespace {
+
+// cancel(msg) (asyncio's Task.cancel(msg)): the cancelled_error raised in the task carries the message,
+// so does the one its handle rethrows; the last message wins; uncancel() forgets it; a plain cancel() and
+// a timeout carry none.
+TEST(Cancel, WithAMessage) {
+  run_mock([](mock_clock*) -> task<> {
+    auto waits = [](std::string* seen) -> task<> {
+      try {
+        co_await corio::sleep(1h);
+      } catch (const corio::cancelled_error& e) {
+        *seen = e.message();
+        throw;
+      }
+    };
+    std::string seen;
+    auto h = corio::spawn(waits(&seen));
+    co_await corio::sleep(1ms);
+    EXPECT_TRUE(h.cancel("first reason"));
+    EXPECT_TRUE(h.cancel("shutting down"));
+    std::string from_handle, what;
+    try {
+      co_await h;
+    } catch (const corio::cancelled_error& e) {
+      from_handle = e.message();
+      what = e.what();
+    }
+    EXPECT_EQ(seen, "shutting down");
+    EXPECT_EQ(from_handle, "shutting down");
+    EXPECT_NE(what.find("shutting down"), std::string::npos) << what;
+    EXPECT_TRUE(h.cancelled());
+    EXPECT_FALSE(h.cancel("too late"));
+
+    // uncancel() forgets the message: a later plain cancel() raises without it.
+    auto twice = [](std::string* first, std::string* second) -> task<> {
+      bool caught = false;
+      try {
+        co_await corio::sleep(1h);
+      } catch (const corio::cancelled_error& e) {
+        *first = e.message();
+        caught = true;
+      }
+      if (caught)
+        (void)corio::uncancel();
+      try {
+        co_await corio::sleep(1h);
+      } catch (const corio::cancelled_error& e) {
+        *second = e.what();
+      }
+    };
+    std::string first, second;
+    auto t = corio::spawn(twice(&first, &second));
+    co_await corio::sleep(1ms);
+    corio::task_ref ref = t;
+    EXPECT_TRUE(ref.cancel("once"));
+    co_await corio::sleep(1ms);
+    EXPECT_TRUE(t.cancel());
+    co_await t;
+    EXPECT_EQ(first, "once");
+    EXPECT_EQ(second, "cancelled_error: the task was cancelled");
+
+    corio::cancelled_error plain;
+    EXPECT_EQ(plain.message(), "");
+    corio::timeout_error late;
+    EXPECT_EQ(late.message(), "");
   });
 }
 

@@ -34,6 +34,7 @@ struct task_state {
     std::string name;
     detail::done_callbacks done_callbacks;
     std::shared_ptr<const context_data> context; // the task's context variables (context_var.hpp)
+    std::string cancel_message;                  // of the last cancel(msg); cleared once uncancelled
   };
   std::unique_ptr<rare> extras;    // null until a name or a done callback is given
   task_state* prev_task = nullptr; // the loop's list of live tasks
@@ -50,8 +51,11 @@ struct task_state {
   }
   [[nodiscard]] bool cancelling() const noexcept { return cancel_requests > 0 || timeouts_fired > 0; }
   [[noreturn]] void raise_cancel() const {
-    if (cancel_requests > 0)
+    if (cancel_requests > 0) {
+      if (extras && !extras->cancel_message.empty()) [[unlikely]]
+        throw cancelled_error(extras->cancel_message);
       throw cancelled_error();
+    }
     throw timeout_error();
   }
   /// Raises if the task is being cancelled: the check every await point makes.
