@@ -479,6 +479,8 @@ def run_rounds(ctx, servers, rounds, per_start):
             try:
                 for key, value in per_start(running, failures, r).items():
                     runs[server.name].setdefault(key, []).append(value)
+                    if ":" not in key:  # a workload's figure: remember its round, for paired ratios
+                        runs[server.name].setdefault(key + "@round", []).append(r)
             finally:
                 try:
                     running.stop()
@@ -492,6 +494,27 @@ def run_rounds(ctx, servers, rounds, per_start):
 def median(runs, name, key):
     vals = runs.get(name, {}).get(key)
     return statistics.median(vals) if vals else None
+
+
+def by_round(runs, name, key):
+    """{round: figure} of a server and workload (runs without rounds recorded: in order)."""
+    vals = runs.get(name, {}).get(key) or []
+    rounds = runs.get(name, {}).get(key + "@round") or list(range(len(vals)))
+    return dict(zip(rounds, vals))
+
+
+def paired_ratio(runs, a, b, key):
+    """The median over rounds of a's figure / b's figure in the same round, and those per-round ratios; None
+    when no round has both. Servers of a round run back to back, so a machine that changes speed between
+    rounds (it does here: a whole round can run 1.3x faster) moves both sides of a ratio together, which
+    a ratio of medians does not."""
+    ra, rb = by_round(runs, a, key), by_round(runs, b, key)
+    ratios = [ra[r] / rb[r] for r in sorted(ra) if r in rb and rb[r]]
+    return (statistics.median(ratios), ratios) if ratios else None
+
+
+def fmt_paired(p):
+    return "per round " + ", ".join(f"{x:.2f}" for x in p[1]) + f": median {p[0]:.2f}x"
 
 
 def fmt_ratio(v, c):
@@ -525,7 +548,8 @@ def io_uring_note(runs, servers):
 def evaluate_targets(servers, workloads, runs, unit, target_ratio, target_peers=()):
     """[{workload, what, met (True/False/None), text}] for: each corio row >= target_ratio x the best peer
     (and x each of target_peers, e.g. the issue's "echo >= 1.2x Asio");
-    io_uring >= 1.25x epoll at 64+ connections and >= 1x at 1; <= 0.1 io_uring_enter per unit at 32+."""
+    io_uring >= 1.25x epoll at 64+ connections and >= 1x at 1; <= 0.1 io_uring_enter per unit at 32+.
+    Ratios are judged paired by round (paired_ratio): against every peer, the lowest of those medians."""
     names = [s.name for s in servers]
     results = []
 
@@ -544,31 +568,38 @@ def evaluate_targets(servers, workloads, runs, unit, target_ratio, target_peers=
         for c_name in [n for n in names if is_corio(n)]:
             c = median(runs, c_name, w.key)
             what = f"{c_name} >= {target_ratio:g}x the best peer"
+            paired = [(paired_ratio(runs, c_name, n, w.key), n) for _, n in peers]
+            paired = [(pr, n) for pr, n in paired if pr is not None]
             if c is None:
                 add(w, what, None, f"{c_name}: no valid run")
-            elif best is None:
+            elif best is None or not paired:
                 add(w, what, None, "no peer ran")
             else:
-                add(w, what, c >= target_ratio * best[0],
-                    f"{c:,.0f} {unit} = {c / best[0]:.2f}x {best[1]} {best[0]:,.0f}")
+                worst = min(paired, key=lambda x: x[0][0])  # the peer corio is least ahead of
+                add(w, what, worst[0][0] >= target_ratio,
+                    f"against {worst[1]}, {fmt_paired(worst[0])}; medians {c:,.0f} vs best peer {best[1]} "
+                    f"{best[0]:,.0f} {unit} = {c / best[0]:.2f}x")
             for peer in target_peers:
                 p = median(runs, peer, w.key)
+                pr = paired_ratio(runs, c_name, peer, w.key)
                 what = f"{c_name} >= {target_ratio:g}x {peer}"
-                if c is None or p is None:
+                if c is None or p is None or pr is None:
                     add(w, what, None, f"{c_name if c is None else peer}: no valid run")
                 else:
-                    add(w, what, c >= target_ratio * p, f"{c:,.0f} {unit} = {c / p:.2f}x {peer} {p:,.0f}")
+                    add(w, what, pr[0] >= target_ratio,
+                        f"{fmt_paired(pr)}; medians {c:,.0f} vs {p:,.0f} {unit}")
         e, u = median(runs, BASELINE, w.key), median(runs, IO_URING, w.key)
         conns = w.connections
         if conns is not None and (conns >= 64 or conns == 1) and (BASELINE in names and IO_URING in names):
             need = 1.25 if conns >= 64 else 1.0
             what = f"io_uring >= {need:g}x epoll" + (" at 64+ connections" if conns >= 64 else " at 1 connection")
-            if e is None or u is None:
+            pr = paired_ratio(runs, IO_URING, BASELINE, w.key)
+            if e is None or u is None or pr is None:
                 add(w, what, None, "a corio row has no valid run")
             elif note:
-                add(w, what, None, f"{u / e:.2f}x, but the io_uring row ran on epoll")
+                add(w, what, None, f"{pr[0]:.2f}x, but the io_uring row ran on epoll")
             else:
-                add(w, what, u >= need * e, f"{u:,.0f} vs {e:,.0f} {unit}: {u / e:.2f}x")
+                add(w, what, pr[0] >= need, f"{fmt_paired(pr)}; medians {u:,.0f} vs {e:,.0f} {unit}")
         if conns is not None and conns >= 32 and IO_URING in names:
             what = "<= 0.1 io_uring_enter per unit of work at 32+ connections"
             sc = syscalls_per_unit(runs, IO_URING, w.key)
