@@ -61,6 +61,15 @@ struct process_options {
   /// SIGCHLD through the loop's signalfd (the fallback, see process.hpp). The environment variable
   /// CORIO_NO_PIDFD=1 forces the fallback for every child, as this does for one.
   bool use_pidfd = true;
+  /// Python's start_new_session=True: the child calls setsid(), so it leads a new session and process
+  /// group, with no controlling terminal; Ctrl-C in the terminal does not reach it. Its whole group,
+  /// grandchildren included, is then signalled with ::killpg(p.pid(), sig).
+  bool start_new_session = false;
+  /// Python's process_group=N (3.11): the child joins process group N (setpgid); 0 makes a new group led
+  /// by the child. Not used with start_new_session (which makes a new group anyway). A negative number
+  /// raises std::invalid_argument; a group that does not exist (or is in another session) fails the
+  /// start with std::system_error(EPERM).
+  std::optional<int> process_group{};
 };
 
 } // namespace corio

@@ -192,6 +192,8 @@ std::string failure_message(const std::string& program, const process_options& o
     if (::stat(o.cwd.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || ::access(o.cwd.c_str(), X_OK) != 0)
       what += " in cwd " + quoted(o.cwd);
   }
+  if (err == EPERM && o.process_group && !o.start_new_session)
+    what += " in process group " + std::to_string(*o.process_group);
   return what;
 }
 
@@ -203,6 +205,9 @@ spawned_child spawn_child(const std::vector<std::string>& argv, const process_op
   for (const std::string& a : argv)
     if (a.find('\0') != std::string::npos)
       throw std::invalid_argument("corio: create_subprocess_exec: an argument contains a NUL byte");
+  if (o.process_group && *o.process_group < 0)
+    throw std::invalid_argument("corio: create_subprocess_exec: process_group " + std::to_string(*o.process_group) +
+                                " is negative");
   const std::optional<std::vector<std::string>> env = child_environment(o);
   const std::string path = find_program(argv[0], env);
 
@@ -230,7 +235,14 @@ spawned_child spawn_child(const std::vector<std::string>& argv, const process_op
   ::sigaddset(&defaults, SIGXFSZ);
   ::posix_spawnattr_setsigmask(&so.attr, &none);
   ::posix_spawnattr_setsigdefault(&so.attr, &defaults);
-  ::posix_spawnattr_setflags(&so.attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+  if (o.start_new_session) {
+    flags |= POSIX_SPAWN_SETSID; // glibc 2.26
+  } else if (o.process_group) {
+    ::posix_spawnattr_setpgroup(&so.attr, static_cast<pid_t>(*o.process_group));
+    flags |= POSIX_SPAWN_SETPGROUP;
+  }
+  ::posix_spawnattr_setflags(&so.attr, flags);
 
   std::vector<char*> args;
   for (const std::string& a : argv)

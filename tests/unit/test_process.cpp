@@ -127,6 +127,101 @@ TEST_P(Process, WatchedByAPidfdOrBySigchld) {
   });
 }
 
+/// The child's "pgrp sid" as /proc/<its pid>/stat says (fields 5 and 6; `sh` has no space in its name).
+task<std::string> group_and_session(process_options o) {
+  o.stdout_ = stdio::pipe;
+  auto start =
+      corio::create_subprocess_shell("read -r _ _ _ _ pgrp sid _ < /proc/$$/stat; echo $$ $pgrp $sid", std::move(o));
+  process p = co_await start;
+  corio::communicate_result r = co_await p.communicate();
+  EXPECT_EQ(r.returncode, 0);
+  co_return r.out;
+}
+
+// start_new_session and process_group (Python's): the child leads a new session, or a new process group
+// in ours, or stays in ours; the whole group of a new session is signalled with killpg (grandchildren
+// too). A negative group is refused before anything starts; a group that does not exist is EPERM.
+TEST_P(Process, SessionsAndProcessGroups) {
+  run_mock([this](auto*) -> task<> {
+    const std::string ours = std::to_string(::getpgrp()) + " " + std::to_string(::getsid(0));
+    auto fields = [](const std::string& line) {
+      std::vector<std::string> f;
+      std::string cur;
+      for (char ch : line) {
+        if (ch == ' ' || ch == '\n') {
+          if (!cur.empty())
+            f.push_back(cur);
+          cur.clear();
+        } else {
+          cur += ch;
+        }
+      }
+      return f;
+    };
+    // Options named before each co_await: a braced temporary there is destroyed twice (g++ 12, HAZARDS.md §2).
+    process_options plain_o{.use_pidfd = pidfd()};
+    std::vector<std::string> plain = fields(co_await group_and_session(plain_o));
+    EXPECT_EQ(plain.size(), 3u);
+    if (plain.size() == 3) {
+      EXPECT_EQ(plain[1] + " " + plain[2], ours) << "a plain child left our group or session";
+    }
+    process_options session_o{.use_pidfd = pidfd(), .start_new_session = true};
+    std::vector<std::string> session = fields(co_await group_and_session(session_o));
+    EXPECT_EQ(session.size(), 3u);
+    if (session.size() == 3) {
+      EXPECT_EQ(session[1], session[0]) << "not the leader of its own group";
+      EXPECT_EQ(session[2], session[0]) << "not the leader of its own session";
+    }
+    process_options group_o{.use_pidfd = pidfd(), .process_group = 0};
+    std::vector<std::string> group = fields(co_await group_and_session(group_o));
+    EXPECT_EQ(group.size(), 3u);
+    if (group.size() == 3) {
+      EXPECT_EQ(group[1], group[0]) << "not the leader of a new group";
+      EXPECT_EQ(group[2], std::to_string(::getsid(0))) << "a new group left our session";
+    }
+
+    // killpg reaches a grandchild: the shell waits for its background sleep, both die with the group.
+    process_options o{.stdout_ = stdio::pipe, .use_pidfd = pidfd(), .start_new_session = true};
+    auto start = corio::create_subprocess_shell("sleep 30 & echo $!; wait", std::move(o));
+    process p = co_await start;
+    const std::string grandchild = co_await p.stdout_.readline();
+    EXPECT_FALSE(grandchild.empty());
+    EXPECT_EQ(::killpg(p.pid(), SIGKILL), 0);
+    EXPECT_EQ(co_await p.wait(), -SIGKILL);
+    const int gpid = grandchild.empty() ? -1 : std::stoi(grandchild);
+    bool gone = false;
+    for (int i = 0; i < 500 && !gone; ++i) { // reparented and reaped by init (or a subreaper), or a zombie
+      char state = '?';
+      if (std::FILE* f = std::fopen(("/proc/" + std::to_string(gpid) + "/stat").c_str(), "r")) {
+        (void)std::fscanf(f, "%*d %*s %c", &state);
+        std::fclose(f);
+      }
+      gone = state == '?' || state == 'Z';
+      if (!gone)
+        co_await corio::sleep(10ms);
+    }
+    EXPECT_TRUE(gone) << "killpg did not reach the grandchild " << gpid;
+
+    bool refused = false;
+    try {
+      auto bad = corio::create_subprocess_exec("true", std::vector<std::string>{}, {.process_group = -3});
+      (void)co_await bad;
+    } catch (const std::invalid_argument&) {
+      refused = true;
+    }
+    EXPECT_TRUE(refused);
+    int code = 0;
+    try {
+      auto missing = corio::create_subprocess_exec("true", std::vector<std::string>{}, {.process_group = 999999});
+      (void)co_await missing;
+    } catch (const std::system_error& e) {
+      code = e.code().value();
+    }
+    EXPECT_EQ(code, EPERM);
+    expect_only_main_task();
+  });
+}
+
 TEST_P(Process, StdoutAndStderrSeparately) {
   run_mock([this](auto*) -> task<> {
     auto start_p = corio::create_subprocess_shell("echo out; echo err >&2; exit 4", piped(pidfd()));
