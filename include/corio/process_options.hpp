@@ -5,6 +5,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace corio {
 
@@ -43,8 +44,8 @@ using environment = std::map<std::string, std::string>;
 ///     auto p = co_await corio::create_subprocess_exec("cat", std::move(args), std::move(o));
 ///
 /// The child always starts with an empty signal mask, SIGPIPE and SIGXFSZ at their default action (as
-/// Python's restore_signals), and only fds 0, 1 and 2 open (Python's close_fds): corio's own fds are
-/// close-on-exec, and every other fd of the parent is closed in the child.
+/// Python's restore_signals), and only fds 0, 1 and 2 open, plus pass_fds (Python's close_fds): corio's
+/// own fds are close-on-exec, and every other fd of the parent is closed in the child.
 struct process_options {
   stdio_spec stdin_ = stdio::inherit;
   stdio_spec stdout_ = stdio::inherit;
@@ -70,6 +71,10 @@ struct process_options {
   /// raises std::invalid_argument; a group that does not exist (or is in another session) fails the
   /// start with std::system_error(EPERM).
   std::optional<int> process_group{};
+  /// Python's pass_fds: fds of the caller's that the child also gets, at the same numbers (a socket
+  /// or a pipe end for a worker). Each must be 3 or above and open (std::invalid_argument, or
+  /// std::system_error(EBADF) naming it); the caller keeps its own. Every other fd is still closed.
+  std::vector<int> pass_fds{};
 };
 
 } // namespace corio

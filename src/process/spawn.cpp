@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -205,6 +206,14 @@ spawned_child spawn_child(const std::vector<std::string>& argv, const process_op
   for (const std::string& a : argv)
     if (a.find('\0') != std::string::npos)
       throw std::invalid_argument("corio: create_subprocess_exec: an argument contains a NUL byte");
+  for (int fd : o.pass_fds) {
+    if (fd < 3)
+      throw std::invalid_argument("corio: create_subprocess_exec: pass_fds " + std::to_string(fd) +
+                                  ": 0, 1 and 2 are the child's stdio (stdin_, stdout_, stderr_)");
+    if (::fcntl(fd, F_GETFD) < 0)
+      throw std::system_error(errno, std::system_category(),
+                              "corio: create_subprocess_exec: pass_fds " + std::to_string(fd));
+  }
   if (o.process_group && *o.process_group < 0)
     throw std::invalid_argument("corio: create_subprocess_exec: process_group " + std::to_string(*o.process_group) +
                                 " is negative");
@@ -217,9 +226,23 @@ spawned_child spawn_child(const std::vector<std::string>& argv, const process_op
   c.in = redirect(0, o.stdin_, so, owned);
   c.out = redirect(1, o.stdout_, so, owned);
   c.err = redirect(2, o.stderr_, so, owned);
-  // Only 0-2 stay open in the child (Python's close_fds=True): also fds of the program's that are not
-  // close-on-exec. Needs glibc 2.34.
-  if (int e = ::posix_spawn_file_actions_addclosefrom_np(&so.actions, 3); e != 0)
+  // Only 0-2 and pass_fds stay open in the child (Python's close_fds=True): also fds of the program's
+  // that are not close-on-exec. Below the highest fd passed, each other fd is closed one by one (closing
+  // one that is not open does not fail glibc's posix_spawn); dup2 of a passed fd onto itself clears its
+  // close-on-exec flag (POSIX 2024, glibc); above it, closefrom (glibc 2.34).
+  std::vector<int> pass = o.pass_fds;
+  std::sort(pass.begin(), pass.end());
+  pass.erase(std::unique(pass.begin(), pass.end()), pass.end());
+  int next = 3;
+  for (int p : pass) {
+    for (; next < p; ++next)
+      if (int e = ::posix_spawn_file_actions_addclose(&so.actions, next); e != 0)
+        fail(e, "corio: create_subprocess: posix_spawn_file_actions_addclose");
+    if (int e = ::posix_spawn_file_actions_adddup2(&so.actions, p, p); e != 0)
+      fail(e, "corio: create_subprocess: posix_spawn_file_actions_adddup2 of pass_fds " + std::to_string(p));
+    next = p + 1;
+  }
+  if (int e = ::posix_spawn_file_actions_addclosefrom_np(&so.actions, next); e != 0)
     fail(e, "corio: create_subprocess: posix_spawn_file_actions_addclosefrom_np");
   if (!o.cwd.empty())
     if (int e = ::posix_spawn_file_actions_addchdir_np(&so.actions, o.cwd.c_str()); e != 0)

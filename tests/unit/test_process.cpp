@@ -2,6 +2,7 @@
 // reaping (pidfd and the SIGCHLD fallback), loop close. Every test checks that no child (running or
 // zombie), fd, frame, task, timer or fd waiter is left.
 #include <corio/gather.hpp>
+#include <corio/net/pipe.hpp>
 #include <corio/process.hpp>
 #include <corio/run.hpp>
 #include <corio/signals.hpp>
@@ -218,6 +219,52 @@ TEST_P(Process, SessionsAndProcessGroups) {
       code = e.code().value();
     }
     EXPECT_EQ(code, EPERM);
+    expect_only_main_task();
+  });
+}
+
+// pass_fds (Python's): the child gets exactly those fds of ours, at the same numbers, and no other (an
+// fd without close-on-exec is not inherited either); writes to a passed pipe end reach our read end.
+// Bad fds are refused before anything starts.
+TEST_P(Process, PassFds) {
+  run_mock([this](auto*) -> task<> {
+    int p[2];
+    EXPECT_EQ(::pipe2(p, O_CLOEXEC), 0);
+    int leaky[2];
+    EXPECT_EQ(::pipe(leaky), 0);                      // no close-on-exec: closed in the child all the same
+    const int w = ::fcntl(p[1], F_DUPFD_CLOEXEC, 40); // a number above the others
+    ::close(p[1]);
+    // dash takes one-digit fds in a redirection only: write through /proc instead.
+    const std::string script = "ls /proc/$$/fd | tr '\\n' ' '; echo passed > /proc/$$/fd/" + std::to_string(w);
+    process_options o{.stdout_ = stdio::pipe, .use_pidfd = pidfd(), .pass_fds = {w}};
+    auto start = corio::create_subprocess_shell(script, std::move(o));
+    process child = co_await start;
+    corio::communicate_result r = co_await child.communicate();
+    EXPECT_EQ(r.returncode, 0);
+    EXPECT_EQ(r.out, "0 1 2 " + std::to_string(w) + " ") << "the child's fds";
+    ::close(w); // ours; the child's copy is gone with it
+    corio::stream_reader from_child = corio::open_pipe_reader(p[0]);
+    EXPECT_EQ(co_await from_child.read(), "passed\n");
+    EXPECT_GE(::fcntl(leaky[0], F_GETFD), 0) << "the parent's fd was closed";
+    ::close(leaky[0]);
+    ::close(leaky[1]);
+
+    bool low = false;
+    try {
+      auto bad = corio::create_subprocess_exec("true", std::vector<std::string>{}, {.pass_fds = {1}});
+      (void)co_await bad;
+    } catch (const std::invalid_argument&) {
+      low = true;
+    }
+    EXPECT_TRUE(low);
+    int code = 0;
+    try {
+      auto closed = corio::create_subprocess_exec("true", std::vector<std::string>{}, {.pass_fds = {987}});
+      (void)co_await closed;
+    } catch (const std::system_error& e) {
+      code = e.code().value();
+    }
+    EXPECT_EQ(code, EBADF);
     expect_only_main_task();
   });
 }
