@@ -234,14 +234,15 @@ TEST_P(Process, PassFds) {
     EXPECT_EQ(::pipe(leaky), 0);                      // no close-on-exec: closed in the child all the same
     const int w = ::fcntl(p[1], F_DUPFD_CLOEXEC, 40); // a number above the others
     ::close(p[1]);
-    // dash takes one-digit fds in a redirection only: write through /proc instead.
-    const std::string script = "ls /proc/$$/fd | tr '\\n' ' '; echo passed > /proc/$$/fd/" + std::to_string(w);
+    // The shell's fds, listed by a plain command (in a pipeline the shell's own pipe is open as ls looks);
+    // dash takes one-digit fds in a redirection only, so the write goes through /proc.
+    const std::string script = "ls /proc/$$/fd; echo passed > /proc/$$/fd/" + std::to_string(w);
     process_options o{.stdout_ = stdio::pipe, .use_pidfd = pidfd(), .pass_fds = {w}};
     auto start = corio::create_subprocess_shell(script, std::move(o));
     process child = co_await start;
     corio::communicate_result r = co_await child.communicate();
     EXPECT_EQ(r.returncode, 0);
-    EXPECT_EQ(r.out, "0 1 2 " + std::to_string(w) + " ") << "the child's fds";
+    EXPECT_EQ(r.out, "0\n1\n2\n" + std::to_string(w) + "\n") << "the child's fds";
     ::close(w); // ours; the child's copy is gone with it
     corio::stream_reader from_child = corio::open_pipe_reader(p[0]);
     EXPECT_EQ(co_await from_child.read(), "passed\n");
