@@ -141,8 +141,6 @@ namespace detail {
 
 using subprocess_factory = std::function<std::shared_ptr<subprocess_protocol>()>;
 
-template <class F> using subprocess_protocol_of = typename std::remove_cvref_t<std::invoke_result_t<F&>>::element_type;
-
 task<std::pair<std::shared_ptr<subprocess_transport>, std::shared_ptr<subprocess_protocol>>>
 start_subprocess(subprocess_factory make, std::string program, std::vector<std::string> args, process_options options);
 
@@ -154,11 +152,9 @@ subprocess_as(subprocess_factory make, std::string program, std::vector<std::str
 }
 
 template <class F> subprocess_factory erase_subprocess_factory(F f) {
-  using P = subprocess_protocol_of<F>;
-  static_assert(std::is_base_of_v<subprocess_protocol, P>,
+  static_assert(std::is_base_of_v<subprocess_protocol, protocol_of<F>>,
                 "corio: a subprocess protocol factory must make a corio::subprocess_protocol");
-  auto shared = std::make_shared<F>(std::move(f)); // a move-only factory too
-  return [shared]() -> std::shared_ptr<subprocess_protocol> { return std::shared_ptr<P>((*shared)()); };
+  return erase_factory_as<subprocess_protocol>(std::move(f));
 }
 
 /// asyncio's subprocess_exec defaults: stdin, stdout and stderr all piped.
@@ -185,24 +181,24 @@ inline process_options all_piped() {
 ///     int code = co_await t->wait();
 ///
 /// (g++ 12: name the argument vector and the options before the co_await; see process.hpp.)
-template <class Factory> [[nodiscard]] task<subprocess_connection<detail::subprocess_protocol_of<Factory>>>
+template <class Factory> [[nodiscard]] task<subprocess_connection<detail::protocol_of<Factory>>>
 subprocess_exec(Factory factory, std::string program, std::vector<std::string> args, process_options options) {
   detail::subprocess_factory make = detail::erase_subprocess_factory(std::move(factory));
-  return detail::subprocess_as<detail::subprocess_protocol_of<Factory>>(std::move(make), std::move(program),
-                                                                        std::move(args), std::move(options));
+  return detail::subprocess_as<detail::protocol_of<Factory>>(std::move(make), std::move(program), std::move(args),
+                                                             std::move(options));
 }
-template <class Factory> [[nodiscard]] task<subprocess_connection<detail::subprocess_protocol_of<Factory>>>
+template <class Factory> [[nodiscard]] task<subprocess_connection<detail::protocol_of<Factory>>>
 subprocess_exec(Factory factory, std::string program, std::vector<std::string> args) {
   return subprocess_exec(std::move(factory), std::move(program), std::move(args), detail::all_piped());
 }
-template <class Factory> [[nodiscard]] task<subprocess_connection<detail::subprocess_protocol_of<Factory>>>
+template <class Factory> [[nodiscard]] task<subprocess_connection<detail::protocol_of<Factory>>>
 subprocess_exec(Factory factory, std::string program) {
   return subprocess_exec(std::move(factory), std::move(program), std::vector<std::string>(), detail::all_piped());
 }
 
 /// asyncio's loop.subprocess_shell(protocol_factory, cmd, ...): `command` run by /bin/sh -c, as
 /// subprocess_exec() otherwise (the shell's own errors, such as a command not found, are return codes).
-template <class Factory> [[nodiscard]] task<subprocess_connection<detail::subprocess_protocol_of<Factory>>>
+template <class Factory> [[nodiscard]] task<subprocess_connection<detail::protocol_of<Factory>>>
 subprocess_shell(Factory factory, std::string command, process_options options) {
   std::vector<std::string> args;
   args.reserve(2);
@@ -210,7 +206,7 @@ subprocess_shell(Factory factory, std::string command, process_options options) 
   args.push_back(std::move(command));
   return subprocess_exec(std::move(factory), "/bin/sh", std::move(args), std::move(options));
 }
-template <class Factory> [[nodiscard]] task<subprocess_connection<detail::subprocess_protocol_of<Factory>>>
+template <class Factory> [[nodiscard]] task<subprocess_connection<detail::protocol_of<Factory>>>
 subprocess_shell(Factory factory, std::string command) {
   return subprocess_shell(std::move(factory), std::move(command), detail::all_piped());
 }

@@ -176,11 +176,9 @@ namespace detail {
 using datagram_protocol_factory = std::function<std::shared_ptr<datagram_protocol>()>;
 
 template <class F> datagram_protocol_factory erase_datagram_factory(F f) {
-  using P = protocol_of<F>;
-  static_assert(std::is_base_of_v<datagram_protocol, P>,
+  static_assert(std::is_base_of_v<datagram_protocol, protocol_of<F>>,
                 "corio: a datagram protocol factory must make a corio::datagram_protocol");
-  auto shared = std::make_shared<F>(std::move(f)); // a move-only factory too
-  return [shared]() -> std::shared_ptr<datagram_protocol> { return std::shared_ptr<P>((*shared)()); };
+  return erase_factory_as<datagram_protocol>(std::move(f));
 }
 
 /// datagram_endpoint::open(options), at the co_await (its errors raised there).

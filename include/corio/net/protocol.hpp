@@ -246,11 +246,17 @@ using protocol_factory = std::function<std::shared_ptr<protocol>()>;
 /// The protocol type a factory makes: it returns std::shared_ptr<P> or std::unique_ptr<P>.
 template <class F> using protocol_of = typename std::remove_cvref_t<std::invoke_result_t<F&>>::element_type;
 
-template <class F> protocol_factory erase_factory(F f) {
+/// A factory of P (std::shared_ptr<P> or std::unique_ptr<P>) as one of `Base`: protocols, datagram and
+/// subprocess protocols. The callers check that P derives from Base, each with its own message.
+template <class Base, class F> std::function<std::shared_ptr<Base>()> erase_factory_as(F f) {
   using P = protocol_of<F>;
-  static_assert(std::is_base_of_v<protocol, P>, "corio: a protocol factory must make a corio::protocol");
   auto shared = std::make_shared<F>(std::move(f)); // a move-only factory too
-  return [shared]() -> std::shared_ptr<protocol> { return std::shared_ptr<P>((*shared)()); };
+  return [shared]() -> std::shared_ptr<Base> { return std::shared_ptr<P>((*shared)()); };
+}
+
+template <class F> protocol_factory erase_factory(F f) {
+  static_assert(std::is_base_of_v<protocol, protocol_of<F>>, "corio: a protocol factory must make a corio::protocol");
+  return erase_factory_as<protocol>(std::move(f));
 }
 
 task<std::pair<std::shared_ptr<transport>, std::shared_ptr<protocol>>>
