@@ -182,12 +182,7 @@ public:
   /// cancel() with a message (asyncio's Task.cancel(msg)): the cancelled_error raised in the task carries
   /// it (what(), message()); the last message given wins. Children that gather() or a task_group cancel
   /// in turn do not get it.
-  bool cancel(std::string message) {
-    if (s_ == nullptr || s_->done)
-      return false;
-    s_->extra().cancel_message = std::move(message);
-    return s_->loop->cancel_task(s_);
-  }
+  bool cancel(std::string message) { return s_ != nullptr && detail::cancel_with_message(*s_, std::move(message)); }
   /// True if the task finished by raising cancelled_error (or timeout_error).
   [[nodiscard]] bool cancelled() const {
     auto& s = state();

@@ -13,6 +13,16 @@
 
 namespace corio {
 
+namespace detail {
+/// Task.cancel(msg): the message for the cancelled_error, then the cancel; false if the task finished.
+inline bool cancel_with_message(task_state& t, std::string message) {
+  if (t.done)
+    return false;
+  t.extra().cancel_message = std::move(message);
+  return t.loop->cancel_task(&t);
+}
+} // namespace detail
+
 /// A counted reference to a spawned task that does not know its result type: what current_task() and
 /// all_tasks() return, and what any join_handle<T> converts to. It can name, cancel and watch the task,
 /// not await it or read its result (use the join_handle for that). Copyable; empty by default; the task
@@ -49,13 +59,7 @@ public:
     return !t.done && t.loop->cancel_task(&t);
   }
   /// cancel() with a message, as join_handle::cancel(message).
-  bool cancel(std::string message) {
-    detail::task_state& t = state();
-    if (t.done)
-      return false;
-    t.extra().cancel_message = std::move(message);
-    return t.loop->cancel_task(&t);
-  }
+  bool cancel(std::string message) { return detail::cancel_with_message(state(), std::move(message)); }
   /// Cancel requests not taken back by uncancel() (asyncio's Task.cancelling()).
   [[nodiscard]] int cancelling() const { return state().cancel_requests; }
 
