@@ -37,6 +37,9 @@ context_ptr& current_context_slot();
 [[nodiscard]] const std::shared_ptr<const void>* context_find(const context_ptr& c, std::uint64_t id) noexcept;
 /// `c` with variable `id` set to `value` (null: removed).
 [[nodiscard]] context_ptr context_with(const context_ptr& c, std::uint64_t id, std::shared_ptr<const void> value);
+/// The slot a context::run() entered on this thread, if it applies to the task running now `t` (null
+/// outside tasks): a task that runs inside that run(), such as an eager child, keeps to its own.
+[[nodiscard]] context_ptr* entered_context_slot(const task_state* t) noexcept;
 /// Who owns the slot current_context_slot() gives: a task's id, or 0 with this thread's context (for
 /// checking tokens).
 [[nodiscard]] std::uint64_t context_owner() noexcept;
@@ -76,9 +79,7 @@ public:
 
 private:
   friend context copy_context();
-  friend detail::context_ptr& detail::current_context_slot();
-  friend const detail::context_ptr& detail::current_context() noexcept;
-  friend std::uint64_t detail::context_owner() noexcept;
+  friend detail::context_ptr* detail::entered_context_slot(const detail::task_state* t) noexcept;
   /// The context run() entered on this thread, and the task running then (a task that runs inside fn,
   /// such as one spawn_eager starts, keeps to its own context).
   struct entered {

@@ -29,13 +29,23 @@ context_ptr& thread_context() noexcept {
 
 const context_ptr empty_context;
 
+/// Where `id` is, or goes, in the sorted values.
+template <class Values> auto position(Values& v, std::uint64_t id) {
+  return std::lower_bound(v.begin(), v.end(), id,
+                          [](const auto& entry, std::uint64_t key) { return entry.first < key; });
+}
+
 } // namespace
+
+context_ptr* entered_context_slot(const task_state* t) noexcept {
+  const context::entered& e = context::now();
+  return e.slot != nullptr && e.task == t ? e.slot : nullptr;
+}
 
 context_ptr& current_context_slot() {
   task_state* t = current_task_here();
-  const context::entered& e = context::now();
-  if (e.slot != nullptr && e.task == t)
-    return *e.slot;
+  if (context_ptr* entered = entered_context_slot(t))
+    return *entered;
   if (t != nullptr)
     return t->extra().context;
   return thread_context();
@@ -43,9 +53,8 @@ context_ptr& current_context_slot() {
 
 const context_ptr& current_context() noexcept {
   task_state* t = current_task_here();
-  const context::entered& e = context::now();
-  if (e.slot != nullptr && e.task == t)
-    return *e.slot;
+  if (context_ptr* entered = entered_context_slot(t))
+    return *entered;
   if (t != nullptr)
     return t->extras ? t->extras->context : empty_context;
   return thread_context();
@@ -53,8 +62,7 @@ const context_ptr& current_context() noexcept {
 
 std::uint64_t context_owner() noexcept {
   task_state* t = current_task_here();
-  const context::entered& e = context::now();
-  if (e.slot != nullptr && e.task == t)
+  if (entered_context_slot(t) != nullptr)
     return 0; // the slot's address tells contexts entered with run() apart
   return t != nullptr ? t->id : 0;
 }
@@ -62,8 +70,7 @@ std::uint64_t context_owner() noexcept {
 const std::shared_ptr<const void>* context_find(const context_ptr& c, std::uint64_t id) noexcept {
   if (!c)
     return nullptr;
-  auto it = std::lower_bound(c->values.begin(), c->values.end(), id,
-                             [](const auto& entry, std::uint64_t key) { return entry.first < key; });
+  auto it = position(c->values, id);
   return it != c->values.end() && it->first == id ? &it->second : nullptr;
 }
 
@@ -72,8 +79,7 @@ context_ptr context_with(const context_ptr& c, std::uint64_t id, std::shared_ptr
   if (c)
     next->values = c->values;
   auto& v = next->values;
-  auto it =
-      std::lower_bound(v.begin(), v.end(), id, [](const auto& entry, std::uint64_t key) { return entry.first < key; });
+  auto it = position(v, id);
   const bool found = it != v.end() && it->first == id;
   if (value == nullptr) {
     if (found)
