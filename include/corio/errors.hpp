@@ -6,6 +6,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace corio {
@@ -82,12 +83,11 @@ public:
   /// With the message given to cancel(msg) (asyncio's Task.cancel(msg) -> CancelledError(msg)).
   explicit cancelled_error(std::string message);
   [[nodiscard]] const char* what() const noexcept override;
-  /// The message of cancel(msg); empty when the cancel had none.
-  [[nodiscard]] const std::string& message() const noexcept;
+  /// The message of cancel(msg); empty when the cancel had none. Valid as long as this exception.
+  [[nodiscard]] std::string_view message() const noexcept;
 
 private:
   std::shared_ptr<const std::string> what_; // "cancelled_error: " + the message; null without one
-  std::shared_ptr<const std::string> message_;
 };
 
 /// Raised at a task's await point when a timeout(d) scope or wait_for() expired (asyncio.TimeoutError).

@@ -38,17 +38,19 @@ std::string describe(const std::exception_ptr& e) {
 } // namespace corio
 
 namespace corio {
+namespace {
+constexpr std::string_view cancelled_prefix = "cancelled_error: ";
+}
+
 cancelled_error::cancelled_error(std::string message)
-    : what_(std::make_shared<const std::string>("cancelled_error: " + message)),
-      message_(std::make_shared<const std::string>(std::move(message))) {}
+    : what_(std::make_shared<const std::string>(std::string(cancelled_prefix) + message)) {}
 
 const char* cancelled_error::what() const noexcept {
   return what_ ? what_->c_str() : "cancelled_error: the task was cancelled";
 }
 
-const std::string& cancelled_error::message() const noexcept {
-  static const std::string none;
-  return message_ ? *message_ : none;
+std::string_view cancelled_error::message() const noexcept {
+  return what_ ? std::string_view(*what_).substr(cancelled_prefix.size()) : std::string_view();
 }
 const char* timeout_error::what() const noexcept { return "timeout_error: the timeout expired"; }
 
