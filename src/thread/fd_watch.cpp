@@ -40,19 +40,13 @@ public:
     if (busy_)
       return; // queued or running: fire() arms it again when it is done
     active_ = true;
-    if (armed_) {
-      armed_ = false;
-      loop_->disarm(fd_, dir_);
-    }
+    disarm();
     arm();
   }
   /// Removed: disarmed now; a fire() already queued does nothing.
   void stop() noexcept {
     active_ = false;
-    if (armed_) {
-      armed_ = false;
-      loop_->disarm(fd_, dir_);
-    }
+    disarm();
   }
 
   void ready() noexcept override {
@@ -70,6 +64,13 @@ public:
   }
 
 private:
+  void disarm() noexcept {
+    if (armed_) {
+      armed_ = false;
+      loop_->disarm(fd_, dir_);
+    }
+  }
+
   void fire() {
     if (!active_) {
       busy_ = false;
