@@ -111,11 +111,13 @@ class Server:
     missing_hint: what to do when argv[0] does not exist.
     env: optional extra environment variables (e.g. {"CORIO_BACKEND": "io_uring"} for a second corio row).
     count_syscalls: count its system calls per unit of work with perf (--syscalls corio: the corio rows).
+    optional: run only when --only names it (not by default, nor by "corio").
     """
 
     def __init__(self, name, title, argv, packages=(), available=None, setup=None, missing_hint=None, env=None,
-                 count_syscalls=None):
+                 count_syscalls=None, optional=False):
         self.name, self.title, self.argv, self.env = name, title, argv, dict(env or {})
+        self.optional = optional
         self.count_syscalls = is_corio(name) if count_syscalls is None else count_syscalls
         self.packages, self.available, self.setup = tuple(packages), available, setup
         self.missing_hint = missing_hint or f"not built ({BUILD_HINT})"
@@ -135,10 +137,14 @@ class Server:
 
 
 def corio_servers(title, argv):
-    """The two corio rows of a table: one binary, CORIO_BACKEND=epoll and CORIO_BACKEND=io_uring."""
+    """The corio rows of a table: one binary, CORIO_BACKEND=epoll and CORIO_BACKEND=io_uring, and (only when
+    --only names it: corio-io_uring-multishot) io_uring with multishot recvs for the streams, which are off by
+    default (CORIO_URING_MULTISHOT_RECV=1; docs/design.md)."""
     return [Server(BASELINE, f"{title} (epoll)", argv, missing_hint="not built", env={"CORIO_BACKEND": "epoll"}),
             Server(IO_URING, f"{title} (io_uring)", argv, missing_hint="not built",
-                   env={"CORIO_BACKEND": "io_uring"})]
+                   env={"CORIO_BACKEND": "io_uring"}),
+            Server("corio (io_uring-multishot)", f"{title} (io_uring, multishot recv)", argv, missing_hint="not built",
+                   env={"CORIO_BACKEND": "io_uring", "CORIO_URING_MULTISHOT_RECV": "1"}, optional=True)]
 
 
 def uses_io_uring(pid):
@@ -389,7 +395,8 @@ def add_common_args(ap, default_rounds, default_duration):
     ap.add_argument("--rounds", type=int, default=default_rounds, help="interleaved rounds (medians are reported)")
     ap.add_argument("--duration", type=int, default=default_duration, help="seconds per load run")
     ap.add_argument("--only", default="", help="comma-separated server names, e.g. corio-epoll,corio-io_uring,asio "
-                    "(corio: both corio rows; default: all)")
+                    "(corio: both corio rows; corio-io_uring-multishot, only when named: io_uring with "
+                    "CORIO_URING_MULTISHOT_RECV=1; default: all but that one)")
     ap.add_argument("--server-cpu", type=int, default=0, help="CPU the servers are pinned to")
     ap.add_argument("--client-cpu", type=int, default=1, help="CPU the load generator is pinned to")
     ap.add_argument("--check", action="store_true", help="only start each server and check its answers (no load)")
@@ -441,13 +448,14 @@ def select_servers(prog, ctx, servers, only):
         if not n:
             continue
         # "corio" alone selects both corio rows
-        match = [m for m in names if short_name(m) == n or (n == "corio" and is_corio(m))]
+        match = [s.name for s in servers
+                 if short_name(s.name) == n or (n == "corio" and is_corio(s.name) and not s.optional)]
         if not match:
             known = ", ".join(m.replace(" (", "-").rstrip(")") for m in names)
             die(prog, f"--only: unknown server '{n}' (known: {known}; corio: both corio rows)")
         wanted.update(match)
     if not only:
-        wanted = set(names)
+        wanted = set(s.name for s in servers if not s.optional)
     chosen, notes = [], {}
     for s in servers:
         if s.name not in wanted:

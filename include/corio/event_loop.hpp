@@ -186,7 +186,8 @@ public:
   void start_recv(int fd, std::size_t max, detail::io_completion* c, bool keep = false);
   void abandon_recv(int fd) noexcept;
   void end_recv(int fd) noexcept;
-  /// Whether a kept recv (start_recv's `keep`) stays in flight between reads (io_uring's multishot recv).
+  /// Whether a kept recv (start_recv's `keep`) stays in flight between reads: io_uring's multishot recv,
+  /// used only with CORIO_URING_MULTISHOT_RECV=1 (one-shot recvs measured faster; docs/design.md).
   [[nodiscard]] bool keeps_recv() const noexcept;
   /// Bytes an abandoned recv of fd took: >0 copied, 0 with err 0 at end of file, 0 with err set for an
   /// error, -1 when nothing waits, -2 when its recv is still in flight (wait: start_recv adopts it).

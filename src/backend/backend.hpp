@@ -81,9 +81,9 @@ public:
   /// Starts a recv of at most `max` bytes (capped at the buffer size); c->completed() runs from a later
   /// poll(). If a recv of that fd is still in flight (abandoned, or kept), c adopts it instead of
   /// starting another. `keep`: the recv may stay in flight after it delivered (a multishot recv, where
-  /// the kernel has it), and bytes arriving while nobody waits are stashed for the next reader; only for
-  /// an fd read solely through recv() and take_stashed() (a stream), never for one a caller might
-  /// recv(2) itself. end_recv() stops it.
+  /// the kernel has it and CORIO_URING_MULTISHOT_RECV=1 asks for it), and bytes arriving while nobody waits are stashed
+  /// for the next reader; only for an fd read solely through recv() and take_stashed() (a stream), never for one a
+  /// caller might recv(2) itself. end_recv() stops it.
   virtual void recv(int fd, std::size_t max, io_completion* c, bool keep = false);
   /// Whether recv(..., keep = true) keeps (false before the first, on a kernel that refused it).
   [[nodiscard]] virtual bool keeps_recv() const noexcept { return false; }
