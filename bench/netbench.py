@@ -262,6 +262,12 @@ def probe_syscall_events():
         return [], "perf not found (Debian: apt-get install linux-perf)"
     names = [n for _, group in SYSCALL_GROUPS for n in group]
     have = []
+    tracing = "/sys/kernel/tracing"
+    if os.geteuid() == 0 and os.path.isdir(tracing) and not os.path.isdir(os.path.join(tracing, "events")):
+        # tracefs not mounted (a VM's minimal init): as root, mount it where the kernel expects it
+        r = subprocess.run(["mount", "-t", "tracefs", "nodev", tracing], stderr=subprocess.PIPE, text=True)
+        log(f"mounted tracefs on {tracing} to count system calls" if r.returncode == 0
+            else f"could not mount tracefs on {tracing}: {r.stderr.strip()}")
     for root in ("/sys/kernel/tracing/events/syscalls", "/sys/kernel/debug/tracing/events/syscalls"):
         if os.path.isdir(root):
             have = [n for n in names if os.path.isdir(os.path.join(root, f"sys_enter_{n}"))]
