@@ -86,7 +86,7 @@ public:
     cancelling_ = true;
     for (std::size_t i = 0; i < reported_.size(); ++i)
       if (reported_[i] == 0)
-        cancel_child(i);
+        cancel_child(i); // with the awaiting task's cancel message, if it has one (asyncio)
     return false;
   }
   void on_completion(std::size_t index) override {
@@ -190,7 +190,7 @@ private:
     visit(i, [this, i](auto& c) { watch_completion(c.handle, hub(), i); });
   }
   void cancel_child(std::size_t i) noexcept override {
-    visit(i, [](auto& c) noexcept { c.handle.cancel(); });
+    visit(i, [this](auto& c) noexcept { c.handle.cancel_for_waiter(task); });
   }
   template <class F> void visit(std::size_t i, F&& f) { visit_at(i, f, std::index_sequence_for<Ts...>{}); }
   template <class F, std::size_t... I> void visit_at(std::size_t i, F& f, std::index_sequence<I...>) {
@@ -236,7 +236,7 @@ private:
   bool child_done(std::size_t i) override { return children_[i].handle.done(); }
   std::exception_ptr child_exception(std::size_t i) override { return children_[i].handle.exception(); }
   void watch_child(std::size_t i) override { watch_completion(children_[i].handle, hub(), i); }
-  void cancel_child(std::size_t i) noexcept override { children_[i].handle.cancel(); }
+  void cancel_child(std::size_t i) noexcept override { children_[i].handle.cancel_for_waiter(task); }
 
   std::vector<gather_child<T>> children_;
 };

@@ -145,7 +145,7 @@ template <class T> struct join_wait final : listed_wait_node {
   spawned<T>* target = nullptr;
   void detach() noexcept override { target->joiners.remove(this); }
   bool on_cancel() noexcept override {
-    target->loop->cancel_task(target);
+    cancel_for_waiter(task, *target);
     return false;
   }
   [[nodiscard]] const char* what() const noexcept override { return "awaiting a task"; }
@@ -180,9 +180,15 @@ public:
   /// next one if it is running or about to run. Returns false if the task already finished.
   bool cancel() noexcept { return s_ != nullptr && s_->loop->cancel_task(s_); }
   /// cancel() with a message (asyncio's Task.cancel(msg)): the cancelled_error raised in the task carries
-  /// it (what(), message()); the last message given wins. Children that gather() or a task_group cancel
-  /// in turn do not get it.
+  /// it (what(), message()); the last message given wins. A task it awaits (`co_await handle`) and the
+  /// children of a gather() it awaits are cancelled in turn with the same message, as in asyncio; the
+  /// children a task_group cancels are not (asyncio's TaskGroup cancels them without one).
   bool cancel(std::string message) { return s_ != nullptr && detail::cancel_with_message(*s_, std::move(message)); }
+  /// Cancels the task because `waiter`, a task awaiting it, is being cancelled: with the waiter's message
+  /// if it has one (internal: gather()).
+  bool cancel_for_waiter(const detail::task_state* waiter) noexcept {
+    return s_ != nullptr && detail::cancel_for_waiter(waiter, *s_);
+  }
   /// True if the task finished by raising cancelled_error (or timeout_error).
   [[nodiscard]] bool cancelled() const {
     auto& s = state();

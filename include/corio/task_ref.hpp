@@ -21,6 +21,21 @@ inline bool cancel_with_message(task_state& t, std::string message) {
   t.extra().cancel_message = std::move(message);
   return t.loop->cancel_task(&t);
 }
+
+/// Cancels `target` because `waiter`, a task awaiting it (a join, or gather), is being cancelled: with
+/// the waiter's message when it has one, as asyncio forwards Task.cancel(msg) to what the task awaits.
+/// A timeout's cancel (no message) and a message that cannot be copied cancel plainly.
+inline bool cancel_for_waiter(const task_state* waiter, task_state& target) noexcept {
+  if (target.done)
+    return false;
+  if (waiter != nullptr && waiter->cancel_requests > 0 && waiter->extras && !waiter->extras->cancel_message.empty()) {
+    try {
+      target.extra().cancel_message = waiter->extras->cancel_message;
+    } catch (...) { // out of memory: the cancel still goes through, without the message
+    }
+  }
+  return target.loop->cancel_task(&target);
+}
 } // namespace detail
 
 /// A counted reference to a spawned task that does not know its result type: what current_task() and

@@ -1,8 +1,10 @@
 // Cancellation: where it is raised, that it is sticky and level-triggered, uncancel, timeouts.
 #include <corio/future.hpp>
+#include <corio/gather.hpp>
 #include <corio/run.hpp>
 #include <corio/sleep.hpp>
 #include <corio/spawn.hpp>
+#include <corio/task_group.hpp>
 #include <corio/task_ref.hpp>
 #include <corio/testing/mock_clock.hpp>
 #include <corio/this_task.hpp>
@@ -331,6 +333,91 @@ TEST(Cancel, WithAMessage) {
     EXPECT_EQ(plain.message(), "");
     corio::timeout_error late;
     EXPECT_EQ(late.message(), "");
+  });
+}
+
+// As in asyncio, Task.cancel(msg) reaches what the task awaits with the same message: the task it joins
+// (co_await handle), and the children of a gather() it awaits. A task_group cancels its children without
+// one (asyncio's TaskGroup does too), and a plain cancel or a timeout forwards none.
+TEST(Cancel, AMessageReachesTheTasksAwaited) {
+  run_mock([](mock_clock*) -> task<> {
+    auto waits = [](std::string* seen) -> task<> {
+      try {
+        co_await corio::sleep(1h);
+      } catch (const corio::cancelled_error& e) {
+        *seen = e.what();
+        throw;
+      }
+    };
+    // a join: the awaited task raises with the message, and so does the awaiting one
+    {
+      std::string inner, outer;
+      auto joins = [](corio::join_handle<> h, std::string* outer) -> task<> {
+        try {
+          co_await h;
+        } catch (const corio::cancelled_error& e) {
+          *outer = e.message();
+          throw;
+        }
+      };
+      auto child = corio::spawn(waits(&inner));
+      auto parent = corio::spawn(joins(child, &outer));
+      co_await corio::sleep(1ms);
+      EXPECT_TRUE(parent.cancel("deploying"));
+      co_await corio::gather(corio::return_exceptions, parent);
+      EXPECT_TRUE(child.cancelled());
+      EXPECT_EQ(inner, "cancelled_error: deploying");
+      EXPECT_EQ(outer, "deploying");
+    }
+    // gather: every child still running gets it
+    {
+      std::string a, b;
+      auto gathers = [](task<> x, task<> y) -> task<> { co_await corio::gather(std::move(x), std::move(y)); };
+      auto parent = corio::spawn(gathers(waits(&a), waits(&b)));
+      co_await corio::sleep(1ms);
+      EXPECT_TRUE(parent.cancel("draining"));
+      auto [r] = co_await corio::gather(corio::return_exceptions, parent);
+      EXPECT_TRUE(parent.cancelled());
+      EXPECT_EQ(a, "cancelled_error: draining");
+      EXPECT_EQ(b, "cancelled_error: draining");
+      std::string m;
+      try {
+        r.value();
+      } catch (const corio::cancelled_error& e) {
+        m = e.message();
+      }
+      EXPECT_EQ(m, "draining");
+    }
+    // a plain cancel forwards no message (none is left over from an earlier one)
+    {
+      std::string a;
+      auto gathers = [](task<> x) -> task<> { co_await corio::gather(std::move(x)); };
+      auto parent = corio::spawn(gathers(waits(&a)));
+      co_await corio::sleep(1ms);
+      EXPECT_TRUE(parent.cancel());
+      co_await corio::gather(corio::return_exceptions, parent);
+      EXPECT_EQ(a, "cancelled_error: the task was cancelled");
+    }
+    // a task_group's children are cancelled without it
+    {
+      std::string a, outer;
+      auto groups = [](std::string* a, std::string* outer, decltype(waits) waits) -> task<> {
+        try {
+          corio::task_group g;
+          g.spawn(waits(a));
+          co_await g.wait();
+        } catch (const corio::cancelled_error& e) {
+          *outer = e.message();
+          throw;
+        }
+      };
+      auto parent = corio::spawn(groups(&a, &outer, waits));
+      co_await corio::sleep(1ms);
+      EXPECT_TRUE(parent.cancel("stopping"));
+      co_await corio::gather(corio::return_exceptions, parent);
+      EXPECT_EQ(a, "cancelled_error: the task was cancelled");
+      EXPECT_EQ(outer, "stopping");
+    }
   });
 }
 
