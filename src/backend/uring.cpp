@@ -17,7 +17,7 @@
 // Cross-thread wake(): an eventfd with a multishot poll on it, as epoll's backend has.
 //
 // Completion-based recv (recv()): IORING_OP_RECV with IOSQE_BUFFER_SELECT from a ring of provided
-// buffers registered with the kernel (256 x 16 KiB per loop, mapped lazily), so no buffer of the caller's
+// buffers registered with the kernel (1,024 x 16 KiB per loop, mapped lazily), so no buffer of the caller's
 // is ever lent to the kernel: a caller that is cancelled or destroyed mid-recv leaves nothing the kernel
 // could write into. The bytes are copied out in completed() and the buffer goes straight back to the
 // ring. States of a recv op (one per fd at a time, fd_state::rop):
@@ -625,7 +625,7 @@ private:
   static constexpr unsigned max_deferred_sqes = 32; // with this many queued, poll() submits at once
   int deferred_ = 0;
   bool woken_by_thread_ = false;                        // reap() took a wake() (the eventfd's completion)
-  static constexpr std::size_t buf_count = 256;         // a power of two
+  static constexpr std::size_t buf_count = 1024;        // a power of two; see docs/benchmarks.md
   static constexpr std::size_t stash_limit = 64 * 1024; // a kept recv ends when this much waits unread
   static constexpr std::size_t buf_size = 16 * 1024;
   static constexpr int buf_group = 0;
