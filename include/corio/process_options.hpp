@@ -5,6 +5,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace corio {
@@ -34,6 +35,17 @@ constexpr stdio_spec fd(int n) noexcept { return {stdio_spec::kind::fd, n}; }
 
 /// Environment variables, name -> value.
 using environment = std::map<std::string, std::string>;
+
+/// A user or a group for process_options::user / group / extra_groups: a number, or a name that is looked
+/// up (getpwnam / getgrnam) when the child is started.
+struct user_or_group {
+  user_or_group(int number) : number(number) {} // NOLINT(google-explicit-constructor): `.user = 1000`
+  user_or_group(unsigned number) : number(static_cast<long long>(number)) {} // NOLINT: a uid_t / gid_t
+  user_or_group(std::string name) : name(std::move(name)) {}                 // NOLINT: `.user = "nobody"`
+  user_or_group(const char* name) : name(name) {}                            // NOLINT
+  long long number = -1; // with an empty name: the id (negative: std::invalid_argument at the start)
+  std::string name;      // when not empty: the name to look up
+};
 
 /// Options of create_subprocess_exec / create_subprocess_shell, for designated initialisers. With g++ 12,
 /// name them (and the argument vector) before the co_await: a braced temporary inside a co_await
@@ -75,6 +87,18 @@ struct process_options {
   /// or a pipe end for a worker). Each must be 3 or above and open (std::invalid_argument, or
   /// std::system_error(EBADF) naming it); the caller keeps its own. Every other fd is still closed.
   std::vector<int> pass_fds{};
+  /// Python's umask=: the child's file mode creation mask (e.g. 027), set before exec; unset: the
+  /// parent's. Above 0777 raises std::invalid_argument.
+  std::optional<unsigned> umask{};
+  /// Python's user=, group= and extra_groups=: the child runs as this user (setuid), with this group
+  /// (setgid) and these supplementary groups (setgroups), set after its fds and cwd, just before exec.
+  /// As in Python, user alone changes neither the group nor the supplementary groups. Changing them
+  /// needs the privilege to (root, or CAP_SETUID / CAP_SETGID): without it the start fails with
+  /// std::system_error(EPERM) naming the option. A name that does not exist, or a negative number,
+  /// raises std::invalid_argument; nothing is started.
+  std::optional<user_or_group> user{};
+  std::optional<user_or_group> group{};
+  std::optional<std::vector<user_or_group>> extra_groups{};
 };
 
 } // namespace corio

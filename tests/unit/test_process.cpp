@@ -664,6 +664,137 @@ TEST_P(Process, ChildGetsOnlyItsStandardFdsAndAnEmptySignalMask) {
   });
 }
 
+// umask, user, group and extra_groups (Python's subprocess options) are not posix_spawn's: the child is
+// forked and set up by hand. Everything else holds there too: the fds, the working directory, the
+// environment, the signal mask.
+TEST_P(Process, UmaskAndTheForkedChildsSetUp) {
+  run_mock([this](auto*) -> task<> {
+    int p[2];
+    EXPECT_EQ(::pipe2(p, O_CLOEXEC), 0);
+    const int w = ::fcntl(p[1], F_DUPFD_CLOEXEC, 40);
+    ::close(p[1]);
+    const int leaky = ::fcntl(2, F_DUPFD, w + 1); // not close-on-exec, and next to w: closed in the child
+    corio::add_signal_handler(*corio::event_loop::current(), SIGUSR1, [] {}); // blocks SIGUSR1 here
+    const std::string script = "umask; pwd; echo $GREETING; ls /proc/$$/fd; grep SigBlk /proc/$$/status; "
+                               "echo passed > /proc/$$/fd/" +
+                               std::to_string(w) + "; echo err >&2; read line; echo $line";
+    process_options o{.stdin_ = stdio::pipe,
+                      .stdout_ = stdio::pipe,
+                      .stderr_ = stdio::stdout_,
+                      .cwd = "/tmp",
+                      .extra_env = {{"GREETING", "hi"}},
+                      .use_pidfd = pidfd(),
+                      .pass_fds = {w},
+                      .umask = 027};
+    auto start = corio::create_subprocess_shell(script, std::move(o));
+    process child = co_await start;
+    corio::communicate_result r = co_await child.communicate("typed\n");
+    EXPECT_EQ(r.returncode, 0);
+    EXPECT_EQ(r.out, "0027\n/tmp\nhi\n0\n1\n2\n" + std::to_string(w) + "\nSigBlk:\t0000000000000000\nerr\ntyped\n");
+    ::close(w);
+    corio::stream_reader from_child = corio::open_pipe_reader(p[0]);
+    EXPECT_EQ(co_await from_child.read(), "passed\n");
+    corio::remove_signal_handler(*corio::event_loop::current(), SIGUSR1);
+    ::close(leaky);
+
+    // A step that fails in the child raises, naming it, and leaves no child behind.
+    int code = 0;
+    std::string what;
+    try {
+      auto bad =
+          corio::create_subprocess_exec("true", std::vector<std::string>{}, {.cwd = "/no/such/dir", .umask = 022});
+      (void)co_await bad;
+    } catch (const std::system_error& e) {
+      code = e.code().value();
+      what = e.what();
+    }
+    EXPECT_EQ(code, ENOENT);
+    EXPECT_NE(what.find("in cwd '/no/such/dir'"), std::string::npos) << what;
+    code = 0;
+    try {
+      auto bad = corio::create_subprocess_exec("/", std::vector<std::string>{}, {.umask = 022}); // exec fails
+      (void)co_await bad;
+    } catch (const std::system_error& e) {
+      code = e.code().value();
+      what = e.what();
+    }
+    EXPECT_EQ(code, EACCES);
+    EXPECT_NE(what.find("cannot run '/'"), std::string::npos) << what;
+    bool refused = false;
+    try {
+      auto bad = corio::create_subprocess_exec("true", std::vector<std::string>{}, {.umask = 01000});
+      (void)co_await bad;
+    } catch (const std::invalid_argument&) {
+      refused = true;
+    }
+    EXPECT_TRUE(refused);
+    expect_only_main_task();
+  });
+}
+
+TEST_P(Process, UserGroupAndExtraGroups) {
+  run_mock([this](auto*) -> task<> {
+    const bool root = ::geteuid() == 0;
+    std::vector<std::string> args{"-c", "id -u; id -g; id -G"};
+    process_options o{.stdout_ = stdio::pipe,
+                      .use_pidfd = pidfd(),
+                      .user = "nobody",
+                      .group = 65534,
+                      .extra_groups = std::vector<corio::user_or_group>{1, "daemon", 2u}};
+    int code = 0;
+    std::string what;
+    std::optional<corio::communicate_result> r;
+    try {
+      auto start = corio::create_subprocess_exec("/bin/sh", std::move(args), std::move(o));
+      process child = co_await start;
+      r = co_await child.communicate();
+    } catch (const std::system_error& e) {
+      code = e.code().value();
+      what = e.what();
+    }
+    if (root) {
+      EXPECT_EQ(code, 0) << what;
+      if (r) {
+        EXPECT_EQ(r->returncode, 0);
+        EXPECT_EQ(r->out, "65534\n65534\n65534 1 2\n"); // daemon is group 1 on Debian
+      }
+    } else { // without the privilege: EPERM, naming what could not be set
+      EXPECT_EQ(code, EPERM);
+      EXPECT_NE(what.find("extra_groups"), std::string::npos) << what;
+    }
+    // user alone changes neither the group nor the supplementary groups (as in Python)
+    if (root) {
+      std::vector<std::string> id_args{"-c", "id -u; id -g"};
+      auto start = corio::create_subprocess_exec("/bin/sh", std::move(id_args),
+                                                 {.stdout_ = stdio::pipe, .use_pidfd = pidfd(), .user = 65534});
+      process child = co_await start;
+      corio::communicate_result only_user = co_await child.communicate();
+      EXPECT_EQ(only_user.out, "65534\n0\n");
+    }
+    // Names that do not exist and negative ids are refused before anything starts.
+    for (int k = 0; k < 4; ++k) {
+      process_options bad{.use_pidfd = pidfd()};
+      if (k == 0)
+        bad.user = "no-such-user-corio";
+      else if (k == 1)
+        bad.group = "no-such-group-corio";
+      else if (k == 2)
+        bad.extra_groups = std::vector<corio::user_or_group>{"no-such-group-corio"};
+      else
+        bad.user = -5;
+      std::string message;
+      try {
+        auto start = corio::create_subprocess_exec("true", std::vector<std::string>{}, std::move(bad));
+        (void)co_await start;
+      } catch (const std::invalid_argument& e) {
+        message = e.what();
+      }
+      EXPECT_NE(message.find(k == 3 ? "-5" : "no-such-"), std::string::npos) << k << ": " << message;
+    }
+    expect_only_main_task();
+  });
+}
+
 TEST_P(Process, BadArguments) {
   run_mock([this](auto*) -> task<> {
     int caught = 0;
