@@ -273,18 +273,20 @@ namespace {
 // cancel(msg) (asyncio's Task.cancel(msg)): the cancelled_error raised in the task carries the message,
 // so does the one its handle rethrows; the last message wins; uncancel() forgets it; a plain cancel() and
 // a timeout carry none.
+/// Sleeps an hour; a cancel's what() is noted in *seen before it goes on.
+task<> sleep_noting_cancel(std::string* seen) {
+  try {
+    co_await corio::sleep(1h);
+  } catch (const corio::cancelled_error& e) {
+    *seen = e.what();
+    throw;
+  }
+}
+
 TEST(Cancel, WithAMessage) {
   run_mock([](mock_clock*) -> task<> {
-    auto waits = [](std::string* seen) -> task<> {
-      try {
-        co_await corio::sleep(1h);
-      } catch (const corio::cancelled_error& e) {
-        *seen = e.message();
-        throw;
-      }
-    };
     std::string seen;
-    auto h = corio::spawn(waits(&seen));
+    auto h = corio::spawn(sleep_noting_cancel(&seen));
     co_await corio::sleep(1ms);
     EXPECT_TRUE(h.cancel("first reason"));
     EXPECT_TRUE(h.cancel("shutting down"));
@@ -295,7 +297,7 @@ TEST(Cancel, WithAMessage) {
       from_handle = e.message();
       what = e.what();
     }
-    EXPECT_EQ(seen, "shutting down");
+    EXPECT_EQ(seen, "cancelled_error: shutting down");
     EXPECT_EQ(from_handle, "shutting down");
     EXPECT_NE(what.find("shutting down"), std::string::npos) << what;
     EXPECT_TRUE(h.cancelled());
@@ -341,14 +343,6 @@ TEST(Cancel, WithAMessage) {
 // one (asyncio's TaskGroup does too), and a plain cancel or a timeout forwards none.
 TEST(Cancel, AMessageReachesTheTasksAwaited) {
   run_mock([](mock_clock*) -> task<> {
-    auto waits = [](std::string* seen) -> task<> {
-      try {
-        co_await corio::sleep(1h);
-      } catch (const corio::cancelled_error& e) {
-        *seen = e.what();
-        throw;
-      }
-    };
     // a join: the awaited task raises with the message, and so does the awaiting one
     {
       std::string inner, outer;
@@ -360,7 +354,7 @@ TEST(Cancel, AMessageReachesTheTasksAwaited) {
           throw;
         }
       };
-      auto child = corio::spawn(waits(&inner));
+      auto child = corio::spawn(sleep_noting_cancel(&inner));
       auto parent = corio::spawn(joins(child, &outer));
       co_await corio::sleep(1ms);
       EXPECT_TRUE(parent.cancel("deploying"));
@@ -373,7 +367,7 @@ TEST(Cancel, AMessageReachesTheTasksAwaited) {
     {
       std::string a, b;
       auto gathers = [](task<> x, task<> y) -> task<> { co_await corio::gather(std::move(x), std::move(y)); };
-      auto parent = corio::spawn(gathers(waits(&a), waits(&b)));
+      auto parent = corio::spawn(gathers(sleep_noting_cancel(&a), sleep_noting_cancel(&b)));
       co_await corio::sleep(1ms);
       EXPECT_TRUE(parent.cancel("draining"));
       auto [r] = co_await corio::gather(corio::return_exceptions, parent);
@@ -392,7 +386,7 @@ TEST(Cancel, AMessageReachesTheTasksAwaited) {
     {
       std::string a;
       auto gathers = [](task<> x) -> task<> { co_await corio::gather(std::move(x)); };
-      auto parent = corio::spawn(gathers(waits(&a)));
+      auto parent = corio::spawn(gathers(sleep_noting_cancel(&a)));
       co_await corio::sleep(1ms);
       EXPECT_TRUE(parent.cancel());
       co_await corio::gather(corio::return_exceptions, parent);
@@ -401,17 +395,17 @@ TEST(Cancel, AMessageReachesTheTasksAwaited) {
     // a task_group's children are cancelled without it
     {
       std::string a, outer;
-      auto groups = [](std::string* a, std::string* outer, decltype(waits) waits) -> task<> {
+      auto groups = [](std::string* a, std::string* outer) -> task<> {
         try {
           corio::task_group g;
-          g.spawn(waits(a));
+          g.spawn(sleep_noting_cancel(a));
           co_await g.wait();
         } catch (const corio::cancelled_error& e) {
           *outer = e.message();
           throw;
         }
       };
-      auto parent = corio::spawn(groups(&a, &outer, waits));
+      auto parent = corio::spawn(groups(&a, &outer));
       co_await corio::sleep(1ms);
       EXPECT_TRUE(parent.cancel("stopping"));
       co_await corio::gather(corio::return_exceptions, parent);

@@ -664,6 +664,31 @@ TEST_P(Process, ChildGetsOnlyItsStandardFdsAndAnEmptySignalMask) {
   });
 }
 
+/// What `program` writes to its stdout (piped), run with `args` and `o` until it exits.
+task<std::string> stdout_of(std::string program, std::vector<std::string> args, process_options o) {
+  o.stdout_ = stdio::pipe;
+  auto start = corio::create_subprocess_exec(std::move(program), std::move(args), std::move(o));
+  process p = co_await start;
+  corio::communicate_result r = co_await p.communicate();
+  co_return r.out;
+}
+
+/// Starts `program` (no arguments) with `o`, expecting it to fail: the std::system_error's code and
+/// what(); {0, ""} if it started (then it is waited for).
+task<std::pair<int, std::string>> start_error(std::string program, process_options o) {
+  int code = 0;
+  std::string what;
+  try {
+    auto start = corio::create_subprocess_exec(std::move(program), std::vector<std::string>{}, std::move(o));
+    process p = co_await start;
+    (void)co_await p.wait();
+  } catch (const std::system_error& e) {
+    code = e.code().value();
+    what = e.what();
+  }
+  co_return std::pair{code, std::move(what)};
+}
+
 // umask, user, group and extra_groups (Python's subprocess options) are not posix_spawn's: the child is
 // forked and set up by hand. Everything else holds there too: the fds, the working directory, the
 // environment, the signal mask.
@@ -696,37 +721,20 @@ TEST_P(Process, UmaskAndTheForkedChildsSetUp) {
     EXPECT_EQ(co_await from_child.read(), "passed\n");
     // The signal mask, read by the child itself (a shell blocks signals around its own forks).
     std::vector<std::string> grep_args{"SigBlk", "/proc/self/status"};
-    auto start_g = corio::create_subprocess_exec("grep", std::move(grep_args),
-                                                 {.stdout_ = stdio::pipe, .use_pidfd = pidfd(), .umask = 022});
-    process g = co_await start_g;
-    corio::communicate_result mask = co_await g.communicate();
-    EXPECT_EQ(mask.out, "SigBlk:\t0000000000000000\n");
+    process_options grep_options{.use_pidfd = pidfd(), .umask = 022};
+    EXPECT_EQ(co_await stdout_of("grep", std::move(grep_args), std::move(grep_options)), "SigBlk:\t0000000000000000\n");
     corio::remove_signal_handler(*corio::event_loop::current(), SIGUSR1);
     ::close(leaky);
 
     // A step that fails in the child raises, naming it, and leaves no child behind.
-    int code = 0;
-    std::string what;
-    try {
-      auto bad =
-          corio::create_subprocess_exec("true", std::vector<std::string>{}, {.cwd = "/no/such/dir", .umask = 022});
-      (void)co_await bad;
-    } catch (const std::system_error& e) {
-      code = e.code().value();
-      what = e.what();
-    }
+    process_options no_dir{.cwd = "/no/such/dir", .umask = 022}; // named: g++ 12 (HAZARDS.md 2)
+    auto [code, what] = co_await start_error("true", std::move(no_dir));
     EXPECT_EQ(code, ENOENT);
     EXPECT_NE(what.find("in cwd '/no/such/dir'"), std::string::npos) << what;
-    code = 0;
-    try {
-      auto bad = corio::create_subprocess_exec("/", std::vector<std::string>{}, {.umask = 022}); // exec fails
-      (void)co_await bad;
-    } catch (const std::system_error& e) {
-      code = e.code().value();
-      what = e.what();
-    }
-    EXPECT_EQ(code, EACCES);
-    EXPECT_NE(what.find("cannot run '/'"), std::string::npos) << what;
+    process_options with_umask{.umask = 022};
+    auto [exec_code, exec_what] = co_await start_error("/", std::move(with_umask)); // exec fails
+    EXPECT_EQ(exec_code, EACCES);
+    EXPECT_NE(exec_what.find("cannot run '/'"), std::string::npos) << exec_what;
     bool refused = false;
     try {
       auto bad = corio::create_subprocess_exec("true", std::vector<std::string>{}, {.umask = 01000});
@@ -772,11 +780,8 @@ TEST_P(Process, UserGroupAndExtraGroups) {
     // user alone changes neither the group nor the supplementary groups (as in Python)
     if (root) {
       std::vector<std::string> id_args{"-c", "id -u; id -g"};
-      auto start = corio::create_subprocess_exec("/bin/sh", std::move(id_args),
-                                                 {.stdout_ = stdio::pipe, .use_pidfd = pidfd(), .user = 65534});
-      process child = co_await start;
-      corio::communicate_result only_user = co_await child.communicate();
-      EXPECT_EQ(only_user.out, "65534\n0\n");
+      process_options only_user{.use_pidfd = pidfd(), .user = 65534};
+      EXPECT_EQ(co_await stdout_of("/bin/sh", std::move(id_args), std::move(only_user)), "65534\n0\n");
     }
     // Names that do not exist and negative ids are refused before anything starts.
     for (int k = 0; k < 4; ++k) {
