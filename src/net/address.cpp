@@ -211,7 +211,8 @@ std::string address::to_string() const {
   case address_family::ipv4:
     return ip() + ":" + std::to_string(port());
   case address_family::ipv6:
-    return "[" + ip() + "]:" + std::to_string(port());
+    return std::string("[").append(ip()).append("]:").append(
+        std::to_string(port())); // not "[" + (g++ 12 -O3 -Wrestrict)
   case address_family::unix_path: {
     std::string p = path();
     if (p.empty())
