@@ -7,6 +7,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -304,7 +305,8 @@ struct child_error {
 /// The forked child: async-signal-safe calls only (the parent may have other threads, holding locks),
 /// then exec. Signals are blocked on entry (fork_exec blocked them); a failure is written to `errfd`.
 [[noreturn]] void run_child(const char* path, char* const* argv, char* const* envp, const fd_actions& acts,
-                            const process_options& o, const child_ids& ids, const gid_t* groups, int errfd) noexcept {
+                            const process_options& o, const child_ids& ids, const gid_t* groups, int errfd,
+                            int fd_limit) noexcept {
   auto die = [errfd](child_step step, int err) { child_died(errfd, step, err); };
   // As posix_spawn does: a handler of the parent's must not run here, and SIGPIPE / SIGXFSZ go back to
   // their default action (Python's restore_signals); what is ignored stays ignored.
@@ -338,10 +340,14 @@ struct child_error {
         ::close(a.a); // not open: nothing to do, as with posix_spawn
       break;
     case fd_action::op::closefrom:
-      // Around the error pipe, which closes itself at exec.
-      if (errfd > a.a)
-        ::syscall(SYS_close_range, static_cast<unsigned>(a.a), static_cast<unsigned>(errfd - 1), 0u);
-      ::syscall(SYS_close_range, static_cast<unsigned>(std::max(a.a, errfd + 1)), ~0u, 0u);
+      // Around the error pipe, which closes itself at exec. A kernel before 5.9 has no close_range:
+      // then one by one, up to the fd limit.
+      if ((errfd > a.a &&
+           ::syscall(SYS_close_range, static_cast<unsigned>(a.a), static_cast<unsigned>(errfd - 1), 0u) < 0) ||
+          ::syscall(SYS_close_range, static_cast<unsigned>(std::max(a.a, errfd + 1)), ~0u, 0u) < 0)
+        for (int fd = a.a; fd < fd_limit; ++fd)
+          if (fd != errfd)
+            ::close(fd);
       break;
     }
   }
@@ -408,12 +414,16 @@ pid_t fork_exec(const std::string& path, char* const* argv, char* const* envp, c
     fail(dup_err, "corio: create_subprocess: fcntl");
   }
   const std::vector<gid_t> groups = ids.groups.value_or(std::vector<gid_t>{});
+  rlimit nofile{};
+  const int fd_limit = ::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < (1u << 20)
+                           ? static_cast<int>(nofile.rlim_cur)
+                           : 1 << 20; // only without close_range (Linux before 5.9)
   sigset_t all, old;
   ::sigfillset(&all);
   ::pthread_sigmask(SIG_SETMASK, &all, &old);
   const pid_t pid = ::fork();
   if (pid == 0)
-    run_child(path.c_str(), argv, envp, acts, o, ids, groups.data(), errfd);
+    run_child(path.c_str(), argv, envp, acts, o, ids, groups.data(), errfd, fd_limit);
   const int fork_err = errno;
   ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
   ::close(errfd);
