@@ -224,8 +224,11 @@ struct child_ids {
   std::optional<std::vector<gid_t>> groups;
 };
 
-/// A name looked up with getpwnam_r / getgrnam_r (Get: a lambda calling one), or a number checked.
-template <class Id, class Get> Id resolve_id(const user_or_group& u, const char* option, Get get) {
+/// A number checked, or a name looked up with `get` (getpwnam_r or getgrnam_r), whose entry's `field` is
+/// the id.
+template <class Entry, class Id> Id resolve_id(const user_or_group& u, const char* option,
+                                               int (*get)(const char*, Entry*, char*, std::size_t, Entry**),
+                                               Id Entry::*field) {
   if (u.name.empty()) {
     if (u.number < 0 || u.number >= static_cast<long long>(static_cast<Id>(-1)))
       throw std::invalid_argument(std::string("corio: create_subprocess_exec: ") + option + " " +
@@ -234,45 +237,26 @@ template <class Id, class Get> Id resolve_id(const user_or_group& u, const char*
   }
   std::vector<char> buf(16 * 1024);
   for (;;) {
-    Id id{};
-    int e = get(u.name.c_str(), buf, id);
+    Entry entry{};
+    Entry* found = nullptr;
+    int e = get(u.name.c_str(), &entry, buf.data(), buf.size(), &found);
     if (e == ERANGE && buf.size() < 1024 * 1024) {
       buf.resize(buf.size() * 4);
       continue;
     }
+    if (e == 0 && found != nullptr)
+      return entry.*field;
     if (e == 0)
-      return id;
-    if (e == -1)
       throw std::invalid_argument(std::string("corio: create_subprocess_exec: ") + option + " " + quoted(u.name) +
                                   ": no such " + (std::string_view(option) == "user" ? "user" : "group"));
     fail(e, std::string("corio: create_subprocess_exec: looking up ") + option + " " + quoted(u.name));
   }
 }
 
-uid_t user_id(const user_or_group& u) {
-  return resolve_id<uid_t>(u, "user", [](const char* name, std::vector<char>& buf, uid_t& id) {
-    passwd pw{};
-    passwd* found = nullptr;
-    int e = ::getpwnam_r(name, &pw, buf.data(), buf.size(), &found);
-    if (e == 0 && found == nullptr)
-      return -1;
-    if (e == 0)
-      id = pw.pw_uid;
-    return e;
-  });
-}
+uid_t user_id(const user_or_group& u) { return resolve_id(u, "user", ::getpwnam_r, &passwd::pw_uid); }
 
 gid_t group_id(const user_or_group& g, const char* option) {
-  return resolve_id<gid_t>(g, option, [](const char* name, std::vector<char>& buf, gid_t& id) {
-    group gr{};
-    group* found = nullptr;
-    int e = ::getgrnam_r(name, &gr, buf.data(), buf.size(), &found);
-    if (e == 0 && found == nullptr)
-      return -1;
-    if (e == 0)
-      id = gr.gr_gid;
-    return e;
-  });
+  return resolve_id(g, option, ::getgrnam_r, &group::gr_gid);
 }
 
 child_ids resolve_ids(const process_options& o) {
