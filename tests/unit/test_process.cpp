@@ -20,6 +20,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -128,6 +129,45 @@ TEST_P(Process, WatchedByAPidfdOrBySigchld) {
   });
 }
 
+/// What `program` writes to its stdout (piped), run with `args` and `o` until it exits.
+task<std::string> stdout_of(std::string program, std::vector<std::string> args, process_options o) {
+  o.stdout_ = stdio::pipe;
+  auto start = corio::create_subprocess_exec(std::move(program), std::move(args), std::move(o));
+  process p = co_await start;
+  corio::communicate_result r = co_await p.communicate();
+  co_return r.out;
+}
+
+/// Starts `program` (no arguments) with `o`, expecting it to fail: the std::system_error's code and
+/// what(); {0, ""} if it started (then it is waited for).
+task<std::pair<int, std::string>> start_error(std::string program, process_options o) {
+  int code = 0;
+  std::string what;
+  try {
+    auto start = corio::create_subprocess_exec(std::move(program), std::vector<std::string>{}, std::move(o));
+    process p = co_await start;
+    (void)co_await p.wait();
+  } catch (const std::system_error& e) {
+    code = e.code().value();
+    what = e.what();
+  }
+  co_return std::pair{code, std::move(what)};
+}
+
+/// Starts `program` (no arguments) with `o`, expecting it to be refused before it starts: the
+/// std::invalid_argument's what(); nothing if it started (then it is waited for).
+task<std::optional<std::string>> start_refusal(std::string program, process_options o) {
+  std::optional<std::string> what;
+  try {
+    auto start = corio::create_subprocess_exec(std::move(program), std::vector<std::string>{}, std::move(o));
+    process p = co_await start;
+    (void)co_await p.wait();
+  } catch (const std::invalid_argument& e) {
+    what = e.what();
+  }
+  co_return what;
+}
+
 /// The child's "pgrp sid" as /proc/<its pid>/stat says (fields 5 and 6; `sh` has no space in its name).
 task<std::string> group_and_session(process_options o) {
   o.stdout_ = stdio::pipe;
@@ -203,22 +243,11 @@ TEST_P(Process, SessionsAndProcessGroups) {
     }
     EXPECT_TRUE(gone) << "killpg did not reach the grandchild " << gpid;
 
-    bool refused = false;
-    try {
-      auto bad = corio::create_subprocess_exec("true", std::vector<std::string>{}, {.process_group = -3});
-      (void)co_await bad;
-    } catch (const std::invalid_argument&) {
-      refused = true;
-    }
-    EXPECT_TRUE(refused);
-    int code = 0;
-    try {
-      auto missing = corio::create_subprocess_exec("true", std::vector<std::string>{}, {.process_group = 999999});
-      (void)co_await missing;
-    } catch (const std::system_error& e) {
-      code = e.code().value();
-    }
-    EXPECT_EQ(code, EPERM);
+    process_options negative{.process_group = -3}; // named: g++ 12 (HAZARDS.md 2)
+    EXPECT_TRUE(co_await start_refusal("true", std::move(negative)));
+    process_options missing{.process_group = 999999};
+    auto [code, what] = co_await start_error("true", std::move(missing));
+    EXPECT_EQ(code, EPERM) << what;
     expect_only_main_task();
   });
 }
@@ -250,22 +279,11 @@ TEST_P(Process, PassFds) {
     ::close(leaky[0]);
     ::close(leaky[1]);
 
-    bool low = false;
-    try {
-      auto bad = corio::create_subprocess_exec("true", std::vector<std::string>{}, {.pass_fds = {1}});
-      (void)co_await bad;
-    } catch (const std::invalid_argument&) {
-      low = true;
-    }
-    EXPECT_TRUE(low);
-    int code = 0;
-    try {
-      auto closed = corio::create_subprocess_exec("true", std::vector<std::string>{}, {.pass_fds = {987}});
-      (void)co_await closed;
-    } catch (const std::system_error& e) {
-      code = e.code().value();
-    }
-    EXPECT_EQ(code, EBADF);
+    process_options low{.pass_fds = {1}}; // named: g++ 12 (HAZARDS.md 2)
+    EXPECT_TRUE(co_await start_refusal("true", std::move(low)));
+    process_options closed{.pass_fds = {987}};
+    auto [code, what] = co_await start_error("true", std::move(closed));
+    EXPECT_EQ(code, EBADF) << what;
     expect_only_main_task();
   });
 }
@@ -664,31 +682,6 @@ TEST_P(Process, ChildGetsOnlyItsStandardFdsAndAnEmptySignalMask) {
   });
 }
 
-/// What `program` writes to its stdout (piped), run with `args` and `o` until it exits.
-task<std::string> stdout_of(std::string program, std::vector<std::string> args, process_options o) {
-  o.stdout_ = stdio::pipe;
-  auto start = corio::create_subprocess_exec(std::move(program), std::move(args), std::move(o));
-  process p = co_await start;
-  corio::communicate_result r = co_await p.communicate();
-  co_return r.out;
-}
-
-/// Starts `program` (no arguments) with `o`, expecting it to fail: the std::system_error's code and
-/// what(); {0, ""} if it started (then it is waited for).
-task<std::pair<int, std::string>> start_error(std::string program, process_options o) {
-  int code = 0;
-  std::string what;
-  try {
-    auto start = corio::create_subprocess_exec(std::move(program), std::vector<std::string>{}, std::move(o));
-    process p = co_await start;
-    (void)co_await p.wait();
-  } catch (const std::system_error& e) {
-    code = e.code().value();
-    what = e.what();
-  }
-  co_return std::pair{code, std::move(what)};
-}
-
 // umask, user, group and extra_groups (Python's subprocess options) are not posix_spawn's: the child is
 // forked and set up by hand. Everything else holds there too: the fds, the working directory, the
 // environment, the signal mask.
@@ -735,14 +728,8 @@ TEST_P(Process, UmaskAndTheForkedChildsSetUp) {
     auto [exec_code, exec_what] = co_await start_error("/", std::move(with_umask)); // exec fails
     EXPECT_EQ(exec_code, EACCES);
     EXPECT_NE(exec_what.find("cannot run '/'"), std::string::npos) << exec_what;
-    bool refused = false;
-    try {
-      auto bad = corio::create_subprocess_exec("true", std::vector<std::string>{}, {.umask = 01000});
-      (void)co_await bad;
-    } catch (const std::invalid_argument&) {
-      refused = true;
-    }
-    EXPECT_TRUE(refused);
+    process_options too_wide{.umask = 01000};
+    EXPECT_TRUE(co_await start_refusal("true", std::move(too_wide)));
     expect_only_main_task();
   });
 }
@@ -794,13 +781,8 @@ TEST_P(Process, UserGroupAndExtraGroups) {
         bad.extra_groups = std::vector<corio::user_or_group>{"no-such-group-corio"};
       else
         bad.user = -5;
-      std::string message;
-      try {
-        auto start = corio::create_subprocess_exec("true", std::vector<std::string>{}, std::move(bad));
-        (void)co_await start;
-      } catch (const std::invalid_argument& e) {
-        message = e.what();
-      }
+      std::optional<std::string> refusal = co_await start_refusal("true", std::move(bad));
+      const std::string message = refusal.value_or("");
       EXPECT_NE(message.find(k == 3 ? "-5" : "no-such-"), std::string::npos) << k << ": " << message;
     }
     expect_only_main_task();
