@@ -17,6 +17,10 @@
 namespace corio {
 
 namespace detail {
+/// Python's None among the values a coroutine<Y, S> can be sent: corio::none, or an empty optional.
+template <class T> bool is_none_value(const T&) noexcept { return std::is_same_v<T, none_t>; }
+template <class T> bool is_none_value(const std::optional<T>& v) noexcept { return !v.has_value(); }
+
 template <class R> struct return_slot {
   std::optional<R> result;
   template <class U = R> void return_value(U&& v) { result.emplace(std::forward<U>(v)); }
@@ -33,10 +37,12 @@ template <> struct return_slot<void> {
 /// Driving it, as in Python:
 /// - `next()` resumes it with nothing sent (starts it; later, `co_yield` evaluates to `S{}`).
 /// - `send(v)` resumes it and makes the pending `co_yield` evaluate to v. Sending to a coroutine that has
-///   not started throws corio::just_started_error (`send(corio::none)` is next(), like send(None)).
+///   not started throws corio::just_started_error (`send(corio::none)` is next(), like send(None); so
+///   is `send(std::nullopt)` when S is a std::optional).
 /// - `throw_(e)` raises e at the suspension point; what the coroutine does next is the result.
 ///   Throwing into a coroutine that has not started finishes it and rethrows e, as does throwing into a
-///   finished one.
+///   finished one. While delegating, e reaches the innermost frame; a corio::generator_exit closes the
+///   delegates as close() does (PEP 380), and only the root may answer it with a yield.
 /// - `close()` raises corio::generator_exit at the suspension point. Finishing, or letting
 ///   generator_exit (or nothing) escape, is a clean close; yielding instead throws
 ///   corio::ignored_exit_error; any other exception propagates. Closing a finished or never-started
@@ -98,7 +104,8 @@ public:
   step_type next() { return resume(); }
 
   /// Resumes it with `value` as the result of the pending `co_yield`; just_started_error if it has not
-  /// started. `send(corio::none)` is next().
+  /// started. Python's send(None) is next(), which starts it: `send(corio::none)`, and with S =
+  /// std::optional<T>, `send(std::nullopt)`.
   step_type send(send_param value) requires(!std::is_void_v<S>) {
     if (!handle_)
       return {};
@@ -107,6 +114,8 @@ public:
       if (p.state == detail::chain_state::finished)
         return exhausted();
       detail::check_not_executing(p);
+      if (detail::is_none_value(value))
+        return resume(); // send(None) starts it
       throw just_started_error();
     }
     p.send = &value;
@@ -119,24 +128,19 @@ public:
   step_type throw_(std::exception_ptr e) {
     if (!e)
       throw coroutine_error("coroutine::throw_: null exception_ptr");
-    if (!handle_)
+    bool exit = false;
+    try {
       std::rethrow_exception(e);
-    promise_type& p = promise();
-    detail::check_not_executing(p);
-    if (p.value == nullptr) { // not started, or finished by a delegation
-      finish();
-      std::rethrow_exception(e);
+    } catch (const generator_exit&) {
+      exit = true;
+    } catch (...) {
     }
-    if constexpr (!std::is_void_v<S>)
-      p.send = nullptr; // the yield raises instead of reading a sent value
-    detail::set_pending_throw(std::move(e));
-    detail::drive(p);
-    detail::clear_pending_throw();
-    return collect();
+    return throw_exception(std::move(e), exit);
   }
   template <class E>
   requires(!std::is_same_v<std::remove_cvref_t<E>, std::exception_ptr>) step_type throw_(E&& e) {
-    return throw_(std::make_exception_ptr(std::forward<E>(e)));
+    constexpr bool exit = std::is_base_of_v<generator_exit, std::remove_cvref_t<E>>;
+    return throw_exception(std::make_exception_ptr(std::forward<E>(e)), exit);
   }
 
   /// Raises generator_exit at the suspension point; see the class comment.
@@ -144,9 +148,13 @@ public:
 
   /// Finished: returned, raised, closed, or moved from.
   [[nodiscard]] bool done() const noexcept { return !handle_ || promise().state == detail::chain_state::finished; }
-  /// True while the body runs (Python's gi_running).
+  /// True while the body runs (Python's gi_running), also as the delegate of another coroutine's
+  /// yield_from while that chain runs.
   [[nodiscard]] bool running() const noexcept {
-    return handle_ && promise().state == detail::chain_state::started && promise().value == nullptr;
+    if (!handle_)
+      return false;
+    const detail::chain_link& root = *promise().root;
+    return root.state == detail::chain_state::started && root.value == nullptr;
   }
   /// True once next()/send()/throw_() resumed the body.
   [[nodiscard]] bool started() const noexcept { return !handle_ || promise().state != detail::chain_state::initial; }
@@ -160,6 +168,36 @@ private:
   }
 
   void finish() noexcept { std::exchange(handle_, nullptr).destroy(); }
+
+  /// throw_(): `exit` says e is a generator_exit. PEP 380 treats that one as close() for the delegates:
+  /// each one that finishes without raising makes generator_exit rise in its delegator, and one that
+  /// yields instead makes throw_() raise ignored_exit_error, the chain left suspended there (as close()
+  /// does). The root may answer it as it likes: a yield or a return is the result.
+  step_type throw_exception(std::exception_ptr e, bool exit) {
+    if (!handle_)
+      std::rethrow_exception(e);
+    promise_type& p = promise();
+    detail::check_not_executing(p);
+    if (p.value == nullptr) { // not started, or finished by a delegation
+      finish();
+      std::rethrow_exception(e);
+    }
+    if constexpr (!std::is_void_v<S>)
+      p.send = nullptr; // the yield raises instead of reading a sent value
+    const bool delegating = p.active != &p;
+    if (exit && delegating)
+      detail::mark_closing(p, true);
+    detail::set_pending_throw(std::move(e));
+    detail::drive(p);
+    detail::clear_pending_throw();
+    if (exit && delegating && p.value != nullptr) {
+      const bool ignored = detail::delegate_closing(p);
+      detail::mark_closing(p, false);
+      if (ignored)
+        throw ignored_exit_error();
+    }
+    return collect();
+  }
 
   /// For yield_from: the return value of a sub-coroutine that has just finished.
   R take_result() {

@@ -94,14 +94,18 @@ public:
       detail::destroy_chain(promise());
   }
 
-  /// Starts the body on the first call; later calls return an iterator at the current element. Throws
-  /// already_executing_error from inside the body, or while the generator is delegated to.
+  /// Starts the body on the first call; later calls return an iterator at the current element, or at
+  /// the one after it if next() took the current one (as in Python, `next(g)` then `for x in g` goes on
+  /// with the following element). Throws already_executing_error from inside the body, or while the
+  /// generator is delegated to.
   iterator begin() {
     if (!handle_)
       return iterator{};
     chain& p = promise();
     if (p.value == nullptr)
       advance_slow(p); // starts it, or throws, or nothing if finished
+    else if (p.taken) [[unlikely]]
+      after_next(p);
     return iterator{&p};
   }
   static std::default_sentinel_t end() noexcept { return {}; }
@@ -110,13 +114,15 @@ public:
   std::optional<value_type> next() {
     if (done())
       return std::nullopt;
-    advance(promise());
-    if (promise().value == nullptr)
+    chain& p = promise();
+    advance(p);
+    if (p.value == nullptr)
       return std::nullopt;
+    p.taken = true;
     if constexpr (by_ref)
-      return std::optional<value_type>(*promise().element());
+      return std::optional<value_type>(*p.element());
     else
-      return std::optional<value_type>(std::move(*promise().element()));
+      return std::optional<value_type>(std::move(*p.element()));
   }
 
   /// True once the body has finished (or for an empty, moved-from generator).
@@ -151,6 +157,11 @@ private:
     detail::drive(root);
     if (root.value == nullptr)
       detail::rethrow_if(root.exception);
+  }
+  /// begin() after next() took the current element: move past it.
+  [[gnu::noinline]] static void after_next(chain& root) {
+    root.taken = false;
+    advance(root);
   }
   /// The resumption did not end at a yield: run the trampoline on, then report what escaped the root.
   [[gnu::noinline]] static void after_resume(chain& root) {

@@ -71,6 +71,20 @@ TEST(Coroutine, SendNoneStartsLikeNext) {
   EXPECT_TRUE(co.send("lorem ipsum").is_return());
 }
 
+TEST(Coroutine, SendingPythonsNoneStartsEveryKindOfCoroutine) {
+  // send(None) is next() in Python, whatever the coroutine is sent later.
+  auto nones = []() -> coroutine<int, corio::none_t> { co_yield 1; }();
+  EXPECT_EQ(nones.send(corio::none).value(), 1);
+  auto optionals = []() -> coroutine<int, std::optional<int>> {
+    auto got = co_yield 1;
+    co_yield got.value_or(-1);
+  }();
+  EXPECT_EQ(optionals.send(std::nullopt).value(), 1);
+  EXPECT_EQ(optionals.send(std::optional<int>(7)).value(), 7);
+  auto unstarted = []() -> coroutine<int, std::optional<int>> { co_yield 1; }();
+  EXPECT_THROW((void)unstarted.send(std::optional<int>(3)), corio::just_started_error); // only None starts it
+}
+
 TEST(Coroutine, NextAfterStartSendsADefaultValue) {
   auto co = []() -> coroutine<int, std::optional<int>> {
     auto got = co_yield 1;

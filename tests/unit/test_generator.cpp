@@ -66,6 +66,32 @@ TEST(Generator, BeginTwiceDoesNotRestart) {
   EXPECT_EQ(*g.begin(), 1);
 }
 
+// Python: next(g) takes an element; a for loop over g then goes on with the following one.
+TEST(Generator, BeginAfterNextStartsAfterTheElementNextTook) {
+  auto strings = []() -> generator<std::string> {
+    co_yield std::string("a");
+    co_yield std::string("b");
+    co_yield std::string("c");
+  }();
+  EXPECT_EQ(strings.next(), "a");
+  std::vector<std::string> rest;
+  for (auto& s : strings)
+    rest.push_back(s);
+  EXPECT_EQ(rest, (std::vector<std::string>{"b", "c"}));
+
+  auto g = count_to(4);
+  EXPECT_EQ(g.next(), 0);
+  EXPECT_EQ(g.next(), 1);
+  auto it = g.begin();
+  EXPECT_EQ(*it, 2);
+  EXPECT_EQ(*g.begin(), 2); // begin() again, without a next() between: the same element
+  ++it;
+  EXPECT_EQ(*it, 3);
+  ++it;
+  EXPECT_EQ(it, g.end());
+  EXPECT_EQ(g.next(), std::nullopt);
+}
+
 TEST(Generator, NextReturnsValuesThenNullopt) {
   auto g = count_to(2);
   EXPECT_EQ(g.next(), 0);

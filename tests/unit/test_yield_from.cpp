@@ -353,6 +353,118 @@ TEST(YieldFromCoroutine, CloseClosesTheInnermostThenRaisesInEachDelegator) {
   EXPECT_TRUE(co.done());
 }
 
+// PEP 380: generator_exit thrown into a delegating coroutine closes the delegate, and its clean finish
+// raises generator_exit in the delegator (CPython agrees), whichever throw_ overload carries it.
+TEST(YieldFromCoroutine, ThrowingGeneratorExitClosesTheDelegateAsCloseDoes) {
+  struct make {
+    static coroutine<int, void, int> inner(std::vector<std::string>* log) {
+      bool exiting = false;
+      try {
+        co_yield 1;
+      } catch (const corio::generator_exit&) {
+        exiting = true;
+      }
+      log->push_back(exiting ? "inner exit" : "inner resumed");
+      co_return 9; // a clean finish, with a value
+    }
+    static coroutine<int, void, int> outer(std::vector<std::string>* log) {
+      try {
+        int r = co_await yield_from(inner(log));
+        log->push_back("outer got " + std::to_string(r)); // not reached: generator_exit rises instead
+        co_yield 50;
+      } catch (const corio::generator_exit&) {
+        log->push_back("outer exit");
+        throw;
+      }
+      co_return 0;
+    }
+  };
+  for (bool as_ptr : {false, true}) {
+    std::vector<std::string> log;
+    auto co = make::outer(&log);
+    (void)co.next();
+    if (as_ptr)
+      EXPECT_THROW((void)co.throw_(std::make_exception_ptr(corio::generator_exit{})), corio::generator_exit);
+    else
+      EXPECT_THROW((void)co.throw_(corio::generator_exit{}), corio::generator_exit);
+    EXPECT_EQ(log, (std::vector<std::string>{"inner exit", "outer exit"}));
+    EXPECT_TRUE(co.done());
+  }
+}
+
+// Unlike close(), throw_(generator_exit) lets the root answer with a yield: that is its result, and the
+// coroutine goes on as usual. A delegate answering with a yield ignored the exit: ignored_exit_error.
+TEST(YieldFromCoroutine, ThrowingGeneratorExitLetsTheRootYieldButNotADelegate) {
+  struct make {
+    static coroutine<int, void, int> quiet() {
+      try {
+        co_yield 1;
+      } catch (const corio::generator_exit&) {
+      }
+      co_return 0;
+    }
+    static coroutine<int, void, int> stubborn() {
+      bool exiting = false;
+      try {
+        co_yield 1;
+      } catch (const corio::generator_exit&) {
+        exiting = true;
+      }
+      if (exiting)
+        co_yield 2; // ignores the exit
+      co_return 0;
+    }
+    static coroutine<int, void, int> root(bool stubborn_inner) {
+      bool exiting = false;
+      auto sub = stubborn_inner ? stubborn() : quiet(); // named: g++ 12 destroys a ?: temporary twice here
+      try {
+        co_await yield_from(std::move(sub));
+      } catch (const corio::generator_exit&) {
+        exiting = true;
+      }
+      if (exiting)
+        co_yield 70;
+      co_return 80;
+    }
+  };
+  auto co = make::root(false);
+  (void)co.next();
+  EXPECT_EQ(co.throw_(corio::generator_exit{}).value(), 70);
+  auto last = co.next();
+  EXPECT_TRUE(last.is_return());
+  EXPECT_EQ(last.return_value(), 80);
+
+  auto ignoring = make::root(true);
+  (void)ignoring.next();
+  EXPECT_THROW((void)ignoring.throw_(corio::generator_exit{}), corio::ignored_exit_error);
+  EXPECT_FALSE(ignoring.done()); // left suspended at the delegate's yield, as close() leaves it
+  EXPECT_THROW(ignoring.close(), corio::ignored_exit_error);
+}
+
+// running() is Python's gi_running: a delegate runs while its delegator's chain does.
+TEST(YieldFromCoroutine, ADelegateIsRunningWhileTheChainRuns) {
+  struct make {
+    static coroutine<int> inner(coroutine<int>** self, coroutine<int>** outer, std::vector<bool>* seen) {
+      seen->push_back((*self)->running());
+      seen->push_back((*outer)->running());
+      co_yield 1;
+    }
+    static coroutine<int> outer(coroutine<int>* sub) { co_await yield_from(*sub); }
+  };
+  std::vector<bool> seen;
+  coroutine<int>* inner_p = nullptr;
+  coroutine<int>* outer_p = nullptr;
+  auto inner = make::inner(&inner_p, &outer_p, &seen);
+  auto outer = make::outer(&inner);
+  inner_p = &inner;
+  outer_p = &outer;
+  EXPECT_FALSE(inner.running());
+  (void)outer.next();
+  EXPECT_EQ(seen, (std::vector<bool>{true, true}));
+  EXPECT_FALSE(inner.running()); // the chain waits at the inner yield
+  EXPECT_FALSE(outer.running());
+}
+
 // Only the frames that close() found in the chain get generator_exit re-raised: a coroutine that
 // handles the exit by delegating to a new one gets that one's return value (found by fuzz_coroutine;
 // CPython agrees).

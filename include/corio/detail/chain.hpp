@@ -67,6 +67,7 @@ struct chain_link {
   bool closing = false; // this frame was in the chain when close() began: PEP 380 re-raises generator_exit
                         // in its delegator when it finishes without raising (a frame that close()'s
                         // handling delegates to afterwards finishes normally)
+  bool taken = false;   // generator root only: next() moved the current element out, so begin() moves on
 
   std::coroutine_handle<> self;             // this frame
   chain_link* root = this;                  // the outermost frame of our chain
@@ -113,6 +114,14 @@ struct chain_link {
 inline void mark_closing(chain_link& root, bool on) noexcept {
   for (chain_link* f = root.active; f != nullptr; f = f->parent)
     f->closing = on;
+}
+/// After a close() or throw_(generator_exit) left the chain at a yield: true if a frame below the root
+/// that was asked to close answered with that yield (Python: "generator ignored GeneratorExit").
+[[nodiscard]] inline bool delegate_closing(const chain_link& root) noexcept {
+  for (const chain_link* f = root.active; f != &root; f = f->parent)
+    if (f->closing)
+      return true;
+  return false;
 }
 inline void check_not_executing(const chain_link& f) {
   if (executing(f)) [[unlikely]]
