@@ -56,7 +56,9 @@ template <> struct return_slot<void> {
 ///   propagates to the caller and finishes it. Resuming it from inside itself throws
 ///   corio::already_executing_error.
 /// - `auto r = co_await corio::yield_from(sub);` delegates to `sub` (a coroutine<Y, S, R2>, or a
-///   generator<Y> when S is void) exactly as PEP 380 says, with O(1) forwarding at any depth.
+///   generator<Y> when S is void) exactly as PEP 380 says, with O(1) forwarding at any depth. Delegating
+///   to a coroutine whose return value was already taken raises corio::coroutine_error (Python gives
+///   None, which an R cannot hold; with R = void it simply ends at once).
 /// Destroying an unfinished coroutine destroys its frames (innermost first) without running any more of
 /// its code; call close() first for Python's close-on-collect behaviour.
 template <class Y, class S = void, class R = void> class [[nodiscard]] coroutine {
