@@ -105,7 +105,8 @@ public:
 
   /// Runs until stop(). Throws loop_error if this thread already runs a loop or this one is closed.
   void run_forever();
-  /// Makes run_forever() return after the current iteration.
+  /// Makes run_forever() return after the current iteration. Called while the loop is not running, the
+  /// next run_forever() runs one iteration (the callbacks ready by then) and returns, as asyncio's does.
   void stop() noexcept;
   [[nodiscard]] bool is_running() const noexcept { return running_; }
   [[nodiscard]] bool is_closed() const noexcept { return closed_; }

@@ -418,7 +418,6 @@ void event_loop::run_forever() {
                                    : "corio: cannot run an event loop while another loop is running in this thread");
   *slot = this;
   running_ = true;
-  stopping_ = false;
   struct reset {
     event_loop* loop;
     event_loop** slot;
@@ -428,8 +427,9 @@ void event_loop::run_forever() {
       *slot = nullptr;
     }
   } guard{this, slot};
-  while (!stopping_)
+  do // a stop() made before the call still runs one iteration (asyncio: callbacks scheduled so far run)
     run_once();
+  while (!stopping_);
 }
 
 void event_loop::stop() noexcept { stopping_ = true; }

@@ -51,6 +51,23 @@ TEST(EventLoop, CallbacksScheduledByCallbacksRunNextIteration) {
   EXPECT_EQ(seen, (std::vector<std::string>{"a", "b", "c"}));
 }
 
+// asyncio: stop() before run_forever() runs one iteration — the callbacks ready then, not the ones they
+// schedule — and returns; the next run_forever() runs until a new stop().
+TEST(EventLoop, StopBeforeRunForeverRunsOneIteration) {
+  event_loop loop;
+  std::vector<std::string> seen;
+  loop.call_soon([&] {
+    seen.push_back("a");
+    loop.call_soon([&] { seen.push_back("next iteration"); });
+  });
+  loop.stop();
+  loop.run_forever();
+  EXPECT_EQ(seen, (std::vector<std::string>{"a"}));
+  loop.call_soon([&] { loop.stop(); });
+  loop.run_forever();
+  EXPECT_EQ(seen, (std::vector<std::string>{"a", "next iteration"}));
+}
+
 TEST(EventLoop, TimersFireInDeadlineThenSchedulingOrder) {
   mock_clock clock;
   event_loop loop({.clock = &clock});
