@@ -23,14 +23,23 @@ namespace corio {
 /// A scope may have no deadline (asyncio.timeout(None)): `corio::timeout(std::nullopt)` never
 /// expires until reschedule() gives it one, and reschedule(std::nullopt) takes a deadline away.
 ///
-/// Neither copyable nor movable: it lives where it was made, a local of the task.
+/// Neither copyable nor movable: it lives where it was made, a local of the task. It belongs to the task
+/// that made it: a scope in an async generator's body, open across a co_yield, interrupts the task that
+/// first drove the body there, not the one consuming it later (as asyncio's), and nothing once that
+/// task is done.
 class [[nodiscard]] timeout_scope {
 public:
   explicit timeout_scope(std::optional<time_point> deadline) : loop_(&detail::running_loop("timeout()")) {
     task_ = loop_->current_task();
     if (task_ == nullptr)
       throw loop_error("corio: timeout() must be used inside a task");
-    reschedule(deadline);
+    task_->retain(); // the scope may outlive the task: in an async generator's frame, across a co_yield
+    try {
+      reschedule(deadline);
+    } catch (...) {
+      task_->release();
+      throw;
+    }
   }
   timeout_scope(const timeout_scope&) = delete;
   timeout_scope& operator=(const timeout_scope&) = delete;
@@ -38,6 +47,7 @@ public:
     timer_.cancel();
     if (expired_)
       --task_->timeouts_fired;
+    task_->release();
   }
 
   /// True once the deadline passed (and the task was interrupted).
@@ -59,7 +69,7 @@ private:
   void expire() noexcept {
     expired_ = true;
     ++task_->timeouts_fired;
-    loop_->interrupt(task_);
+    loop_->interrupt(task_); // nothing to interrupt in a task that is done
   }
 
   event_loop* loop_;

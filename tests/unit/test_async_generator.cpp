@@ -7,6 +7,7 @@
 #include <corio/task.hpp>
 #include <corio/testing/mock_clock.hpp>
 #include <corio/this_task.hpp>
+#include <corio/timeout.hpp>
 
 #include <gtest/gtest.h>
 
@@ -675,6 +676,32 @@ task<void> cancel_main(cancel_report* r, bool through_task, corio::duration canc
   } catch (const corio::cancelled_error&) {
     r->consumer_cancelled = consumer.cancelled();
   }
+}
+
+// A timeout scope open across a co_yield belongs to the task that drove the body there. That task may be
+// gone when the deadline passes: the scope keeps its state alive (ASan saw the timer write to freed
+// memory), interrupts nothing, and the task consuming the generator later is not the one interrupted.
+async_generator<int> yields_inside_a_timeout() {
+  auto deadline = corio::timeout(5s);
+  co_yield 1;
+  co_yield 2;
+}
+task<int> take_one(async_generator<int>* g) { co_return *co_await g->next(); }
+task<std::vector<int>> timeout_outliving_its_task() {
+  auto g = yields_inside_a_timeout();
+  std::vector<int> got;
+  got.push_back(co_await corio::spawn(take_one(&g))); // that task ends, its handle goes
+  co_await corio::sleep(10s);                         // the scope's deadline passes meanwhile
+  auto second = co_await g.next();
+  got.push_back(second.value_or(-1));
+  co_return got;
+}
+TEST_F(AsyncGenerator, ATimeoutScopeAcrossAYieldMayOutliveItsTask) {
+  struct no_recycling { // so that ASan sees a task state freed too early
+    bool was = corio::detail::set_frame_recycling(false);
+    ~no_recycling() { corio::detail::set_frame_recycling(was); }
+  } guard;
+  EXPECT_EQ(run(timeout_outliving_its_task()), (std::vector<int>{1, 2}));
 }
 
 TEST_F(AsyncGenerator, CancellingTheConsumerRaisesInsideTheSleepingGenerator) {
