@@ -153,6 +153,13 @@ public:
   /// "epoll" or "io_uring".
   [[nodiscard]] const char* backend_name() const noexcept;
 
+  /// A number no other loop of this process had: with the loop's address it tells this loop from one
+  /// made later at the same address.
+  [[nodiscard]] std::uint64_t serial() const noexcept { return serial_; }
+  /// True while the loop at `l` whose serial() was `serial` still exists (any thread may ask). For
+  /// objects that may outlive the loop they registered with (a stream kept past corio::run()).
+  [[nodiscard]] static bool exists(const event_loop* l, std::uint64_t serial) noexcept;
+
   // ---- used by corio's awaitables ---------------------------------------------------------------
   /// The task whose code is running now (null in a plain callback).
   [[nodiscard]] detail::task_state* current_task() const noexcept { return current_task_; }
@@ -272,6 +279,7 @@ private:
   std::vector<detail::unique_function> close_callbacks_;
   exception_handler exception_handler_;
   std::uint64_t next_task_id_ = 1;
+  std::uint64_t serial_ = 0;
   std::uint64_t seed_ = 0;
   std::uint64_t rng_ = 0;
   bool running_ = false;

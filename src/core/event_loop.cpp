@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <mutex>
 #include <random>
 #include <string>
 
@@ -86,6 +87,26 @@ bool timer_handle::pending() const noexcept { return node_ != nullptr && node_->
 
 // ---- construction -----------------------------------------------------------------------------------
 
+// The loops that exist, for event_loop::exists(): a handful per process, looked up only by objects that
+// outlived a loop or might have.
+namespace {
+struct loop_registry {
+  std::mutex mutex;
+  std::vector<std::pair<const event_loop*, std::uint64_t>> loops;
+  std::uint64_t next_serial = 1;
+};
+loop_registry& registry() noexcept {
+  static loop_registry r; // never destroyed before a loop: function-local, made by the first loop
+  return r;
+}
+} // namespace
+
+bool event_loop::exists(const event_loop* l, std::uint64_t serial) noexcept {
+  loop_registry& r = registry();
+  std::lock_guard lock(r.mutex);
+  return std::find(r.loops.begin(), r.loops.end(), std::pair{l, serial}) != r.loops.end();
+}
+
 event_loop::event_loop() : event_loop(options{}) {}
 
 event_loop::event_loop(options opts)
@@ -106,6 +127,10 @@ event_loop::event_loop(options opts)
     rng_ = seed_;
     std::fprintf(stderr, "corio: shuffled ready queue, seed %llu\n", static_cast<unsigned long long>(seed_));
   }
+  loop_registry& r = registry();
+  std::lock_guard lock(r.mutex);
+  serial_ = r.next_serial++;
+  r.loops.emplace_back(this, serial_);
 }
 
 const char* event_loop::backend_name() const noexcept {
@@ -133,6 +158,10 @@ event_loop::~event_loop() {
     }
     run_close_callbacks();
   }
+  // Last: what the teardown above destroyed could still tell this loop it closes a file descriptor.
+  loop_registry& r = registry();
+  std::lock_guard lock(r.mutex);
+  std::erase(r.loops, std::pair<const event_loop*, std::uint64_t>{this, serial_});
 }
 
 event_loop* event_loop::current() noexcept { return *running_loop_slot(); }

@@ -320,7 +320,16 @@ void stream_transport::arm_write() {
     throw loop_error("corio: a stream write that must wait needs a running event loop");
   loop->arm(sock.fd(), io_dir::write, this, /*kept=*/true);
   loop_ = loop;
+  loop_serial_ = loop->serial();
   write_armed_ = true;
+}
+
+void stream_transport::disarm_write() noexcept {
+  if (!write_armed_)
+    return;
+  write_armed_ = false;
+  if (event_loop::exists(loop_, loop_serial_)) // else the loop went first, and its registrations with it
+    loop_->disarm(sock.fd(), io_dir::write);
 }
 
 void stream_transport::ready() noexcept {
@@ -402,10 +411,7 @@ void stream_transport::after_flush(int err) noexcept {
 void stream_transport::fail(int err) noexcept {
   if (write_error == 0)
     write_error = err;
-  if (write_armed_) {
-    loop_->disarm(sock.fd(), io_dir::write);
-    write_armed_ = false;
-  }
+  disarm_write();
   queue_.clear();
   head_offset_ = 0;
   queued_ = 0;
@@ -422,10 +428,7 @@ void stream_transport::finish_close() noexcept {
   if (closed_)
     return;
   closed_ = true;
-  if (write_armed_) {
-    loop_->disarm(sock.fd(), io_dir::write);
-    write_armed_ = false;
-  }
+  disarm_write();
   sock.close(); // wakes a reader waiting on the fd: it then finds `closed_` and reads end of file
   queue_.clear();
   head_offset_ = 0;

@@ -147,6 +147,7 @@ private:
   int flush_queue() noexcept;
   void after_flush(int err) noexcept;
   void arm_write();
+  void disarm_write() noexcept; // disarms the write interest, unless its loop is gone
   void fail(int err) noexcept;
   void finish_close() noexcept;
   void wake_all(wait_list& l) noexcept;
@@ -161,7 +162,8 @@ private:
   std::size_t head_offset_ = 0; // bytes of queue_.front() already sent
   std::size_t queued_ = 0;      // bytes not yet sent
   std::size_t high_, low_;
-  event_loop* loop_ = nullptr; // the loop armed on, while write_armed_
+  event_loop* loop_ = nullptr;    // the loop armed on, while write_armed_
+  std::uint64_t loop_serial_ = 0; // its serial(): the stream may outlive it (kept past corio::run())
   bool write_armed_ = false;
   bool paused_ = false;
   bool eof_requested_ = false; // write_eof(): shut down once the queue is empty

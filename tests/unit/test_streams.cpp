@@ -585,3 +585,40 @@ TEST(Streams, UnixStreams) {
 }
 
 } // namespace
+
+// A stream may outlive the loop it queued data on: its write interest went with the loop, so closing it
+// later touches nothing of that loop (it did: a heap-use-after-free in event_loop::disarm). A stream that
+// outlives one run of a runner, whose loop still exists, withdraws its interest from that loop.
+task<> queue_more_than_the_kernel_takes(corio::socket* listener, connection* keep) {
+  *listener = corio::listen_on(address::loopback_ipv4());
+  *keep = co_await corio::open_connection(listener->local_address());
+  keep->writer.write(std::string(8 << 20, 'x')); // the rest is queued: the write interest stays armed
+  EXPECT_GT(keep->writer.buffer_size(), 0u);
+}
+TEST(Streams, AStreamWithQueuedDataMayOutliveItsLoop) {
+  for (int round = 0; round < 2; ++round) {
+    corio::socket listener;
+    connection keep;
+    corio::run(queue_more_than_the_kernel_takes(&listener, &keep));
+    if (round == 0) {
+      keep = connection(); // after the loop
+    } else {
+      corio::run([](connection* c) -> task<> { // inside another loop, maybe at the same address
+        *c = connection();
+        co_return;
+      }(&keep));
+    }
+  }
+  corio::runner r;
+  corio::socket listener;
+  connection keep;
+  r.run(queue_more_than_the_kernel_takes(&listener, &keep));
+  keep = connection(); // between two runs of one loop
+  auto echoed = r.run([]() -> task<std::string> {
+    auto [a, b] = co_await connect_streams();
+    a.writer.write(pattern(1 << 20));
+    co_await a.writer.drain();
+    co_return co_await b.reader.readexactly(1 << 20);
+  }());
+  EXPECT_EQ(echoed, pattern(1 << 20));
+}
