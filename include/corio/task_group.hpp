@@ -27,7 +27,11 @@ namespace corio {
 ///   wait() then rethrows the failure — or, when several children failed, an exception_group holding
 ///   every failure in the order they happened.
 /// - If the task awaiting wait() is cancelled, the children are cancelled, waited for, and wait() raises
-///   cancelled_error.
+///   cancelled_error — unless a child failed meanwhile (say in its cleanup): then its failure is raised,
+///   as asyncio's TaskGroup does, and the task's cancellation stays pending for its next await.
+/// - Unlike asyncio, a failing child does not cancel the parent's own code between spawn() and wait()
+///   (C++ has no `async with` to turn that cancellation back into the group's error): code there that
+///   waits for a child's work should also watch for the group's failure, or run in a child itself.
 /// - spawn() after wait() finished, or after a child failed, throws invalid_state_error.
 /// - Destroying a group that was not waited for cancels the children still running (they finish on
 ///   their own later): always `co_await group.wait()`.
@@ -78,9 +82,9 @@ public:
     }
     void await_resume() {
       s_->closed = true;
+      s_->rethrow(); // a child's failure wins over the waiter's cancellation (asyncio's too)
       if (task != nullptr && task->cancelling())
         task->raise_cancel();
-      s_->rethrow();
     }
     void detach() noexcept override { s_->waiter = nullptr; }
     bool on_cancel() noexcept override { // cancel the children, and keep waiting for them

@@ -3,6 +3,7 @@
 #include <corio/sleep.hpp>
 #include <corio/task_group.hpp>
 #include <corio/testing/mock_clock.hpp>
+#include <corio/this_task.hpp>
 
 #include <gtest/gtest.h>
 
@@ -153,6 +154,49 @@ TEST(TaskGroup, CancellingTheParentCancelsTheChildren) {
       co_return;
     EXPECT_TRUE(kids[0].cancelled());
     EXPECT_TRUE(kids[1].cancelled());
+  });
+}
+
+// asyncio: a child's error wins over the cancellation of the task in wait(); corio keeps that
+// cancellation pending, so the next await raises it.
+task<int> fails_in_its_cleanup() {
+  bool cancelled = false;
+  try {
+    co_await corio::sleep(100s);
+  } catch (const corio::cancelled_error&) {
+    cancelled = true;
+  }
+  if (cancelled)
+    throw std::logic_error("cleanup failed");
+  co_return 0;
+}
+TEST(TaskGroup, AChildsFailureWinsOverTheWaitersCancellation) {
+  run_mock([](mock_clock* c) -> task<> {
+    auto parent = corio::spawn([]() -> task<std::string> {
+      corio::task_group group;
+      group.spawn(fails_in_its_cleanup());
+      group.spawn(after(200s, 2));
+      std::string what;
+      try {
+        co_await group.wait();
+      } catch (const std::logic_error& e) {
+        what = e.what();
+      }
+      EXPECT_TRUE(corio::cancelling() > 0); // still being cancelled
+      bool cancelled_again = false;
+      try {
+        co_await corio::sleep(1s);
+      } catch (const corio::cancelled_error&) {
+        cancelled_again = true;
+      }
+      EXPECT_TRUE(cancelled_again);
+      co_return what;
+    }());
+    const auto t0 = c->now();
+    co_await corio::sleep(5s);
+    parent.cancel();
+    EXPECT_EQ(co_await parent, "cleanup failed");
+    EXPECT_EQ(c->now() - t0, 5s);
   });
 }
 
