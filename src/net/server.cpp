@@ -31,7 +31,15 @@ struct server_state : std::enable_shared_from_this<server_state> {
   event_loop* loop = nullptr;
   std::vector<socket> listeners;
   std::vector<address> addrs;
-  std::vector<std::string> unix_paths; // removed on close
+  /// A Unix socket file this server made, and its identity when bound: close() removes the path only if
+  /// it still names that file. A newer server may have replaced it (start_unix_server removes a socket
+  /// file in its way, as asyncio does); its file must not go with us (asyncio 3.13 checks st_ino too).
+  struct unix_file {
+    std::string path;
+    dev_t dev = 0;
+    ino_t ino = 0;
+  };
+  std::vector<unix_file> unix_paths; // removed on close
   std::vector<join_handle<>> acceptors;
   /// A connection's task, and its writer: a local of the task's frame, set once the task made the
   /// streams and cleared before the local goes (abort_clients() resets the connection through it).
@@ -253,8 +261,11 @@ void server_state::close() {
       a.cancel();
   for (auto& l : listeners)
     l.close(); // wakes an accept loop still waiting on it
-  for (const auto& p : unix_paths)
-    ::unlink(p.c_str());
+  for (const auto& f : unix_paths) {
+    struct stat now {};
+    if (::lstat(f.path.c_str(), &now) == 0 && now.st_dev == f.dev && now.st_ino == f.ino)
+      ::unlink(f.path.c_str());
+  }
   unix_paths.clear();
   closed_event.set();
   check_idle();
@@ -461,8 +472,11 @@ server start_server(connection_handler handler, std::vector<address> addresses, 
         address bound = s.local_address();
         if (bound.is_ip() && chosen == 0)
           chosen = bound.port();
-        if (bound.family() == address_family::unix_path && !bound.path().empty() && bound.path().front() != '\0')
-          st->unix_paths.push_back(bound.path());
+        if (bound.family() == address_family::unix_path && !bound.path().empty() && bound.path().front() != '\0') {
+          struct stat made {};
+          if (::lstat(bound.path().c_str(), &made) == 0) // else already gone: nothing of ours to remove
+            st->unix_paths.push_back({bound.path(), made.st_dev, made.st_ino});
+        }
         st->addrs.push_back(bound);
         st->listeners.push_back(std::move(s));
       }

@@ -169,6 +169,32 @@ TEST(Server, EchoUnixAndSocketFileCleanup) {
   EXPECT_NE(::lstat(path.c_str(), &st), 0) << "socket file left behind";
 }
 
+// A newer server on the same path replaces the older one's socket file (as asyncio's does); closing the
+// older one must leave the newer one's file alone (asyncio 3.13 compares the inode), and closing the
+// newer one removes it.
+TEST(Server, ClosingAnOlderUnixServerKeepsTheNewerOnesFile) {
+  corio::testing::leak_check leaks;
+  std::string path = corio::testing::unique_socket_path("replaced");
+  run_mock([&](auto*) -> task<> {
+    corio::server older = co_await corio::start_unix_server(echo_lines, path);
+    corio::server newer = co_await corio::start_unix_server(echo_lines, path);
+    struct stat before {};
+    EXPECT_EQ(::lstat(path.c_str(), &before), 0);
+    older.close();
+    co_await older.wait_closed();
+    struct stat after {};
+    EXPECT_EQ(::lstat(path.c_str(), &after), 0) << "closing the older server removed the newer one's socket file";
+    EXPECT_EQ(after.st_ino, before.st_ino);
+    co_await talk(address::unix_path(path), 1, 2); // the newer server is still reachable by its path
+    newer.close();
+    co_await newer.wait_closed();
+    struct stat gone {};
+    EXPECT_NE(::lstat(path.c_str(), &gone), 0) << "the newer server left its socket file behind";
+    expect_only_main_task();
+  });
+  ::unlink(path.c_str());
+}
+
 TEST(Server, EveryInterfaceOnOnePort) {
   corio::testing::leak_check leaks;
   run_mock([](auto*) -> task<> {

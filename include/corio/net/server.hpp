@@ -122,8 +122,9 @@ private:
 /// or one that is not a stream socket; std::system_error (ENOTSOCK...) naming the fd otherwise.
 [[nodiscard]] server start_server(connection_handler handler, socket listener,
                                   server_options options = server_options());
-/// Listens on a Unix-domain socket at `path`. A stale socket file there is removed first; the file is
-/// removed again when the server closes.
+/// Listens on a Unix-domain socket at `path`. A socket file there (a stale one, or another server's) is
+/// removed first; the file is removed again when the server closes, unless the path names another file
+/// by then (a newer server's on the same path: its file stays, as asyncio 3.13 checks the inode).
 [[nodiscard]] task<server> start_unix_server(connection_handler handler, std::string path,
                                              server_options options = server_options());
 
