@@ -54,6 +54,7 @@ struct server_state : std::enable_shared_from_this<server_state> {
   std::size_t accept_errors = 0;
   std::size_t tls_errors = 0; // failed handshakes
   bool serving = false;
+  bool serving_forever = false; // a serve_forever() runs: a second one raises (asyncio's RuntimeError)
   bool closed = false;
   event closed_event; // set by close()
   event idle_event;   // set once closed and every task is finished
@@ -363,7 +364,19 @@ std::uint16_t server::port() const {
 
 task<> server::serve_forever() {
   std::shared_ptr<detail::server_state> st = s_;
-  need(st).start_serving();
+  if (need(st).serving_forever) {
+    std::string names;
+    for (const address& a : st->addrs)
+      names.append(names.empty() ? "" : ", ").append(a.to_string());
+    throw invalid_state_error("corio: server.serve_forever(): the server on " + names +
+                              " is already being awaited on serve_forever()");
+  }
+  st->serving_forever = true;
+  struct forever_guard { // declared after `st`: destroyed first, even when the frame is destroyed unfinished
+    detail::server_state& st;
+    ~forever_guard() { st.serving_forever = false; }
+  } guard{*st};
+  st->start_serving();
   try {
     while (!st->closed)
       co_await st->closed_event.wait();

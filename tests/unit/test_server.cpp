@@ -431,6 +431,36 @@ TEST(Server, ServeForeverEndsWithCloseAndCancellationCloses) {
   });
 }
 
+// A second serve_forever() while one runs is an error (asyncio's RuntimeError "already being awaited on
+// serve_forever()") and leaves the first alone: it goes on serving and ends with close().
+TEST(Server, ServeForeverTwiceIsAnErrorAndLeavesTheFirstAlone) {
+  corio::testing::leak_check leaks;
+  run_mock([](auto*) -> task<> {
+    corio::server srv = co_await corio::start_server(echo_lines, "127.0.0.1", 0, {.start_serving = false});
+    auto forever = corio::spawn(srv.serve_forever());
+    co_await corio::sleep(1s);
+    std::string error = "(accepted: it waited)";
+    try {
+      auto limit = corio::timeout(5s); // accepted, it would wait for close(): fail, not hang
+      co_await srv.serve_forever();
+    } catch (const corio::invalid_state_error& e) {
+      error = e.what();
+    } catch (const corio::timeout_error&) {
+    }
+    EXPECT_NE(error.find("already being awaited on serve_forever()"), std::string::npos) << error;
+    EXPECT_NE(error.find(srv.addresses().front().to_string()), std::string::npos) << error;
+    co_await corio::sleep(1s);
+    EXPECT_FALSE(forever.done());
+    EXPECT_TRUE(srv.is_serving());
+    co_await talk(srv.addresses().front(), 1, 2);
+    srv.close();
+    co_await forever; // ended by close(), not by the refused call
+    co_await srv.wait_closed();
+    co_await srv.serve_forever(); // none runs now: not refused (the server is closed: it returns at once)
+    expect_only_main_task();
+  });
+}
+
 TEST(Server, ReusePortAndAddressInUse) {
   corio::testing::leak_check leaks;
   run_mock([](auto*) -> task<> {

@@ -73,7 +73,9 @@ public:
   /// Starts accepting if the options said not to yet (asyncio's start_serving).
   void start_serving();
   [[nodiscard]] bool is_serving() const;
-  /// Starts serving and waits until close(); cancelling it closes the server (asyncio's rule).
+  /// Starts serving and waits until close(); cancelling it closes the server (asyncio's rule). One at a
+  /// time: called while another serve_forever() of this server runs, it raises invalid_state_error
+  /// (asyncio's RuntimeError "already being awaited on serve_forever()") and the running one goes on.
   task<> serve_forever();
   /// Stops accepting: the listening sockets are closed now, running handlers go on. Idempotent.
   void close();
