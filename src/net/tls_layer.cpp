@@ -183,9 +183,11 @@ long tls_layer::fill(stream_transport& t, std::size_t hint) {
 }
 
 void tls_layer::write(stream_transport& t, const std::string_view* parts, std::size_t count) {
+  // The stream's state first: a start_tls() that failed or was cancelled aborted the connection with the
+  // layer still handshaking, and a write then is a write to a closed stream (EPIPE), as on any other.
+  t.check_writable(0);
   if (handshaking_)
     throw invalid_state_error("corio: write to a stream during its TLS handshake");
-  t.check_writable(0);
   // Records are moved to the queue every 256 KiB of plaintext so a large write does not hold all of its
   // ciphertext twice (in the BIO and in the queue).
   std::size_t since_push = 0;

@@ -561,6 +561,60 @@ TEST(Tls, CancellationDuringHandshakeAndReads) {
   });
 }
 
+/// What write() (or writelines(), `lines`) raises on `w`: its std::system_error code and message, or
+/// another exception's message.
+std::pair<int, std::string> write_error_of(stream_writer w, bool lines = false) {
+  try {
+    if (lines)
+      w.writelines({"a", "b"});
+    else
+      w.write("x");
+  } catch (const std::system_error& e) {
+    return {e.code().value(), e.what()};
+  } catch (const std::exception& e) {
+    return {-1, e.what()};
+  }
+  return {0, "(no error)"};
+}
+
+// A start_tls() that was cancelled or failed aborts the connection: a write after it raises what a
+// write to any aborted stream raises (EPIPE, "stream closed"), not "during its TLS handshake".
+TEST(Tls, WriteAfterACancelledOrFailedStartTlsIsAWriteToAClosedStream) {
+  corio::testing::leak_check leaks;
+  run_mock([](auto*) -> task<> {
+    corio::socket listener = corio::listen_on(address::loopback_ipv4());
+    // The reference: a plaintext stream aborted by hand.
+    connection plain = co_await corio::open_connection(listener.local_address());
+    corio::accepted plain_peer = co_await corio::sock_accept(listener);
+    plain.writer.abort();
+    const auto expected = write_error_of(plain.writer);
+    EXPECT_EQ(expected.first, EPIPE) << expected.second;
+    EXPECT_TRUE(contains(expected.second, "stream closed")) << expected.second;
+    for (bool cancelled : {true, false}) {
+      connection c = co_await corio::open_connection(listener.local_address());
+      corio::accepted peer = co_await corio::sock_accept(listener); // never answers the hello
+      if (cancelled) {
+        auto upgrade = [](stream_writer w) -> task<> { co_await w.start_tls(client_ctx(), "localhost"); };
+        auto h = corio::spawn(upgrade(c.writer));
+        co_await corio::sleep(1s);
+        h.cancel();
+        EXPECT_TRUE(co_await corio::testing::was_cancelled(h));
+      } else {
+        co_await corio::sock_sendall(peer.conn, "this is not TLS at all\r\n\r\n"); // the handshake fails
+        EXPECT_THROW(co_await c.writer.start_tls(client_ctx(), "localhost"), tls_error);
+      }
+      EXPECT_TRUE(c.writer.is_closing());
+      for (bool lines : {false, true}) {
+        const auto got = write_error_of(c.writer, lines);
+        EXPECT_EQ(got.first, EPIPE) << (cancelled ? "cancelled: " : "failed: ") << got.second;
+        EXPECT_EQ(got.second, expected.second) << (cancelled ? "cancelled" : "failed");
+      }
+      EXPECT_EQ(co_await c.reader.read(), ""); // reading: the end, as on any aborted stream
+    }
+    expect_only_main_task();
+  });
+}
+
 TEST(Tls, CloseSendsCloseNotifyAndHalfCloseWorks) {
   corio::testing::leak_check leaks;
   run_real([]() -> task<> {
