@@ -17,6 +17,54 @@
 #include "recv_datagram.hpp"
 
 namespace corio {
+namespace {
+
+/// "endpoint L" or "endpoint L connected to P", as the datagram protocol's errors name an endpoint; empty
+/// when the socket is closed (the caller then uses what close() recorded).
+std::string describe(const socket& s) {
+  if (!s.is_open())
+    return {};
+  std::string who = "endpoint ";
+  try {
+    who += s.local_address().to_string();
+  } catch (const std::system_error&) {
+    who += "(unknown)";
+  }
+  try {
+    address peer = s.peer_address();
+    who += " connected to " + peer.to_string();
+  } catch (const std::system_error&) { // ENOTCONN: not connected
+  }
+  return who;
+}
+
+/// Raises `e` again with the endpoint named: "corio: <op>[ <to>] (endpoint L[ connected to P])[: socket
+/// closed]: <strerror>", the same error code.
+[[noreturn]] void raise_named(const std::system_error& e, const char* op, const address* to, const socket& s,
+                              const std::string& closed_name) {
+  std::string what = std::string("corio: ") + op;
+  if (to != nullptr && to->family() != address_family::unspecified)
+    what += " " + to->to_string();
+  std::string who = describe(s);
+  if (who.empty())
+    who = closed_name.empty() ? "endpoint closed" : closed_name;
+  what += " (" + who + ")";
+  if (!s.is_open())
+    what += ": socket closed";
+  throw std::system_error(e.code(), what);
+}
+
+} // namespace
+
+void datagram_endpoint::close() noexcept {
+  if (!sock_.is_open())
+    return;
+  try {
+    closed_name_ = describe(sock_); // for the errors of the operations this interrupts, and later ones
+  } catch (...) {                   // out of memory: they say "endpoint closed"
+  }
+  sock_.close();
+}
 
 datagram_endpoint datagram_endpoint::open(const datagram_options& o) {
   address_family fam = o.local.family() != address_family::unspecified ? o.local.family() : o.remote.family();
@@ -68,18 +116,31 @@ task<datagram_endpoint> datagram_endpoint::connect(std::string host, std::uint16
 }
 
 task<std::size_t> datagram_endpoint::sendto(std::string_view data, address to) {
-  co_return co_await sock_sendto(sock_, data, std::move(to));
+  try {
+    co_return co_await sock_sendto(sock_, data, to);
+  } catch (const std::system_error& e) {
+    raise_named(e, "sendto", &to, sock_, closed_name_);
+  }
 }
 
 task<std::size_t> datagram_endpoint::send(std::string_view data) {
   // send() on an unconnected datagram socket fails with EDESTADDRREQ: a clear error, not a hang.
-  co_return co_await sock_send(sock_, data);
+  try {
+    co_return co_await sock_send(sock_, data);
+  } catch (const std::system_error& e) {
+    raise_named(e, "send", nullptr, sock_, closed_name_);
+  }
 }
 
 task<datagram> datagram_endpoint::recvfrom(std::size_t max_size) {
   datagram d;
   d.data.resize(max_size);
-  detail::datagram_info r = co_await detail::recv_datagram(sock_, std::span<char>(d.data.data(), d.data.size()));
+  detail::datagram_info r;
+  try {
+    r = co_await detail::recv_datagram(sock_, std::span<char>(d.data.data(), d.data.size()));
+  } catch (const std::system_error& e) {
+    raise_named(e, "recvfrom", nullptr, sock_, closed_name_);
+  }
   d.data.resize(r.size);
   d.data.shrink_to_fit();
   d.from = std::move(r.from);
@@ -90,7 +151,12 @@ task<datagram> datagram_endpoint::recvfrom(std::size_t max_size) {
 
 task<std::string> datagram_endpoint::recv(std::size_t max_size) {
   std::string out(max_size, '\0');
-  std::size_t n = co_await sock_recv(sock_, std::span<char>(out.data(), out.size())); // recv(2): not the ring
+  std::size_t n = 0;
+  try {
+    n = co_await sock_recv(sock_, std::span<char>(out.data(), out.size())); // recv(2): not the ring
+  } catch (const std::system_error& e) {
+    raise_named(e, "recv", nullptr, sock_, closed_name_);
+  }
   out.resize(n);
   co_return out;
 }

@@ -733,6 +733,70 @@ TEST(NetDatagram, ReceiveIsCancellableAndTimesOut) {
   });
 }
 
+/// The code and message of the std::system_error `op` raises (0 and "" if it raises none).
+template <class Op> task<std::pair<int, std::string>> system_error_of(Op op) {
+  try {
+    (void)co_await op();
+  } catch (const std::system_error& e) {
+    co_return std::pair<int, std::string>{e.code().value(), e.what()};
+  }
+  co_return std::pair<int, std::string>{0, ""};
+}
+
+// A datagram endpoint's errors name the operation, the destination (sendto) and the endpoint: its local
+// address and, when connected, its peer (as the datagram protocol's errors do).
+TEST(NetDatagram, ErrorsNameTheEndpointAndItsPeer) {
+  corio::testing::leak_check leaks;
+  run_mock([](auto*) -> task<> {
+    address peer; // a port nobody listens on
+    {
+      auto gone = corio::datagram_endpoint::open({.local = address::loopback_ipv4()});
+      peer = gone.local_address();
+    }
+    auto c = corio::datagram_endpoint::open({.remote = peer});
+    const std::string who = "(endpoint " + c.local_address().to_string() + " connected to " + peer.to_string() + ")";
+    // Each refusal (ICMP port unreachable) is waited for, then taken by the call under test.
+    auto refused = [&c]() -> task<> {
+      (void)co_await c.send("anyone there?");
+      co_await corio::readable(c.raw()); // the error arrived
+    };
+    co_await refused();
+    auto recv = [&c]() { return c.recv(); };
+    auto [recv_code, recv_what] = co_await system_error_of(recv);
+    EXPECT_EQ(recv_code, ECONNREFUSED) << recv_what;
+    EXPECT_NE(recv_what.find("corio: recv " + who + ": "), std::string::npos) << recv_what;
+    co_await refused();
+    auto send = [&c]() { return c.send("again"); };
+    auto [send_code, send_what] = co_await system_error_of(send);
+    EXPECT_EQ(send_code, ECONNREFUSED) << send_what;
+    EXPECT_NE(send_what.find("corio: send " + who + ": "), std::string::npos) << send_what;
+    co_await refused();
+    auto recvfrom = [&c]() { return c.recvfrom(); };
+    auto [from_code, from_what] = co_await system_error_of(recvfrom);
+    EXPECT_EQ(from_code, ECONNREFUSED) << from_what;
+    EXPECT_NE(from_what.find("corio: recvfrom " + who + ": "), std::string::npos) << from_what;
+
+    // Not connected: the destination of sendto, and the endpoint's own address.
+    auto u = corio::datagram_endpoint::open({.local = address::loopback_ipv4()});
+    const std::string mine = "(endpoint " + u.local_address().to_string() + ")";
+    auto too_long = [&u, &peer]() { return u.sendto(std::string(70000, 'x'), peer); };
+    auto [long_code, long_what] = co_await system_error_of(too_long);
+    EXPECT_EQ(long_code, EMSGSIZE) << long_what;
+    EXPECT_NE(long_what.find("corio: sendto " + peer.to_string() + " " + mine + ": "), std::string::npos) << long_what;
+    // Closed under a waiting receive: EBADF, naming the endpoint as it was.
+    auto waiting = corio::spawn([](corio::datagram_endpoint* ep) -> task<std::pair<int, std::string>> {
+      auto op = [ep]() { return ep->recvfrom(); };
+      co_return co_await system_error_of(op);
+    }(&u));
+    co_await corio::sleep(1s);
+    u.close();
+    auto [closed_code, closed_what] = co_await waiting;
+    EXPECT_EQ(closed_code, EBADF) << closed_what;
+    EXPECT_NE(closed_what.find("corio: recvfrom " + mine + ": socket closed"), std::string::npos) << closed_what;
+    expect_only_main_task();
+  });
+}
+
 // sock_recv on a connected UDP socket reads one datagram per call, whole when it fits (40000 bytes: more
 // than io_uring's 16 KiB ring buffers) and cut to the buffer otherwise, as recv(2) does; the rest of a cut
 // datagram never comes back as a datagram of its own. On both backends.

@@ -61,7 +61,10 @@ struct datagram_options {
 /// A datagram socket. Receiving is one task at a time, sending too; both are cancellable and lose
 /// nothing when cancelled (a datagram is taken from the kernel only by the call that returns it).
 /// Sending never blocks for long on UDP: a full send buffer waits for room. ICMP errors of a connected
-/// endpoint (ECONNREFUSED) surface on the next call, as the kernel reports them.
+/// endpoint (ECONNREFUSED) surface on the next call, as the kernel reports them. Errors raise
+/// std::system_error naming the operation, the destination (sendto) and the endpoint: its local address
+/// and, when connected, its peer, e.g. "corio: recv (endpoint 127.0.0.1:40000 connected to
+/// 127.0.0.1:9): Connection refused".
 class datagram_endpoint {
 public:
   datagram_endpoint() noexcept = default;
@@ -98,11 +101,13 @@ public:
   [[nodiscard]] address remote_address() const { return sock_.peer_address(); }
   [[nodiscard]] socket& raw() noexcept { return sock_; }
   [[nodiscard]] bool is_open() const noexcept { return sock_.is_open(); }
-  /// Closes the socket; operations waiting on it raise std::system_error(EBADF).
-  void close() noexcept { sock_.close(); }
+  /// Closes the socket; operations waiting on it raise std::system_error(EBADF), naming the endpoint as
+  /// it was.
+  void close() noexcept;
 
 private:
   socket sock_;
+  std::string closed_name_; // "endpoint L connected to P", recorded by close() for the errors after it
 };
 
 } // namespace corio
