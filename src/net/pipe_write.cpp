@@ -1,8 +1,9 @@
-// pipe_writev: SIGPIPE held off around one writev().
+// pipe_writev, sendfile_nosignal: SIGPIPE held off around one writev() or sendfile().
 #include "pipe_write.hpp"
 
 #include <pthread.h>
 #include <signal.h>
+#include <sys/sendfile.h>
 #include <sys/uio.h>
 
 #include <cerrno>
@@ -10,7 +11,10 @@
 
 namespace corio::detail {
 
-long pipe_writev(int fd, const iovec* iov, std::size_t count) noexcept {
+namespace {
+/// Runs `call` (a write that may fail with EPIPE) with SIGPIPE blocked in this thread; a SIGPIPE it
+/// raised is taken off the pending set before the mask is restored, so it is never delivered.
+template <class Call> long without_sigpipe(Call call) noexcept {
   sigset_t pipe_only;
   ::sigemptyset(&pipe_only);
   ::sigaddset(&pipe_only, SIGPIPE);
@@ -23,10 +27,9 @@ long pipe_writev(int fd, const iovec* iov, std::size_t count) noexcept {
     ::sigpending(&pending);
     was_pending = ::sigismember(&pending, SIGPIPE) == 1;
   }
-  const int n = count > IOV_MAX ? IOV_MAX : static_cast<int>(count);
   long r;
   do
-    r = ::writev(fd, iov, n);
+    r = call();
   while (r < 0 && errno == EINTR);
   const int err = errno;
   if (r < 0 && err == EPIPE && !was_pending) {
@@ -38,6 +41,16 @@ long pipe_writev(int fd, const iovec* iov, std::size_t count) noexcept {
     ::pthread_sigmask(SIG_UNBLOCK, &pipe_only, nullptr);
   errno = err;
   return r;
+}
+} // namespace
+
+long pipe_writev(int fd, const iovec* iov, std::size_t count) noexcept {
+  const int n = count > IOV_MAX ? IOV_MAX : static_cast<int>(count);
+  return without_sigpipe([&] { return static_cast<long>(::writev(fd, iov, n)); });
+}
+
+long sendfile_nosignal(int out_fd, int in_fd, off_t* offset, std::size_t count) noexcept {
+  return without_sigpipe([&] { return static_cast<long>(::sendfile(out_fd, in_fd, offset, count)); });
 }
 
 } // namespace corio::detail

@@ -1,5 +1,7 @@
-// A writev() to a pipe that cannot raise SIGPIPE (internal).
+// A writev() to a pipe, and a sendfile() to a socket, that cannot raise SIGPIPE (internal).
 #pragma once
+
+#include <sys/types.h>
 
 #include <cstddef>
 
@@ -18,5 +20,9 @@ namespace corio::detail {
 /// Costs two extra system calls per write (three if the thread already blocks SIGPIPE) — on pipe
 /// writes only, which are batched up to 64 buffers each.
 long pipe_writev(int fd, const iovec* iov, std::size_t count) noexcept;
+
+/// sendfile(out_fd, in_fd, offset, count) the same way: sendfile(2) takes no MSG_NOSIGNAL, and a peer
+/// that reset (or our own shutdown of the sending side) makes it raise SIGPIPE even on a socket.
+long sendfile_nosignal(int out_fd, int in_fd, off_t* offset, std::size_t count) noexcept;
 
 } // namespace corio::detail

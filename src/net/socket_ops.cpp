@@ -14,6 +14,7 @@
 #include "corio/io.hpp"
 #include "file_source.hpp"
 #include "net_error.hpp"
+#include "pipe_write.hpp"
 #include "recv_awaiter.hpp"
 #include "recv_datagram.hpp"
 #include "ring_ops.hpp"
@@ -181,7 +182,7 @@ task<std::uint64_t> sock_sendfile(socket& s, int file_fd, std::uint64_t offset, 
     auto off = static_cast<off_t>(at);
     // At most what one sendfile(2) moves anyway (0x7ffff000 bytes).
     const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(want - sent, 0x7ffff000));
-    const auto r = ::sendfile(s.fd(), file_fd, &off, n);
+    const auto r = detail::sendfile_nosignal(s.fd(), file_fd, &off, n); // never SIGPIPE
     if (r > 0) {
       sent += static_cast<std::uint64_t>(r);
       continue;

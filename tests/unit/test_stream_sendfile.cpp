@@ -10,6 +10,7 @@
 #include <corio/timeout.hpp>
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -233,7 +234,7 @@ TEST(StreamSendfile, IntoAChildsStdinWithWritesAroundIt) {
     }(p.stdin_, f.fd));
     co_await corio::sleep(0s);
     EXPECT_FALSE(sending.done()); // 2 MiB do not fit in a pipe: it waits for cat
-    p.stdin_.write("|while"); // after the file, though written while it is sent
+    p.stdin_.write("|while");     // after the file, though written while it is sent
     EXPECT_EQ(co_await sending, data.size() - 1);
     p.stdin_.write(">");
     p.stdin_.write_eof();
@@ -307,6 +308,34 @@ TEST(StreamSendfile, APeerResetRaisesOnThisStreamOnly) {
     other.client.writer.close();
     co_await other.client.writer.wait_closed();
     expect_only_main_task();
+  });
+}
+
+// sendfile(2) takes no MSG_NOSIGNAL: on a socket whose sending side is shut, or after a reset already
+// reported, it raises SIGPIPE, which killed the process (http_server under wrk). Now it is EPIPE.
+TEST(StreamSendfile, ASendfileAfterTheSendingSideIsShutRaisesEpipeNotSigpipe) {
+  ASSERT_EQ(::signal(SIGPIPE, SIG_DFL), SIG_DFL); // the default: a SIGPIPE would end this test binary
+  run_mock([](auto*) -> task<> {
+    temp_file f(pattern(100000));
+    for (bool through_the_writer : {false, true}) {
+      stream_pair p = co_await connect_streams();
+      ::shutdown(p.client.writer.fd(), SHUT_WR);
+      int err = 0;
+      try {
+        if (through_the_writer) {
+          (void)co_await p.client.writer.sendfile(f.fd);
+        } else {
+          corio::socket s = corio::socket::adopt(::dup(p.client.writer.fd()));
+          (void)co_await corio::sock_sendfile(s, f.fd, 0);
+        }
+      } catch (const std::system_error& e) {
+        err = e.code().value();
+      }
+      EXPECT_EQ(err, EPIPE) << through_the_writer;
+      sigset_t pending;
+      ::sigpending(&pending);
+      EXPECT_EQ(::sigismember(&pending, SIGPIPE), 0); // taken back, not left pending
+    }
   });
 }
 
