@@ -29,9 +29,22 @@ namespace corio {
 static_assert(std::is_trivially_copyable_v<address>);
 
 connection make_streams(socket s, address peer, stream_options o) {
-  if (peer.family() == address_family::unspecified)
-    peer = s.peer_address();
-  if (o.no_delay && peer.is_ip())
+  if (peer.family() == address_family::unspecified) {
+    try {
+      peer = s.peer_address();
+    } catch (const std::system_error&) {
+      // The peer is gone already (ENOTCONN after a reset): asyncio's peername None. The stream's first
+      // read or write reports what happened.
+    }
+  }
+  bool ip = peer.is_ip();
+  if (!ip && peer.family() == address_family::unspecified) {
+    try {
+      ip = s.local_address().is_ip();
+    } catch (const std::system_error&) {
+    }
+  }
+  if (o.no_delay && ip)
     s.set_no_delay(true);
   auto t = std::make_shared<detail::stream_transport>(std::move(s), std::move(peer), o);
   return connection{stream_reader(t), stream_writer(t)};

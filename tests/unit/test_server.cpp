@@ -342,6 +342,46 @@ TEST(Server, PeerResetIsAnErrorOfThatHandlerOnly) {
   });
 }
 
+// A connection reset before the loop got to it (io_uring's multishot accept then cannot read its peer's
+// address: ENOTCONN) still gets its handler, whose reads report the reset; it was reported to
+// on_handler_error as a getpeername failure instead, without running the handler.
+TEST(Server, AConnectionResetBeforeItsHandlerRunsStillGetsOne) {
+  corio::testing::leak_check leaks;
+  run_mock([](auto*) -> task<> {
+    int handled = 0;
+    int errors = 0;
+    corio::server_options opts;
+    opts.on_handler_error = [&errors](std::exception_ptr, const address&) { ++errors; };
+    corio::server srv = co_await corio::start_server(
+        [&handled](stream_reader r, stream_writer w) -> task<> {
+          ++handled;
+          try {
+            std::string line = co_await r.readline();
+            if (!line.empty())
+              w.write(line);
+          } catch (const std::system_error&) { // the reset
+          }
+        },
+        "127.0.0.1", 0, opts);
+    const address where = srv.addresses().front();
+    for (int i = 0; i < 3; ++i) { // blocking, without the loop: the kernel completes the handshake
+      int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+      EXPECT_EQ(::connect(fd, static_cast<const sockaddr*>(where.data()), where.size()), 0);
+      linger l{1, 0};
+      ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+      ::close(fd); // RST, before the loop saw the connection
+    }
+    co_await talk(where, 7, 1);
+    for (int i = 0; i < 100 && handled < 4; ++i)
+      co_await corio::sleep(10ms);
+    EXPECT_EQ(handled, 4);
+    EXPECT_EQ(errors, 0);
+    srv.close();
+    co_await srv.wait_closed();
+    expect_only_main_task();
+  });
+}
+
 /// Lowers RLIMIT_NOFILE for the test's duration.
 struct fd_limit {
   rlimit saved{};

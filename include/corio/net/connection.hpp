@@ -41,7 +41,9 @@ struct connection {
 [[nodiscard]] task<connection> open_unix_connection(std::string path, stream_options options = stream_options());
 
 /// Streams over an already connected stream socket (what a server hands to its handler). `peer` is
-/// looked up when unspecified. `options.tls` is not applied here: call `writer.start_tls()`.
+/// looked up when unspecified, and stays unspecified if the peer is already gone (a connection reset
+/// before it was accepted: its first read or write reports it; asyncio's peername None). `options.tls`
+/// is not applied here: call `writer.start_tls()`.
 [[nodiscard]] connection make_streams(socket connected, address peer = {}, stream_options options = stream_options());
 
 } // namespace corio
