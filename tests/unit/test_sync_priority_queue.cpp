@@ -21,10 +21,12 @@
 #include <random>
 #include <set>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "leak_check.hpp"
 #include "loop_fixture.hpp"
+#include "queue_model.hpp"
 
 // Allocations are counted (with a replaced global operator new) to show that steady-state traffic
 // allocates nothing: the heap and the stack only allocate to grow.
@@ -72,8 +74,15 @@ job make_job(int priority, int id) { return job{priority, id, std::make_unique<i
 class SyncPriorityQueue : public corio::testing::ordered_and_shuffled {};
 class SyncLifoQueue : public corio::testing::ordered_and_shuffled {};
 
+// Getters woken with an item, one of them cancelled before it runs: what the others get depends on the
+// order in which they run (in asyncio too), so these compare with asyncio with the ready queue in order.
+class SyncPriorityQueueWokenGetters : public corio::testing::ordered_and_shuffled {};
+class SyncLifoQueueWokenGetters : public corio::testing::ordered_and_shuffled {};
+
 INSTANTIATE_TEST_SUITE_P(Order, SyncPriorityQueue, corio::testing::ready_orders());
 INSTANTIATE_TEST_SUITE_P(Order, SyncLifoQueue, corio::testing::ready_orders());
+INSTANTIATE_TEST_SUITE_P(InOrder, SyncPriorityQueueWokenGetters, ::testing::Values(0u));
+INSTANTIATE_TEST_SUITE_P(InOrder, SyncLifoQueueWokenGetters, ::testing::Values(0u));
 
 corio::time_point now() { return corio::event_loop::current()->time(); }
 
@@ -390,6 +399,28 @@ TEST_P(SyncPriorityQueue, GetterCancelledAfterTheHandOffInABoundedQueue) {
   });
 }
 
+// The expected outcomes are what the asyncio twin prints (woken_getters in queue_model.hpp).
+TEST_P(SyncPriorityQueueWokenGetters, FirstOneCancelledLetsTheNextTakeTheSmallest) {
+  run([]() -> task<> {
+    using corio::testing::woken_getters;
+    auto two = woken_getters<int_pq>(2, {1, 9}, "A", {}); // named: g++ 12 and temporaries
+    EXPECT_EQ(co_await two, "A:c B=1 left=[9]");
+    auto three = woken_getters<int_pq>(3, {5, 3, 7}, "A", {});
+    EXPECT_EQ(co_await three, "A:c B=3 C=5 left=[7]");
+    auto one = woken_getters<int_pq>(1, {5, 1}, "A", {});
+    EXPECT_EQ(co_await one, "A:c left=[1, 5]");
+  });
+}
+
+TEST_P(SyncPriorityQueue, RandomCancellationsOfWokenGettersGoAsInAsyncio) {
+  const bool in_order = GetParam() == 0; // else only: nothing lost, nothing duplicated
+  for (int seed = 1; seed <= corio::testing::kSeeds && !HasFailure(); ++seed)
+    run([seed, in_order] {
+      return corio::testing::play_queue_scenario<int_pq>(corio::testing::queue_kind::priority,
+                                                         static_cast<std::uint64_t>(seed), in_order);
+    });
+}
+
 TEST_P(SyncPriorityQueue, CancelAQueuedPutterWithdrawsItsItem) {
   run([]() -> task<> {
     int_pq q(1);
@@ -645,7 +676,7 @@ TEST_P(SyncLifoQueue, PutHandsItsItemToTheLongestWaitingGetter) {
   });
 }
 
-TEST_P(SyncLifoQueue, GetterCancelledAfterTheHandOffPutsTheItemBackOnTop) {
+TEST_P(SyncLifoQueue, GetterCancelledAfterTheHandOffPutsTheItemBackBelowTheLaterOnes) {
   run([]() -> task<> {
     int_lifo q(2);
     log_t log, put_done;
@@ -657,17 +688,41 @@ TEST_P(SyncLifoQueue, GetterCancelledAfterTheHandOffPutsTheItemBackOnTop) {
     auto p = corio::spawn(putter(q, put_done, 10, 0ms));
     a.cancel();
     EXPECT_TRUE(co_await was_cancelled(a));
-    EXPECT_EQ(q.size(), 3u); // 7 back on top: one over maxsize, nothing lost
-    EXPECT_EQ(co_await q.get(), 7);
+    EXPECT_EQ(q.size(), 3u); // 7 back below 8 and 9, as asyncio has it: one over maxsize, nothing lost
+    EXPECT_EQ(co_await q.get(), 9);
     EXPECT_EQ(q.size(), 2u) << "still full: the putter waits on";
-    EXPECT_EQ(co_await q.get(), 9); // frees the slot for 10
+    EXPECT_EQ(co_await q.get(), 8); // frees the slot for 10
     EXPECT_EQ(co_await q.get(), 10);
-    EXPECT_EQ(co_await q.get(), 8);
+    EXPECT_EQ(co_await q.get(), 7);
     co_await p;
     EXPECT_TRUE(log.empty());
     EXPECT_EQ(put_done, (log_t{10}));
     expect_no_other_task();
   });
+}
+
+// The expected outcomes are what the asyncio twin prints (woken_getters in queue_model.hpp).
+TEST_P(SyncLifoQueueWokenGetters, CancelledOnesLeaveTheStackAsInAsyncio) {
+  run([]() -> task<> {
+    using corio::testing::woken_getters;
+    auto first = woken_getters<int_lifo>(2, {1, 2}, "A", {}); // named: g++ 12 and temporaries
+    EXPECT_EQ(co_await first, "A:c B=2 left=[1]");
+    auto below = woken_getters<int_lifo>(1, {1, 2}, "A", {});
+    EXPECT_EQ(co_await below, "A:c left=[2, 1]");
+    auto both = woken_getters<int_lifo>(2, {1, 2, 3}, "BA", {});
+    EXPECT_EQ(co_await both, "A:c B:c left=[3, 2, 1]");
+    auto put_after = woken_getters<int_lifo>(3, {1, 2}, "A", {3});
+    EXPECT_EQ(co_await put_after, "A:c B=3 C=2 left=[1]");
+  });
+}
+
+TEST_P(SyncLifoQueue, RandomCancellationsOfWokenGettersGoAsInAsyncio) {
+  const bool in_order = GetParam() == 0; // else only: nothing lost, nothing duplicated
+  for (int seed = 1; seed <= corio::testing::kSeeds && !HasFailure(); ++seed)
+    run([seed, in_order] {
+      return corio::testing::play_queue_scenario<int_lifo>(corio::testing::queue_kind::lifo,
+                                                           static_cast<std::uint64_t>(seed), in_order);
+    });
 }
 
 TEST_P(SyncLifoQueue, GetterCancelledAfterTheHandOffPassesTheItemToTheNextGetter) {
@@ -762,6 +817,35 @@ TEST_P(SyncLifoQueue, MoveOnlyItems) {
     }
     EXPECT_TRUE(q.try_put(std::move(extra)));
     EXPECT_EQ(**q.try_get(), 99);
+  });
+}
+
+/// Movable, not assignable (a const member): lifo_queue takes it all the same.
+struct labelled {
+  const int label;
+  std::unique_ptr<int> payload;
+};
+
+TEST_P(SyncLifoQueue, UnassignableItemGivenBackGoesBelowTheLaterOnes) {
+  run([]() -> task<> {
+    using item_queue = corio::lifo_queue<labelled>;
+    static_assert(!std::is_move_assignable_v<labelled>);
+    item_queue q;
+    int got = -1;
+    auto get_label = [](item_queue& qq, int& out) -> task<> { out = (co_await qq.get()).label; };
+    auto a = corio::spawn(get_label(q, got));
+    co_await corio::sleep(1ms);
+    for (int i = 1; i <= 3; ++i) // 1 handed to a, 2 and 3 queued
+      EXPECT_TRUE(q.try_put(labelled{i, std::make_unique<int>(i)}));
+    a.cancel();
+    EXPECT_TRUE(co_await was_cancelled(a));
+    EXPECT_EQ(got, -1);
+    log_t labels;
+    while (auto item = q.try_get()) {
+      EXPECT_EQ(*item->payload, item->label);
+      labels.push_back(item->label);
+    }
+    EXPECT_EQ(labels, (log_t{3, 2, 1}));
   });
 }
 

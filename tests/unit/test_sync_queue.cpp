@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "loop_fixture.hpp"
+#include "queue_model.hpp"
 
 using namespace std::chrono_literals;
 using corio::task;
@@ -29,8 +30,13 @@ using log_t = std::vector<int>;
 using int_queue = corio::queue<int>;
 
 class SyncQueue : public corio::testing::ordered_and_shuffled {};
+// Getters woken with an item, one of them cancelled before it runs: what the others get depends on the
+// order in which they run (in asyncio too, where each takes the next item when it runs), so these
+// compare with asyncio with the ready queue in order, as asyncio's is.
+class SyncQueueWokenGetters : public corio::testing::ordered_and_shuffled {};
 
 INSTANTIATE_TEST_SUITE_P(Order, SyncQueue, corio::testing::ready_orders());
+INSTANTIATE_TEST_SUITE_P(InOrder, SyncQueueWokenGetters, ::testing::Values(0u));
 
 corio::time_point now() { return corio::event_loop::current()->time(); }
 
@@ -344,6 +350,111 @@ TEST_P(SyncQueue, GetterCancelledAfterTheHandOffPutsTheItemBackFirst) {
   });
 }
 
+// The expected outcomes are what the asyncio twin prints (woken_getters in queue_model.hpp).
+TEST_P(SyncQueueWokenGetters, FirstOneCancelledLetsTheOthersTakeTheItemsInOrder) {
+  run([]() -> task<> {
+    using corio::testing::woken_getters;
+    auto first = woken_getters<int_queue>(3, {1, 2}, "A", {}); // named: g++ 12 and temporaries
+    EXPECT_EQ(co_await first, "A:c B=1 C=2 left=[]");
+    auto with_a_put_after = woken_getters<int_queue>(4, {1, 2, 3}, "A", {4});
+    EXPECT_EQ(co_await with_a_put_after, "A:c B=1 C=2 D=3 left=[4]");
+  });
+}
+
+TEST_P(SyncQueueWokenGetters, OneCancelledInTheMiddleOrSeveral) {
+  run([]() -> task<> {
+    using corio::testing::woken_getters;
+    auto middle = woken_getters<int_queue>(3, {1, 2, 3}, "B", {}); // named: g++ 12 and temporaries
+    EXPECT_EQ(co_await middle, "A=1 B:c C=2 left=[3]");
+    auto two = woken_getters<int_queue>(4, {1, 2, 3}, "AC", {});
+    EXPECT_EQ(co_await two, "A:c B=1 C:c D=2 left=[3]");
+  });
+}
+
+TEST_P(SyncQueueWokenGetters, CancelledInABoundedQueueWithAPutterWaiting) {
+  run([]() -> task<> {
+    int_queue q(1);
+    log_t log, put_done;
+    auto a = corio::spawn(getter(q, log, 0ms));
+    auto b = corio::spawn(getter(q, log, 0ms));
+    co_await corio::sleep(1ms);
+    co_await q.put(1); // handed to a
+    co_await q.put(2); // handed to b
+    co_await q.put(3); // queued: the queue is full now
+    auto p = corio::spawn(putter(q, put_done, 4, 0ms));
+    a.cancel();
+    EXPECT_TRUE(co_await was_cancelled(a));
+    co_await b;
+    EXPECT_EQ(log, (log_t{1}));
+    EXPECT_EQ(q.size(), 2u) << "2 back in front of 3: one over maxsize, nothing lost";
+    EXPECT_TRUE(put_done.empty());
+    EXPECT_EQ(co_await q.get(), 2);
+    EXPECT_TRUE(put_done.empty()) << "still full: the putter waits on";
+    EXPECT_EQ(co_await q.get(), 3); // frees the slot for 4
+    EXPECT_EQ(co_await q.get(), 4);
+    co_await p;
+    EXPECT_EQ(put_done, (log_t{4}));
+    EXPECT_EQ(q.unfinished(), 4u);
+    for (int i = 0; i < 4; ++i)
+      q.task_done();
+    co_await q.join();
+    expect_no_other_task();
+  });
+}
+
+TEST_P(SyncQueueWokenGetters, CancelledAfterAShutdown) {
+  run([]() -> task<> {
+    int_queue q;
+    log_t log;
+    auto a = corio::spawn(getter(q, log, 0ms));
+    auto b = corio::spawn(getter(q, log, 0ms));
+    auto c = corio::spawn(get_outcome(q));
+    co_await corio::sleep(1ms);
+    co_await q.put(1); // handed to a
+    co_await q.put(2); // handed to b
+    q.shutdown();      // c raises queue_shut_down; a and b still have their items
+    a.cancel();
+    EXPECT_TRUE(co_await was_cancelled(a));
+    co_await b;
+    EXPECT_EQ(co_await c, "shut down");
+    EXPECT_EQ(log, (log_t{1})) << "b takes 1, as in asyncio";
+    EXPECT_EQ(co_await q.get(), 2) << "back in the queue, which drains after shutdown()";
+    EXPECT_THROW(co_await q.get(), corio::queue_shut_down);
+    q.task_done();
+    q.task_done();
+    co_await q.join();
+
+    // After shutdown(immediate) nothing is dealt again: the item given back is dropped, counted as done.
+    int_queue r;
+    log.clear();
+    auto d = corio::spawn(getter(r, log, 0ms));
+    auto e = corio::spawn(getter(r, log, 0ms));
+    co_await corio::sleep(1ms);
+    co_await r.put(1); // handed to d
+    co_await r.put(2); // handed to e
+    co_await r.put(3); // queued
+    r.shutdown(true);  // drops 3
+    EXPECT_EQ(r.unfinished(), 2u);
+    d.cancel();
+    EXPECT_TRUE(co_await was_cancelled(d));
+    co_await e;
+    EXPECT_EQ(log, (log_t{2}));
+    EXPECT_EQ(r.unfinished(), 1u);
+    r.task_done();
+    co_await r.join();
+    expect_no_other_task();
+  });
+}
+
+TEST_P(SyncQueue, RandomCancellationsOfWokenGettersGoAsInAsyncio) {
+  const bool in_order = GetParam() == 0; // else only: nothing lost, nothing duplicated
+  for (int seed = 1; seed <= corio::testing::kSeeds && !HasFailure(); ++seed)
+    run([seed, in_order] {
+      return corio::testing::play_queue_scenario<int_queue>(corio::testing::queue_kind::fifo,
+                                                            static_cast<std::uint64_t>(seed), in_order);
+    });
+}
+
 TEST_P(SyncQueue, CancelAQueuedPutterWithdrawsItsItem) {
   run([]() -> task<> {
     int_queue q(1);
@@ -480,16 +591,22 @@ TEST_P(SyncQueue, GetWithATimeout) {
 }
 
 TEST_P(SyncQueue, AbandonedWaitersUnlinkThemselves) {
-  int_queue empty_q, full_q(1);
-  log_t log, put_done;
+  int_queue empty_q, full_q(1), handed_q;
+  log_t log, put_done, handed_log;
   run_then_abandon([&]() -> task<> {
     co_await full_q.put(0);
     corio::spawn(getter(empty_q, log, 0ms));
     corio::spawn(putter(full_q, put_done, 1, 0ms));
     auto join_task = [](int_queue& q) -> task<> { co_await q.join(); };
     corio::spawn(join_task(full_q));
+    corio::spawn(getter(handed_q, handed_log, 0ms));
     co_await corio::sleep(1ms);
+    // Handed to the getter just before the loop stops: it never runs.
+    corio::event_loop::current()->call_soon([&] { EXPECT_TRUE(handed_q.try_put(5)); });
   });
+  EXPECT_TRUE(handed_log.empty());
+  EXPECT_TRUE(handed_q.try_put(6));
+  EXPECT_EQ(handed_q.size(), 1u); // no getter left, handed or waiting
   EXPECT_EQ(full_q.size(), 1u);
   EXPECT_EQ(full_q.try_get(), 0); // no putter left to move in
   EXPECT_TRUE(full_q.empty());
@@ -502,10 +619,17 @@ TEST_P(SyncQueue, AbandonedWaitersUnlinkThemselves) {
 
 task<> queue_dies_first(log_t& log, log_t& put_done) {
   int_queue empty_q, full_q(1);
+  auto handed_q = std::make_unique<int_queue>();
   co_await full_q.put(0);
   corio::spawn(getter(empty_q, log, 0ms));
   corio::spawn(putter(full_q, put_done, 1, 0ms));
+  corio::spawn(getter(*handed_q, log, 0ms));
   co_await corio::sleep(1ms);
+  // Handed to the getter just before the loop stops, and the queue dies: the getter never runs.
+  corio::event_loop::current()->call_soon([q = std::move(handed_q)]() mutable {
+    EXPECT_TRUE(q->try_put(5));
+    q.reset();
+  });
 }
 
 TEST_P(SyncQueue, QueueDestroyedBeforeItsWaitersUnlinksThem) {

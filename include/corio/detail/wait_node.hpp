@@ -72,6 +72,7 @@ public:
   [[nodiscard]] bool empty() const noexcept { return head_ == nullptr; }
   [[nodiscard]] std::size_t size() const noexcept requires Counted { return size_; }
   [[nodiscard]] listed_wait_node* front() const noexcept { return head_; }
+  [[nodiscard]] listed_wait_node* back() const noexcept { return tail_; }
 
   void push_back(listed_wait_node* n) noexcept {
     n->prev = tail_;

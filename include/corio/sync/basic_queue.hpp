@@ -32,11 +32,16 @@ public:
 /// item in at once. So no newcomer overtakes a waiter.
 /// Invariants: a getter waits ⇒ the queue is empty; a putter waits ⇒ the queue is full.
 /// Cancellation:
-/// - get(): a getter cancelled while waiting leaves the queue; one cancelled after an item was handed
-///   to it gives the item back (or hands it to the next getter) and raises cancelled_error: no item is
-///   ever lost. The item goes back where it was taken from: the front of a queue, the top of a
-///   lifo_queue, its place in a priority_queue. (The queue may then hold maxsize + 1 items for a while;
-///   a waiting putter is let in only once a get() leaves it below maxsize.)
+/// - get(): a getter cancelled while waiting leaves the queue. One cancelled after an item was handed to
+///   it (woken, not run yet) raises cancelled_error, and the queue goes on as asyncio's does, where a
+///   woken getter takes its item only when it runs: as if that item had never left. The items handed
+///   since then to getters that have not run yet go back as well, each to its place (the front of a
+///   queue, below the items put after it in a lifo_queue, its place in a priority_queue), and those
+///   getters, then the next waiting ones, take again in turn. So with getters A, B, C waiting, put(1),
+///   put(2) and A cancelled, B gets 1 and C gets 2. No item is ever lost or duplicated. (The queue may
+///   then hold maxsize + 1 items for a while; a waiting putter is let in only once a get() leaves it
+///   below maxsize.) After shutdown(immediate = true) the item given back is dropped, counted as done,
+///   and the other woken getters keep theirs.
 /// - put(): a putter cancelled while waiting leaves with its item and raises cancelled_error. Once its
 ///   item is in the queue the put has happened: it returns normally, and the cancellation is raised at
 ///   the task's next await point (level-triggered) — so a cancelled put never lies about its item.
@@ -50,7 +55,9 @@ public:
 /// Storage (a policy): `get_name`, `put_name`, `join_name` (the waits as dump_tasks shows them, e.g.
 /// "lifo_queue.get"); `entry` (what it stores: T, or T with a sequence number); `make(T&&)` → an entry
 /// of a new item; static `unwrap(entry&&)` → T&&; `push(entry&&)` a new item; `restore(entry&&)` an
-/// item taken and given back; `pop()` → the entry to leave next (not empty); `size()`, `empty()`, `clear()`.
+/// item handed to a getter and given back (several come newest first: in a FIFO each is then older
+/// than every item stored); `reserve(n)` room for n entries; `pop()` → the entry to leave next (not
+/// empty); `size()`, `empty()`, `clear()`.
 template <class T, class Storage> class basic_queue {
   class get_awaiter;
   class put_awaiter;
@@ -147,18 +154,40 @@ private:
     }
     return out;
   }
-  /// An item handed to a getter that was cancelled before it ran: the next getter's, or back in.
-  void put_back(entry&& e) {
-    if (detail::wait_node* w = getters_.front())
-      hand(static_cast<get_awaiter*>(w), std::move(e));
-    else if (drained_)
-      finish(1); // shut down with immediate: dropped like the rest
-    else
-      items_.restore(std::move(e));
+  /// x was handed an item and cancelled before it ran: the queue goes on as if that item had stayed in
+  /// it, as in asyncio, where a woken getter takes its item only when it runs. The getters handed an
+  /// item after x and not run yet took theirs from a queue that still held x's, so their items go back
+  /// too, each to its logical place, and they (then the next waiting getters) take again in hand-off
+  /// order. The queue ends up with one more item than before, so no putter is due.
+  void give_back(get_awaiter* x) {
+    if (drained_) { // shut down with immediate: x's item is dropped like the rest; the others keep theirs
+      x->detach();
+      x->slot_.reset();
+      finish(1);
+      return;
+    }
+    std::size_t n = 1;
+    for (detail::listed_wait_node* g = x->linked ? x->next : nullptr; g != nullptr; g = g->next)
+      ++n;
+    items_.reserve(items_.size() + n); // so that nothing below throws for want of room
+    // Newest first, so that a FIFO can put each one in front.
+    for (detail::listed_wait_node* g = x->linked ? handed_.back() : x;; g = g->prev) {
+      items_.restore(std::move(*static_cast<get_awaiter*>(g)->slot_));
+      if (g == x)
+        break;
+    }
+    for (detail::listed_wait_node* g = x->linked ? x->next : nullptr; g != nullptr; g = g->next)
+      static_cast<get_awaiter*>(g)->slot_.emplace(items_.pop());
+    x->detach();
+    x->slot_.reset();
+    while (detail::wait_node* w = items_.empty() ? nullptr : getters_.front())
+      hand(static_cast<get_awaiter*>(w), items_.pop());
   }
+  /// Gives g its item; g stays listed in handed_ until it runs (see give_back).
   void hand(get_awaiter* g, entry&& e) {
     g->slot_.emplace(std::move(e));
     g->grant();
+    g->enqueue(handed_);
   }
   template <class W> void shut(W* w) {
     w->shut_ = true;
@@ -177,6 +206,7 @@ private:
   bool shut_down_ = false;
   bool drained_ = false; // shutdown(immediate = true) happened
   detail::wait_list getters_;
+  detail::wait_list handed_; // getters handed an item and not run yet, in hand-off order
   detail::wait_list putters_;
   detail::wait_list joiners_;
 };
@@ -198,10 +228,11 @@ public:
   void await_suspend(std::coroutine_handle<> h) noexcept { suspend_on(q_->getters_, h); }
   T await_resume() {
     if (cancelling()) {
-      if (slot_) // handed an item, cancelled before running: nobody loses it
-        q_->put_back(std::move(*slot_));
+      if (slot_) // handed an item, cancelled before running: see give_back
+        q_->give_back(this);
       task->raise_cancel();
     }
+    detach(); // out of handed_
     if (shut_)
       throw queue_shut_down();
     return Storage::unwrap(std::move(*slot_));

@@ -1,7 +1,11 @@
 // corio::lifo_queue<T>: a last-in, first-out queue between tasks of one loop (asyncio.LifoQueue).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -11,20 +15,46 @@ namespace corio {
 namespace detail {
 
 /// corio::lifo_queue's storage: a stack in a std::vector, which only allocates to grow (it keeps its
-/// capacity). An item given back by a cancelled getter was the top one: it goes back on top.
+/// capacity). Each item carries a sequence number, taken when it is put, and the stack stays sorted by
+/// it (the top is the item put last): an item given back by a cancelled getter goes back below the items
+/// put after it, where asyncio's LifoQueue, which never took it out, still has it.
 template <class T> class lifo_storage {
 public:
   static constexpr const char* get_name = "lifo_queue.get";
   static constexpr const char* put_name = "lifo_queue.put";
   static constexpr const char* join_name = "lifo_queue.join";
-  using entry = T;
+  struct entry {
+    T value;
+    std::uint64_t seq;
 
-  static T&& make(T&& item) noexcept { return std::move(item); }
-  static T&& unwrap(T&& e) noexcept { return std::move(e); }
-  void push(T&& e) { items_.push_back(std::move(e)); }
-  void restore(T&& e) { items_.push_back(std::move(e)); }
-  T pop() {
-    T out(std::move(items_.back()));
+    entry(T&& v, std::uint64_t s) noexcept(std::is_nothrow_move_constructible_v<T>) : value(std::move(v)), seq(s) {}
+    entry(entry&&) = default;
+    /// std::vector::insert shifts items by assignment; a T that is only move-constructible is rebuilt
+    /// in place (noexcept: a move constructor that throws there terminates rather than leave a hole).
+    entry& operator=(entry&& o) noexcept(std::is_nothrow_move_assignable_v<T> || !std::is_move_assignable_v<T>) {
+      if constexpr (std::is_move_assignable_v<T>) {
+        value = std::move(o.value);
+      } else {
+        std::destroy_at(&value);
+        std::construct_at(&value, std::move(o.value));
+      }
+      seq = o.seq;
+      return *this;
+    }
+    ~entry() = default;
+  };
+
+  entry make(T&& item) { return entry(std::move(item), next_seq_++); }
+  static T&& unwrap(entry&& e) noexcept { return std::move(e.value); }
+  void push(entry&& e) { items_.push_back(std::move(e)); }
+  void restore(entry&& e) {
+    auto at = std::upper_bound(items_.begin(), items_.end(), e.seq,
+                               [](std::uint64_t seq, const entry& x) { return seq < x.seq; });
+    items_.insert(at, std::move(e));
+  }
+  void reserve(std::size_t n) { items_.reserve(n); }
+  entry pop() {
+    entry out(std::move(items_.back()));
     items_.pop_back();
     return out;
   }
@@ -33,7 +63,8 @@ public:
   [[nodiscard]] bool empty() const noexcept { return items_.empty(); }
 
 private:
-  std::vector<T> items_;
+  std::vector<entry> items_;
+  std::uint64_t next_seq_ = 0;
 };
 
 } // namespace detail
@@ -42,9 +73,11 @@ private:
 /// be movable.
 ///
 /// Same API and guarantees as corio::queue (basic_queue): getters and putters are served in arrival
-/// order; a put item goes straight to the longest-waiting getter (the queue is empty then); get() that
-/// frees a slot moves the longest-waiting putter's item in, on top. A getter cancelled after an item was
-/// handed to it puts the item back on top (or hands it to the next getter): no item is ever lost.
+/// order; a put item goes straight to the longest-waiting getter (the queue is empty then; asyncio's
+/// woken getter takes the top only when it runs, which may be an item put since); get() that frees a
+/// slot moves the longest-waiting putter's item in, on top. A getter cancelled after an item was handed
+/// to it, before it ran, puts it back below the items put after it, where asyncio's LifoQueue still
+/// has it, and the getters handed items after it take again from the top in turn: no item is ever lost.
 /// The items live in a std::vector that only allocates to grow, so steady state allocates nothing.
 /// Single-threaded.
 template <class T> class lifo_queue : public basic_queue<T, detail::lifo_storage<T>> {

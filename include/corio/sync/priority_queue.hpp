@@ -39,6 +39,7 @@ public:
     std::push_heap(items_.begin(), items_.end(), later());
   }
   void restore(entry&& e) { push(std::move(e)); }
+  void reserve(std::size_t n) { items_.reserve(n); }
   entry pop() {
     std::pop_heap(items_.begin(), items_.end(), later());
     entry out(std::move(items_.back()));
@@ -79,9 +80,11 @@ template <class T, class Compare> using priority_queue_base = basic_queue<T, pri
 ///
 /// Same API and guarantees as corio::queue (basic_queue): getters and putters are served in arrival
 /// order; a put item goes straight to the longest-waiting getter (the queue is empty then, so it is the
-/// smallest); get() that frees a slot moves the longest-waiting putter's item into the heap. A getter
-/// cancelled after an item was handed to it puts the item back into the heap, in its place among equals
-/// (or hands it to the next getter): no item is ever lost.
+/// smallest; asyncio's woken getter takes the smallest only when it runs, which may be an item put
+/// since); get() that frees a slot moves the longest-waiting putter's item into the heap. A getter
+/// cancelled after an item was handed to it, before it ran, puts the item back into the heap, in its
+/// place among equals, and the getters handed items after it take again in turn (the smallest first):
+/// no item is ever lost.
 /// The heap lives in a std::vector that only allocates to grow, so steady state allocates nothing.
 /// Single-threaded.
 template <class T, class Compare = std::less<T>> class priority_queue : public detail::priority_queue_base<T, Compare> {

@@ -34,6 +34,15 @@ public:
     slots_[head_].emplace(std::move(v));
     ++size_;
   }
+  /// Makes room for n items in all, so that pushes up to n do not allocate (nor throw for want of room).
+  void reserve(std::size_t n) {
+    if (n <= slots_.size())
+      return;
+    std::size_t capacity = slots_.empty() ? min_capacity : slots_.size();
+    while (capacity < n)
+      capacity *= 2;
+    resize(capacity);
+  }
   /// Precondition: not empty.
   T pop_front() {
     T out(std::move(*slots_[head_]));

@@ -58,8 +58,8 @@ namespace detail {
 ///   it was given on to the next waiter (or put it back) before raising: no wake-up is ever lost.
 /// - The destructor unlinks a node still linked (a frame destroyed at loop teardown). The primitive
 ///   must outlive its waiters; if it dies first, its wait_list unlinks them. A node destroyed after
-///   grant() but before it ran (teardown only) does not pass on what it was given: it does not touch
-///   the primitive, which may be gone already.
+///   grant() but before it ran (teardown only) does not pass on what it was given: it only leaves the
+///   list a queue keeps its woken getters in (enqueue() after grant()), if that is still there.
 class sync_waiter : public listed_wait_node {
 public:
   sync_waiter() = default;
