@@ -7,10 +7,14 @@
 //
 // Routes: GET/HEAD `/` and `/plaintext` answer "Hello, World!"; GET/HEAD `/static/<path>` serves the file
 // <path> under --root (404 without --root), its body sent with corio::sock_sendfile (zero-copy: a large
-// file is never read into memory). Other paths: 404; other methods: 405. Limits: a request line
-// plus headers over --max-header-bytes gets 431, a body over --max-body-bytes gets 413, anything
-// http-parser rejects gets 400; each of those closes the connection. A connection with no request
-// for --idle-timeout seconds is closed. Prints "listening on <address>" once ready; SIGINT or SIGTERM
+// file is never read into memory; a symbolic link leading out of --root is not followed). Other paths:
+// 404; other methods: 405. Limits: a request line plus headers over --max-header-bytes gets 431, a body
+// over --max-body-bytes gets 413, an HTTP version other than 1.x gets 505, anything http-parser rejects
+// gets 400; each of those closes the connection. A request with `Expect: 100-continue` and a body is
+// told "100 Continue" once its head is accepted. A connection with no request for --idle-timeout
+// seconds is closed, and so is one whose request head does not arrive whole within --idle-timeout
+// seconds (however slowly its bytes trickle in: slowloris). HTTP/1.0 keep-alive is answered with
+// `Connection: keep-alive`. Prints "listening on <address>" once ready; SIGINT or SIGTERM
 // stop it: no more accepts, open connections are cancelled, exit status 0.
 //
 // --threads N (default 1) runs N event loops on N threads (corio::run_parallel), each with its own
@@ -22,8 +26,10 @@
 
 #include <fcntl.h>
 #include <http_parser.h>
+#include <linux/openat2.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -33,6 +39,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -68,13 +75,16 @@ void append_number(std::string& out, std::size_t n) {
 }
 
 /// A short answer whose body is its reason phrase and a newline.
-void append_simple(std::string& out, int status, std::string_view reason, bool close, bool head = false) {
+void append_simple(std::string& out, int status, std::string_view reason, bool close, bool head = false,
+                   bool keep_alive_header = false) {
   out.append("HTTP/1.1 ");
   append_number(out, static_cast<std::size_t>(status));
   out.append(" ").append(reason);
   out.append("\r\nContent-Type: text/plain\r\nContent-Length: ");
   append_number(out, reason.size() + 1);
-  out.append(close ? "\r\nConnection: close\r\n\r\n" : "\r\n\r\n");
+  out.append(close               ? "\r\nConnection: close\r\n\r\n"
+             : keep_alive_header ? "\r\nConnection: keep-alive\r\n\r\n"
+                                 : "\r\n\r\n");
   if (!head)
     out.append(reason).append("\n");
 }
@@ -229,7 +239,8 @@ struct request {
   enum class route : unsigned char { hello, file, not_found, bad_method } kind;
   bool head;
   bool keep_alive;
-  std::string path; // for files only (so the hello path allocates nothing)
+  std::string path;         // for files only (so the hello path allocates nothing): under --root
+  bool keep_alive_header{}; // HTTP/1.0 with keep-alive: say so in the answer
 };
 
 /// The per-connection protocol state, fed by http_parser's callbacks.
@@ -281,6 +292,12 @@ public:
     return 0;
   }
 
+  /// Part of a request's head has come, not all of it: its time counts from the wait for it (slowloris).
+  [[nodiscard]] bool in_head() const { return in_head_; }
+  /// True once for a request whose client waits for "100 Continue" before sending the body.
+  [[nodiscard]] bool take_continue() { return std::exchange(continue_, false); }
+  [[nodiscard]] const std::string& root() const { return cfg_.root; }
+
   std::vector<request> requests; // parsed, not yet answered
   bool closing = false;          // a request asked to close (or HTTP/1.0 without keep-alive)
   std::size_t fast_requests = 0; // how many the fast path took (for tests)
@@ -291,8 +308,8 @@ private:
       http_parser_settings x{};
       x.on_message_begin = [](http_parser* p) { return self(p).begin(); };
       x.on_url = [](http_parser* p, const char* at, std::size_t n) { return self(p).url(at, n); };
-      x.on_header_field = [](http_parser* p, const char*, std::size_t n) { return self(p).header_bytes(n); };
-      x.on_header_value = [](http_parser* p, const char*, std::size_t n) { return self(p).header_bytes(n); };
+      x.on_header_field = [](http_parser* p, const char* at, std::size_t n) { return self(p).header_field(at, n); };
+      x.on_header_value = [](http_parser* p, const char* at, std::size_t n) { return self(p).header_value(at, n); };
       x.on_headers_complete = [](http_parser* p) { return self(p).headers_complete(); };
       x.on_body = [](http_parser* p, const char*, std::size_t n) { return self(p).body(n); };
       x.on_message_complete = [](http_parser* p) { return self(p).complete(); };
@@ -313,9 +330,13 @@ private:
   }
   int begin() {
     between_requests_ = false;
+    in_head_ = true;
     url_.clear();
     header_bytes_ = 0;
     body_bytes_ = 0;
+    field_.clear();
+    expect_.clear();
+    in_value_ = false;
     return 0;
   }
   int url(const char* at, std::size_t n) {
@@ -328,12 +349,38 @@ private:
     header_bytes_ += n;
     return header_bytes_ > cfg_.max_header_bytes ? fail(431) : 0;
   }
+  /// A header name, in pieces: kept (lowered, the first 15 bytes: no allocation) to spot Expect.
+  int header_field(const char* at, std::size_t n) {
+    if (in_value_) {
+      field_.clear();
+      in_value_ = false;
+    }
+    for (std::size_t i = 0; i < n && field_.size() < 15; ++i)
+      field_.push_back(static_cast<char>(at[i] | 0x20));
+    return header_bytes(n);
+  }
+  int header_value(const char* at, std::size_t n) {
+    in_value_ = true;
+    if (field_ == "expect")
+      for (std::size_t i = 0; i < n && expect_.size() < 15; ++i)
+        expect_.push_back(static_cast<char>(at[i] | 0x20));
+    return header_bytes(n);
+  }
   int headers_complete() {
+    in_head_ = false;
+    if (parser_.http_major != 1) {
+      error_ = 505;
+      return -1;
+    }
     // Content-Length is known here; a chunked body is counted as it comes (body()).
     if ((parser_.flags & F_CONTENTLENGTH) != 0 && parser_.content_length > cfg_.max_body_bytes) {
       error_ = 413;
       return -1; // not 1 or 2, which mean "no body" here: an error, the parser stops
     }
+    const bool body =
+        (parser_.flags & F_CHUNKED) != 0 || ((parser_.flags & F_CONTENTLENGTH) != 0 && parser_.content_length > 0);
+    if (body && expect_ == "100-continue" && parser_.http_minor >= 1)
+      continue_ = true; // the client waits for a word before it sends the body
     return 0;
   }
   int body(std::size_t n) {
@@ -341,15 +388,16 @@ private:
     return body_bytes_ > cfg_.max_body_bytes ? fail(413) : 0;
   }
   int complete() {
-    add_request(static_cast<http_method>(parser_.method), url_, http_should_keep_alive(&parser_) != 0);
+    const bool keep_alive = http_should_keep_alive(&parser_) != 0;
+    add_request(static_cast<http_method>(parser_.method), url_, keep_alive, keep_alive && parser_.http_minor == 0);
     between_requests_ = true;
     http_parser_pause(&parser_, 1); // feed() goes on from the next request (or stops: closing)
     return 0;
   }
-  void add_request(http_method method, std::string_view url, bool keep_alive) {
+  void add_request(http_method method, std::string_view url, bool keep_alive, bool keep_alive_header = false) {
     const bool head = method == HTTP_HEAD;
     const std::string_view path = url.substr(0, url.find('?'));
-    request r{request::route::not_found, head, keep_alive, {}};
+    request r{request::route::not_found, head, keep_alive, {}, keep_alive_header};
     if (path == "/" || path == "/plaintext") {
       r.kind = request::route::hello;
     } else if (path.starts_with("/static/") && !cfg_.root.empty() && safe_relative(path.substr(8))) {
@@ -370,6 +418,11 @@ private:
   std::size_t body_bytes_ = 0;
   int error_ = 0;
   bool between_requests_ = true; // http-parser is not inside a request (no begin() since complete())
+  bool in_head_ = false;         // http-parser has part of a request's head (begin(), not yet its end)
+  bool in_value_ = false;        // the last header piece was a value: the next name piece starts a name
+  bool continue_ = false;        // Expect: 100-continue, the head accepted: "100 Continue" not yet sent
+  std::string field_;            // the current header's name, lowered (its first 15 bytes)
+  std::string expect_;           // the Expect header's value, lowered (its first 15 bytes)
 };
 
 /// An open file, closed with its owner (so also when the sending task is cancelled).
@@ -390,10 +443,31 @@ struct static_file {
   std::size_t size = 0;
 };
 
+/// Opens `relative` under the directory `root` without leaving it: openat2's RESOLVE_BENEATH refuses a
+/// symbolic link (or "..") that leads out. Kernels before 5.6 have no openat2: there the real path must
+/// start with the root's.
+int open_beneath(const std::string& root, const std::string& relative) {
+  const file_fd dir(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (dir.fd < 0)
+    return -1;
+  open_how how{};
+  how.flags = O_RDONLY | O_CLOEXEC;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+  const long fd = ::syscall(SYS_openat2, dir.fd, relative.c_str(), &how, sizeof how);
+  if (fd >= 0 || errno != ENOSYS)
+    return static_cast<int>(fd);
+  const std::unique_ptr<char, decltype(&std::free)> real_root(::realpath(root.c_str(), nullptr), &std::free);
+  const std::string path = root + "/" + relative;
+  const std::unique_ptr<char, decltype(&std::free)> real(::realpath(path.c_str(), nullptr), &std::free);
+  if (!real_root || !real || !std::string_view(real.get()).starts_with(std::string(real_root.get()) + "/"))
+    return -1;
+  return ::open(real.get(), O_RDONLY | O_CLOEXEC);
+}
+
 /// open() and fstat() may block (a cold directory cache, a network file system): they run on the loop's
 /// thread pool. If the request is cancelled meanwhile, the result is dropped there and the file closed.
-static_file open_static(const std::string& path) {
-  static_file out{file_fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC))};
+static_file open_static(const std::string& root, const std::string& path) {
+  static_file out{file_fd(open_beneath(root, path.substr(root.size() + 1)))};
   struct stat st {};
   if (out.f.fd < 0 || ::fstat(out.f.fd, &st) != 0 || !S_ISREG(st.st_mode))
     return static_file{};
@@ -406,18 +480,21 @@ static_file open_static(const std::string& path) {
 /// appended later — so the file is never read into memory. Raises std::system_error when the peer is gone,
 /// and when the file ended early (it shrank meanwhile: the answer cannot be finished, so the connection
 /// must close).
-corio::task<> send_file(corio::socket& conn, std::string& out, const request& r) {
-  auto opener = [path = r.path] { return open_static(path); }; // a copy: the thread may outlive r
+corio::task<> send_file(corio::socket& conn, std::string& out, const request& r, const std::string& root) {
+  auto opener = [root, path = r.path] { return open_static(root, path); }; // copies: the thread may outlive r
   static_file file = co_await corio::to_thread(opener);
   if (file.f.fd < 0) {
-    append_simple(out, 404, "Not Found", !r.keep_alive, r.head); // missing, a directory, unreadable
+    append_simple(out, 404, "Not Found", !r.keep_alive, r.head,
+                  r.keep_alive_header); // missing, a directory, unreadable
     co_return;
   }
   const std::size_t size = file.size;
   out.append("HTTP/1.1 200 OK\r\nContent-Type: ").append(content_type(r.path));
   out.append("\r\nContent-Length: ");
   append_number(out, size);
-  out.append(r.keep_alive ? "\r\n\r\n" : "\r\nConnection: close\r\n\r\n");
+  out.append(!r.keep_alive         ? "\r\nConnection: close\r\n\r\n"
+             : r.keep_alive_header ? "\r\nConnection: keep-alive\r\n\r\n"
+                                   : "\r\n\r\n");
   if (r.head || size == 0)
     co_return;
   co_await corio::sock_sendall(conn, out);
@@ -432,22 +509,23 @@ corio::task<> answer(http_connection& c, std::string& out, corio::socket& conn) 
   for (const request& r : c.requests) {
     switch (r.kind) {
     case request::route::hello:
-      if (r.keep_alive) {
+      if (r.keep_alive && !r.keep_alive_header) {
         out.append(r.head ? hello_head : hello_response);
       } else {
-        out.append(hello_head.substr(0, hello_head.size() - 2)).append("Connection: close\r\n\r\n");
+        out.append(hello_head.substr(0, hello_head.size() - 2));
+        out.append(r.keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n");
         if (!r.head)
           out.append("Hello, World!");
       }
       break;
     case request::route::file:
-      co_await send_file(conn, out, r);
+      co_await send_file(conn, out, r, c.root());
       break;
     case request::route::not_found:
-      append_simple(out, 404, "Not Found", !r.keep_alive, r.head);
+      append_simple(out, 404, "Not Found", !r.keep_alive, r.head, r.keep_alive_header);
       break;
     case request::route::bad_method:
-      append_simple(out, 405, "Method Not Allowed", !r.keep_alive, r.head);
+      append_simple(out, 405, "Method Not Allowed", !r.keep_alive, r.head, r.keep_alive_header);
       break;
     }
   }
@@ -460,6 +538,8 @@ std::string_view reason(int status) {
     return "Content Too Large";
   case 431:
     return "Request Header Fields Too Large";
+  case 505:
+    return "HTTP Version Not Supported";
   default:
     return "Bad Request";
   }
@@ -482,10 +562,13 @@ public:
   idle_watch& operator=(const idle_watch&) = delete;
   ~idle_watch() { timer_.cancel(); } // so the callback never sees a dead `this`
 
-  /// The connection waits for the next request from now on.
-  void waiting() {
+  /// The connection waits for the next request from now on; `more_of_a_head`: for the rest of a request
+  /// head, whose time keeps counting from the wait it began in (so a head trickling in byte by byte
+  /// cannot keep a connection forever: slowloris).
+  void waiting(bool more_of_a_head = false) {
     waiting_ = true;
-    since_ = loop_.time();
+    if (!more_of_a_head)
+      since_ = loop_.time();
     if (lapsed_) {
       lapsed_ = false;
       arm(since_ + limit_);
@@ -530,7 +613,7 @@ corio::task<> serve(corio::socket conn, const config& cfg) {
   idle_watch idle(conn, cfg.idle_timeout);
   for (;;) {
     std::size_t n = 0;
-    idle.waiting();
+    idle.waiting(c.in_head());
     try {
       // On epoll, wait for readiness first: right after an answer (or an accept) the next request is
       // rarely there yet, and a recv that fails with EAGAIN would be a wasted syscall per request. On
@@ -553,6 +636,8 @@ corio::task<> serve(corio::socket conn, const config& cfg) {
       co_await answer(c, out, conn); // what parsed before an error is answered first
       if (error != 0)
         append_simple(out, error, reason(error), true);
+      else if (c.take_continue())
+        out.append("HTTP/1.1 100 Continue\r\n\r\n"); // after the answers before it: in order
       if (!out.empty()) {
         co_await corio::sock_sendall(conn, out);
         out.clear();

@@ -3,7 +3,8 @@
 //
 // Two kinds of input (the first byte picks):
 // - raw bytes: anything at all. The handler must end (no hang), never crash (ASan/UBSan), answer only
-//   with HTTP/1.1 responses, and send nothing after an error response (400/413/431), which closes.
+//   with HTTP/1.1 responses (and interim "100 Continue"s), and send nothing after an error response
+//   (400/413/431/505), which closes.
 // - a pipeline of generated requests (GET/HEAD/POST/DELETE, known and unknown paths, query strings,
 //   extra headers, Content-Length and chunked bodies, HTTP/1.0 and "Connection: close", sizes around
 //   the limits): the answers must be exactly the statuses a model of the server's rules expects, in
@@ -41,6 +42,10 @@ std::vector<int> parse(std::string_view out, const std::vector<expected_answer>*
   std::vector<int> statuses;
   std::string_view s = out;
   while (!s.empty()) {
+    if (s.starts_with("HTTP/1.1 100 Continue\r\n\r\n")) { // interim: the client may send the body
+      s.remove_prefix(25);
+      continue;
+    }
     if (!s.starts_with("HTTP/1.1 ") || s.size() < 12)
       fail("output is not an HTTP/1.1 response", out);
     const int status = std::atoi(std::string(s.substr(9, 3)).c_str());
@@ -181,7 +186,7 @@ corio::task<> run(std::string wire, std::vector<std::size_t> cuts, const std::ve
   co_await server;
   const std::vector<int> got = parse(out, want);
   for (std::size_t i = 0; i < got.size(); ++i) {
-    const bool error = got[i] == 400 || got[i] == 413 || got[i] == 431;
+    const bool error = got[i] == 400 || got[i] == 413 || got[i] == 431 || got[i] == 505;
     if (error && i + 1 != got.size())
       fail("an answer after an error answer", out);
   }

@@ -81,6 +81,12 @@ def main():
         f.write(big)
     with open(os.path.join(root, "empty.txt"), "wb"):
         pass
+    outside = tempfile.mkdtemp(prefix="corio-http-outside-")
+    with open(os.path.join(outside, "secret.txt"), "w") as f:
+        f.write("secret\n")
+    os.symlink(os.path.join(outside, "secret.txt"), os.path.join(root, "outside.txt"))
+    os.symlink(outside, os.path.join(root, "outdir"))
+    os.symlink("index.html", os.path.join(root, "inside.html"))
 
     server, port = start(root)
     try:
@@ -169,6 +175,50 @@ def main():
             s.settimeout(10)
             check(s.recv(100) == b"", "idle connection closed")
             check(time.monotonic() - t0 >= 0.4, "not before the idle timeout")
+
+        # Slowloris: a request head trickling in (a byte every 0.1 s) is cut off once its wait passes the idle
+        # timeout (0.5 s), however steady the trickle.
+        with connect(port) as s:
+            t0 = time.monotonic()
+            s.sendall(b"GET /plaintext HTTP/1.1\r\n")
+            closed = False
+            while time.monotonic() - t0 < 5 and not closed:
+                try:
+                    s.sendall(b"X")
+                    s.settimeout(0.1)
+                    closed = s.recv(100) == b""
+                except socket.timeout:
+                    pass
+                except OSError:
+                    closed = True
+            check(closed and time.monotonic() - t0 < 3, "slowloris: a head trickling in is closed")
+
+        # Expect: 100-continue with a body: "100 Continue" comes before the body is sent, the answer after it.
+        with connect(port) as s:
+            s.sendall(b"POST /nowhere HTTP/1.1\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+            s.settimeout(5)
+            interim = s.recv(100)
+            check(interim == b"HTTP/1.1 100 Continue\r\n\r\n", "Expect: 100-continue answered at once (%r)" % interim)
+            s.sendall(b"hello")
+            check([st for st, _ in read_responses(s, 1)] == [404], "the final answer after the body")
+
+        # HTTP/1.0 keep-alive is said so, and the connection stays open; other HTTP versions get 505.
+        with connect(port) as s:
+            s.sendall(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            s.settimeout(5)
+            head = s.recv(1000)
+            check(b"\r\nConnection: keep-alive\r\n" in head, "HTTP/1.0 keep-alive answered with Connection: keep-alive")
+            s.sendall(b"GET /plaintext HTTP/1.0\r\n\r\n")
+            check([st for st, _ in read_responses(s, 1)] == [200], "HTTP/1.0 keep-alive: a second request")
+        with connect(port) as s:
+            s.sendall(b"GET / HTTP/2.0\r\n\r\n")
+            got = read_responses(s, 1)
+            check(got and got[0][0] == 505, "HTTP/2.0 request line: 505")
+
+        # Symbolic links: one inside the root is followed, one leading out of it is not.
+        check(curl(port, "/static/inside.html") == (200, b"<h1>corio</h1>\n"), "a link inside the root")
+        check(curl(port, "/static/outside.txt")[0] == 404, "a link out of the root is not followed")
+        check(curl(port, "/static/outdir/secret.txt")[0] == 404, "a directory link out of the root neither")
 
         # Many connections at once.
         socks = [connect(port) for _ in range(200)]
