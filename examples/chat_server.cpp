@@ -9,7 +9,8 @@
 //   - a client is "user<N>" until it sends "/nick NAME" (1 to 32 characters, no spaces, not taken);
 //   - lines from the server itself start with "* ": "* you are user1", "* user2 joined",
 //     "* user2 is now bob", "* bob left", "* server shutting down";
-//   - "* N messages to you were dropped" (see below).
+//   - "* N messages to you were dropped" (see below);
+//   - a line longer than 64 KiB is dropped whole.
 //
 // Slow clients: every client has a bounded queue of outgoing messages and a writer task that empties it
 // into the socket (waiting with drain() when the socket is full). Broadcasting never waits: it offers the
@@ -115,20 +116,45 @@ corio::task<> send_loop(std::shared_ptr<client> me, corio::stream_writer writer)
   }
 }
 
-// Reads the client's lines and broadcasts them, until end of stream.
+// Drops a line longer than the reader's limit, up to and including its '\n', however much of it is still
+// to come. (readline() would drop only what is buffered and hand out the rest of the line next: asyncio's
+// rule.) readuntil() keeps the data when it overruns; each round drops what cannot hold the separator.
+corio::task<> skip_long_line(corio::stream_reader reader) {
+  for (;;) {
+    std::size_t drop = 0;
+    try {
+      (void)co_await reader.readuntil("\n");
+      co_return; // the line's end, dropped with it
+    } catch (const corio::limit_overrun_error& e) {
+      drop = e.consumed();
+    }
+    (void)co_await reader.readexactly(drop);
+  }
+}
+
+// Reads the client's lines and broadcasts them, until end of stream. A line over the reader's limit
+// (64 KiB) is dropped whole.
 corio::task<> receive_loop(chat_room& room, std::shared_ptr<client> me, corio::stream_reader reader) {
   for (;;) {
     std::string line;
     bool too_long = false;
     try {
-      line = co_await reader.readline();
+      line = co_await reader.readuntil("\n");
     } catch (const corio::limit_overrun_error&) {
-      too_long = true; // readline dropped it
+      too_long = true; // nothing taken yet
+    } catch (const corio::incomplete_read_error& e) {
+      line = std::move(e.partial()); // the stream ended: a last line without '\n', or nothing
     } catch (const std::system_error&) {
       co_return; // the connection broke (reset): the client is gone
     }
-    if (too_long)
+    if (too_long) {
+      try {
+        co_await skip_long_line(reader);
+      } catch (const std::exception&) {
+        co_return; // the stream ended or broke inside the long line
+      }
       continue;
+    }
     if (line.empty())
       co_return; // end of stream
     line.erase(line.find_last_not_of("\r\n") + 1);

@@ -10,6 +10,7 @@ BATCH messages queued and never loses one: every outcome below is deterministic.
 
 import signal
 import socket
+import time
 import sys
 
 from example_server import TIMEOUT, Server, check, recv_eof
@@ -114,6 +115,14 @@ def main():
     slow.send("hello")
     a.expect("user3: hello")
     b.expect("user3: hello")
+
+    # A line over the 64 KiB limit is dropped whole, even when it comes in pieces; the next line goes out.
+    a.sock.sendall(b"L" * 70000)
+    time.sleep(0.05)
+    a.sock.sendall(b"T" * 30000 + b"\n")
+    a.send("after the long line")
+    b.expect("alice: after the long line")
+    slow.expect("alice: after the long line")
 
     # Leaving: the others are told.
     b.close()

@@ -43,7 +43,9 @@ public:
   /// Exactly `n` bytes; incomplete_read_error (with the bytes that came) if the stream ends first.
   task<std::string> readexactly(std::size_t n);
   /// Up to and including the next '\n'. At end of stream: what is left (maybe empty, without '\n').
-  /// limit_overrun_error if the line is longer than the limit — the line is dropped (asyncio's rule).
+  /// limit_overrun_error if the line is longer than the limit: what is buffered of it is dropped (the
+  /// whole line when its '\n' has come; else the rest of it is what the next readline() returns), as
+  /// asyncio does. To drop a long line whole, use readuntil(), which keeps the data, and readexactly().
   task<std::string> readline();
   /// Up to and including `separator`. incomplete_read_error at end of stream (with what came);
   /// limit_overrun_error when the separator is not within the limit — the data stays buffered.
