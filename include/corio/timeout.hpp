@@ -55,13 +55,19 @@ public:
   /// The deadline, or nullopt when the scope has none.
   [[nodiscard]] std::optional<time_point> when() const noexcept { return deadline_; }
   /// Moves the deadline, or takes it away with nullopt (asyncio.Timeout.reschedule); no effect once
-  /// expired. A deadline already past expires the scope at the loop's next timer check.
+  /// expired. A deadline already reached expires the scope with call_soon(), as asyncio's does: before
+  /// the task resumes from any await that waits for the next iteration (`timeout(0s)` around
+  /// `sleep(0s)` raises).
   void reschedule(std::optional<time_point> deadline) {
     if (expired_)
       return;
     timer_.cancel();
     deadline_ = deadline;
-    if (deadline)
+    if (!deadline)
+      return;
+    if (*deadline <= loop_->time())
+      timer_ = loop_->call_soon([this] { expire(); });
+    else
       timer_ = loop_->call_at(*deadline, [this] { expire(); });
   }
 

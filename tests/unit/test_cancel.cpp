@@ -219,6 +219,42 @@ TEST(Timeout, ScopeWithoutADeadlineUntilRescheduled) {
   });
 }
 
+// asyncio: a deadline already reached expires the scope with call_soon(), so it interrupts even an
+// await that lasts one iteration (timeout(0) around sleep(0) raises TimeoutError).
+TEST(Timeout, ADeadlineAlreadyReachedInterruptsTheNextIterationsAwait) {
+  run_mock([](mock_clock* c) -> task<> {
+    const auto t0 = c->now();
+    int raised = 0;
+    try {
+      auto now = corio::timeout(0s);
+      co_await corio::sleep(0s);
+    } catch (const corio::timeout_error&) {
+      ++raised;
+    }
+    try {
+      auto past = corio::timeout_at(c->now() - 1s);
+      co_await corio::sleep(0s);
+    } catch (const corio::timeout_error&) {
+      ++raised;
+    }
+    try {
+      auto later = corio::timeout(1h);
+      later.reschedule(c->now());
+      co_await corio::sleep(0s);
+    } catch (const corio::timeout_error&) {
+      ++raised;
+    }
+    {
+      auto taken_back = corio::timeout(0s);
+      taken_back.reschedule(std::nullopt); // before the loop ran it: never expires
+      co_await corio::sleep(0s);
+      EXPECT_FALSE(taken_back.expired());
+    }
+    EXPECT_EQ(raised, 3);
+    EXPECT_EQ(c->now(), t0);
+  });
+}
+
 TEST(Timeout, ExternalCancelWinsOverTimeout) {
   run_mock([](mock_clock*) -> task<> {
     auto t = corio::spawn([]() -> task<> {
