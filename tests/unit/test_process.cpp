@@ -71,6 +71,12 @@ int anon_fds(const std::string& kind) {
   return n;
 }
 
+/// CORIO_NO_PIDFD=1: every child is watched through SIGCHLD, whatever process_options::use_pidfd says.
+bool pidfd_forced_off() {
+  const char* no = ::getenv("CORIO_NO_PIDFD");
+  return no != nullptr && std::string(no) == "1";
+}
+
 process_options piped(bool use_pidfd = true) {
   return {.stdin_ = stdio::pipe, .stdout_ = stdio::pipe, .stderr_ = stdio::pipe, .use_pidfd = use_pidfd};
 }
@@ -111,7 +117,7 @@ TEST_P(Process, CatRoundTrip) {
 }
 
 TEST_P(Process, WatchedByAPidfdOrBySigchld) {
-  if (const char* no = ::getenv("CORIO_NO_PIDFD"); pidfd() && no != nullptr && std::string(no) == "1")
+  if (pidfd() && pidfd_forced_off())
     GTEST_SKIP() << "CORIO_NO_PIDFD=1 forces the SIGCHLD watcher";
   run_mock([this](auto*) -> task<> {
     const int pidfds = anon_fds("[pidfd]"), signalfds = anon_fds("[signalfd]");
@@ -598,11 +604,17 @@ TEST_P(Process, LoopCloseHandsRunningChildrenToABackgroundReaper) {
 }
 
 TEST_P(Process, AChildReapedElsewhereGets255) {
+  if (pidfd() && pidfd_forced_off())
+    GTEST_SKIP() << "CORIO_NO_PIDFD=1 forces the SIGCHLD watcher";
   // SIGCHLD ignored: the kernel reaps children itself, so the status is lost (asyncio reports 255).
   struct sigaction ignore {
   }, old{};
   ignore.sa_handler = SIG_IGN;
   ::sigaction(SIGCHLD, &ignore, &old);
+  struct restore {
+    struct sigaction* old;
+    ~restore() { ::sigaction(SIGCHLD, old, nullptr); } // also when the body fails: later tests need it
+  } guard{&old};
   run_mock([this](auto*) -> task<> {
     auto start = corio::create_subprocess_shell("exit 3", {.use_pidfd = pidfd()});
     if (pidfd()) {
@@ -621,7 +633,6 @@ TEST_P(Process, AChildReapedElsewhereGets255) {
     }
     expect_only_main_task();
   });
-  ::sigaction(SIGCHLD, &old, nullptr);
 }
 
 TEST_P(Process, StreamsAndRedirections) {
