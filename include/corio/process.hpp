@@ -47,9 +47,13 @@ struct communicate_result {
 ///   rule), with a warning on stderr.
 /// - Watching: a pidfd (pidfd_open, Linux 5.3+) that the loop polls; where the kernel refuses it
 ///   (ENOSYS, EPERM under seccomp) or `process_options::use_pidfd` is false, SIGCHLD through the loop's
-///   signalfd (corio::add_signal_handler(SIGCHLD), which then belongs to corio): that fallback only
-///   sees the signal if every other thread blocks SIGCHLD (corio's own threads do), and none comes at
-///   all when SIGCHLD is set to SIG_IGN: the start then fails with std::system_error(ECHILD).
+///   signalfd (corio::add_signal_handler(SIGCHLD), which then belongs to corio). SIGCHLD goes to the
+///   process, not to a loop: loops that watch children this way (runtime, one loop per thread) pass each
+///   other the SIGCHLDs they take, and a loop keeps handling SIGCHLD after its last such child while
+///   another loop still handles it. The fallback only sees the signal if every other thread blocks
+///   SIGCHLD (corio's pool threads and runtime's threads 1..n-1 do; the thread that calls runtime::run
+///   does once its loop watches such a child), and none comes at all when SIGCHLD is set to SIG_IGN:
+///   the start then fails with std::system_error(ECHILD).
 /// - When the loop closes with children still running, they are not killed: they go on, and a
 ///   background thread (all signals blocked) reaps each one when it exits. Their process objects then
 ///   report no returncode, and wait() / send_signal() raise loop_error.

@@ -59,6 +59,12 @@ private:
 /// The children of one loop that are not reaped yet. Kept in the loop's services (loop_services.hpp)
 /// and destroyed when the loop closes: children that already exited are reaped then, and the others
 /// are handed to a background thread that reaps them as they exit (they are not killed).
+///
+/// Children without a pidfd are watched through SIGCHLD, which is process-directed: with several loops
+/// on several threads, the loop whose signalfd takes it may not be the one whose child exited. So the
+/// watchers that handle SIGCHLD are listed process-wide, and a loop that takes a SIGCHLD (or discards
+/// one when it removes its handler: signals.cpp calls sigchld_taken) has every other listed loop poll
+/// its own children. Each loop reaps only its own children, on its own thread (never waitpid(-1)).
 class child_watcher {
 public:
   explicit child_watcher(event_loop& loop) noexcept : loop_(loop) {}
@@ -73,13 +79,21 @@ public:
   /// once if it already exited (a SIGCHLD from before the handler existed was lost).
   void add(const std::shared_ptr<child_process>& c);
   /// Forgets a reaped child (the last thing child_process::finish does: it may destroy the child).
-  /// When the last child watched through SIGCHLD is gone, the SIGCHLD handler is removed.
+  /// When the last child watched through SIGCHLD is gone, the SIGCHLD handler is removed (retire).
   void remove(int pid, bool by_sigchld) noexcept;
   /// SIGCHLD arrived: reap every child without a pidfd that has exited.
   void on_sigchld() noexcept;
+  /// Another loop took a SIGCHLD (posted by sigchld_taken, or by a loop that stopped handling SIGCHLD):
+  /// polls this loop's children, then retires the handler if it may.
+  void check() noexcept;
   [[nodiscard]] std::size_t size() const noexcept { return children_.size(); }
 
 private:
+  /// Removes the SIGCHLD handler once no child of this loop needs it and no other loop handles SIGCHLD:
+  /// while another does, this loop keeps SIGCHLD blocked and read, else its thread (if SIGCHLD was not
+  /// blocked there before) could take a SIGCHLD meant for the other loop's child and drop it.
+  void retire() noexcept;
+
   event_loop& loop_;
   std::map<int, std::shared_ptr<child_process>> children_; // by pid: unique among unreaped children
   std::weak_ptr<child_watcher> self_;                      // for the SIGCHLD handler, which may outlive a call

@@ -7,6 +7,8 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <map>
+#include <mutex>
 #include <system_error>
 #include <thread>
 
@@ -51,7 +53,58 @@ bool sigchld_ignored() noexcept {
          current.sa_handler == SIG_IGN;
 }
 
+// ---- the loops that handle SIGCHLD, process-wide --------------------------------------------------
+
+/// A loop whose watcher handles SIGCHLD for children without a pidfd.
+struct sigchld_listener {
+  event_loop* loop;
+  std::weak_ptr<child_watcher> watcher; // locked on the loop's thread only
+  bool check_posted = false;            // a check() is queued on the loop: one at a time is enough
+};
+
+// Guards the map and its entries. An entry is added and erased by its watcher, on its loop's thread;
+// the watcher erases it at the latest in its destructor (the loop's on_close), so a listed loop is
+// alive and call_soon_threadsafe on it is safe while this mutex is held.
+std::mutex listeners_mutex;
+
+std::map<const child_watcher*, sigchld_listener>& listeners() {
+  static auto* map = new std::map<const child_watcher*, sigchld_listener>();
+  return *map; // never destroyed: a loop may close during static destruction
+}
+
+/// Queues a check() on l's loop unless one is queued already. Call with listeners_mutex held.
+void post_check(sigchld_listener& l) noexcept {
+  if (l.check_posted)
+    return;
+  try {
+    l.loop->call_soon_threadsafe([w = l.watcher] {
+      if (auto watcher = w.lock())
+        watcher->check();
+    });
+    l.check_posted = true;
+  } catch (...) {
+    std::fprintf(stderr, "corio: cannot ask a loop to poll its child processes: %s\n",
+                 describe(std::current_exception()).c_str());
+  }
+}
+
+/// Erases w's entry; the one loop left, if any, may retire its SIGCHLD handler now.
+void unlist(const child_watcher* w) noexcept {
+  std::lock_guard lock(listeners_mutex);
+  auto& all = listeners();
+  all.erase(w);
+  if (all.size() == 1)
+    post_check(all.begin()->second);
+}
+
 } // namespace
+
+void sigchld_taken(const event_loop* by) noexcept {
+  std::lock_guard lock(listeners_mutex);
+  for (auto& [w, l] : listeners())
+    if (l.loop != by) // `by` polls its own children: its SIGCHLD handler runs
+      post_check(l);
+}
 
 // ---- child_process ----------------------------------------------------------------------------------
 
@@ -144,11 +197,22 @@ void child_watcher::add(const std::shared_ptr<child_process>& c) {
                             "corio: cannot watch " + c->program +
                                 ": SIGCHLD is set to SIG_IGN and there is no pidfd, so its exit would go unseen");
   if (c->pidfd < 0 && !sigchld_) {
-    // Blocks SIGCHLD in this thread from now on; it then waits in the loop's signalfd.
-    add_signal_handler(loop_, SIGCHLD, [self = self_] {
-      if (auto w = self.lock())
-        w->on_sigchld();
-    });
+    {
+      // Listed first: from here on, a SIGCHLD another loop takes makes this one poll (the try_reap
+      // below covers the child's exit if it came earlier).
+      std::lock_guard lock(listeners_mutex);
+      listeners().emplace(this, sigchld_listener{&loop_, self_});
+    }
+    try {
+      // Blocks SIGCHLD in this thread from now on; it then waits in the loop's signalfd.
+      add_signal_handler(loop_, SIGCHLD, [self = self_] {
+        if (auto w = self.lock())
+          w->on_sigchld();
+      });
+    } catch (...) {
+      unlist(this);
+      throw;
+    }
     sigchld_ = true;
   }
   children_.emplace(c->pid, c);
@@ -170,12 +234,39 @@ void child_watcher::add(const std::shared_ptr<child_process>& c) {
 
 void child_watcher::remove(int pid, bool by_sigchld) noexcept {
   children_.erase(pid);
-  if (by_sigchld && --sigchld_children_ == 0 && sigchld_) {
-    // The last child watched through SIGCHLD is gone: the loop stops handling it (the next such child
-    // installs the handler again, then polls once for an exit it may have missed).
-    sigchld_ = false;
-    remove_signal_handler(loop_, SIGCHLD);
+  if (by_sigchld && --sigchld_children_ == 0)
+    retire();
+}
+
+void child_watcher::retire() noexcept {
+  if (!sigchld_ || sigchld_children_ != 0)
+    return;
+  {
+    std::lock_guard lock(listeners_mutex);
+    auto& all = listeners();
+    if (all.size() > 1)
+      return; // another loop handles SIGCHLD: keep ours (it asks us again when it is the only one left)
+    all.erase(this);
   }
+  // The last child watched through SIGCHLD is gone: the loop stops handling it (the next such child
+  // installs the handler again, then polls once for an exit it may have missed). A SIGCHLD that the
+  // removal discards is passed on to the loops listed meanwhile (sigchld_taken).
+  sigchld_ = false;
+  try {
+    remove_signal_handler(loop_, SIGCHLD);
+  } catch (...) { // loop_error: not on the loop's thread; cannot happen (children are reaped there)
+    std::fprintf(stderr, "corio: cannot remove the SIGCHLD handler: %s\n", describe(std::current_exception()).c_str());
+  }
+}
+
+void child_watcher::check() noexcept {
+  {
+    std::lock_guard lock(listeners_mutex);
+    if (auto it = listeners().find(this); it != listeners().end())
+      it->second.check_posted = false; // first: a SIGCHLD taken during the poll queues another check
+  }
+  on_sigchld();
+  retire();
 }
 
 void child_watcher::on_sigchld() noexcept {
@@ -189,6 +280,8 @@ void child_watcher::on_sigchld() noexcept {
 }
 
 child_watcher::~child_watcher() {
+  if (sigchld_)
+    unlist(this); // the signal handlers go next (loop_services), passing on a SIGCHLD they discard
   std::map<int, std::shared_ptr<child_process>> left = std::move(children_);
   children_.clear();
   std::vector<std::pair<int, int>> orphans;

@@ -37,6 +37,12 @@ loop_services& services_of(event_loop& loop);
 /// The services of `loop`, or null if none were created.
 loop_services* find_services(event_loop& loop) noexcept;
 
+/// A SIGCHLD was taken from the process's pending signals by `by`'s signalfd, or discarded when a
+/// SIGCHLD handler was removed (by null). SIGCHLD is process-directed, so it may stand for a child that
+/// another loop watches without a pidfd: those loops are told to poll their children (defined in
+/// src/process/child_watcher.cpp). Any thread.
+void sigchld_taken(const event_loop* by) noexcept;
+
 /// loop_error "corio: <what> must be called on the loop's thread<why>" when `loop` runs on another thread
 /// (a loop not running may be set up from any thread).
 void check_loop_thread(event_loop& loop, const char* what, const char* why = "");

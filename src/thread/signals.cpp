@@ -113,9 +113,12 @@ public:
       // was installed, so it is discarded instead.
       const sigset_t one = just(signo);
       const timespec zero{};
-      while (::sigtimedwait(&one, nullptr, &zero) == signo) {
-      }
+      bool discarded = false;
+      while (::sigtimedwait(&one, nullptr, &zero) == signo)
+        discarded = true;
       ::pthread_sigmask(SIG_UNBLOCK, &one, nullptr);
+      if (discarded && signo == SIGCHLD)
+        sigchld_taken(nullptr); // it may have been meant for another loop's child
     }
     return true;
   }
@@ -125,13 +128,18 @@ public:
   /// The signalfd is readable (on the loop thread, from the backend's poll).
   void ready() noexcept override {
     signalfd_siginfo infos[16];
+    bool sigchld = false;
     for (;;) {
       const ssize_t n = ::read(fd_, infos, sizeof infos);
       if (n <= 0)
         break; // EAGAIN: drained (EINTR cannot happen on a non-blocking read that has data)
-      for (ssize_t i = 0; i < n / static_cast<ssize_t>(sizeof(signalfd_siginfo)); ++i)
+      for (ssize_t i = 0; i < n / static_cast<ssize_t>(sizeof(signalfd_siginfo)); ++i) {
+        sigchld |= infos[i].ssi_signo == SIGCHLD;
         dispatch(static_cast<int>(infos[i].ssi_signo));
+      }
     }
+    if (sigchld)
+      sigchld_taken(&loop_); // process-directed: it may stand for another loop's child too
     try {
       loop_.arm(fd_, io_dir::read, this);
     } catch (...) {

@@ -5,6 +5,7 @@
 #include <corio/net/pipe.hpp>
 #include <corio/process.hpp>
 #include <corio/run.hpp>
+#include <corio/runtime.hpp>
 #include <corio/signals.hpp>
 #include <corio/sleep.hpp>
 #include <corio/spawn.hpp>
@@ -18,6 +19,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <optional>
@@ -885,6 +887,139 @@ TEST(ProcessDefaults, CallsWithoutOptionsInsideCoAwait) {
     EXPECT_EQ(co_await c.wait(), 6);
     expect_only_main_task();
   });
+  EXPECT_TRUE(no_children());
+}
+
+constexpr int unseen_exit = -1000;
+
+/// Waits for `p` at most 10 s: its return code, or unseen_exit when its exit went unseen (the child is
+/// then reaped when its loop closes).
+task<int> wait_bounded(process& p) {
+  bool timed_out = false;
+  int code = 0;
+  try {
+    auto deadline = corio::timeout(10s);
+    code = co_await p.wait();
+  } catch (const corio::timeout_error&) {
+    timed_out = true;
+  }
+  co_return timed_out ? unseen_exit : code;
+}
+
+/// Runs `command` with the SIGCHLD fallback: its return code, or unseen_exit.
+task<int> run_by_sigchld(std::string command) {
+  auto start = corio::create_subprocess_shell(std::move(command), {.use_pidfd = false});
+  process p = co_await start;
+  co_return co_await wait_bounded(p);
+}
+
+/// `cat` watched through SIGCHLD: it runs until its stdin is closed (end_cat), so its loop handles SIGCHLD
+/// meanwhile.
+task<process> start_cat() {
+  auto start = corio::create_subprocess_exec("cat", {}, {.stdin_ = stdio::pipe, .use_pidfd = false});
+  co_return co_await start;
+}
+
+task<int> end_cat(process& cat) {
+  cat.stdin_.close();
+  const int code = co_await wait_bounded(cat);
+  co_await cat.stdin_.wait_closed();
+  co_return code;
+}
+
+/// Lets the loop run until another loop sets `flag`; bounded.
+task<> until_set(const std::atomic<bool>& flag) {
+  for (int i = 0; i < 10000 && !flag.load(); ++i)
+    co_await corio::sleep(1ms);
+  EXPECT_TRUE(flag.load());
+}
+
+/// Runs `n` children one after another with the SIGCHLD fallback, each exiting with k % 5: how many
+/// exits were seen (it stops at the first one unseen).
+task<int> run_children(int n) {
+  int seen = 0;
+  for (int k = 0; k < n; ++k) {
+    const int code = co_await run_by_sigchld("exit " + std::to_string(k % 5));
+    if (code == unseen_exit)
+      break;
+    EXPECT_EQ(code, k % 5);
+    ++seen;
+  }
+  co_return seen;
+}
+
+// Two loops on two threads (run_parallel) watch children through SIGCHLD, which is process-directed:
+// whichever loop's signalfd takes it may not be the one whose child exited. Loop 0 keeps a child
+// running while loop 1 starts short ones one after another: each exit must reach its own loop.
+TEST(ProcessSigchldAcrossLoops, EachLoopSeesItsChildrenExitWhileAnotherLoopWatchesOne) {
+  corio::testing::leak_check leaks;
+  constexpr int n = 40;
+  std::atomic<int> seen{0}, cat_code{unseen_exit};
+  std::atomic<bool> cat_started{false}, done{false};
+  corio::run_parallel(2, [&](std::size_t i) -> task<> {
+    if (i == 0) {
+      process cat = co_await start_cat();
+      cat_started = true;
+      co_await until_set(done);
+      cat_code = co_await end_cat(cat);
+    } else {
+      // After loop 0 handles SIGCHLD: a thread of the process where it is not blocked would take
+      // it and drop it (the limit process.hpp states).
+      co_await until_set(cat_started);
+      seen = co_await run_children(n);
+      done = true;
+    }
+  });
+  EXPECT_EQ(seen.load(), n) << "a child's exit went unseen by its loop (wait() timed out)";
+  EXPECT_EQ(cat_code.load(), 0);
+  EXPECT_TRUE(no_children());
+}
+
+// Both loops start short children at the same time, each taking SIGCHLDs meant for the other's.
+TEST(ProcessSigchldAcrossLoops, TwoLoopsStartingChildrenAtOnceSeeEveryExit) {
+  corio::testing::leak_check leaks;
+  constexpr int n = 40;
+  std::atomic<int> seen{0}, cats_ended{0};
+  std::atomic<bool> started[2] = {false, false}, finished[2] = {false, false};
+  corio::run_parallel(2, [&](std::size_t i) -> task<> {
+    if (i == 1)
+      co_await until_set(started[0]);   // loop 0 (on this thread) blocks SIGCHLD first
+    process cat = co_await start_cat(); // each loop handles SIGCHLD from here to the end
+    started[i] = true;
+    co_await until_set(started[1 - i]);
+    seen += co_await run_children(n);
+    finished[i] = true;
+    co_await until_set(finished[1 - i]);
+    cats_ended += co_await end_cat(cat) == 0;
+  });
+  EXPECT_EQ(seen.load(), 2 * n) << "a child's exit went unseen by its loop (wait() timed out)";
+  EXPECT_EQ(cats_ended.load(), 2);
+  EXPECT_TRUE(no_children());
+}
+
+// Loop 0 (the caller's thread, where SIGCHLD is not blocked) reaps its last child while loop 1 still
+// watches one: loop 0 must keep handling SIGCHLD, else its thread could take loop 1's and drop it.
+TEST(ProcessSigchldAcrossLoops, ALoopKeepsHandlingSigchldWhileAnotherLoopWatchesChildren) {
+  corio::testing::leak_check leaks;
+  constexpr int rounds = 20;
+  std::atomic<int> seen{0}, cats_ended{0};
+  std::atomic<bool> cat_started[rounds] = {}, child_done[rounds] = {};
+  corio::run_parallel(2, [&](std::size_t i) -> task<> {
+    for (int r = 0; r < rounds; ++r) {
+      if (i == 0) {
+        co_await until_set(cat_started[r]);
+        seen += co_await run_children(1); // loop 0 has no child left after this
+        child_done[r] = true;
+      } else {
+        process cat = co_await start_cat();
+        cat_started[r] = true;
+        co_await until_set(child_done[r]);
+        cats_ended += co_await end_cat(cat) == 0;
+      }
+    }
+  });
+  EXPECT_EQ(seen.load(), rounds);
+  EXPECT_EQ(cats_ended.load(), rounds) << "loop 1's cat exited unseen";
   EXPECT_TRUE(no_children());
 }
 
