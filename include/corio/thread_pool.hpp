@@ -45,9 +45,12 @@ public:
   thread_pool& operator=(const thread_pool&) = delete;
 
   /// Runs fn on a pool thread (fire and forget: an exception escaping it is reported on stderr).
-  /// invalid_state_error after shutdown().
+  /// invalid_state_error after shutdown(). When the system refuses a new thread (EAGAIN: RLIMIT_NPROC,
+  /// a cgroup's pids limit), fn waits for one of the threads already started; if there is none,
+  /// std::system_error "corio: thread_pool: cannot start a worker thread: ..." and fn is not run.
   void submit(detail::unique_function fn);
-  /// Queues a job (to_thread's operations). invalid_state_error after shutdown(); the job is then not run.
+  /// Queues a job (to_thread's operations). invalid_state_error after shutdown(), std::system_error when no
+  /// thread exists and none can start (as submit(fn)); the job is then not queued and not run.
   void submit(detail::pool_job* job);
 
   /// Stops accepting work, runs everything already queued, and joins the threads (waiting for running

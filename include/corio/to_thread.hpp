@@ -143,7 +143,9 @@ thread_call<thread_result_t<F, Args...>> make_thread_call(thread_pool* pool, F&&
 /// cancelled_error in it at once; a call not yet started is then skipped, one already running finishes
 /// in the background and its result is destroyed on the pool thread. So what fn refers to must outlive
 /// it even when the await is cancelled (capture by value, not references into the awaiting frame), and
-/// fn must not create or destroy corio coroutines.
+/// fn must not create or destroy corio coroutines. Queuing fails at the co_await with the pool's
+/// errors (thread_pool::submit): invalid_state_error once it is shut down, std::system_error when it has
+/// no thread and cannot start one.
 ///
 ///     auto load = [path] { return slurp(path); };  // g++ 12: name a capturing lambda (HAZARDS.md §2)
 ///     std::string text = co_await corio::to_thread(load);

@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -91,17 +92,60 @@ struct thread_pool::impl {
     std::unique_lock lock(mutex);
     if (stopping)
       throw invalid_state_error("corio: thread_pool: work submitted after shutdown()");
+    if (threads.size() == threads.capacity() && threads.size() < max_threads) // before the job is linked
+      threads.reserve(std::min<std::size_t>(max_threads, threads.size() * 2 + 4));
     job->next_job = nullptr;
     (tail != nullptr ? tail->next_job : head) = job;
     tail = job;
     ++queued;
     // asyncio's rule: a new thread only when no started one is free to take the job.
-    if (idle < queued && threads.size() < max_threads) {
-      threads.push_back(start_blocking_signals(&impl::worker, this));
-      ++started;
-    }
+    if (idle < queued && threads.size() < max_threads)
+      start_thread(job);
     lock.unlock();
     work_ready.notify_one();
+  }
+
+  /// Starts one more thread for `job`, just queued (mutex held). When the system refuses (EAGAIN:
+  /// RLIMIT_NPROC, a cgroup's pids.max), the threads already started run the job later; with none, the
+  /// job is unlinked again (the caller still owns it) and std::system_error names what failed.
+  void start_thread(detail::pool_job* job) {
+    try {
+      threads.push_back(start_blocking_signals(&impl::worker, this)); // reserved: only the start can throw
+    } catch (const std::system_error& e) {
+      if (give_back(job))
+        throw std::system_error(e.code(), "corio: thread_pool: cannot start a worker thread");
+      return;
+    } catch (...) { // std::bad_alloc
+      if (give_back(job))
+        throw;
+      return;
+    }
+    ++started;
+  }
+
+  /// A thread could not start for `job`: true (and the job unlinked) when no thread at all would run it.
+  bool give_back(detail::pool_job* job) noexcept {
+    if (!threads.empty())
+      return false;
+    unlink(job);
+    return true;
+  }
+
+  /// Takes a queued job out of the queue (mutex held).
+  void unlink(detail::pool_job* job) noexcept {
+    detail::pool_job** link = &head;
+    detail::pool_job* before = nullptr;
+    while (*link != nullptr && *link != job) {
+      before = *link;
+      link = &before->next_job;
+    }
+    if (*link == nullptr)
+      return;
+    *link = job->next_job;
+    if (tail == job)
+      tail = before;
+    job->next_job = nullptr;
+    --queued;
   }
 };
 

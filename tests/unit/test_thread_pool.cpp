@@ -12,15 +12,20 @@
 #include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <future>
 #include <latch>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -490,6 +495,127 @@ TEST(ToThreadLoop, RealClockRoundTrips) {
     co_return s;
   }());
   EXPECT_EQ(sum, 199 * 200 / 2);
+}
+
+// ---- a thread that cannot start ---------------------------------------------------------------------
+
+task<int> five_in(thread_pool* pool) {
+  auto f = [] { return 5; };
+  co_return co_await corio::run_in_executor(*pool, f);
+}
+
+/// In a forked child, as user nobody with RLIMIT_NPROC at 1 (new threads fail with EAGAIN): a pool
+/// with a thread keeps a job it cannot start a thread for (that thread runs it); a pool without one
+/// throws and keeps nothing. What went wrong, or "" (77: thread creation did not fail here).
+std::string thread_start_failure_child() {
+  std::string failures;
+  auto check = [&](bool ok, const std::string& what) {
+    if (!ok)
+      failures += what + "\n";
+  };
+  if (::getuid() == 0 && (::setgid(65534) != 0 || ::setuid(65534) != 0)) // root ignores RLIMIT_NPROC
+    return "cannot become user nobody";
+  thread_pool with_thread({.max_threads = 4});
+  std::atomic<bool> running{false}, release{false}, second_ran{false};
+  with_thread.submit([&] {
+    running = true;
+    while (!release)
+      std::this_thread::sleep_for(1ms);
+  });
+  for (int i = 0; i < 10000 && !running; ++i)
+    std::this_thread::sleep_for(1ms);
+  check(running, "the first job did not start");
+  const rlimit one{1, 1};
+  if (::setrlimit(RLIMIT_NPROC, &one) != 0)
+    return "setrlimit";
+  try {
+    std::thread([] {}).join();
+    ::_exit(77);
+  } catch (const std::system_error&) { // EAGAIN: what the pool meets below
+  }
+
+  // The pool has a thread (busy): the jobs stay queued, no error, and that thread runs them later.
+  try {
+    with_thread.submit([&] { second_ran = true; });
+  } catch (const std::exception& e) {
+    check(false, std::string("submit() threw: ") + e.what());
+  }
+  corio::testing::run_mock([&](auto*) -> task<> {
+    auto h = corio::spawn(five_in(&with_thread));
+    co_await corio::sleep(0s); // h has queued its job behind the busy one
+    release = true;
+    int v = 0;
+    try {
+      v = co_await h;
+    } catch (const std::exception& e) {
+      check(false, std::string("run_in_executor threw: ") + e.what());
+    }
+    check(v == 5, "run_in_executor gave " + std::to_string(v));
+  });
+  with_thread.shutdown();
+  check(second_ran, "the second job did not run");
+  check(with_thread.thread_count() == 1, "threads: " + std::to_string(with_thread.thread_count()));
+
+  // No thread at all: submit() and run_in_executor throw, naming what failed, and keep nothing.
+  thread_pool without({.max_threads = 4});
+  auto held = std::make_shared<int>(0);
+  std::string what;
+  int code = 0;
+  try {
+    without.submit([held] { ++*held; });
+  } catch (const std::system_error& e) {
+    what = e.what();
+    code = e.code().value();
+  }
+  check(code == EAGAIN, "submit() error code " + std::to_string(code));
+  check(what == "corio: thread_pool: cannot start a worker thread: " + std::generic_category().message(EAGAIN),
+        "submit() error: " + what);
+  check(held.use_count() == 1, "the job was kept");
+  code = 0;
+  corio::testing::run_mock([&](auto*) -> task<> {
+    try {
+      (void)co_await five_in(&without);
+    } catch (const std::system_error& e) {
+      code = e.code().value();
+    }
+  });
+  check(code == EAGAIN, "run_in_executor error code " + std::to_string(code));
+  without.shutdown();
+  check(without.thread_count() == 0 && *held == 0, "the failed job ran");
+  return failures;
+}
+
+TEST(ThreadPoolStartFailure, JobsWaitForTheThreadsThereAreOrFailCleanlyWithNone) {
+  int out[2];
+  ASSERT_EQ(::pipe(out), 0);
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::close(out[0]);
+    std::string failures;
+    try {
+      failures = thread_start_failure_child();
+    } catch (const std::exception& e) {
+      failures = std::string("exception: ") + e.what();
+    }
+    [[maybe_unused]] auto n = ::write(out[1], failures.data(), failures.size());
+    ::_exit(0);
+  }
+  ::close(out[1]);
+  std::string failures;
+  char buf[512];
+  for (ssize_t n; (n = ::read(out[0], buf, sizeof buf)) != 0;)
+    if (n > 0)
+      failures.append(buf, static_cast<std::size_t>(n));
+    else if (errno != EINTR)
+      break;
+  ::close(out[0]);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 77)
+    GTEST_SKIP() << "RLIMIT_NPROC does not stop thread creation here";
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the child died: status " << status;
+  EXPECT_EQ(failures, "");
 }
 
 } // namespace
