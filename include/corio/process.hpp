@@ -84,7 +84,8 @@ public:
   /// the background as the child reads it, so large inputs and outputs cannot deadlock. A child that
   /// exits or closes its stdin without reading all the input is not an error (asyncio ignores
   /// BrokenPipeError there). invalid_state_error if `input` is not empty and stdin_ is not a pipe or is
-  /// closed already. Cancellable: the child keeps running, and what was read so far is lost.
+  /// closed already. Cancellable: the child keeps running, and what was read so far is lost. The process
+  /// object may be moved or destroyed while it runs (it holds the child and the streams itself).
   [[nodiscard]] task<communicate_result> communicate(std::string input);
   /// communicate() with no input: stdin_ (if piped) is just closed.
   [[nodiscard]] task<communicate_result> communicate();

@@ -163,6 +163,8 @@ std::optional<int> process::returncode() const { return need(child_)->returncode
 task<int> process::wait() { return detail::wait_child(need(child_), "process.wait()"); }
 
 task<communicate_result> process::communicate(std::string input) {
+  // Everything this needs of *this is copied before the first suspension: the object may be moved or
+  // destroyed while communicate() runs (a std::vector<process> that grows).
   child_ptr c = need(child_);
   if (!input.empty() && (!stdin_.valid() || stdin_.is_closing()))
     throw invalid_state_error(stdin_.valid() ? "corio: communicate(input): stdin_ is already closed"
@@ -181,7 +183,7 @@ task<communicate_result> process::communicate(std::string input) {
   } else if (err.valid()) {
     r.err = co_await err.read();
   }
-  r.returncode = co_await wait();
+  r.returncode = co_await detail::wait_child(std::move(c), "process.communicate()");
   // The child is gone, so the pipe's reader is too: the flush ends (sent, or EPIPE) and stdin closes.
   if (in.valid())
     co_await in.wait_closed();

@@ -637,6 +637,40 @@ TEST_P(Process, AChildReapedElsewhereGets255) {
   });
 }
 
+TEST_P(Process, CommunicateOutlivesTheProcessObjectItWasCalledOn) {
+  // communicate() runs on: the process object it was called on may be moved (a vector that grows) and
+  // destroyed meanwhile. cat reads a pipe of the test's own, so communicate() waits until it is closed.
+  run_mock([this](auto*) -> task<> {
+    int fds[2];
+    EXPECT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+    auto start_p = corio::create_subprocess_exec(
+        "cat", {}, {.stdin_ = stdio::fd(fds[0]), .stdout_ = stdio::pipe, .use_pidfd = pidfd()});
+    std::vector<process> ps;
+    ps.push_back(co_await start_p);
+    ::close(fds[0]);
+    auto h = corio::spawn(ps[0].communicate());
+    for (int i = 0; i < 3; ++i)
+      co_await corio::sleep(0s);   // communicate() reads cat's stdout now
+    ps.reserve(ps.capacity() + 8); // ps[0] moves; the object communicate() was called on is destroyed
+    EXPECT_EQ(::write(fds[1], "hi\n", 3), 3);
+    ::close(fds[1]); // cat ends
+    std::string out, error;
+    int code = -1;
+    try {
+      corio::communicate_result r = co_await h;
+      out = r.out;
+      code = r.returncode;
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    EXPECT_EQ(error, "");
+    EXPECT_EQ(out, "hi\n");
+    EXPECT_EQ(code, 0);
+    EXPECT_EQ(ps[0].returncode(), 0);
+    expect_only_main_task();
+  });
+}
+
 TEST_P(Process, StreamsAndRedirections) {
   run_mock([this](auto*) -> task<> {
     // stdin from /dev/null; stdout into a pipe of the test's own (an fd); stderr to /dev/null.
