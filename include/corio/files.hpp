@@ -22,7 +22,8 @@ void write_file_blocking(const std::string& path, std::string_view data, bool ap
 /// close: no thread); on epoll, the running loop's default thread pool (regular files have no readiness
 /// to wait for). Reads until end of file, so files whose size is reported as 0 (/proc) work.
 /// std::system_error naming the path on failure (ENOENT, EACCES, EISDIR...), e.g. `corio: read_file:
-/// cannot open "app.toml": No such file or directory`. Cancellable: the await ends at once; a read
+/// cannot open "app.toml": No such file or directory`; std::invalid_argument, before anything is opened,
+/// when `path` contains a NUL byte (open() would cut it there). Cancellable: the await ends at once; a read
 /// already running stops at its next step (or finishes in the background on the pool) and its data is
 /// dropped.
 ///
@@ -33,7 +34,7 @@ void write_file_blocking(const std::string& path, std::string_view data, bool ap
 /// io_uring or on the default thread pool. `data` is taken by value: the write may outlive a cancelled
 /// await. Cancelling the await skips a write not yet started (thread pool) or lets one already
 /// submitted finish. Not atomic (no rename): a reader may see a partly written file. std::system_error
-/// naming the path on failure.
+/// naming the path on failure; std::invalid_argument for a path with a NUL byte (nothing is written).
 [[nodiscard]] task<> write_file(std::string path, std::string data);
 
 /// Appends `data` to the file at `path` (created if missing), as write_file() does.

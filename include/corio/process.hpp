@@ -111,7 +111,9 @@ private:
 /// A program without a '/' is looked up in PATH — the child's PATH if the options set one, else the
 /// parent's. Raises std::system_error naming the program when it cannot start: not found (ENOENT), not
 /// executable (EACCES), a bad cwd (naming the directory), a bad fd; nothing is left behind then (no
-/// zombie, no fd). Needs a running event loop (loop_error otherwise).
+/// zombie, no fd). std::invalid_argument, before anything starts, for a NUL byte in the program, an
+/// argument, the cwd, an environment variable or a user or group name (the C calls would cut the string
+/// there). Needs a running event loop (loop_error otherwise).
 [[nodiscard]] task<process> create_subprocess_exec(std::string program, std::vector<std::string> args,
                                                    process_options options);
 // Overloads, not default arguments: g++ 12 destroys a defaulted `process_options options = {}` twice when

@@ -17,7 +17,14 @@ static_assert(sizeof(sockaddr_storage) <= address::capacity());
 
 [[noreturn]] void bad(std::string_view what, std::string_view text) {
   std::string msg("corio: ");
-  msg.append(what).append(": \"").append(text).append("\"");
+  msg.append(what).append(": \"");
+  for (char ch : text) { // a NUL (abstract names, a bad path) shown as \0: what() must not end there
+    if (ch == '\0')
+      msg.append("\\0");
+    else
+      msg.push_back(ch);
+  }
+  msg.append("\"");
   throw std::invalid_argument(msg);
 }
 

@@ -5,6 +5,7 @@
 
 #include <stdexcept>
 
+#include "../core/nul_check.hpp"
 #include "corio/errors.hpp"
 
 namespace corio {
@@ -103,12 +104,15 @@ tls_context tls_context::server(const std::string& cert_chain_file, const std::s
 }
 
 void tls_context::load_verify_locations(const std::string& cafile) {
+  detail::reject_nul(cafile, "TLS: load_verify_locations", "the file"); // OpenSSL would cut it there
   impl& i = need(impl_.get());
   if (SSL_CTX_load_verify_locations(i.ctx, cafile.c_str(), nullptr) != 1)
     config_error("corio: TLS: cannot load CA certificates from '" + cafile + "'");
 }
 
 void tls_context::load_cert_chain(const std::string& cert_chain_file, const std::string& key_file) {
+  detail::reject_nul(cert_chain_file, "TLS: load_cert_chain", "the certificate chain file");
+  detail::reject_nul(key_file, "TLS: load_cert_chain", "the key file");
   impl& i = need(impl_.get());
   if (SSL_CTX_use_certificate_chain_file(i.ctx, cert_chain_file.c_str()) != 1)
     config_error("corio: TLS: cannot load the certificate chain from '" + cert_chain_file + "'");

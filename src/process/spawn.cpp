@@ -2,6 +2,8 @@
 // by hand when the child also needs what posix_spawn cannot do (umask, user, group, extra_groups).
 #include "spawn.hpp"
 
+#include "../core/nul_check.hpp"
+
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
@@ -229,6 +231,7 @@ struct child_ids {
 template <class Entry, class Id> Id resolve_id(const user_or_group& u, const char* option,
                                                int (*get)(const char*, Entry*, char*, std::size_t, Entry**),
                                                Id Entry::*field) {
+  reject_nul(u.name, "create_subprocess_exec", option); // getpwnam would look up what comes before it
   if (u.name.empty()) {
     if (u.number < 0 || u.number >= static_cast<long long>(static_cast<Id>(-1)))
       throw std::invalid_argument(std::string("corio: create_subprocess_exec: ") + option + " " +
@@ -434,9 +437,11 @@ pid_t fork_exec(const std::string& path, char* const* argv, char* const* envp, c
 spawned_child spawn_child(const std::vector<std::string>& argv, const process_options& o) {
   if (argv.empty() || argv[0].empty())
     throw std::invalid_argument("corio: create_subprocess_exec: empty program name");
-  for (const std::string& a : argv)
-    if (a.find('\0') != std::string::npos)
-      throw std::invalid_argument("corio: create_subprocess_exec: an argument contains a NUL byte");
+  // execve and chdir take C strings: a NUL would silently cut the program, an argument or the cwd short.
+  reject_nul(argv[0], "create_subprocess_exec", "the program");
+  for (std::size_t i = 1; i < argv.size(); ++i)
+    reject_nul(argv[i], "create_subprocess_exec", ("argument " + std::to_string(i)).c_str());
+  reject_nul(o.cwd, "create_subprocess_exec", "cwd");
   for (int fd : o.pass_fds) {
     if (fd < 3)
       throw std::invalid_argument("corio: create_subprocess_exec: pass_fds " + std::to_string(fd) +

@@ -1,6 +1,7 @@
 #include "corio/files.hpp"
 
 #include "../backend/backend.hpp"
+#include "../core/nul_check.hpp"
 #include "corio/detail/wait_node.hpp"
 #include "corio/event_loop.hpp"
 #include "corio/this_task.hpp"
@@ -55,6 +56,7 @@ private:
 } // namespace
 
 std::string read_file_blocking(const std::string& path) {
+  reject_nul(path, "read_file", "the path");
   file f(path, O_RDONLY, "read_file: cannot open");
   std::string out;
   struct stat st {};
@@ -79,6 +81,7 @@ std::string read_file_blocking(const std::string& path) {
 }
 
 void write_file_blocking(const std::string& path, std::string_view data, bool append) {
+  reject_nul(path, append ? "append_file" : "write_file", "the path");
   const char* what = append ? "append_file: cannot open" : "write_file: cannot open";
   file f(path, O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC), what);
   while (!data.empty()) {
@@ -184,6 +187,7 @@ bool on_ring() {
 } // namespace
 
 task<std::string> read_file(std::string path) {
+  detail::reject_nul(path, "read_file", "the path"); // before anything is opened, on either path
   if (on_ring()) {
     auto job = make_job(detail::file_job::kind::read, std::move(path), {});
     co_return co_await file_job_awaiter(std::move(job));
@@ -194,6 +198,7 @@ task<std::string> read_file(std::string path) {
 }
 
 task<> write_file(std::string path, std::string data) {
+  detail::reject_nul(path, "write_file", "the path");
   if (on_ring()) {
     auto job = make_job(detail::file_job::kind::write, std::move(path), std::move(data));
     (void)co_await file_job_awaiter(std::move(job));
@@ -204,6 +209,7 @@ task<> write_file(std::string path, std::string data) {
 }
 
 task<> append_file(std::string path, std::string data) {
+  detail::reject_nul(path, "append_file", "the path");
   if (on_ring()) {
     auto job = make_job(detail::file_job::kind::append, std::move(path), std::move(data));
     (void)co_await file_job_awaiter(std::move(job));

@@ -55,6 +55,17 @@ template <class Call> task<> expect_error(Call call, std::errc code, std::string
   EXPECT_TRUE(threw);
 }
 
+/// Expects `call` to raise std::invalid_argument with exactly `message`.
+template <class Call> task<> expect_invalid(Call call, std::string message) {
+  std::string what;
+  try {
+    co_await std::move(call);
+  } catch (const std::invalid_argument& e) {
+    what = e.what();
+  }
+  EXPECT_EQ(what, message);
+}
+
 class Files : public corio::testing::ordered_and_shuffled {};
 INSTANTIATE_TEST_SUITE_P(Orders, Files, corio::testing::ready_orders());
 
@@ -129,6 +140,27 @@ TEST_P(Files, APathThroughAFileIsNotADirectory) {
     const std::string inside = dir.file("plain/child");
     co_await expect_error(corio::read_file(inside), std::errc::not_a_directory, inside);
     co_await expect_error(corio::write_file(inside, "y"), std::errc::not_a_directory, inside);
+  });
+}
+
+TEST_P(Files, APathWithANulByteIsRefusedBeforeTheFileSystemIsTouched) {
+  // open() would stop at the NUL: "nul_a\0.txt" would read "nul_a", and writes would make "nul_b".
+  temp_dir dir;
+  run([&]() -> task<> {
+    co_await corio::write_file(dir.file("nul_a"), "the wrong file");
+    const std::string read_path = dir.file(std::string("nul_a\0.txt", 10));
+    const std::string shown = dir.file("nul_a\\0.txt");
+    co_await expect_invalid(corio::read_file(read_path),
+                            "corio: read_file: the path \"" + shown + "\" contains a NUL byte");
+    const std::string write_path = dir.file(std::string("nul_b\0.txt", 10));
+    const std::string shown_b = dir.file("nul_b\\0.txt");
+    co_await expect_invalid(corio::write_file(write_path, "x"),
+                            "corio: write_file: the path \"" + shown_b + "\" contains a NUL byte");
+    co_await expect_invalid(corio::append_file(write_path, "x"),
+                            "corio: append_file: the path \"" + shown_b + "\" contains a NUL byte");
+    struct stat st {};
+    EXPECT_NE(::stat(dir.file("nul_b").c_str(), &st), 0) << "a file was made at the path cut at the NUL";
+    EXPECT_EQ(co_await corio::read_file(dir.file("nul_a")), "the wrong file");
   });
 }
 

@@ -260,6 +260,41 @@ TEST_P(Process, SessionsAndProcessGroups) {
   });
 }
 
+// execve, chdir and getpwnam take C strings: a NUL byte in the program, an argument, the cwd or a user
+// or group name would silently cut it short (chdir("/tmp\0/x") goes to /tmp). Refused before anything
+// starts, naming what has the NUL (Python: ValueError "embedded null byte").
+TEST_P(Process, NulBytesInStringsForTheChildAreRefused) {
+  run_mock([this](auto*) -> task<> {
+    const std::string nul("\0", 1);
+    process_options in_cwd{.cwd = "/tmp" + nul + "/no-such-dir", .use_pidfd = pidfd()};
+    EXPECT_EQ(co_await start_refusal("true", std::move(in_cwd)),
+              "corio: create_subprocess_exec: cwd \"/tmp\\0/no-such-dir\" contains a NUL byte");
+    process_options in_user{.use_pidfd = pidfd(), .user = "nobody" + nul + "x"};
+    EXPECT_EQ(co_await start_refusal("true", std::move(in_user)),
+              "corio: create_subprocess_exec: user \"nobody\\0x\" contains a NUL byte");
+    process_options in_group{.use_pidfd = pidfd(), .group = "root" + nul};
+    EXPECT_EQ(co_await start_refusal("true", std::move(in_group)),
+              "corio: create_subprocess_exec: group \"root\\0\" contains a NUL byte");
+    process_options in_extra{.use_pidfd = pidfd(), .extra_groups = std::vector<corio::user_or_group>{"root" + nul}};
+    EXPECT_EQ(co_await start_refusal("true", std::move(in_extra)),
+              "corio: create_subprocess_exec: extra_groups \"root\\0\" contains a NUL byte");
+    process_options plain{.use_pidfd = pidfd()};
+    EXPECT_EQ(co_await start_refusal("tr" + nul + "ue", plain),
+              "corio: create_subprocess_exec: the program \"tr\\0ue\" contains a NUL byte");
+    std::string what;
+    try {
+      std::vector<std::string> args{"-c", "exit 0" + nul + "; exit 1"};
+      auto start = corio::create_subprocess_exec("sh", std::move(args), plain);
+      (void)co_await start;
+    } catch (const std::invalid_argument& e) {
+      what = e.what();
+    }
+    EXPECT_EQ(what, "corio: create_subprocess_exec: argument 2 \"exit 0\\0; exit 1\" contains a NUL byte");
+    EXPECT_TRUE(no_children());
+    expect_only_main_task();
+  });
+}
+
 // pass_fds (Python's): the child gets exactly those fds of ours, at the same numbers, and no other (an
 // fd without close-on-exec is not inherited either); writes to a passed pipe end reach our read end.
 // Bad fds are refused before anything starts.

@@ -566,6 +566,21 @@ TEST(Server, BadArguments) {
     EXPECT_THROW(co_await corio::start_server(nullptr, "127.0.0.1", 0), std::invalid_argument);
     EXPECT_THROW(co_await corio::start_server(echo_lines, "not a host", 0), std::system_error);
     EXPECT_THROW(co_await corio::start_unix_server(echo_lines, "/nonexistent-dir/x.sock"), std::system_error);
+    // A NUL inside a Unix socket path is refused, not cut short (bind would make "/tmp/x").
+    const std::string with_nul("/tmp/x\0y.sock", 13);
+    std::string server_error, client_error;
+    try {
+      (void)co_await corio::start_unix_server(echo_lines, with_nul);
+    } catch (const std::invalid_argument& e) {
+      server_error = e.what();
+    }
+    try {
+      (void)co_await corio::open_unix_connection(with_nul);
+    } catch (const std::invalid_argument& e) {
+      client_error = e.what();
+    }
+    EXPECT_EQ(server_error, "corio: NUL byte inside a Unix socket path: \"/tmp/x\\0y.sock\"");
+    EXPECT_EQ(client_error, server_error);
     corio::server empty;
     EXPECT_THROW(empty.close(), corio::invalid_state_error);
     expect_only_main_task();

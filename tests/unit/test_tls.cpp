@@ -800,6 +800,23 @@ TEST(Tls, BadConfigurationAndMisuse) {
     EXPECT_TRUE(contains(e.what(), "'/nonexistent/cert.pem'")) << e.what();
   }
   EXPECT_THROW((void)tls_context::server(certs().server_cert_file, certs().self_signed_key_file), tls_error);
+  // A NUL byte in a file name: OpenSSL would load the file named by what comes before it.
+  const std::string nul("\0.old", 5);
+  auto refusal = [](auto load) {
+    try {
+      load();
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_EQ(refusal([&] { client_ctx().load_verify_locations(certs().ca_file + nul); }),
+            "corio: TLS: load_verify_locations: the file \"" + certs().ca_file + "\\0.old\" contains a NUL byte");
+  EXPECT_EQ(refusal([&] { (void)tls_context::server(certs().server_cert_file + nul, certs().server_key_file); }),
+            "corio: TLS: load_cert_chain: the certificate chain file \"" + certs().server_cert_file +
+                "\\0.old\" contains a NUL byte");
+  EXPECT_EQ(refusal([&] { (void)tls_context::server(certs().server_cert_file, certs().server_key_file + nul); }),
+            "corio: TLS: load_cert_chain: the key file \"" + certs().server_key_file + "\\0.old\" contains a NUL byte");
   EXPECT_THROW(client_ctx().set_ciphers("NO-SUCH-CIPHER"), tls_error);
   EXPECT_THROW(tls_context().set_verify(true), corio::invalid_state_error);
   run_real([]() -> task<> {

@@ -30,7 +30,8 @@ public:
 
   tls_context() noexcept = default;
 
-  /// Trusts the CA certificates in `cafile` (PEM) too.
+  /// Trusts the CA certificates in `cafile` (PEM) too. std::invalid_argument for a file name with a NUL
+  /// byte (as for every file name here: OpenSSL would cut it there).
   void load_verify_locations(const std::string& cafile);
   /// The certificate chain and key this side presents (a server's, or a client certificate).
   void load_cert_chain(const std::string& cert_chain_file, const std::string& key_file);
