@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <stdexcept>
 #include <string_view>
@@ -453,8 +454,11 @@ spawned_child spawn_child(const std::vector<std::string>& argv, const process_op
   if (o.process_group && *o.process_group < 0)
     throw std::invalid_argument("corio: create_subprocess_exec: process_group " + std::to_string(*o.process_group) +
                                 " is negative");
-  if (o.umask && *o.umask > 0777)
-    throw std::invalid_argument("corio: create_subprocess_exec: umask " + std::to_string(*o.umask) + " is above 0777");
+  if (o.umask && *o.umask > 0777) {
+    char octal[16];
+    std::snprintf(octal, sizeof octal, "0%o", *o.umask);
+    throw std::invalid_argument(std::string("corio: create_subprocess_exec: umask ") + octal + " is above 0777");
+  }
   const child_ids ids = resolve_ids(o);
   const std::optional<std::vector<std::string>> env = child_environment(o);
   const std::string path = find_program(argv[0], env);
