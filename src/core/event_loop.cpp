@@ -96,8 +96,8 @@ struct loop_registry {
   std::uint64_t next_serial = 1;
 };
 loop_registry& registry() noexcept {
-  static loop_registry r; // never destroyed before a loop: function-local, made by the first loop
-  return r;
+  static auto* r = new loop_registry(); // never destroyed: a loop may go during static destruction, or
+  return *r;                            // on a thread still running after main() returned
 }
 } // namespace
 
