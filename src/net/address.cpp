@@ -10,6 +10,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "../core/nul_check.hpp"
+
 namespace corio {
 namespace {
 
@@ -18,12 +20,7 @@ static_assert(sizeof(sockaddr_storage) <= address::capacity());
 [[noreturn]] void bad(std::string_view what, std::string_view text) {
   std::string msg("corio: ");
   msg.append(what).append(": \"");
-  for (char ch : text) { // a NUL (abstract names, a bad path) shown as \0: what() must not end there
-    if (ch == '\0')
-      msg.append("\\0");
-    else
-      msg.push_back(ch);
-  }
+  detail::append_showing_nul(msg, text); // abstract names, a bad path
   msg.append("\"");
   throw std::invalid_argument(msg);
 }

@@ -24,18 +24,18 @@ namespace {
 std::string describe(const socket& s) {
   if (!s.is_open())
     return {};
-  std::string who = "endpoint ";
+  std::string local;
   try {
-    who += s.local_address().to_string();
+    local = s.local_address().to_string();
   } catch (const std::system_error&) {
-    who += "(unknown)";
+    local = "(unknown)";
   }
+  std::optional<address> peer;
   try {
-    address peer = s.peer_address();
-    who += " connected to " + peer.to_string();
+    peer = s.peer_address();
   } catch (const std::system_error&) { // ENOTCONN: not connected
   }
-  return who;
+  return detail::endpoint_name(local, peer ? &*peer : nullptr);
 }
 
 /// Raises `e` again with the endpoint named: "corio: <op>[ <to>] (endpoint L[ connected to P])[: socket

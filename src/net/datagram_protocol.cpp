@@ -43,10 +43,7 @@ struct datagram_transport_access {
   static constexpr int burst = 16; // datagrams received in a row before other tasks get a turn
 
   static std::string describe(const datagram_transport& t) {
-    std::string s = "endpoint " + t.local_.to_string();
-    if (t.is_connected())
-      s += " connected to " + t.peer_.to_string();
-    return s;
+    return detail::endpoint_name(t.local_.to_string(), t.is_connected() ? &t.peer_ : nullptr);
   }
 
   /// Closes the socket now and drops the queue (abort, failure, cancellation).

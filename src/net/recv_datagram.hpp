@@ -3,12 +3,22 @@
 
 #include <cstddef>
 #include <span>
+#include <string>
 
 #include "corio/net/address.hpp"
 #include "corio/net/socket.hpp"
 #include "corio/task.hpp"
 
 namespace corio::detail {
+
+/// "endpoint L", or "endpoint L connected to P" when `peer` is given: how errors of a datagram endpoint
+/// (datagram_endpoint, datagram_transport) name it. `local`: the local address as printed.
+inline std::string endpoint_name(const std::string& local, const address* peer) {
+  std::string s = "endpoint " + local;
+  if (peer != nullptr)
+    s.append(" connected to ").append(peer->to_string());
+  return s;
+}
 
 /// One datagram as recv_datagram() received it.
 struct datagram_info {
