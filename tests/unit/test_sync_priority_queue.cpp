@@ -305,7 +305,7 @@ TEST_P(SyncPriorityQueue, PutHandsItsItemToTheLongestWaitingGetter) {
     EXPECT_EQ(q.try_get(), std::nullopt) << "the item was handed to a waiting getter";
     co_await q.put(10);
     co_await q.put(20);
-    EXPECT_TRUE(q.empty());
+    EXPECT_EQ(q.size(), 3u) << "each handed to its getter, which has not run yet";
     EXPECT_EQ(co_await a, 30);
     EXPECT_EQ(co_await b, 10);
     EXPECT_EQ(co_await c, 20);
@@ -376,22 +376,21 @@ TEST_P(SyncPriorityQueue, GetterCancelledAfterTheHandOffPutsTheItemBackInItsPlac
 
 TEST_P(SyncPriorityQueue, GetterCancelledAfterTheHandOffInABoundedQueue) {
   run([]() -> task<> {
-    int_pq q(1);
+    int_pq q(2);
     log_t log, put_done;
     auto a = corio::spawn(getter(q, log, 1ms));
     co_await corio::sleep(5ms);
-    co_await q.put(7); // handed to a
-    co_await q.put(8); // queued: the queue is full now
-    auto p = corio::spawn(putter(q, put_done, 1, 0ms));
+    EXPECT_TRUE(q.try_put(7)); // handed to a
+    EXPECT_TRUE(q.try_put(8)); // queued: the queue is full now
+    EXPECT_FALSE(q.try_put(9));
+    auto p = corio::spawn(putter(q, put_done, 1, 0ms)); // waits for room
     a.cancel();
     EXPECT_TRUE(co_await was_cancelled(a));
-    EXPECT_EQ(q.size(), 2u); // 7 back: one over maxsize, nothing lost
-    EXPECT_TRUE(put_done.empty());
-    EXPECT_EQ(co_await q.get(), 7);
-    EXPECT_EQ(q.size(), 1u) << "still full: the putter waits on";
-    EXPECT_TRUE(put_done.empty());
-    EXPECT_EQ(co_await q.get(), 8); // frees the slot for 1
+    EXPECT_EQ(q.size(), 2u); // 7 back: nothing lost, never over maxsize
+    EXPECT_TRUE(put_done.empty()) << "still full: the putter waits on";
+    EXPECT_EQ(co_await q.get(), 7); // frees the slot for 1
     EXPECT_EQ(co_await q.get(), 1);
+    EXPECT_EQ(co_await q.get(), 8);
     co_await p;
     EXPECT_TRUE(log.empty());
     EXPECT_EQ(put_done, (log_t{1}));
@@ -669,7 +668,7 @@ TEST_P(SyncLifoQueue, PutHandsItsItemToTheLongestWaitingGetter) {
     co_await corio::sleep(10ms);
     for (int v : {10, 20, 30})
       co_await q.put(v);
-    EXPECT_TRUE(q.empty());
+    EXPECT_EQ(q.size(), 3u) << "each handed to its getter, which has not run yet";
     EXPECT_EQ(co_await a, 10);
     EXPECT_EQ(co_await b, 20);
     EXPECT_EQ(co_await c, 30);
@@ -678,21 +677,21 @@ TEST_P(SyncLifoQueue, PutHandsItsItemToTheLongestWaitingGetter) {
 
 TEST_P(SyncLifoQueue, GetterCancelledAfterTheHandOffPutsTheItemBackBelowTheLaterOnes) {
   run([]() -> task<> {
-    int_lifo q(2);
+    int_lifo q(3);
     log_t log, put_done;
     auto a = corio::spawn(getter(q, log, 1ms));
     co_await corio::sleep(5ms);
-    co_await q.put(7); // handed to a
-    co_await q.put(8);
-    co_await q.put(9); // the queue is full now
-    auto p = corio::spawn(putter(q, put_done, 10, 0ms));
+    EXPECT_TRUE(q.try_put(7)); // handed to a
+    EXPECT_TRUE(q.try_put(8));
+    EXPECT_TRUE(q.try_put(9));                           // the queue is full now
+    auto p = corio::spawn(putter(q, put_done, 10, 0ms)); // waits for room
     a.cancel();
     EXPECT_TRUE(co_await was_cancelled(a));
-    EXPECT_EQ(q.size(), 3u); // 7 back below 8 and 9, as asyncio has it: one over maxsize, nothing lost
-    EXPECT_EQ(co_await q.get(), 9);
-    EXPECT_EQ(q.size(), 2u) << "still full: the putter waits on";
-    EXPECT_EQ(co_await q.get(), 8); // frees the slot for 10
+    EXPECT_EQ(q.size(), 3u); // 7 back below 8 and 9, as asyncio has it: nothing lost, never over maxsize
+    EXPECT_TRUE(put_done.empty()) << "still full: the putter waits on";
+    EXPECT_EQ(co_await q.get(), 9); // frees the slot for 10
     EXPECT_EQ(co_await q.get(), 10);
+    EXPECT_EQ(co_await q.get(), 8);
     EXPECT_EQ(co_await q.get(), 7);
     co_await p;
     EXPECT_TRUE(log.empty());
@@ -769,7 +768,7 @@ TEST_P(SyncLifoQueue, JoinAndShutdown) {
     co_await q.join();
     EXPECT_EQ(log, (log_t{3, 2, 1}));
     co_await q.put(4); // handed to the worker, which waits again
-    EXPECT_TRUE(q.empty());
+    EXPECT_EQ(q.size(), 1u) << "4 counts until the worker runs";
     co_await q.put(5);
     co_await q.put(6);
     q.shutdown();

@@ -147,10 +147,11 @@ TEST_P(SyncQueue, GettersAreServedInArrivalOrderAndCannotBeOvertaken) {
     EXPECT_EQ(q.try_get(), std::nullopt) << "the item was handed to a waiting getter";
     co_await q.put(20);
     co_await q.put(30);
-    EXPECT_TRUE(q.empty());
+    EXPECT_EQ(q.size(), 3u) << "each handed to its getter, which has not run yet";
     co_await hs[1];
     co_await hs[2];
     co_await hs[0];
+    EXPECT_TRUE(q.empty());
     // The getters ran in whatever order the loop chose; who got what is fixed by arrival.
     EXPECT_EQ(q.unfinished(), 3u);
     std::sort(log.begin(), log.end());
@@ -332,20 +333,19 @@ TEST_P(SyncQueue, GetterCancelledAfterTheHandOffPutsTheItemBackFirst) {
     log_t log, put_done;
     auto a = corio::spawn(getter(q, log, 1ms));
     co_await corio::sleep(5ms);
-    co_await q.put(7); // handed to a
-    co_await q.put(8); // queued: the queue is full now
-    auto p = corio::spawn(putter(q, put_done, 9, 0ms));
+    EXPECT_TRUE(q.try_put(7)); // handed to a: the queue is full now
+    EXPECT_TRUE(q.full());
+    auto p = corio::spawn(putter(q, put_done, 8, 0ms)); // waits for room
     a.cancel();
     EXPECT_TRUE(co_await was_cancelled(a));
-    EXPECT_EQ(q.size(), 2u); // 7 back in front of 8: one over maxsize, nothing lost
+    EXPECT_EQ(q.size(), 1u); // 7 back in the queue: nothing lost, never over maxsize
     EXPECT_TRUE(q.full());
     EXPECT_TRUE(put_done.empty());
-    EXPECT_EQ(co_await q.get(), 7);
-    EXPECT_EQ(co_await q.get(), 8); // frees the slot for 9
-    EXPECT_EQ(co_await q.get(), 9);
+    EXPECT_EQ(co_await q.get(), 7); // frees the slot for 8
+    EXPECT_EQ(co_await q.get(), 8);
     co_await p;
     EXPECT_TRUE(log.empty());
-    EXPECT_EQ(put_done, (log_t{9}));
+    EXPECT_EQ(put_done, (log_t{8}));
     expect_no_other_task();
   });
 }
@@ -373,31 +373,55 @@ TEST_P(SyncQueueWokenGetters, OneCancelledInTheMiddleOrSeveral) {
 
 TEST_P(SyncQueueWokenGetters, CancelledInABoundedQueueWithAPutterWaiting) {
   run([]() -> task<> {
+    int_queue q(2);
+    log_t log, put_done;
+    auto a = corio::spawn(getter(q, log, 0ms));
+    auto b = corio::spawn(getter(q, log, 0ms));
+    co_await corio::sleep(1ms);
+    EXPECT_TRUE(q.try_put(1)); // handed to a
+    EXPECT_TRUE(q.try_put(2)); // handed to b: the queue is full now, as asyncio's
+    EXPECT_EQ(q.size(), 2u);
+    EXPECT_FALSE(q.try_put(3));
+    auto p = corio::spawn(putter(q, put_done, 3, 0ms));
+    a.cancel();
+    EXPECT_TRUE(co_await was_cancelled(a));
+    co_await b;
+    EXPECT_EQ(log, (log_t{1})) << "1 back in front of 2, and b took it again";
+    co_await p;
+    EXPECT_EQ(put_done, (log_t{3})) << "b's get freed the slot for 3";
+    EXPECT_EQ(q.size(), 2u) << "never over maxsize, nothing lost";
+    EXPECT_EQ(co_await q.get(), 2);
+    EXPECT_EQ(co_await q.get(), 3);
+    EXPECT_EQ(q.unfinished(), 3u);
+    for (int i = 0; i < 3; ++i)
+      q.task_done();
+    co_await q.join();
+    expect_no_other_task();
+  });
+}
+
+TEST_P(SyncQueue, AnItemHandedToAWokenGetterCountsUntilItRuns) {
+  run([]() -> task<> {
     int_queue q(1);
     log_t log, put_done;
     auto a = corio::spawn(getter(q, log, 0ms));
     auto b = corio::spawn(getter(q, log, 0ms));
     co_await corio::sleep(1ms);
-    co_await q.put(1); // handed to a
-    co_await q.put(2); // handed to b
-    co_await q.put(3); // queued: the queue is full now
-    auto p = corio::spawn(putter(q, put_done, 4, 0ms));
-    a.cancel();
-    EXPECT_TRUE(co_await was_cancelled(a));
-    co_await b;
-    EXPECT_EQ(log, (log_t{1}));
-    EXPECT_EQ(q.size(), 2u) << "2 back in front of 3: one over maxsize, nothing lost";
-    EXPECT_TRUE(put_done.empty());
-    EXPECT_EQ(co_await q.get(), 2);
-    EXPECT_TRUE(put_done.empty()) << "still full: the putter waits on";
-    EXPECT_EQ(co_await q.get(), 3); // frees the slot for 4
-    EXPECT_EQ(co_await q.get(), 4);
+    EXPECT_TRUE(q.empty());
+    EXPECT_TRUE(q.try_put(1)); // handed to a, which has not run yet
+    EXPECT_EQ(q.size(), 1u) << "asyncio's qsize() counts it until a takes it";
+    EXPECT_FALSE(q.empty());
+    EXPECT_TRUE(q.full());
+    EXPECT_FALSE(q.try_put(2)) << "maxsize 1: no second item, though b waits (asyncio: QueueFull)";
+    EXPECT_EQ(q.try_get(), std::nullopt) << "the item is a's";
+    auto p = corio::spawn(putter(q, put_done, 2, 0ms)); // waits for room
+    co_await a;
+    co_await b; // a's get freed the slot: 2 went in, straight to b
+    EXPECT_EQ(log, (log_t{1, 2}));
     co_await p;
-    EXPECT_EQ(put_done, (log_t{4}));
-    EXPECT_EQ(q.unfinished(), 4u);
-    for (int i = 0; i < 4; ++i)
-      q.task_done();
-    co_await q.join();
+    EXPECT_EQ(put_done, (log_t{2}));
+    EXPECT_TRUE(q.empty());
+    EXPECT_EQ(q.size(), 0u);
     expect_no_other_task();
   });
 }

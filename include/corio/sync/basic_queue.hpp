@@ -26,11 +26,15 @@ public:
 /// A queue of T between tasks of one loop; use its three forms: corio::queue (FIFO), corio::priority_queue
 /// (smallest first) and corio::lifo_queue (last in, first out). T only needs to be movable.
 ///
-/// Capacity: maxsize 0 is unbounded; otherwise put() waits while the queue is full.
+/// Capacity: maxsize 0 is unbounded; otherwise put() waits while the queue is full. As in asyncio, an
+/// item counts in size() until a getter takes it: one handed to a woken getter that has not run yet
+/// still counts (try_get() does not take it: it is that getter's), so a bounded queue never holds
+/// more than maxsize items.
 /// Fairness and hand-off: getters and putters are each served in arrival order. put() hands its item
-/// straight to the longest-waiting getter; get() that frees a slot moves the longest-waiting putter's
-/// item in at once. So no newcomer overtakes a waiter.
-/// Invariants: a getter waits ⇒ the queue is empty; a putter waits ⇒ the queue is full.
+/// straight to the longest-waiting getter; a get() (or a woken getter that runs) that frees a slot
+/// moves the longest-waiting putter's item in at once. So no newcomer overtakes a waiter.
+/// Invariants: a getter waits ⇒ no item is stored but those handed to woken getters; a putter waits ⇒
+/// the queue is full.
 /// Cancellation:
 /// - get(): a getter cancelled while waiting leaves the queue. One cancelled after an item was handed to
 ///   it (woken, not run yet) raises cancelled_error, and the queue goes on as asyncio's does, where a
@@ -38,9 +42,8 @@ public:
 ///   since then to getters that have not run yet go back as well, each to its place (the front of a
 ///   queue, below the items put after it in a lifo_queue, its place in a priority_queue), and those
 ///   getters, then the next waiting ones, take again in turn. So with getters A, B, C waiting, put(1),
-///   put(2) and A cancelled, B gets 1 and C gets 2. No item is ever lost or duplicated. (The queue may
-///   then hold maxsize + 1 items for a while; a waiting putter is let in only once a get() leaves it
-///   below maxsize.) After shutdown(immediate = true) the item given back is dropped, counted as done,
+///   put(2) and A cancelled, B gets 1 and C gets 2. No item is ever lost or duplicated, and size() does
+///   not change. After shutdown(immediate = true) the item given back is dropped, counted as done,
 ///   and the other woken getters keep theirs.
 /// - put(): a putter cancelled while waiting leaves with its item and raises cancelled_error. Once its
 ///   item is in the queue the put has happened: it returns normally, and the cancellation is raised at
@@ -83,7 +86,7 @@ public:
   bool try_put(T&& item) {
     if (shut_down_)
       throw queue_shut_down();
-    if (!getters_.empty() || !full()) {
+    if (!full()) {
       add(std::move(item));
       return true;
     }
@@ -124,9 +127,11 @@ public:
       shut(static_cast<put_awaiter*>(w));
   }
 
-  [[nodiscard]] std::size_t size() const noexcept { return items_.size(); }
-  [[nodiscard]] bool empty() const noexcept { return items_.empty(); }
-  [[nodiscard]] bool full() const noexcept { return maxsize_ > 0 && items_.size() >= maxsize_; }
+  /// Items in the queue, counting those handed to woken getters that have not run yet (asyncio's
+  /// qsize() counts an item until its getter takes it).
+  [[nodiscard]] std::size_t size() const noexcept { return items_.size() + handed_.size(); }
+  [[nodiscard]] bool empty() const noexcept { return size() == 0; }
+  [[nodiscard]] bool full() const noexcept { return maxsize_ > 0 && size() >= maxsize_; }
   [[nodiscard]] std::size_t maxsize() const noexcept { return maxsize_; }
   [[nodiscard]] bool is_shut_down() const noexcept { return shut_down_; }
   /// Items put and not yet marked task_done().
@@ -142,23 +147,26 @@ private:
       items_.push(items_.make(std::move(item)));
     ++unfinished_;
   }
-  /// Takes the next item; the first waiting putter's item takes the freed slot (if it is free: not
-  /// when a cancelled getter's item made the queue hold maxsize + 1).
+  /// Takes the next item; the first waiting putter's item takes the freed slot.
   entry take() {
     entry out = items_.pop();
+    admit_putter();
+    return out;
+  }
+  /// A slot was freed (an item taken, or a woken getter ran and took the item handed to it): the first
+  /// waiting putter's item takes it, straight to a waiting getter if one is there.
+  void admit_putter() {
     if (detail::wait_node* w = full() ? nullptr : putters_.front()) {
       auto* p = static_cast<put_awaiter*>(w);
-      items_.push(items_.make(std::move(p->item_)));
-      ++unfinished_;
+      add(std::move(p->item_));
       p->grant();
     }
-    return out;
   }
   /// x was handed an item and cancelled before it ran: the queue goes on as if that item had stayed in
   /// it, as in asyncio, where a woken getter takes its item only when it runs. The getters handed an
   /// item after x and not run yet took theirs from a queue that still held x's, so their items go back
   /// too, each to its logical place, and they (then the next waiting getters) take again in hand-off
-  /// order. The queue ends up with one more item than before, so no putter is due.
+  /// order. size() is the same as before, so no putter is due.
   void give_back(get_awaiter* x) {
     if (drained_) { // shut down with immediate: x's item is dropped like the rest; the others keep theirs
       x->detach();
@@ -232,9 +240,12 @@ public:
         q_->give_back(this);
       task->raise_cancel();
     }
+    const bool was_handed = linked;
     detach(); // out of handed_
     if (shut_)
       throw queue_shut_down();
+    if (was_handed) // its item leaves the queue now, freeing a slot
+      q_->admit_putter();
     return Storage::unwrap(std::move(*slot_));
   }
   [[nodiscard]] const char* what() const noexcept override { return Storage::get_name; }
