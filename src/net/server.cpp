@@ -364,12 +364,12 @@ std::uint16_t server::port() const {
 
 task<> server::serve_forever() {
   std::shared_ptr<detail::server_state> st = s_;
-  if (need(st).serving_forever) {
+  if (need(st).serving_forever || st->closed) { // asyncio raises RuntimeError for both
     std::string names;
     for (const address& a : st->addrs)
       names.append(names.empty() ? "" : ", ").append(a.to_string());
     throw invalid_state_error("corio: server.serve_forever(): the server on " + names +
-                              " is already being awaited on serve_forever()");
+                              (st->closed ? " is closed" : " is already being awaited on serve_forever()"));
   }
   st->serving_forever = true;
   struct forever_guard { // declared after `st`: destroyed first, even when the frame is destroyed unfinished

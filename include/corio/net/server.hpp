@@ -76,6 +76,7 @@ public:
   /// Starts serving and waits until close(); cancelling it closes the server (asyncio's rule). One at a
   /// time: called while another serve_forever() of this server runs, it raises invalid_state_error
   /// (asyncio's RuntimeError "already being awaited on serve_forever()") and the running one goes on.
+  /// On a server already closed it raises invalid_state_error too ("... is closed"), as asyncio does.
   task<> serve_forever();
   /// Stops accepting: the listening sockets are closed now, running handlers go on. Idempotent.
   void close();
