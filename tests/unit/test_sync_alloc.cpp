@@ -16,10 +16,13 @@
 
 namespace {
 std::size_t allocations = 0;
+bool out_of_memory = false; // every allocation fails while set
 } // namespace
 
 void* operator new(std::size_t n) {
   ++allocations;
+  if (out_of_memory)
+    throw std::bad_alloc();
   if (void* p = std::malloc(n != 0 ? n : 1))
     return p;
   throw std::bad_alloc();
@@ -191,6 +194,44 @@ TEST(SyncAlloc, TheRingBufferShrinksAfterASpike) {
   for (int i = -1; i < 10; ++i)
     EXPECT_EQ(rb.pop_front(), i);
   EXPECT_TRUE(rb.empty());
+}
+
+// Shrinking is optional: when its allocation fails, pop_front() still returns the item (it used to raise
+// bad_alloc, and the item was lost) and the buffer keeps its capacity, to try again later.
+TEST(SyncAlloc, AFailedShrinkLosesNoItem) {
+  corio::detail::ring_buffer<int> rb;
+  for (int i = 0; i < 4096; ++i)
+    rb.push_back(int(i));
+  out_of_memory = true;
+  int expected = 0;
+  std::size_t failed = 0;
+  for (; expected < 4096; ++expected) {
+    try {
+      if (rb.pop_front() != expected)
+        break;
+    } catch (const std::bad_alloc&) {
+      ++failed;
+    }
+  }
+  for (int i = 0; i < 20'000; ++i) { // quiet traffic: a shrink is due again and again
+    rb.push_back(int(i));
+    try {
+      if (rb.pop_front() != i)
+        break;
+    } catch (const std::bad_alloc&) {
+      ++failed;
+    }
+  }
+  out_of_memory = false;
+  EXPECT_EQ(expected, 4096);
+  EXPECT_EQ(failed, 0u);
+  EXPECT_TRUE(rb.empty());
+  EXPECT_EQ(rb.capacity(), 4096u);
+  for (int i = 0; i < 20'000 && rb.capacity() > 16; ++i) { // memory is back: it shrinks now
+    rb.push_back(int(i));
+    EXPECT_EQ(rb.pop_front(), i);
+  }
+  EXPECT_EQ(rb.capacity(), 16u);
 }
 
 } // namespace

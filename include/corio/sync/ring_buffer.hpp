@@ -2,7 +2,9 @@
 #pragma once
 
 #include <cstddef>
+#include <new>
 #include <optional>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -49,10 +51,8 @@ public:
     slots_[head_].reset();
     head_ = index(1);
     --size_;
-    if (slots_.size() > min_capacity && size_ < slots_.size() / 4 && ++quiet_pops_ >= slots_.size()) {
-      resize(slots_.size() / 2);
-      quiet_pops_ = 0;
-    }
+    if (slots_.size() > min_capacity && size_ < slots_.size() / 4 && ++quiet_pops_ >= slots_.size())
+      shrink();
     return out;
   }
   void clear() noexcept {
@@ -72,6 +72,18 @@ private:
   void reserve_one() {
     if (size_ == slots_.size())
       resize(slots_.empty() ? min_capacity : slots_.size() * 2);
+  }
+  /// Halves the capacity if memory allows. Optional: a failed allocation keeps the buffer as it is (the
+  /// item being popped must not be lost to it), and it is tried again after as many quiet pops. Only for
+  /// an item type that moves without throwing, so that a move cannot fail half-way.
+  void shrink() noexcept {
+    quiet_pops_ = 0;
+    if constexpr (std::is_nothrow_move_constructible_v<T>) {
+      try {
+        resize(slots_.size() / 2);
+      } catch (const std::bad_alloc&) {
+      }
+    }
   }
   void resize(std::size_t capacity) {
     std::vector<std::optional<T>> slots(capacity);
