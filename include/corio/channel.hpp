@@ -210,7 +210,8 @@ private:
       loop_ = &detail::await_point("channel::recv()");
       if (ch_.waiter_ != nullptr)
         throw invalid_state_error("corio: channel::recv() while another recv() waits (one consumer at a time)");
-      item_ = ch_.take();
+      if (std::optional<T> v = ch_.take())
+        item_.emplace(std::move(*v)); // not item_ = ...: T need not be move-assignable
       return item_.has_value() || ch_.closed_.load(std::memory_order_seq_cst);
     }
     bool await_suspend(std::coroutine_handle<> h) {

@@ -58,6 +58,30 @@ TEST(Channel, SameLoopFifo) {
   });
 }
 
+/// Movable, not move-assignable: what "T only needs to be movable" allows.
+struct move_only_item {
+  int id;
+  explicit move_only_item(int i) noexcept : id(i) {}
+  move_only_item(move_only_item&&) noexcept = default;
+  move_only_item& operator=(move_only_item&&) = delete;
+};
+
+TEST(Channel, ItemsNeedOnlyBeMoveConstructible) {
+  corio::testing::run_mock([](auto*) -> task<> {
+    channel<move_only_item> ch(1);
+    co_await ch.send(move_only_item(1)); // taken at once by recv() below
+    move_only_item first = co_await ch.recv();
+    EXPECT_EQ(first.id, 1);
+    auto producer = [&ch]() -> task<> { co_await ch.send(move_only_item(2)); };
+    auto h = corio::spawn(producer());
+    move_only_item second = co_await ch.recv(); // waits for it
+    EXPECT_EQ(second.id, 2);
+    co_await h;
+    EXPECT_TRUE(ch.try_send(move_only_item(3)));
+    EXPECT_EQ(ch.try_recv()->id, 3);
+  });
+}
+
 TEST(Channel, RecvWaitsForASendFromAnotherTask) {
   corio::testing::run_mock([](auto*) -> task<> {
     channel<int> ch;
