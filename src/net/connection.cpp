@@ -16,6 +16,7 @@
 #include "corio/event_loop.hpp"
 #include "corio/sync/event.hpp"
 #include "corio/task_group.hpp"
+#include "corio/this_task.hpp"
 
 #include "corio/net/resolve.hpp"
 #include "corio/net/socket_ops.hpp"
@@ -147,9 +148,19 @@ task<> attempt(std::shared_ptr<race> r, address a, std::size_t i) {
 /// are tried one after the other) passed; returns once one connected (the others cancelled) or all failed.
 task<> stagger(std::shared_ptr<race> r, task_group& group, std::vector<address> candidates,
                std::optional<duration> delay) {
-  std::vector<join_handle<>> attempts;
+  struct cancel_on_exit { // the ones still connecting, however this ends; a finished one ignores it
+    std::vector<join_handle<>> attempts;
+    ~cancel_on_exit() {
+      for (join_handle<>& h : attempts)
+        h.cancel();
+    }
+  } started;
+  std::vector<join_handle<>>& attempts = started.attempts;
   event_loop& loop = *event_loop::current();
   for (std::size_t i = 0; i < candidates.size() && !r->winner; ++i) {
+    // Cancelled before it ran (the caller was cancelled in its first iteration): no attempt may start,
+    // as the group has cancelled its children already.
+    detail::running_task("open_connection()").check_cancel();
     attempts.push_back(group.spawn(attempt(r, candidates[i], i), "open_connection attempt"));
     if (i + 1 == candidates.size())
       break;
@@ -172,8 +183,6 @@ task<> stagger(std::shared_ptr<race> r, task_group& group, std::vector<address> 
     r->changed.clear();
     co_await r->changed.wait();
   }
-  for (join_handle<>& h : attempts)
-    h.cancel(); // the ones still connecting; a finished one ignores it
 }
 
 task<connection> connect_candidates(std::vector<address> candidates, stream_options o, std::string host) {

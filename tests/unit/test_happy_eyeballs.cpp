@@ -171,4 +171,37 @@ TEST(HappyEyeballs, CancellingTheCallerCancelsEveryAttempt) {
   });
 }
 
+// Cancelled in its first iteration, before the attempts started: the attempt started then is cancelled
+// too (it used to be spawned after the group had cancelled its children, and hung until the kernel gave
+// up on the SYN, about 2 minutes).
+TEST(HappyEyeballs, CancelledInItsFirstIterationItReturnsAtOnce) {
+  corio::testing::leak_check leaks;
+  run_mock([](mock_clock* clock) -> task<> {
+    black_hole a, b;
+    std::vector<address> candidates{a.where(), b.where()};
+    for (int variant = 0; variant < 4; ++variant) {
+      const corio::stream_options o = variant % 2 == 0 ? corio::stream_options{} : eyeballs(100ms);
+      const auto t0 = clock->now();
+      std::string outcome = "connected";
+      try {
+        auto limit = corio::timeout(5s); // the bug: the attempt would hold the caller until this
+        if (variant < 2) {
+          auto h = corio::spawn(corio::open_connection(candidates, o));
+          h.cancel();
+          (void)co_await h;
+        } else {
+          (void)co_await corio::wait_for(corio::open_connection(candidates, o), 0s);
+        }
+      } catch (const corio::timeout_error&) {
+        outcome = variant < 2 ? "timeout" : "wait_for's timeout";
+      } catch (const corio::cancelled_error&) {
+        outcome = "cancelled";
+      }
+      EXPECT_EQ(outcome, variant < 2 ? "cancelled" : "wait_for's timeout") << "variant " << variant;
+      EXPECT_EQ(clock->now() - t0, 0s) << "variant " << variant;
+      expect_only_main_task();
+    }
+  });
+}
+
 } // namespace
