@@ -54,7 +54,9 @@ public:
   void submit(detail::pool_job* job);
 
   /// Stops accepting work, runs everything already queued, and joins the threads (waiting for running
-  /// work to finish). Idempotent. invalid_state_error when called from one of the pool's threads.
+  /// work to finish). Idempotent, and every caller waits: one made while another thread's shutdown() is in
+  /// progress returns once the threads are joined (as concurrent.futures' shutdown(wait=True) does).
+  /// invalid_state_error when called from one of the pool's threads.
   void shutdown();
 
   [[nodiscard]] unsigned max_threads() const noexcept;

@@ -53,6 +53,10 @@ std::thread start_blocking_signals(void (*body)(void*), void* arg) {
   });
 }
 
+/// The pool whose thread this is (null on other threads): shutdown() from a pool's own thread is refused
+/// even after another caller took the threads out to join them.
+thread_local const void* this_pool = nullptr;
+
 } // namespace
 
 struct thread_pool::impl {
@@ -65,9 +69,15 @@ struct thread_pool::impl {
   std::size_t idle = 0; // threads waiting for work
   std::size_t started = 0;
   bool stopping = false;
+  bool joining = false; // a shutdown() took `threads` and joins them
+  bool joined = false;  // ... and they are joined: every shutdown() may return
+  std::condition_variable all_joined;
   std::vector<std::thread> threads;
 
-  static void worker(void* self) { static_cast<impl*>(self)->work(); }
+  static void worker(void* self) {
+    this_pool = self;
+    static_cast<impl*>(self)->work();
+  }
 
   void work() {
     std::unique_lock lock(mutex);
@@ -174,18 +184,28 @@ void thread_pool::submit(detail::unique_function fn) {
 void thread_pool::submit(detail::pool_job* job) { impl_->push(job); }
 
 void thread_pool::shutdown() {
+  impl& p = *impl_;
   std::vector<std::thread> threads;
   {
-    std::lock_guard lock(impl_->mutex);
-    for (const std::thread& t : impl_->threads)
-      if (t.get_id() == std::this_thread::get_id())
-        throw invalid_state_error("corio: thread_pool::shutdown() from one of the pool's own threads");
-    impl_->stopping = true;
-    threads.swap(impl_->threads);
+    std::unique_lock lock(p.mutex);
+    if (this_pool == &p)
+      throw invalid_state_error("corio: thread_pool::shutdown() from one of the pool's own threads");
+    p.stopping = true;
+    if (p.joining) { // another caller joins the threads: return once it has (concurrent.futures waits in both)
+      p.all_joined.wait(lock, [&] { return p.joined; });
+      return;
+    }
+    p.joining = true;
+    threads.swap(p.threads);
   }
-  impl_->work_ready.notify_all();
+  p.work_ready.notify_all();
   for (std::thread& t : threads)
     t.join();
+  {
+    std::lock_guard lock(p.mutex);
+    p.joined = true;
+  }
+  p.all_joined.notify_all();
 }
 
 unsigned thread_pool::max_threads() const noexcept { return impl_->max_threads; }

@@ -156,6 +156,55 @@ TEST(ThreadPool, ShutdownFromAPoolThreadThrows) {
   EXPECT_TRUE(threw.get_future().get());
 }
 
+/// Spins (bounded) until another thread's shutdown() has begun.
+void wait_for_shutdown(const thread_pool& pool) {
+  for (int i = 0; i < 100000 && !pool.is_shutdown(); ++i)
+    std::this_thread::sleep_for(10us);
+  ASSERT_TRUE(pool.is_shutdown());
+}
+
+TEST(ThreadPool, ASecondShutdownWaitsForTheRunningWork) {
+  thread_pool pool({.max_threads = 1});
+  std::latch started(1);
+  std::latch release(1);
+  std::atomic<bool> done{false};
+  pool.submit([&] {
+    started.count_down();
+    release.wait();
+    done = true;
+  });
+  started.wait();
+  std::thread first([&] { pool.shutdown(); }); // joins the thread
+  wait_for_shutdown(pool);
+  // Released later: a second shutdown() that returned at once would see the work unfinished.
+  std::thread releaser([&] {
+    std::this_thread::sleep_for(50ms);
+    release.count_down();
+  });
+  pool.shutdown();
+  EXPECT_TRUE(done.load()) << "the second shutdown() returned while the work still ran";
+  releaser.join();
+  first.join();
+  pool.shutdown(); // idempotent once joined
+  EXPECT_TRUE(done.load());
+}
+
+TEST(ThreadPool, ShutdownFromAPoolThreadThrowsWhileAnotherShutdownJoins) {
+  thread_pool pool({.max_threads = 1});
+  std::promise<bool> threw;
+  pool.submit([&] {
+    wait_for_shutdown(pool);
+    try {
+      pool.shutdown(); // would wait for the joiner, which waits for this thread
+      threw.set_value(false);
+    } catch (const corio::invalid_state_error&) {
+      threw.set_value(true);
+    }
+  });
+  pool.shutdown();
+  EXPECT_TRUE(threw.get_future().get());
+}
+
 TEST(ThreadPool, AnExceptionEscapingAJobIsReported) {
   thread_pool pool({.max_threads = 1});
   testing::internal::CaptureStderr();
