@@ -85,16 +85,23 @@ template <class T> struct threadsafe_call {
 };
 
 /// Fails the call with loop_error if it is destroyed before the call finished: the loop dropped the
-/// posted start (closed) or destroyed the task's frame unstarted (torn down).
+/// posted start (closed) or destroyed the task's frame (torn down, started or not).
 template <class T> class threadsafe_call_guard {
 public:
   explicit threadsafe_call_guard(std::shared_ptr<threadsafe_call<T>> c) noexcept : call_(std::move(c)) {}
   threadsafe_call_guard(threadsafe_call_guard&&) noexcept = default;
   threadsafe_call_guard& operator=(threadsafe_call_guard&&) = delete;
+  /// As a parameter of the task's frame, runs on the loop's thread when the frame goes, so the task's
+  /// handle is dropped here, before the failure wakes the waiter: the waiting thread may hold the last
+  /// reference to the call, and a join_handle released there would touch the loop thread's task state
+  /// (its reference count, its frame pool) from another thread.
   ~threadsafe_call_guard() {
-    if (call_)
-      call_->fail(std::make_exception_ptr(
-          loop_error("corio: the loop closed before run_coroutine_threadsafe()'s call finished")));
+    if (!call_)
+      return;
+    if (call_->task.valid())
+      call_->task = {};
+    call_->fail(std::make_exception_ptr(
+        loop_error("corio: the loop closed before run_coroutine_threadsafe()'s call finished")));
   }
   [[nodiscard]] std::shared_ptr<threadsafe_call<T>> share() const noexcept { return call_; }
   threadsafe_call<T>& operator*() const noexcept { return *call_; }

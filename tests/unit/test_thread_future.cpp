@@ -1,5 +1,6 @@
 // run_coroutine_threadsafe / thread_future: work started on a loop from other threads, its result,
 // exception or cancellation back on those threads; a loop that closes first never leaves a waiter hanging.
+#include <corio/detail/frame_pool.hpp>
 #include <corio/event_loop.hpp>
 #include <corio/sleep.hpp>
 #include <corio/spawn.hpp>
@@ -134,6 +135,34 @@ TEST(RunCoroutineThreadsafe, ALoopThatClosesFirstNeverLeavesAWaiterHanging) {
     loop.shutdown_tasks(); // cancels it
   }
   EXPECT_THROW(interrupted.get(), corio::cancelled_error);
+}
+
+// A loop destroyed, not closed, with the work suspended on its thread: the future fails with loop_error,
+// and the task's state is freed on the loop's thread, into its frame pool, whose slabs go when that thread
+// ends. Never on the thread that drops the future last (here after the loop's thread ended).
+TEST(RunCoroutineThreadsafe, ALoopDestroyedWithTheWorkSuspendedFreesTheTaskOnItsOwnThread) {
+  corio::testing::leak_check leaks;
+  corio::thread_future<int> suspended;
+  long loop_thread_frames = -1;
+  std::thread loop_thread([&] {
+    const long before = corio::detail::frame_balance();
+    {
+      event_loop loop;
+      suspended = corio::run_coroutine_threadsafe(loop, [&loop]() -> task<int> {
+        loop.stop(); // once the work waits
+        co_await corio::sleep(1h);
+        co_return 0;
+      });
+      loop.run_forever();
+    } // the task is abandoned: its frame destroyed, the future failed
+    loop_thread_frames = corio::detail::frame_balance() - before;
+  });
+  loop_thread.join();
+  EXPECT_EQ(loop_thread_frames, 0) << "the task's state was not freed on the loop's thread";
+  const long before = corio::detail::frame_balance();
+  EXPECT_TRUE(suspended.done());
+  EXPECT_THROW(suspended.get(), corio::loop_error); // drops the last reference to the call
+  EXPECT_EQ(corio::detail::frame_balance(), before) << "the task's state was freed on the waiting thread";
 }
 
 // close() drops the starts queued from other threads (asyncio's close clears the queue): their futures
