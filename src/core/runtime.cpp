@@ -184,6 +184,14 @@ void runtime::shutdown() noexcept {
     }
   }
   try {
+    // What was posted to loop 0 since run() returned runs now, as the quit callback above lets the other
+    // loops run what was posted to them first.
+    loop0_->stop();
+    loop0_->run_forever();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "corio: runtime loop 0: %s\n", e.what());
+  }
+  try {
     loop0_->shutdown_tasks();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "corio: runtime loop 0: shutdown: %s\n", e.what());

@@ -245,6 +245,46 @@ TEST(Runtime, DestructionWithARunOnInFlight) {
   EXPECT_EQ(cancelled.load(), 1);
 }
 
+// runtime.hpp: loop 0's callbacks run while run() runs, or at destruction's shutdown, as the other loops'
+// do: posted after run() returned, or with no run() at all, they are not dropped.
+TEST(Runtime, WorkPostedToLoopZeroOutsideRunRunsAtDestruction) {
+  std::atomic<int> posted[2] = {0, 0};
+  std::atomic<int> spawned[2] = {0, 0};
+  std::atomic<int> cancelled[2] = {0, 0};
+  std::atomic<int> misplaced{0};
+  {
+    corio::runtime rt({.threads = 2});
+    rt.run([](std::size_t) -> task<> { co_return; });
+    for (std::size_t j = 0; j < 2; ++j) {
+      rt.post(j, [&rt, &posted, &misplaced, j] {
+        ++posted[j];
+        misplaced += rt.current_index() != j;
+      });
+      rt.spawn_on(j, [&spawned, &cancelled, j]() -> task<> {
+        ++spawned[j];
+        corio::event never;
+        try {
+          co_await never.wait();
+        } catch (const corio::cancelled_error&) {
+          ++cancelled[j]; // spawned before the destructor: cancelled by it
+        }
+      });
+    }
+  }
+  for (std::size_t j = 0; j < 2; ++j) {
+    EXPECT_EQ(posted[j].load(), 1) << "post(" << j << ") made after run() was dropped";
+    EXPECT_EQ(spawned[j].load(), 1) << "spawn_on(" << j << ") made after run() was dropped";
+    EXPECT_EQ(cancelled[j].load(), 1) << "loop " << j;
+  }
+  EXPECT_EQ(misplaced.load(), 0);
+  std::atomic<int> without_run{0};
+  {
+    corio::runtime rt({.threads = 2});
+    rt.post(0, [&] { ++without_run; });
+  }
+  EXPECT_EQ(without_run.load(), 1) << "post(0) on a runtime that never ran was dropped";
+}
+
 TEST(Runtime, BadArguments) {
   EXPECT_THROW(corio::runtime({.threads = 2, .pin = true, .cpus = {0, 100000}}), std::invalid_argument);
   EXPECT_THROW(corio::runtime({.threads = 3, .pin = true, .cpus = {0}}), std::invalid_argument);
