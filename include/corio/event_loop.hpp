@@ -235,6 +235,18 @@ private:
   };
   class ring;
 
+  // A runtime's teardown (runtime.cpp): a loop done with its own tasks keeps serving what the runtime's
+  // other loops post to it until every loop is idle at once.
+  friend class runtime;
+  /// Runs (cancelling nothing) until idle: no task alive, no callback ready, none queued by
+  /// call_soon_threadsafe. Timers are left as they are. Returns at once when idle already.
+  void run_until_idle();
+  /// The loop not running: blocks until call_soon_threadsafe queues a callback or the backend delivers
+  /// I/O (both then wait for the next run).
+  void wait_for_work();
+  /// Any thread: a callback queued by call_soon_threadsafe is not taken yet.
+  [[nodiscard]] bool threadsafe_queued() const noexcept;
+
   void run_once();
   duration poll_timeout();
   void run_due_timers();

@@ -43,7 +43,10 @@ struct parallel_run;
 /// to its thread: hand them over through those, never touch them from another loop.
 /// The destructor cancels every task still alive on every loop, lets them finish, then closes the loops
 /// and joins the threads (in two phases, so that no loop is destroyed while another may still post to
-/// it). Destroy the runtime on the thread that created it, and only after other threads stopped posting.
+/// it). In phase one a loop whose own tasks are gone keeps running what the others post to it (a cleanup's
+/// run_on or spawn_on; tasks started then are not cancelled and must end by themselves) until every loop
+/// is idle at once. Destroy the runtime on the thread that created it, and only after other threads
+/// stopped posting.
 class runtime {
 public:
   struct options {
@@ -122,14 +125,18 @@ private:
   static task<> main_wrapper(runtime* rt, std::shared_ptr<detail::parallel_run> st, std::size_t i, task<> t);
 
   struct worker;
+  struct teardown_state;
   void worker_main(std::size_t i, worker& w, std::latch& started);
   void shutdown() noexcept;
+  void finish_phase_one(event_loop& loop, std::size_t i) noexcept;
+  [[nodiscard]] bool queued_anywhere() const noexcept;
+  void end_phase_one(const event_loop& self) noexcept;
 
   options opts_;
   std::vector<event_loop*> loops_;
   std::unique_ptr<event_loop> loop0_;
   std::vector<std::unique_ptr<worker>> workers_;
-  std::unique_ptr<std::latch> teardown_; // phase one (tasks shut down) is over on every loop
+  std::unique_ptr<teardown_state> teardown_; // when phase one (tasks shut down) is over on every loop
   std::mutex run_mutex_;
   std::shared_ptr<detail::parallel_run> current_run_; // guarded by run_mutex_
 };

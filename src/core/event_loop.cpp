@@ -478,6 +478,31 @@ void event_loop::shutdown_tasks() {
   run_forever();
 }
 
+void event_loop::run_until_idle() {
+  while (task_count_ != 0 || !ready_->empty() || threadsafe_queued()) {
+    if (task_count_ == 0) {
+      stop(); // one iteration: the callbacks queued so far run
+      run_forever();
+      continue;
+    }
+    stop_when_idle_ = true; // until the last task is gone
+    struct reset {
+      bool& flag;
+      ~reset() { flag = false; }
+    } guard{stop_when_idle_};
+    run_forever();
+  }
+}
+
+void event_loop::wait_for_work() {
+  if (running_)
+    throw loop_error("corio: wait_for_work() on a running event loop");
+  while (!threadsafe_queued() && ready_->empty())
+    backend_->poll(duration(-1)); // call_soon_threadsafe wakes it
+}
+
+bool event_loop::threadsafe_queued() const noexcept { return threadsafe_pending_.load(std::memory_order_acquire); }
+
 void event_loop::close() {
   if (running_)
     throw loop_error("corio: cannot close a running event loop");

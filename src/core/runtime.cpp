@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdio>
 #include <latch>
 #include <stdexcept>
@@ -104,6 +105,21 @@ struct runtime::worker {
   bool quit = false; // worker's thread only (set by a posted callback)
 };
 
+/// Phase one ends when every loop is idle at once — no task, nothing ready, nothing queued — and stays
+/// so: a loop with nothing left to do checks in as quiet, then waits for a post and checks out again to
+/// run it. Code runs on a loop only while it is checked out, so whatever it posted is queued before it
+/// checks in; the loop that makes the count complete sees every queue, and ends phase one only if they
+/// are all empty (else the loop with a post wakes for it and checks in again later).
+struct runtime::teardown_state {
+  explicit teardown_state(std::size_t n) : loops(n), stuck(n, false) {}
+  std::mutex mutex;
+  std::condition_variable ended; // over is true (for a loop that cannot run; the others wait for work)
+  std::size_t loops;             // guarded by mutex: loops taking part (threads that never started are not)
+  std::size_t quiet = 0;         // guarded by mutex: loops checked in
+  std::vector<bool> stuck;       // guarded by mutex: loop i cannot run (it threw): its queue is not waited for
+  bool over = false;             // guarded by mutex
+};
+
 runtime::runtime(options opts) : opts_(std::move(opts)) {
   std::size_t n = opts_.threads != 0 ? opts_.threads : std::max(1u, std::thread::hardware_concurrency());
   const std::vector<unsigned> cpus = checked_cpus(opts_, n);
@@ -111,7 +127,7 @@ runtime::runtime(options opts) : opts_(std::move(opts)) {
   loop0_ = std::make_unique<event_loop>();
   loops_.assign(n, nullptr);
   loops_[0] = loop0_.get();
-  teardown_ = std::make_unique<std::latch>(static_cast<std::ptrdiff_t>(n));
+  teardown_ = std::make_unique<teardown_state>(n);
   workers_.reserve(n - 1);
   // Threads inherit the signal mask: block every asynchronous signal while starting them.
   sigset_t all, old;
@@ -154,12 +170,7 @@ void runtime::worker_main(std::size_t i, worker& w, std::latch& started) {
       break;
     }
   }
-  try {
-    loop.shutdown_tasks();
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "corio: runtime loop %zu: shutdown: %s\n", i, e.what());
-  }
-  teardown_->arrive_and_wait(); // phase two: no loop runs tasks any more
+  finish_phase_one(loop, i); // then phase two: no loop runs tasks any more
   try {
     loop.close();
   } catch (const std::exception& e) {
@@ -183,6 +194,10 @@ void runtime::shutdown() noexcept {
       std::terminate(); // cannot tell the thread to stop: joining it would hang
     }
   }
+  {
+    std::lock_guard lock(teardown_->mutex);
+    teardown_->loops = 1 + workers_.size(); // threads that never started take no part
+  }
   try {
     // What was posted to loop 0 since run() returned runs now, as the quit callback above lets the other
     // loops run what was posted to them first.
@@ -191,14 +206,7 @@ void runtime::shutdown() noexcept {
   } catch (const std::exception& e) {
     std::fprintf(stderr, "corio: runtime loop 0: %s\n", e.what());
   }
-  try {
-    loop0_->shutdown_tasks();
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "corio: runtime loop 0: shutdown: %s\n", e.what());
-  }
-  // Phase one is over for loop 0; threads that never started count themselves out here.
-  teardown_->count_down(static_cast<std::ptrdiff_t>(loops_.size() - workers_.size()));
-  teardown_->wait();
+  finish_phase_one(*loop0_, 0);
   for (auto& w : workers_)
     w->thread.join();
   try {
@@ -206,6 +214,70 @@ void runtime::shutdown() noexcept {
   } catch (const std::exception& e) {
     std::fprintf(stderr, "corio: runtime loop 0: close: %s\n", e.what());
   }
+}
+
+/// Phase one on loop i: cancels its tasks and lets them finish, then serves the other loops' posts (a
+/// run_on's call, a spawn_on; the tasks they spawn are not cancelled) until every loop is idle at once.
+/// A loop that cannot run (it throws) checks in for good, and its queue is left for close() to drop.
+void runtime::finish_phase_one(event_loop& loop, std::size_t i) noexcept {
+  teardown_state& td = *teardown_;
+  try {
+    loop.shutdown_tasks();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "corio: runtime loop %zu: shutdown: %s\n", i, e.what());
+  }
+  bool serving = true;
+  std::unique_lock lock(td.mutex, std::defer_lock);
+  for (;;) {
+    try {
+      if (serving)
+        loop.run_until_idle();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "corio: runtime loop %zu: shutdown: %s\n", i, e.what());
+      serving = false;
+    }
+    lock.lock();
+    td.stuck[i] = !serving;
+    if (++td.quiet == td.loops && !queued_anywhere()) {
+      end_phase_one(loop);
+      return;
+    }
+    if (!serving) {
+      td.ended.wait(lock, [&] { return td.over; });
+      return;
+    }
+    lock.unlock();
+    try {
+      loop.wait_for_work(); // a post, or end_phase_one()'s wake-up
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "corio: runtime loop %zu: shutdown: %s\n", i, e.what());
+      serving = false;
+    }
+    lock.lock();
+    if (td.over)
+      return;
+    --td.quiet;
+    lock.unlock();
+  }
+}
+
+/// Whether a loop that can still run has a post it has not taken (teardown_->mutex held).
+bool runtime::queued_anywhere() const noexcept {
+  for (std::size_t j = 0; j < loops_.size(); ++j)
+    if (loops_[j] != nullptr && !teardown_->stuck[j] && loops_[j]->threadsafe_queued())
+      return true;
+  return false;
+}
+
+/// Every loop is idle, and nothing is queued: phase one is over (teardown_->mutex held). The others wait
+/// for work, and a no-op post wakes each (close() drops it); posted under the mutex, before any of them
+/// can see `over`, close its loop and destroy it.
+void runtime::end_phase_one(const event_loop& self) noexcept {
+  teardown_->over = true;
+  for (event_loop* l : loops_)
+    if (l != nullptr && l != &self)
+      l->call_soon_threadsafe([] {});
+  teardown_->ended.notify_all();
 }
 
 event_loop& runtime::loop(std::size_t i) const {

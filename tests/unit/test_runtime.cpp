@@ -1,13 +1,21 @@
 // corio::runtime / run_parallel: n loops on n threads, post, spawn_on, run_on, stop, errors, pinning.
 #include <corio/channel.hpp>
 #include <corio/runtime.hpp>
+#include <corio/sleep.hpp>
+#include <corio/spawn.hpp>
 #include <corio/sync/event.hpp>
+#include <corio/this_task.hpp>
 
 #include <gtest/gtest.h>
 
 #include <sched.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -26,6 +34,28 @@ struct shared_counted {
   shared_counted& operator=(const shared_counted&) = default;
   ~shared_counted() { --alive; }
 };
+
+/// Runs body; aborts the program if it has not returned within `limit`, so a deadlock fails the test
+/// instead of hanging it.
+template <class F> void within(std::chrono::seconds limit, const char* what, F body) {
+  std::mutex m;
+  std::condition_variable cv;
+  bool done = false;
+  std::thread watchdog([&] {
+    std::unique_lock lock(m);
+    if (!cv.wait_for(lock, limit, [&] { return done; })) {
+      std::fprintf(stderr, "deadlock: %s did not return within %lld s\n", what, static_cast<long long>(limit.count()));
+      std::abort();
+    }
+  });
+  body();
+  {
+    std::lock_guard lock(m);
+    done = true;
+  }
+  cv.notify_one();
+  watchdog.join();
+}
 
 TEST(Runtime, RunParallelRunsOneCopyPerLoopOnItsOwnThread) {
   std::mutex m;
@@ -283,6 +313,68 @@ TEST(Runtime, WorkPostedToLoopZeroOutsideRunRunsAtDestruction) {
     rt.post(0, [&] { ++without_run; });
   }
   EXPECT_EQ(without_run.load(), 1) << "post(0) on a runtime that never ran was dropped";
+}
+
+/// Awaits run_on(0, ...), which counts a call on loop 0, then counts the await's return.
+task<> run_on_loop0(corio::runtime* rt, std::atomic<int>* on_loop0, std::atomic<int>* awaited) {
+  auto where = [rt, on_loop0] { *on_loop0 += rt->current_index() == 0; };
+  co_await rt->run_on(0, where);
+  ++*awaited;
+}
+
+// docs/multicore.md: a task finishing in phase one may still post to any loop. A cleanup on loop 1 (it
+// takes back the destructor's cancellation) awaits run_on(0) once loop 0's own tasks are gone; so do a
+// task it spawns then and a spawn_on(0) it makes: loop 0 serves them until every loop is idle.
+TEST(Runtime, ACleanupInPhaseOneMayAwaitALoopThatFinishedIt) {
+  std::atomic<bool> loop0_done{false};
+  std::atomic<int> on_loop0{0};
+  std::atomic<int> awaited{0};
+  std::atomic<int> started{0};
+  within(std::chrono::seconds(60), "the runtime's destructor", [&] {
+    corio::runtime rt({.threads = 2});
+    auto where = [&rt, &on_loop0] { on_loop0 += rt.current_index() == 0; };
+    auto follow_up = [&rt, &on_loop0, &awaited] { return run_on_loop0(&rt, &on_loop0, &awaited); };
+    auto cleanup = [&, where, follow_up]() -> task<> {
+      ++started;
+      bool cancelled = false;
+      corio::event never;
+      try {
+        co_await never.wait();
+      } catch (const corio::cancelled_error&) {
+        cancelled = true;
+      }
+      if (!cancelled)
+        co_return;
+      (void)corio::uncancel();
+      // Once loop 0 is done with its own tasks: the old teardown took nothing more from its queue.
+      for (int k = 0; k < 10000 && !loop0_done; ++k)
+        co_await corio::sleep(std::chrono::milliseconds(1));
+      co_await rt.run_on(0, where);
+      ++awaited;
+      (void)corio::spawn(run_on_loop0(&rt, &on_loop0, &awaited)); // a task of phase one: not cancelled
+      rt.spawn_on(0, follow_up);
+    };
+    auto last_on_0 = [&]() -> task<> {
+      ++started;
+      corio::event never;
+      try {
+        co_await never.wait();
+      } catch (const corio::cancelled_error&) {
+        loop0_done = true; // its last step, in loop 0's last iteration of its own phase one
+        throw;
+      }
+    };
+    rt.spawn_on(1, cleanup);
+    rt.spawn_on(0, last_on_0);
+    rt.run([&started](std::size_t) -> task<> {
+      for (int k = 0; k < 10000 && started < 2; ++k)
+        co_await corio::sleep(std::chrono::milliseconds(1));
+    });
+    EXPECT_EQ(started.load(), 2);
+  });
+  EXPECT_TRUE(loop0_done.load());
+  EXPECT_EQ(on_loop0.load(), 3);
+  EXPECT_EQ(awaited.load(), 3);
 }
 
 TEST(Runtime, BadArguments) {
