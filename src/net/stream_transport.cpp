@@ -305,8 +305,10 @@ void stream_transport::close() {
   if (tls)
     tls->send_close_notify(*this);
   closing_ = true;
-  if (queue_.empty() || write_error != 0)
-    finish_close();
+  if (write_error != 0)
+    finish_close(); // broken already: nothing of ours can still reach the peer
+  else if (queue_.empty())
+    finish_close(true);
   // else: ready() closes once the queue is flushed.
 }
 
@@ -403,7 +405,7 @@ void stream_transport::after_flush(int err) noexcept {
   if (eof_requested_)
     (void)::shutdown(sock.fd(), SHUT_WR);
   if (closing_)
-    finish_close();
+    finish_close(true);
   else
     update_pause();
 }
@@ -424,11 +426,13 @@ void stream_transport::fail(int err) noexcept {
     finish_close();
 }
 
-void stream_transport::finish_close() noexcept {
+void stream_transport::finish_close(bool graceful) noexcept {
   if (closed_)
     return;
   closed_ = true;
   disarm_write();
+  if (graceful)
+    discard_unread();
   sock.close(); // wakes a reader waiting on the fd: it then finds `closed_` and reads end of file
   queue_.clear();
   head_offset_ = 0;
@@ -439,6 +443,29 @@ void stream_transport::finish_close() noexcept {
   wake_all(drain_waiters);
   wake_all(file_waiters);
   wake_all(close_waiters);
+}
+
+// Linux answers the close of a TCP socket that holds received, unread bytes with a reset, not a FIN
+// (tcp_close(), as RFC 2525 2.17 asks), and drops what it had not sent yet; the peer, reset, loses what it
+// had not read. A Unix stream socket closed so fails its peer's reads with ECONNRESET after the data. So a
+// graceful close would lose the end of what drain() and wait_closed() said was sent. corio reads only when
+// a task asks, so unread bytes are common there: a client that only writes gets TLS 1.3 session tickets, a
+// handler may return without reading the rest of a request. asyncio's transports read all the time, so
+// theirs close with a FIN; this does the same at the last moment. Bounded (4 MiB): a peer still sending
+// past that is reset, as asyncio's would be. On io_uring this recv(2) may race a recv still in flight
+// (a waiting reader's, a kept one): order no longer matters, and socket::close() -> forget() cancels that
+// one at once and drops the fd's stash, so the kernel's file reference goes and the close is real.
+void stream_transport::discard_unread() noexcept {
+  if (is_pipe || !sock.is_open())
+    return;
+  char sink[16 * 1024];
+  for (std::size_t dropped = 0; dropped < (std::size_t{4} << 20);) {
+    const auto n = ::recv(sock.fd(), sink, sizeof sink, MSG_DONTWAIT);
+    if (n > 0)
+      dropped += static_cast<std::size_t>(n);
+    else if (n == 0 || errno != EINTR)
+      return; // end of file, nothing more (EAGAIN), or an error the close makes moot
+  }
 }
 
 void stream_transport::update_pause() noexcept {

@@ -42,7 +42,9 @@ class tls_layer;
 ///
 /// States of the socket: open -> (closing: close() with data still queued) -> closed (fd closed, readers
 /// see end of file, waiters woken). A send error (EPIPE, ECONNRESET) drops the queue and is kept in
-/// write_error: later writes and drains raise it.
+/// write_error: later writes and drains raise it. A graceful close (close(), once flushed) first reads
+/// and drops what the socket holds unread: Linux resets a connection closed with unread bytes, and the
+/// reset makes the peer lose what it had not read yet of ours (see discard_unread()).
 ///
 /// TLS (tls_layer.hpp) sits between the buffers and the socket when `tls` is set: try_fill() decrypts,
 /// write()/writelines() encrypt into send_or_queue(), write_eof()/close() send close_notify first.
@@ -149,7 +151,10 @@ private:
   void arm_write();
   void disarm_write() noexcept; // disarms the write interest, unless its loop is gone
   void fail(int err) noexcept;
-  void finish_close() noexcept;
+  /// Closes the socket and wakes every waiter. `graceful` (close() once the queue is flushed): what the
+  /// socket holds unread is dropped first (discard_unread), so the peer gets a FIN, not a reset.
+  void finish_close(bool graceful = false) noexcept;
+  void discard_unread() noexcept;
   void wake_all(wait_list& l) noexcept;
   void update_pause() noexcept;
   /// A direct sendfile runs: writes are queued, not sent, and the queue is flushed only up to ahead_.

@@ -460,6 +460,40 @@ TEST_P(Protocol, CloseFlushesThenConnectionLostOnce) {
   });
 }
 
+// close() with bytes received and unread (reading paused): they are dropped, so the connection ends with
+// a FIN; the peer gets everything and then end of file. (Linux resets a connection closed with unread
+// bytes: the peer lost the end of the data and had connection_lost(ECONNRESET).)
+TEST_P(Protocol, CloseWithUnreadBytesStillDeliversEverything) {
+  run([]() -> task<> {
+    world w;
+    auto factory = server_factory(&w);
+    corio::server srv = co_await corio::create_server(factory, "127.0.0.1", 0);
+    auto client_factory = [&w] {
+      auto r = std::make_shared<recorder>(&w);
+      r->pause_in_made = true; // never reads
+      return r;
+    };
+    auto [t, c] = co_await corio::create_connection(client_factory, srv.addresses().front());
+    while (w.servers.empty())
+      co_await changed(&w);
+    recorder& s = *w.servers[0];
+    s.t->write("unread");
+    EXPECT_TRUE(co_await until_unread(t->fd(), 6));
+    const std::string sent = pattern(mib, 9);
+    t->write(sent);
+    t->close(); // flushes, then closes
+    while (c->lost == 0 || s.lost == 0)
+      co_await changed(&w);
+    EXPECT_EQ(c->error, nullptr);
+    EXPECT_EQ(error_text(s.error), "(none)");
+    EXPECT_EQ(s.eofs, 1);
+    EXPECT_TRUE(s.got == sent) << s.got.size() << " of " << sent.size() << " bytes";
+    srv.close();
+    co_await srv.wait_closed();
+    expect_only_main_task();
+  });
+}
+
 // abort(): the queue is dropped now; connection_lost(nullptr) follows (not inside abort()); the peer gets
 // part of the data and then end of file or a reset.
 TEST_P(Protocol, AbortDropsTheQueue) {

@@ -6,6 +6,7 @@
 #include <corio/spawn.hpp>
 #include <corio/timeout.hpp>
 
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <gtest/gtest.h>
@@ -406,6 +407,55 @@ TEST(Streams, CloseFlushesQueuedDataFirst) {
     EXPECT_EQ(p.client.writer.fd(), -1);
     expect_only_main_task();
   });
+}
+
+/// Blocks (at most 5 s) until the kernel holds received bytes for `fd`: the event "the peer's bytes are
+/// here", for a test that must not sleep to wait for it. (Loopback: they are there at once.)
+void wait_received(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  EXPECT_EQ(::poll(&p, 1, 5000), 1) << "nothing arrived";
+}
+
+/// The client holds bytes it never reads when it writes n bytes and closes: the server must still read
+/// all n and then end of stream. Linux resets a connection closed with unread bytes (the client's
+/// kernel then drops what it had not sent; the server's read fails with ECONNRESET) unless close()
+/// drops them first.
+task<> close_with_unread_bytes(stream_pair p, std::size_t n) {
+  p.server.writer.write("a greeting the client never reads\n");
+  wait_received(p.client.writer.fd());
+  const std::string data = pattern(n);
+  p.client.writer.write(data);
+  p.client.writer.close(); // flushes in the background (most of 4 MiB waits for the server's reads)
+  std::string got, error;
+  try {
+    got = co_await p.server.reader.read(); // to end of stream
+  } catch (const std::system_error& e) {
+    error = e.what();
+  }
+  EXPECT_EQ(error, "");
+  EXPECT_EQ(got.size(), n);
+  EXPECT_TRUE(got == data);
+  co_await p.client.writer.wait_closed();
+  p.server.writer.close();
+  co_await p.server.writer.wait_closed();
+  expect_only_main_task();
+}
+
+TEST(Streams, CloseWithUnreadBytesStillDeliversEverything) {
+  corio::testing::leak_check leaks;
+  for (std::size_t n : {std::size_t{1000}, std::size_t{4} << 20}) {
+    SCOPED_TRACE(n);
+    run_mock([n](auto*) -> task<> {
+      stream_pair p = co_await connect_streams();
+      co_await close_with_unread_bytes(std::move(p), n);
+    });
+    std::string path = corio::testing::unique_socket_path("unread");
+    run_mock([n, &path](auto*) -> task<> {
+      stream_pair p = co_await connect_streams({}, {}, address::unix_path(path));
+      co_await close_with_unread_bytes(std::move(p), n);
+    });
+    ::unlink(path.c_str());
+  }
 }
 
 TEST(Streams, LocalCloseEndsAPendingRead) {

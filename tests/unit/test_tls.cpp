@@ -9,8 +9,11 @@
 #include <corio/run.hpp>
 #include <corio/sleep.hpp>
 #include <corio/spawn.hpp>
+#include <corio/sync/event.hpp>
 #include <corio/timeout.hpp>
 
+#include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -690,6 +693,53 @@ TEST(Tls, SendfileIsReadAndEncryptedInOrder) {
     ::close(fd);
     c.writer.close();
     co_await c.writer.wait_closed();
+    srv.close();
+    co_await srv.wait_closed();
+    expect_clean();
+  });
+}
+
+/// Bytes the kernel holds for `fd`, received and not read yet.
+int unread_bytes(int fd) {
+  int n = -1;
+  EXPECT_EQ(::ioctl(fd, FIONREAD, &n), 0);
+  return n;
+}
+
+// A TLS 1.3 client that only writes never reads the session tickets the server sends after the handshake.
+// Closing with them unread must not reset the connection (Linux does, for a socket closed with unread
+// bytes): the server reads everything, then end of stream. It read part, then ECONNRESET.
+TEST(Tls, AClientThatOnlyWritesDeliversEverythingOnClose) {
+  corio::testing::leak_check leaks;
+  run_real([]() -> task<> {
+    const std::string data = pattern(1 << 20, 3);
+    corio::event handler_started, handler_done;
+    std::string got, error;
+    corio::server_options so_default = tls_server();
+    corio::server srv = co_await corio::start_server(
+        [&](stream_reader r, stream_writer) -> task<> {
+          handler_started.set(); // after the server's handshake, which sent the tickets
+          try {
+            got = co_await r.read(); // to end of stream
+          } catch (const std::exception& e) {
+            error = e.what();
+          }
+          handler_done.set();
+        },
+        "127.0.0.1", 0, so_default);
+    corio::stream_options opts = tls_client();
+    auto [r, w] = co_await corio::open_connection(srv.addresses().front(), opts);
+    co_await handler_started.wait();
+    pollfd p{w.fd(), POLLIN, 0};
+    EXPECT_EQ(::poll(&p, 1, 5000), 1); // the tickets are here, and nobody reads them
+    EXPECT_GT(unread_bytes(w.fd()), 0);
+    w.write(data);
+    co_await w.drain();
+    w.close();
+    co_await w.wait_closed();
+    co_await handler_done.wait();
+    EXPECT_EQ(error, "");
+    EXPECT_TRUE(got == data) << got.size();
     srv.close();
     co_await srv.wait_closed();
     expect_clean();

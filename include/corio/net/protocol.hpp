@@ -100,13 +100,15 @@ enum class transport_over : unsigned char { socket, read_pipe, write_pipe };
 /// flushes in order. Once more than the high-water mark (64 KiB by default) is queued the protocol gets
 /// pause_writing(), and resume_writing() once the queue is down to the low-water mark (16 KiB).
 ///
-/// Ending: close() stops reading, flushes the queue and then closes; abort() closes now, dropping the
-/// queue. connection_lost follows once, from the connection's task (never inside close() or abort()).
-/// write() after close(), abort() or write_eof() raises invalid_state_error; once the connection has
-/// failed (a reset, a send error, a callback that raised) writes are dropped silently, as in asyncio:
-/// connection_lost(error) tells the protocol. close()/abort()/pause_reading()... after the end do nothing.
-/// Cancellation of the connection's task (the server's abort_clients(), loop shutdown) aborts it and
-/// calls connection_lost(nullptr); the server's close_clients() calls close() (asyncio's rule).
+/// Ending: close() stops reading, flushes the queue and then closes, dropping bytes received and not
+/// read (as stream_writer::close() does: the peer gets every byte and a FIN, not a reset); abort()
+/// closes now, dropping the queue. connection_lost follows once, from the connection's task (never
+/// inside close() or abort()). write() after close(), abort() or write_eof() raises invalid_state_error;
+/// once the connection has failed (a reset, a send error, a callback that raised) writes are dropped
+/// silently, as in asyncio: connection_lost(error) tells the protocol. close()/abort()/pause_reading()...
+/// after the end do nothing. Cancellation of the connection's task (the server's abort_clients(), loop
+/// shutdown) aborts it and calls connection_lost(nullptr); the server's close_clients() calls close()
+/// (asyncio's rule).
 ///
 /// Over a pipe (connect_read_pipe, connect_write_pipe) a transport does one half of the job, as asyncio's
 /// pipe transports do. A read pipe's transport reads and has close(), abort(), pause_reading() and

@@ -32,7 +32,11 @@ class stream_transport;
 /// std::system_error (EPIPE / ECONNRESET) naming it — never SIGPIPE.
 ///
 /// Closing: close() stops accepting writes, flushes what is queued in the background and then closes
-/// the socket; `co_await wait_closed()` waits for that. Keep the writer (or a copy, or the reader) until
+/// the socket; `co_await wait_closed()` waits for that. Bytes received and not read by then are dropped
+/// just before the socket closes (up to 4 MiB), so the peer gets an orderly end of stream (FIN) after
+/// every byte: Linux resets a connection closed with unread bytes, and a reset loses what the peer had
+/// not read yet (asyncio's transports, which read all the time, close with a FIN too). abort() does
+/// not drop them. Keep the writer (or a copy, or the reader) until
 /// wait_closed() returns: when the last handle goes, the socket is closed at once and unsent data is
 /// dropped (that is abort()).
 class stream_writer {
