@@ -32,7 +32,8 @@ struct file_job;
 } // namespace detail
 
 /// A scheduled callback (asyncio.Handle / TimerHandle). Copyable; cancel() is safe at any time, also
-/// after the callback ran or the loop recycled its slot.
+/// after the callback ran, the loop recycled its slot, or the loop was destroyed (then pending() is
+/// false and cancel() does nothing: the callback was dropped with the loop).
 class timer_handle {
 public:
   timer_handle() noexcept = default;
@@ -234,6 +235,16 @@ private:
     std::uintptr_t slot; // a timer_slot*, bit 0 set when it is a timed_wait's (else a timer_node's)
   };
   class ring;
+  /// The chunks of timer nodes this loop took from the process-wide pool (src/core/timer_node.hpp). Its
+  /// destructor makes every handle on them stale, destroys the captures of callbacks never run, and gives
+  /// the chunks back to the pool: a timer_handle may outlive its loop.
+  struct node_chunks {
+    std::vector<detail::timer_node*> chunks;
+    node_chunks() = default;
+    node_chunks(const node_chunks&) = delete;
+    node_chunks& operator=(const node_chunks&) = delete;
+    ~node_chunks();
+  };
 
   // A runtime's teardown (runtime.cpp): a loop done with its own tasks keeps serving what the runtime's
   // other loops post to it until every loop is idle at once.
@@ -255,6 +266,7 @@ private:
   void run_item(const ready_item& item);
   void push_ready(const ready_item& item);
   detail::timer_node* new_node();
+  void add_node_chunk();
   void free_node(detail::timer_node* n) noexcept;
   void push_timer(time_point when, detail::timer_slot* s, bool is_wait);
   void remove_entry(std::uint32_t i) noexcept;
@@ -276,7 +288,7 @@ private:
   std::unique_ptr<ring> ready_;
   std::vector<timer_entry> timers_; // a 4-ary min-heap on (when, seq); each slot knows its index
   std::uint32_t timer_seq_ = 0;
-  std::vector<std::unique_ptr<detail::timer_node[]>> node_chunks_;
+  node_chunks node_chunks_; // a callback's captures are destroyed here if it never ran
   detail::timer_node* free_nodes_ = nullptr;
   std::mutex threadsafe_mutex_;
   std::vector<detail::unique_function> threadsafe_;

@@ -83,7 +83,69 @@ bool timer_handle::cancel() noexcept {
   return true;
 }
 
-bool timer_handle::pending() const noexcept { return node_ != nullptr && node_->generation == gen_ && node_->pending; }
+// The node outlives every loop (timer_node.hpp), so this reads live memory even after the loop is gone;
+// its generation then differs from gen_, and neither the node's loop nor `pending` is looked at.
+bool timer_handle::pending() const noexcept {
+  return node_ != nullptr && node_->current_generation() == gen_ && node_->pending;
+}
+
+// ---- timer node chunks ------------------------------------------------------------------------------
+
+// Chunks of timer nodes no loop holds: a loop being destroyed puts its chunks here and a loop that needs
+// nodes takes one. Chunks are never freed, so a timer_handle never dangles (timer_node.hpp). Locked only
+// when a loop grows its nodes by a chunk and when a loop is destroyed, never on the timer hot path.
+namespace {
+constexpr std::size_t node_chunk_size = 256;
+// One allocation whose address is its first node's (no new[] cookie before it: leak checkers see the
+// pool's pointers as pointing at the start of its blocks, still reachable).
+struct node_chunk {
+  detail::timer_node nodes[node_chunk_size];
+};
+struct node_pool {
+  std::mutex mutex;
+  std::vector<detail::timer_node*> chunks; // every node free: no callback, not pending
+};
+node_pool& nodes_pool() noexcept {
+  static auto* p = new node_pool(); // never destroyed: a loop may go during static destruction, or on a
+  return *p;                        // thread still running after main() returned
+}
+detail::timer_node* take_chunk() {
+  node_pool& p = nodes_pool();
+  {
+    std::lock_guard lock(p.mutex);
+    if (!p.chunks.empty()) {
+      detail::timer_node* c = p.chunks.back();
+      p.chunks.pop_back();
+      return c;
+    }
+  }
+  return (new node_chunk)->nodes;
+}
+} // namespace
+
+event_loop::node_chunks::~node_chunks() {
+  // First every handle goes stale, so that a capture's destructor below that cancels a handle of this loop
+  // finds nothing pending; then the captures of callbacks never run are destroyed.
+  for (detail::timer_node* c : chunks)
+    for (std::size_t i = 0; i < node_chunk_size; ++i) {
+      c[i].pending = false;
+      c[i].next_generation();
+    }
+  for (detail::timer_node* c : chunks)
+    for (std::size_t i = 0; i < node_chunk_size; ++i) {
+      detail::unique_function fn = std::move(c[i].fn);
+      c[i].index = detail::timer_slot::not_scheduled;
+      c[i].loop = nullptr;
+      c[i].next_free = nullptr;
+    }
+  node_pool& p = nodes_pool();
+  std::lock_guard lock(p.mutex);
+  try {
+    p.chunks.insert(p.chunks.end(), chunks.begin(), chunks.end());
+  } catch (...) {
+    // Out of memory: the chunks stay allocated, unused (a handle on them must still find them).
+  }
+}
 
 // ---- construction -----------------------------------------------------------------------------------
 
@@ -173,17 +235,22 @@ void event_loop::check_open() const {
 
 // ---- scheduling -------------------------------------------------------------------------------------
 
-detail::timer_node* event_loop::new_node() {
-  if (free_nodes_ == nullptr) {
-    constexpr std::size_t chunk = 256;
-    node_chunks_.push_back(std::make_unique<detail::timer_node[]>(chunk));
-    detail::timer_node* nodes = node_chunks_.back().get();
-    for (std::size_t i = 0; i < chunk; ++i) {
-      nodes[i].loop = this;
-      nodes[i].next_free = i + 1 < chunk ? &nodes[i + 1] : nullptr;
-    }
-    free_nodes_ = nodes;
+[[gnu::noinline]] void event_loop::add_node_chunk() {
+  std::vector<detail::timer_node*>& chunks = node_chunks_.chunks;
+  if (chunks.size() == chunks.capacity())
+    chunks.reserve(chunks.empty() ? 16 : chunks.size() * 2); // before taking a chunk: none is ever lost
+  detail::timer_node* nodes = take_chunk();
+  chunks.push_back(nodes);
+  for (std::size_t i = 0; i < node_chunk_size; ++i) {
+    nodes[i].loop = this;
+    nodes[i].next_free = i + 1 < node_chunk_size ? &nodes[i + 1] : nullptr;
   }
+  free_nodes_ = nodes;
+}
+
+detail::timer_node* event_loop::new_node() {
+  if (free_nodes_ == nullptr) [[unlikely]]
+    add_node_chunk();
   detail::timer_node* n = free_nodes_;
   free_nodes_ = n->next_free;
   n->next_free = nullptr;
@@ -195,7 +262,7 @@ void event_loop::free_node(detail::timer_node* n) noexcept {
   n->fn = {};
   n->pending = false;
   n->index = detail::timer_slot::not_scheduled;
-  ++n->generation;
+  n->next_generation();
   n->next_free = free_nodes_;
   free_nodes_ = n;
 }
@@ -207,7 +274,7 @@ timer_handle event_loop::call_soon(detail::unique_function fn) {
   detail::timer_node* n = new_node();
   n->fn = std::move(fn);
   push_ready({n, callback_tag()});
-  return {n, n->generation};
+  return {n, n->current_generation()};
 }
 
 timer_handle event_loop::call_later(duration delay, detail::unique_function fn) {
@@ -219,7 +286,7 @@ timer_handle event_loop::call_at(time_point when, detail::unique_function fn) {
   detail::timer_node* n = new_node();
   n->fn = std::move(fn);
   push_timer(when, n, false);
-  return {n, n->generation};
+  return {n, n->current_generation()};
 }
 
 void event_loop::call_soon_threadsafe(detail::unique_function fn) {

@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <atomic>
 #include <functional>
+#include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -106,6 +108,90 @@ TEST(EventLoop, CancelledTimersDoNotRunAndAreReleased) {
   loop.run_forever();
   EXPECT_FALSE(ran);
   EXPECT_FALSE(h.cancel()); // a stale handle after its slot was recycled stays harmless
+}
+
+// A handle kept past its loop is harmless, as asyncio's TimerHandle.cancel() is after the loop is gone (ASan
+// saw cancel() and pending() read the loop's freed timer nodes). The nodes outlive the loop and serve the
+// next one: an old handle must match none of its callbacks either.
+TEST(EventLoop, ATimerHandleOutlivesItsLoop) {
+  corio::timer_handle later, soon, other;
+  bool ran = false;
+  auto capture = std::make_shared<int>(0);
+  std::optional<bool> cancelled_in_teardown;
+  {
+    mock_clock clock;
+    event_loop loop({.clock = &clock});
+    later = loop.call_later(1h, [&ran, capture] { ran = true; });
+    soon = loop.call_soon([&ran] { ran = true; });
+    other = loop.call_later(2h, [] {});
+    // A capture whose destructor cancels another handle of the loop being destroyed.
+    std::shared_ptr<void> on_destroy(nullptr, [&](void*) { cancelled_in_teardown = other.cancel(); });
+    loop.call_later(3h, [on_destroy] {});
+    EXPECT_TRUE(later.pending());
+    EXPECT_EQ(capture.use_count(), 2);
+  }
+  EXPECT_EQ(capture.use_count(), 1); // the captures of callbacks never run went with the loop
+  EXPECT_EQ(cancelled_in_teardown, std::optional<bool>(false));
+  EXPECT_FALSE(later.pending());
+  EXPECT_FALSE(later.cancel());
+  EXPECT_FALSE(soon.pending());
+  EXPECT_FALSE(soon.cancel());
+
+  // The next loop takes the nodes over: more callbacks than the old loop had nodes (a chunk) reuse them.
+  event_loop next;
+  int fired = 0;
+  std::vector<corio::timer_handle> fresh;
+  for (int i = 0; i < 1024; ++i)
+    fresh.push_back(next.call_soon([&fired] { ++fired; }));
+  EXPECT_FALSE(later.pending());
+  EXPECT_FALSE(later.cancel());
+  EXPECT_FALSE(soon.cancel());
+  EXPECT_FALSE(other.cancel());
+  EXPECT_TRUE(std::all_of(fresh.begin(), fresh.end(), [](const corio::timer_handle& h) { return h.pending(); }));
+  next.call_soon([&] { next.stop(); });
+  next.run_forever();
+  EXPECT_EQ(fired, 1024);
+  EXPECT_FALSE(ran);
+  corio::testing::expect_idle(next);
+}
+
+// The nodes of a destroyed loop may serve a loop on another thread while a stale handle is still asked
+// about on this one: no data race (TSan), and the handle matches nothing.
+TEST(EventLoop, AStaleHandleMayBeAskedWhileAnotherThreadsLoopReusesItsNode) {
+  corio::timer_handle stale;
+  {
+    event_loop loop;
+    stale = loop.call_soon([] {});
+  }
+  int fired = 0;
+  std::thread other([&fired] {
+    event_loop next; // takes the chunk the loop above gave back
+    for (int round = 0; round < 50; ++round) {
+      for (int i = 0; i < 512; ++i)
+        next.call_soon([&fired] { ++fired; });
+      next.call_soon([&next] { next.stop(); });
+      next.run_forever();
+    }
+  });
+  int matched = 0;
+  for (int i = 0; i < 20000; ++i)
+    matched += stale.pending() ? 1 : 0;
+  other.join();
+  EXPECT_EQ(matched, 0);
+  EXPECT_FALSE(stale.cancel());
+  EXPECT_EQ(fired, 50 * 512);
+}
+
+// The same with corio::run(): an object that cancels its timer in its destructor, run after run() returned.
+corio::task<> arm_timer(corio::timer_handle* h) {
+  *h = corio::event_loop::current()->call_later(1h, [] {});
+  co_return;
+}
+TEST(EventLoop, ATimerHandleMayBeCancelledAfterRunReturned) {
+  corio::timer_handle h;
+  corio::run(arm_timer(&h));
+  EXPECT_FALSE(h.pending());
+  EXPECT_FALSE(h.cancel());
 }
 
 // The timer heap against a reference model: random deadlines (many equal), random cancellations (also
