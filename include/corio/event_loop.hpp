@@ -94,7 +94,9 @@ public:
 
   /// Runs fn in the next iteration (call_soon), once `delay` of loop time has passed (call_later), or at
   /// loop time `when` (call_at). Loop thread only. An exception escaping fn goes to the exception handler
-  /// (stderr by default) and the loop goes on.
+  /// (stderr by default) and the loop goes on. A time past the end of loop time (`duration::max()`,
+  /// `time_point::max()`) never comes: fn never runs (a mock clock does not jump there); a time long
+  /// past (`time_point::min()`) runs fn in the next iteration.
   timer_handle call_soon(detail::unique_function fn);
   timer_handle call_later(duration delay, detail::unique_function fn);
   timer_handle call_at(time_point when, detail::unique_function fn);

@@ -32,7 +32,7 @@ public:
     }
     const time_point now = loop_->time();
     if (!Absolute)
-      when_ = now + when_.time_since_epoch(); // the delay becomes a deadline
+      when_ = saturating_add(now, when_.time_since_epoch()); // the delay becomes a deadline (max: never)
     if (when_ <= now) {
       loop_->schedule(h, task); // already due
       return;
@@ -59,13 +59,15 @@ private:
 } // namespace detail
 
 /// Suspends the running task for `d` of loop time. `sleep(0)` (or any d <= 0) yields to the loop once:
-/// everything else ready runs before the task continues. Cancellable; raises cancelled_error then.
+/// everything else ready runs before the task continues. A delay past the end of loop time
+/// (duration::max(), hours::max()) sleeps until cancelled. Cancellable; raises cancelled_error then.
 [[nodiscard]] inline detail::sleep_awaiter<false> sleep(duration d) noexcept {
   return detail::sleep_awaiter<false>(time_point{} + d);
 }
+/// Any other duration type, clamped to corio::duration's range; a NaN raises std::invalid_argument.
 template <class Rep, class Period>
-[[nodiscard]] detail::sleep_awaiter<false> sleep(std::chrono::duration<Rep, Period> d) noexcept {
-  return sleep(std::chrono::duration_cast<duration>(d));
+[[nodiscard]] detail::sleep_awaiter<false> sleep(std::chrono::duration<Rep, Period> d) {
+  return sleep(detail::saturating_cast(d));
 }
 
 /// Suspends the running task until loop time `when`.

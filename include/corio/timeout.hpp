@@ -88,10 +88,10 @@ private:
 /// A timeout_scope expiring `d` from now (loop time).
 inline timeout_scope timeout(duration d) {
   event_loop& loop = detail::running_loop("timeout()");
-  return timeout_scope(loop.time() + d);
+  return timeout_scope(detail::saturating_add(loop.time(), d)); // d = max: never
 }
 template <class Rep, class Period> timeout_scope timeout(std::chrono::duration<Rep, Period> d) {
-  return timeout(std::chrono::duration_cast<duration>(d));
+  return timeout(detail::saturating_cast(d));
 }
 /// A timeout_scope with no deadline (asyncio.timeout(None)); reschedule() may give it one.
 inline timeout_scope timeout(std::nullopt_t) { return timeout_scope(std::nullopt); }
@@ -107,7 +107,7 @@ template <class Awaitable> auto wait_for(Awaitable aw, duration d)
   co_return co_await std::move(aw);
 }
 template <class Awaitable, class Rep, class Period> auto wait_for(Awaitable aw, std::chrono::duration<Rep, Period> d) {
-  return wait_for(std::move(aw), std::chrono::duration_cast<duration>(d));
+  return wait_for(std::move(aw), detail::saturating_cast(d));
 }
 
 } // namespace corio

@@ -189,7 +189,7 @@ public:
   void await_suspend(std::coroutine_handle<> h) {
     std::optional<time_point> deadline;
     if (options_.timeout)
-      deadline = loop_->time() + *options_.timeout;
+      deadline = detail::saturating_add(loop_->time(), *options_.timeout);
     suspend(h, deadline);
   }
   wait_result<T> await_resume() {

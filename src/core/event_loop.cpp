@@ -278,7 +278,7 @@ timer_handle event_loop::call_soon(detail::unique_function fn) {
 }
 
 timer_handle event_loop::call_later(duration delay, detail::unique_function fn) {
-  return call_at(time() + delay, std::move(fn));
+  return call_at(detail::saturating_add(time(), delay), std::move(fn)); // max: never
 }
 
 timer_handle event_loop::call_at(time_point when, detail::unique_function fn) {
@@ -637,7 +637,8 @@ duration event_loop::poll_timeout() {
   // While a thread works for a task, virtual time stands still: block until its result arrives (timers
   // already due still fire).
   const bool hold_time = virtual_clock_ && external_waits_ > 0;
-  if (timers_.empty()) {
+  // A timer at the end of time (call_later(duration::max())) never fires: a virtual clock does not jump there.
+  if (timers_.empty() || timers_.front().when == time_point::max()) {
     if (virtual_clock_ && backend_->armed() == 0 && !hold_time)
       throw loop_error("corio: deadlock: every task waits, and no timer, I/O or other thread can wake them");
     return duration(-1);
@@ -646,8 +647,8 @@ duration event_loop::poll_timeout() {
   if (hold_time)
     return deadline <= time() ? duration::zero() : duration(-1);
   if (clock_->advance_to(deadline))
-    return duration::zero(); // a virtual clock jumped to the deadline
-  return std::max(deadline - time(), duration::zero());
+    return duration::zero();                                                   // a virtual clock jumped to the deadline
+  return std::max(detail::saturating_sub(deadline, time()), duration::zero()); // call_at(time_point::min())
 }
 
 void event_loop::take_threadsafe() {

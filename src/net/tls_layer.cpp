@@ -299,7 +299,7 @@ bool tls_layer::step(stream_transport& t) {
 task<> tls_layer::handshake(std::shared_ptr<stream_transport> t, duration limit) {
   std::optional<timeout_scope> deadline;
   if (limit > duration::zero())
-    deadline.emplace(event_loop::current()->time() + limit);
+    deadline.emplace(detail::saturating_add(event_loop::current()->time(), limit));
   bool timed_out = false;
   try {
     while (!step(*t))

@@ -319,6 +319,56 @@ task<> sleep_noting_cancel(std::string* seen) {
   }
 }
 
+// The largest durations mean "never": loop time + duration::max() overflowed into the past (the scope
+// expired at once), and hours::max()'s cast to nanoseconds overflowed.
+TEST(Timeout, DurationsPastTheEndOfTimeNeverExpire) {
+  corio::testing::leak_check leaks;
+  run_mock([](mock_clock* c) -> task<> {
+    const auto t0 = c->now();
+    for (int kind = 0; kind < 3; ++kind) {
+      bool timed_out = false;
+      try {
+        // asyncio.timeout(1e300) for the last
+        auto scope = kind == 0   ? corio::timeout(std::chrono::nanoseconds::max())
+                     : kind == 1 ? corio::timeout(std::chrono::hours::max())
+                                 : corio::timeout(std::chrono::duration<double>(1e300));
+        EXPECT_EQ(scope.when(), corio::time_point::max()) << "kind " << kind;
+        co_await corio::sleep(1h);
+        EXPECT_FALSE(scope.expired());
+      } catch (const corio::timeout_error&) {
+        timed_out = true;
+      }
+      EXPECT_FALSE(timed_out) << "kind " << kind;
+    }
+    EXPECT_EQ(c->now() - t0, 3h);
+    // The other end: a deadline long past expires the scope at the next await.
+    bool timed_out = false;
+    try {
+      auto scope = corio::timeout(std::chrono::nanoseconds::min());
+      co_await corio::sleep(1h);
+    } catch (const corio::timeout_error&) {
+      timed_out = true;
+    }
+    EXPECT_TRUE(timed_out);
+    EXPECT_EQ(c->now() - t0, 3h);
+  });
+}
+
+TEST(WaitFor, DurationsPastTheEndOfTimeWaitForTheResult) {
+  corio::testing::leak_check leaks;
+  run_mock([](mock_clock* c) -> task<> {
+    const auto t0 = c->now();
+    auto slow = []() -> task<int> {
+      co_await corio::sleep(2h);
+      co_return 7;
+    };
+    EXPECT_EQ(co_await corio::wait_for(slow(), std::chrono::nanoseconds::max()), 7);
+    EXPECT_EQ(co_await corio::wait_for(slow(), std::chrono::hours::max()), 7);
+    EXPECT_EQ(co_await corio::wait_for(corio::spawn(slow()), std::chrono::nanoseconds::max()), 7);
+    EXPECT_EQ(c->now() - t0, 6h);
+  });
+}
+
 TEST(Cancel, WithAMessage) {
   run_mock([](mock_clock*) -> task<> {
     std::string seen;

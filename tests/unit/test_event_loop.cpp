@@ -10,10 +10,14 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <functional>
+#include <limits>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -289,6 +293,106 @@ TEST(EventLoop, ManyCancelledTimersLeaveNothingBehind) {
   for (auto& h : handles)
     h.cancel();
   EXPECT_EQ(loop.timer_count(), 0u);
+}
+
+// "Wait forever" spelled with the largest durations: now + d saturates at the end of time (it overflowed
+// into the past, so these returned at once), and a deadline there never comes, not even on a mock clock.
+TEST(EventLoop, SleepPastTheEndOfTimeSleepsUntilCancelled) {
+  corio::testing::leak_check leaks;
+  mock_clock clock;
+  corio::run(
+      []() -> corio::task<> {
+        auto forever = [](int kind) -> corio::task<> {
+          if (kind == 0)
+            co_await corio::sleep(std::chrono::nanoseconds::max());
+          else if (kind == 1)
+            co_await corio::sleep(std::chrono::hours::max()); // its cast to nanoseconds overflowed
+          else if (kind == 2)
+            co_await corio::sleep(std::chrono::duration<double>(1e300)); // asyncio.sleep(1e300)
+          else if (kind == 3)
+            co_await corio::sleep(std::chrono::nanoseconds::max() - 1s);
+          else
+            co_await corio::sleep_until(corio::time_point::max());
+        };
+        std::vector<corio::join_handle<>> sleepers;
+        for (int kind = 0; kind < 5; ++kind)
+          sleepers.push_back(corio::spawn(forever(kind)));
+        co_await corio::sleep(24h); // the mock clock jumps to this timer, not to the end of time
+        for (std::size_t i = 0; i < sleepers.size(); ++i) {
+          EXPECT_FALSE(sleepers[i].done()) << "sleeper " << i;
+          sleepers[i].cancel();
+        }
+        for (auto& h : sleepers)
+          EXPECT_THROW(co_await h, corio::cancelled_error);
+        // Nothing else left: a lone sleep forever on a mock clock is a deadlock, reported as such.
+        EXPECT_EQ(corio::event_loop::current()->timer_count(), 0u);
+      }(),
+      {.clock = &clock});
+  EXPECT_THROW(corio::run([]() -> corio::task<> { co_await corio::sleep(std::chrono::nanoseconds::max()); }(),
+                          {.clock = &clock}),
+               corio::loop_error);
+  // sleep() with a NaN duration is bad input.
+  EXPECT_THROW((void)corio::sleep(std::chrono::duration<double>(std::numeric_limits<double>::quiet_NaN())),
+               std::invalid_argument);
+}
+
+TEST(EventLoop, CallLaterPastTheEndOfTimeNeverRuns) {
+  corio::testing::leak_check leaks;
+  mock_clock clock;
+  event_loop loop({.clock = &clock});
+  const auto t0 = loop.time();
+  std::vector<std::string> ran;
+  auto a = loop.call_later(std::chrono::nanoseconds::max(), [&] { ran.push_back("call_later(max)"); });
+  auto b = loop.call_at(corio::time_point::max(), [&] { ran.push_back("call_at(max)"); });
+  loop.call_later(std::chrono::nanoseconds::min(), [&] { ran.push_back("call_later(min)"); }); // long past: now
+  loop.call_later(1h, [&] { loop.stop(); });
+  loop.run_forever();
+  EXPECT_EQ(ran, (std::vector<std::string>{"call_later(min)"}));
+  EXPECT_EQ(loop.time(), t0 + 1h); // the clock did not jump to the end of time
+  EXPECT_TRUE(a.pending());
+  EXPECT_TRUE(b.pending());
+  EXPECT_TRUE(a.cancel());
+  EXPECT_TRUE(b.cancel());
+  corio::testing::expect_idle(loop);
+}
+
+// A clock that stands still and never jumps (as the real clock between two reads): the loop must work
+// out how long to block from the deadlines alone.
+class frozen_clock final : public corio::clock_source {
+public:
+  [[nodiscard]] corio::time_point now() noexcept override { return corio::time_point{} + 1h; }
+};
+
+// A timer long past (call_at(time_point::min())) is due: deadline - now overflowed into a huge positive
+// timeout, so the loop blocked in its poll (for a day) instead of running it. A watchdog thread ends a
+// hung loop after 10 s so the test fails instead of hanging.
+TEST(EventLoop, ATimerLongPastRunsAtOnce) {
+  frozen_clock clock;
+  event_loop loop({.clock = &clock});
+  std::mutex m;
+  std::condition_variable cv;
+  bool finished = false, watchdog_fired = false;
+  std::thread watchdog([&] {
+    std::unique_lock lock(m);
+    if (!cv.wait_for(lock, 10s, [&] { return finished; })) {
+      watchdog_fired = true;
+      loop.call_soon_threadsafe([&] { loop.stop(); });
+    }
+  });
+  bool ran = false;
+  loop.call_at(corio::time_point::min(), [&] {
+    ran = true;
+    loop.stop();
+  });
+  loop.run_forever();
+  {
+    std::lock_guard lock(m);
+    finished = true;
+  }
+  cv.notify_one();
+  watchdog.join();
+  EXPECT_TRUE(ran);
+  EXPECT_FALSE(watchdog_fired) << "the loop blocked in its poll with a timer due";
 }
 
 TEST(EventLoop, CallbackExceptionIsReportedAndTheLoopGoesOn) {

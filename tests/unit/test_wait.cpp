@@ -175,6 +175,24 @@ TEST(Wait, FinishingBeforeTheTimeoutCancelsTheTimer) {
   });
 }
 
+// A timeout of duration::max() means "no timeout": loop time + max overflowed into the past, and wait()
+// returned at once with everything pending.
+TEST(Wait, TimeoutPastTheEndOfTimeWaitsForAll) {
+  corio::testing::leak_check leaks;
+  run_mock([](mock_clock* c) -> task<> {
+    const auto t0 = c->now();
+    std::vector<join_handle<int>> hs;
+    hs.push_back(corio::spawn(after(1s, 1)));
+    hs.push_back(corio::spawn(after(2h, 2)));
+    wait_options options{.return_when = corio::all_completed, .timeout = corio::duration::max()};
+    auto [done, pending] = co_await corio::wait(hs, options);
+    EXPECT_EQ(c->now() - t0, 2h);
+    EXPECT_EQ(values(done), (std::vector<int>{1, 2}));
+    EXPECT_TRUE(pending.empty());
+    EXPECT_EQ(corio::event_loop::current()->timer_count(), 0u);
+  });
+}
+
 TEST(Wait, TimeoutAndCompletionAtTheSameInstant) {
   corio::testing::leak_check leaks;
   testing::internal::CaptureStderr();

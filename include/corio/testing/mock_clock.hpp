@@ -17,8 +17,8 @@ public:
       now_ = deadline;
     return true;
   }
-  /// Moves time forward by d; the loop runs what became due at its next iteration.
-  void advance(duration d) noexcept { now_ += d; }
+  /// Moves time forward by d (up to the end of time); the loop runs what became due at its next iteration.
+  void advance(duration d) noexcept { now_ = detail::saturating_add(now_, d); }
 
 private:
   time_point now_ = time_point{} + std::chrono::hours(1);
