@@ -75,7 +75,9 @@ template <class T> struct future_wait final : listed_wait_node {
 /// A future: set_result / set_exception / cancel once, awaited by any number of tasks (each gets the
 /// result: a copy when T is copyable; a move-only result goes to the first, and any later attempt to
 /// take it throws invalid_state_error). Copies share one state. Single-threaded like the loop: from
-/// another thread, set it through call_soon_threadsafe.
+/// another thread, set it through call_soon_threadsafe. It belongs to one loop: the one running where
+/// it was made, else the first that awaits or completes it; awaiting it from a task of another loop
+/// while it is not done raises loop_error (asyncio: "attached to a different loop").
 template <class T> class future {
   using state_t = detail::future_state<T>;
 
@@ -160,6 +162,8 @@ public:
       event_loop& loop = detail::await_point("awaiting a future");
       if (s->loop == nullptr)
         s->loop = &loop;
+      else if (s->loop != &loop && !s->done) // its waiters are woken on its own loop: we never would be
+        throw loop_error("corio: awaiting a future that belongs to another event loop");
       return s->done;
     }
     void await_suspend(std::coroutine_handle<> h) {

@@ -155,7 +155,9 @@ template <class T> struct join_wait final : listed_wait_node {
 } // namespace detail
 
 /// A handle on a spawned task (asyncio.Task): await it for its result, cancel it, ask how it ended.
-/// Copyable; the task runs to completion whether or not handles remain.
+/// Copyable; the task runs to completion whether or not handles remain. `co_await h` from a task of
+/// another loop raises loop_error while the task is not done (asyncio: "attached to a different loop"),
+/// and from the task itself invalid_state_error ("a task cannot await itself").
 template <class T = void> class join_handle {
 public:
   join_handle() noexcept = default;
@@ -271,8 +273,13 @@ public:
     detail::join_wait<T> wait{};
 
     [[nodiscard]] bool await_ready() const {
-      if (detail::task_state* t = s->loop->current_task())
+      if (event_loop::current() != s->loop && !s->done) // nothing on this loop would ever wake us
+        throw loop_error("corio: awaiting a join_handle whose task belongs to another event loop");
+      if (detail::task_state* t = s->loop->current_task()) {
+        if (t == s)
+          throw invalid_state_error("corio: a task cannot await its own join_handle");
         t->check_cancel();
+      }
       return s->done;
     }
     void await_suspend(std::coroutine_handle<> c) {

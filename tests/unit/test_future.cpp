@@ -9,6 +9,7 @@
 
 #include <memory>
 #include <stdexcept>
+#include <string>
 #include <thread>
 
 #include "leak_check.hpp"
@@ -59,6 +60,30 @@ TEST(Future, MisuseIsAClearError) {
   EXPECT_THROW(f.set_exception(std::make_exception_ptr(1)), corio::invalid_state_error);
   EXPECT_THROW(f.set_exception(nullptr), corio::invalid_state_error);
   EXPECT_EQ(f.result(), 1);
+}
+
+// A future belongs to the first loop that awaits it (here: it was made outside any loop); a task of another
+// loop awaiting it would never be woken (it hung). asyncio: RuntimeError "... attached to a different loop".
+TEST(Future, AwaitingAFutureOfAnotherLoopIsAClearError) {
+  corio::testing::leak_check leaks;
+  corio::testing::mock_clock clock_a, clock_b;
+  corio::event_loop a({.clock = &clock_a});
+  corio::event_loop b({.clock = &clock_b});
+  future<int> f;
+  auto waiter = [](future<int> f) -> task<int> { co_return co_await f; };
+  auto on_a = corio::spawn(a, waiter(f));
+  corio::run_until_complete(a, []() -> task<> { co_await corio::sleep(1ms); }()); // on_a awaits f: bound to a
+  EXPECT_FALSE(on_a.done());
+  try {
+    corio::run_until_complete(b, waiter(f));
+    ADD_FAILURE() << "no error";
+  } catch (const corio::loop_error& e) {
+    EXPECT_NE(std::string(e.what()).find("another event loop"), std::string::npos) << e.what();
+  }
+  f.set_result(5);
+  EXPECT_EQ(corio::run_until_complete(a, [](corio::join_handle<int> h) -> task<int> { co_return co_await h; }(on_a)),
+            5);
+  EXPECT_EQ(corio::run_until_complete(b, waiter(f)), 5); // done: anyone may take its result
 }
 
 TEST(Future, MoveOnlyResultIsConsumedOnce) {

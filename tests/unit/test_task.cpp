@@ -216,6 +216,45 @@ TEST(Spawn, AFinishedTaskReleasesItsParametersWhileHandlesRemain) {
   EXPECT_EQ(lives.alive(), 0);
 }
 
+// asyncio: RuntimeError "Task cannot await on itself"; corio waited forever.
+TEST(Spawn, ATaskAwaitingItsOwnHandleIsAClearError) {
+  corio::testing::leak_check leaks;
+  mock_clock clock;
+  auto body = []() -> task<> {
+    auto self = std::make_shared<join_handle<>>();
+    *self = corio::spawn([](std::shared_ptr<join_handle<>> me) -> task<> {
+      co_await corio::sleep(1ms);
+      co_await *me;
+    }(self));
+    EXPECT_THROW(co_await *self, corio::invalid_state_error);
+    self.reset();
+  };
+  corio::run(body(), {.clock = &clock});
+}
+
+// A join_handle of another loop's task: nothing on the awaiting loop would ever wake the awaiter (it
+// hung). asyncio: RuntimeError "... attached to a different loop".
+TEST(Spawn, AwaitingATaskOfAnotherLoopIsAClearError) {
+  corio::testing::leak_check leaks;
+  mock_clock clock_a, clock_b;
+  corio::event_loop a({.clock = &clock_a});
+  corio::event_loop b({.clock = &clock_b});
+  auto slow = []() -> task<int> {
+    co_await corio::sleep(20ms);
+    co_return 42;
+  };
+  join_handle<int> h = corio::spawn(a, slow()); // a task of loop a, which is not running
+  auto awaiter = [](join_handle<int> h) -> task<int> { co_return co_await h; };
+  try {
+    corio::run_until_complete(b, awaiter(h));
+    ADD_FAILURE() << "no error";
+  } catch (const corio::loop_error& e) {
+    EXPECT_NE(std::string(e.what()).find("another event loop"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(corio::run_until_complete(a, awaiter(h)), 42); // its own loop's tasks can
+  EXPECT_EQ(corio::run_until_complete(b, awaiter(h)), 42); // and anyone once it is done
+}
+
 TEST(Spawn, SpawnOutsideALoopIsAnError) {
   EXPECT_THROW(corio::spawn(add(1, 2)), corio::loop_error);
   corio::join_handle<int> empty;
