@@ -101,7 +101,9 @@ template <> struct task_promise<void> final : task_promise_base {
 /// (`co_await t` runs it inside the awaiting task) or spawned (`corio::spawn(t)` makes it a task of its
 /// own on the loop). Awaiting a task that completes without suspending costs no trip through the loop
 /// and no stack: a chain of a million such awaits is flat on every compiler (HAZARDS.md §1).
-/// Frames come from a recycling allocator. Move-only; awaiting it consumes its result.
+/// Frames come from a recycling allocator. Move-only; awaiting it consumes its result. It can be awaited
+/// once: awaiting it again, or from a second coroutine while the first still awaits it, raises
+/// invalid_state_error (for a second await of a finished task<T>: when its result is taken).
 template <class T> class [[nodiscard]] task {
 public:
   using promise_type = detail::task_promise<T>;
@@ -130,6 +132,10 @@ public:
     [[nodiscard]] bool await_ready() const {
       if (!h)
         throw invalid_state_error("corio: awaiting an empty task (moved from or spawned)");
+      // Awaited before and not done: another coroutine awaits it now (suspended inside it). Resuming it
+      // from here would cut that wait short and leave the first awaiter waiting forever.
+      if (h.promise().claimed() && !h.done())
+        throw invalid_state_error("corio: a task is already being awaited (a task can be awaited once)");
       return h.done();
     }
     // The pattern that keeps the stack flat on g++ (HAZARDS.md §1): run the child right here; if it

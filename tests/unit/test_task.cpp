@@ -116,6 +116,33 @@ TEST(Task, ResultIsConsumedByAwait) {
   EXPECT_THROW(corio::run(body()), corio::invalid_state_error);
 }
 
+// One task awaited by two coroutines at once: the second await resumed the task where it was suspended
+// (inside the first awaiter's sleep), cutting the sleep short and leaving the first awaiter waiting
+// forever. Python: RuntimeError "coroutine is being awaited already".
+TEST(Task, AwaitedByTwoCoroutinesAtOnceIsAClearError) {
+  corio::testing::leak_check leaks;
+  mock_clock clock;
+  auto body = [](mock_clock* c) -> task<> {
+    const auto t0 = c->now();
+    auto slow = [](mock_clock* c) -> task<corio::duration> {
+      const auto start = c->now();
+      co_await corio::sleep(20ms);
+      co_return c->now() - start;
+    };
+    auto shared = std::make_shared<task<corio::duration>>(slow(c));
+    auto first = corio::spawn(
+        [](std::shared_ptr<task<corio::duration>> t) -> task<corio::duration> { co_return co_await *t; }(shared));
+    auto second = corio::spawn([](std::shared_ptr<task<corio::duration>> t) -> task<corio::duration> {
+      co_await corio::sleep(1ms); // the first awaits it by now
+      co_return co_await *t;
+    }(shared));
+    EXPECT_THROW(co_await second, corio::invalid_state_error);
+    EXPECT_EQ(co_await first, 20ms); // its sleep was not cut short, and its awaiter was woken
+    EXPECT_EQ(c->now() - t0, 20ms);
+  };
+  corio::run(body(&clock), {.clock = &clock});
+}
+
 TEST(Task, LocalsAreDestroyed) {
   corio::testing::lifetime_check check;
   auto body = []() -> task<int> {
