@@ -10,6 +10,7 @@
 // closing it (`kept` arms: corio::socket and the stream transport). An arm from a user's readable(fd)
 // marks the entry untrusted and always re-registers (one epoll_ctl per wait, like a selector), because
 // nobody promised to call forget_fd() before that fd is closed and its number reused.
+#include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -57,8 +58,13 @@ public:
   void arm(int fd, io_dir d, io_waiter* w, bool kept) override {
     if (fd < 0 || fd == wakefd_ || fd == epfd_)
       throw_errno(EBADF, std::string("cannot wait on fd ") + std::to_string(fd));
-    if (static_cast<std::size_t>(fd) >= fds_.size())
+    if (static_cast<std::size_t>(fd) >= fds_.size()) {
+      // The table grows to fd + 1 entries: make sure fd is open first, or readable(1 << 30) would keep
+      // gigabytes for the loop's life (or raise bad_alloc) instead of EBADF.
+      if (::fcntl(fd, F_GETFD) < 0)
+        throw_errno(errno, std::string("cannot wait on fd ") + std::to_string(fd));
       fds_.resize(static_cast<std::size_t>(fd) + 1);
+    }
     fd_state& s = fds_[static_cast<std::size_t>(fd)];
     io_waiter*& slot = s.waiters[static_cast<int>(d)];
     if (slot != nullptr)
