@@ -68,7 +68,8 @@ struct process_options {
   std::optional<environment> env{};
   /// Added to the environment (env, or the inherited one), replacing variables of the same name.
   environment extra_env{};
-  /// readline()/readuntil() limit of the stdout_ and stderr_ readers (asyncio's limit=, 64 KiB).
+  /// readline()/readuntil() limit of the stdout_ and stderr_ readers (asyncio's limit=, 64 KiB). Must be
+  /// positive: 0 raises std::invalid_argument before the child starts.
   std::size_t limit = 64 * 1024;
   /// How the child's exit is noticed: a pidfd (Linux 5.3+) when true and the kernel allows it, else
   /// SIGCHLD through the loop's signalfd (the fallback, see process.hpp). The environment variable

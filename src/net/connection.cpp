@@ -74,6 +74,7 @@ socket connecting_socket(const address& remote, const std::optional<address>& lo
 } // namespace
 
 task<connection> open_connection(address remote, stream_options o) {
+  detail::check_stream_limit(o.limit, "open_connection()");
   if (o.local_address) {
     std::vector<address> one{remote};
     detail::keep_local_family(one, o.local_address, "open_connection");
@@ -188,6 +189,7 @@ task<> stagger(std::shared_ptr<race> r, task_group& group, std::vector<address> 
 task<connection> connect_candidates(std::vector<address> candidates, stream_options o, std::string host) {
   if (candidates.empty())
     throw std::invalid_argument("corio: open_connection() with no address to connect to");
+  detail::check_stream_limit(o.limit, "open_connection()");
   detail::keep_local_family(candidates, o.local_address, "open_connection");
   const std::size_t turns = o.interleave.value_or(o.happy_eyeballs_delay ? 1 : 0);
   if (turns > 0)
@@ -212,6 +214,7 @@ task<connection> connect_candidates(std::vector<address> candidates, stream_opti
 } // namespace
 
 task<connection> open_connection(std::string host, std::uint16_t port, stream_options o) {
+  detail::check_stream_limit(o.limit, "open_connection()"); // before the name is looked up
   std::vector<address> candidates = co_await resolve(host, port);
   connection c = co_await connect_candidates(std::move(candidates), o, std::move(host));
   co_return c;

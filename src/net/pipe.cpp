@@ -67,11 +67,13 @@ std::shared_ptr<detail::stream_transport> pipe_transport(socket s, detail::pipe_
 } // namespace
 
 stream_reader open_pipe_reader(int fd, stream_options options) {
+  detail::check_stream_limit(options.limit, "open_pipe_reader()"); // before the fd is taken
   socket s = detail::adopt_pipe(fd, detail::pipe_end::read, "open_pipe_reader");
   return stream_reader(pipe_transport(std::move(s), detail::pipe_end::read, options));
 }
 
 stream_writer open_pipe_writer(int fd, stream_options options) {
+  detail::check_stream_limit(options.limit, "open_pipe_writer()"); // before the fd is taken
   socket s = detail::adopt_pipe(fd, detail::pipe_end::write, "open_pipe_writer");
   return stream_writer(pipe_transport(std::move(s), detail::pipe_end::write, options));
 }
@@ -79,6 +81,7 @@ stream_writer open_pipe_writer(int fd, stream_options options) {
 namespace detail {
 
 connection pipe_connection(int fd, pipe_end end, const stream_options& options, const char* who) {
+  check_stream_limit(options.limit, who); // before the fd is taken
   std::shared_ptr<stream_transport> t = pipe_transport(adopt_pipe(fd, end, who), end, options);
   return connection{stream_reader(t), stream_writer(t)};
 }
@@ -86,6 +89,7 @@ connection pipe_connection(int fd, pipe_end end, const stream_options& options, 
 } // namespace detail
 
 pipe_streams open_pipe(stream_options options) {
+  detail::check_stream_limit(options.limit, "open_pipe()");
   int p[2];
   if (::pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
     throw std::system_error(errno, std::system_category(), "corio: open_pipe: pipe2");

@@ -19,6 +19,7 @@
 #include "net_error.hpp"
 #include "ring_ops.hpp"
 #include "server_hooks.hpp"
+#include "stream_transport.hpp"
 
 namespace corio::detail {
 
@@ -430,6 +431,7 @@ std::shared_ptr<detail::server_state> new_server(connection_handler handler, ser
     throw std::invalid_argument("corio: start_server() needs a server tls_context (tls_context::server)");
   if (options.streams.tls)
     throw std::invalid_argument("corio: start_server(): set server_options::tls, not streams.tls");
+  detail::check_stream_limit(options.streams.limit, "start_server()"); // not once per connection
   auto st = std::make_shared<detail::server_state>();
   st->loop = event_loop::current(); // get_loop(); start_serving() sets it again
   st->handler = std::move(handler);

@@ -20,13 +20,20 @@
 
 namespace corio::detail {
 
+void check_stream_limit(std::size_t limit, const char* who) {
+  if (limit == 0)
+    throw std::invalid_argument(std::string("corio: ") + who + ": stream_options::limit must be positive");
+}
+
 stream_transport::stream_transport(socket s, address p, const stream_options& o)
     : limit(o.limit), sock(std::move(s)), peer(std::move(p)) {
+  check_stream_limit(o.limit, "streams");
   set_watermarks(o.high_water, o.low_water);
 }
 
 stream_transport::stream_transport(socket pipe_end, std::string name, const stream_options& o)
     : limit(o.limit), sock(std::move(pipe_end)), is_pipe(true), label(std::move(name)) {
+  check_stream_limit(o.limit, "pipe streams");
   set_watermarks(o.high_water, o.low_water);
 }
 

@@ -62,6 +62,10 @@ class tls_layer;
 /// /bin/cat (pid 42)") and no half-close (write_eof() closes it once the queue is flushed). A write to
 /// a pipe whose reader is gone raises EPIPE on this stream only: SIGPIPE is held off around the write
 /// (see pipe_write.hpp), since pipes have no MSG_NOSIGNAL.
+/// Raises std::invalid_argument unless limit > 0 (asyncio's StreamReader(limit=0) raises ValueError):
+/// with no room for a separator, every readline() would fail. `who` names the call ("open_connection()").
+void check_stream_limit(std::size_t limit, const char* who);
+
 class stream_transport final : public io_waiter {
 public:
   stream_transport(socket s, address peer, const stream_options& o);

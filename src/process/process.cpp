@@ -85,6 +85,8 @@ started_child start_child(std::string program, std::vector<std::string> args, co
   event_loop* loop = event_loop::current();
   if (loop == nullptr)
     throw loop_error(std::string("corio: ") + who + " needs a running event loop");
+  if (o.limit == 0) // before the child starts (its pipes' streams are made after)
+    throw std::invalid_argument(std::string("corio: ") + who + ": process_options::limit must be positive");
   child_watcher& watcher = child_watcher::of(*loop);
   std::vector<std::string> argv;
   argv.reserve(args.size() + 1);

@@ -464,6 +464,27 @@ TEST_P(Process, ProgramThatCannotStartRaisesNamingIt) {
   });
 }
 
+// process_options::limit = 0 made every readline() on the child's output fail; it is refused before
+// the child starts (asyncio: ValueError).
+TEST_P(Process, ALimitOfZeroIsRefusedBeforeTheChildStarts) {
+  run_mock([this](auto*) -> task<> {
+    process_options o;
+    o.stdout_ = stdio::pipe;
+    o.limit = 0;
+    o.use_pidfd = pidfd();
+    try {
+      auto start_p = corio::create_subprocess_exec("/bin/echo", {"hi"}, std::move(o));
+      process p = co_await start_p;
+      ADD_FAILURE() << "started";
+      (void)co_await p.wait();
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("process_options::limit must be positive"), std::string::npos) << e.what();
+    }
+    EXPECT_TRUE(no_children());
+    expect_only_main_task();
+  });
+}
+
 TEST_P(Process, EnvironmentAndWorkingDirectory) {
   run_mock([this](auto*) -> task<> {
     ::setenv("CORIO_TEST_INHERITED", "yes", 1);

@@ -8,10 +8,13 @@
 
 #include <poll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 
 #include <cerrno>
+#include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -101,6 +104,57 @@ TEST(Streams, ReadexactlyAndIncompleteRead) {
     EXPECT_TRUE(p.server.reader.at_eof());
     EXPECT_EQ(co_await p.server.reader.read(10), "");
     EXPECT_EQ(co_await p.server.reader.readexactly(0), "");
+    expect_only_main_task();
+  });
+}
+
+// A limit of 0 leaves no room for a separator: every readline() failed. asyncio: ValueError, as
+// set_limit(0) already raised.
+TEST(Streams, ALimitOfZeroIsRefusedWhereTheOptionsAreUsed) {
+  corio::testing::leak_check leaks;
+  run_mock([](auto*) -> task<> {
+    corio::stream_options zero;
+    zero.limit = 0;
+    auto says_limit = [](const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("limit must be positive"), std::string::npos) << e.what();
+    };
+    int sv[2];
+    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    try {
+      (void)corio::make_streams(corio::socket::adopt(sv[0]), {}, zero);
+      ADD_FAILURE() << "make_streams";
+    } catch (const std::invalid_argument& e) {
+      says_limit(e);
+    }
+    ::close(sv[1]);
+    corio::socket listener = corio::listen_on(address::loopback_ipv4());
+    try {
+      (void)co_await corio::open_connection(listener.local_address(), zero);
+      ADD_FAILURE() << "open_connection";
+    } catch (const std::invalid_argument& e) {
+      says_limit(e);
+    }
+    try {
+      (void)co_await corio::open_connection("127.0.0.1", listener.local_address().port(), zero);
+      ADD_FAILURE() << "open_connection(host, port)";
+    } catch (const std::invalid_argument& e) {
+      says_limit(e);
+    }
+    corio::server_options so;
+    so.streams.limit = 0;
+    try {
+      (void)corio::start_server([](corio::stream_reader, corio::stream_writer) -> task<> { co_return; },
+                                std::move(listener), so);
+      ADD_FAILURE() << "start_server";
+    } catch (const std::invalid_argument& e) {
+      says_limit(e);
+    }
+    try {
+      (void)corio::open_pipe(zero);
+      ADD_FAILURE() << "open_pipe";
+    } catch (const std::invalid_argument& e) {
+      says_limit(e);
+    }
     expect_only_main_task();
   });
 }

@@ -36,7 +36,8 @@ private:
 /// is copied bitwise and destroyed twice); the defaults and the plain fields are safe inline.
 struct stream_options {
   /// readuntil()/readline() give up (limit_overrun_error) when no separator is found within this many
-  /// bytes (asyncio's `limit`, default 64 KiB).
+  /// bytes (asyncio's `limit`, default 64 KiB). Must be positive: 0 raises std::invalid_argument from the
+  /// call given these options (open_connection, start_server, make_streams, the pipe streams).
   std::size_t limit = 64 * 1024;
   /// drain() waits once more than `high_water` bytes are queued, until at most `low_water` are
   /// (asyncio's defaults: 64 KiB and 16 KiB). Over TLS the queue holds encrypted records.
