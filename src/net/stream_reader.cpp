@@ -144,6 +144,9 @@ task<std::string> stream_reader::read() {
 
 task<std::string> stream_reader::readexactly(std::size_t n) {
   transport_ptr t = need(t_);
+  if (n > std::string().max_size()) // readexactly(-1) arrives here as SIZE_MAX (asyncio: ValueError)
+    throw std::invalid_argument("corio: readexactly(" + std::to_string(n) +
+                                "): more bytes than a string can hold (a negative size converted?)");
   for (;;) {
     if (t->rbuf.size() >= n)
       co_return take(*t, n);

@@ -108,6 +108,26 @@ TEST(Streams, ReadexactlyAndIncompleteRead) {
   });
 }
 
+// readexactly(-1) arrives as SIZE_MAX, which no string can hold: it waited for the end of the stream and
+// then reported "separator not found" (SIZE_MAX is incomplete_read_error's no_size). asyncio: ValueError.
+TEST(Streams, ReadexactlyOfAnImpossibleSizeIsAClearError) {
+  corio::testing::leak_check leaks;
+  run_mock([](auto*) -> task<> {
+    stream_pair p = co_await connect_streams();
+    p.client.writer.write("abc");
+    for (std::size_t n : {SIZE_MAX, SIZE_MAX / 2 + 1}) {
+      try {
+        (void)co_await p.server.reader.readexactly(n);
+        ADD_FAILURE();
+      } catch (const std::invalid_argument& e) {
+        EXPECT_NE(std::string(e.what()).find("readexactly(" + std::to_string(n) + ")"), std::string::npos) << e.what();
+      }
+    }
+    EXPECT_EQ(co_await p.server.reader.readexactly(3), "abc"); // nothing was consumed
+    expect_only_main_task();
+  });
+}
+
 // A limit of 0 leaves no room for a separator: every readline() failed. asyncio: ValueError, as
 // set_limit(0) already raised.
 TEST(Streams, ALimitOfZeroIsRefusedWhereTheOptionsAreUsed) {

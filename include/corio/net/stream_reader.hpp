@@ -41,6 +41,7 @@ public:
   /// Everything until end of stream.
   task<std::string> read();
   /// Exactly `n` bytes; incomplete_read_error (with the bytes that came) if the stream ends first.
+  /// std::invalid_argument for an `n` no string can hold (SIZE_MAX: what readexactly(-1) becomes).
   task<std::string> readexactly(std::size_t n);
   /// Up to and including the next '\n'. At end of stream: what is left (maybe empty, without '\n').
   /// limit_overrun_error if the line is longer than the limit: what is buffered of it is dropped (the
