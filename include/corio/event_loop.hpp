@@ -114,7 +114,8 @@ public:
   [[nodiscard]] bool is_running() const noexcept { return running_; }
   [[nodiscard]] bool is_closed() const noexcept { return closed_; }
   /// Cancels every live task and runs the loop until all of them have finished (what corio::run()
-  /// does after the main task). Throws loop_error if the loop is running or closed.
+  /// does after the main task). Throws loop_error if the loop is running. A closed loop has no tasks
+  /// (close() refuses while any is alive, spawn() on it throws): nothing to do, it returns.
   void shutdown_tasks();
   /// Closes the loop. Throws loop_error if it is running or tasks are still pending (cancel them and
   /// let them finish first — corio::run() does). Then runs the on_close() callbacks.
