@@ -32,7 +32,9 @@ namespace corio {
 /// - Unlike asyncio, a failing child does not cancel the parent's own code between spawn() and wait()
 ///   (C++ has no `async with` to turn that cancellation back into the group's error): code there that
 ///   waits for a child's work should also watch for the group's failure, or run in a child itself.
-/// - spawn() after wait() finished, or after a child failed, throws invalid_state_error.
+/// - spawn() throws invalid_state_error after wait() finished, and once the group is shutting down:
+///   after a child failed, or once the parent's cancellation reached wait() and the children are being
+///   cancelled (a child catching its cancellation cannot add a sibling then; asyncio refuses too).
 /// - Destroying a group that was not waited for cancels the children still running (they finish on
 ///   their own later): always `co_await group.wait()`.
 class task_group {
@@ -102,9 +104,18 @@ public:
   [[nodiscard]] awaiter wait() { return awaiter(s_); }
 
 private:
+  // asyncio's create_task() refuses too once the group is shutting down: a child spawned then would
+  // never be cancelled, and the parent's wait() would wait for it forever.
   void check_open(const char* what) const {
-    if (s_->closed || !s_->errors.empty())
-      throw invalid_state_error(std::string("corio: task_group::") + what + "() after the group finished or failed");
+    const char* why = nullptr;
+    if (s_->closed)
+      why = "() after the group finished";
+    else if (!s_->errors.empty())
+      why = "() after a child failed: the group is shutting down";
+    else if (s_->cancelled_children)
+      why = "() while the group is shutting down: its children are being cancelled";
+    if (why != nullptr)
+      throw invalid_state_error(std::string("corio: task_group::") + what + why);
   }
   template <class T> join_handle<T> adopt(join_handle<T> h) {
     ++s_->pending;

@@ -210,4 +210,42 @@ TEST(TaskGroup, ChildFinishingBeforeWaitIsCounted) {
   });
 }
 
+// asyncio's create_task() refuses a child once the group is shutting down ("TaskGroup ... is shutting
+// down"): a sibling spawned by a child that caught its cancellation would never be cancelled, and the
+// parent's cancellation would wait for it forever.
+task<> spawns_a_sibling_when_cancelled(corio::task_group* group, std::string* refusal) {
+  bool cancelled = false;
+  try {
+    co_await corio::sleep(1s);
+  } catch (const corio::cancelled_error&) {
+    cancelled = true;
+  }
+  if (cancelled) {
+    try {
+      group->spawn(after(1h, 0));
+      *refusal = "accepted";
+    } catch (const corio::invalid_state_error& e) {
+      *refusal = e.what();
+    }
+    throw corio::cancelled_error();
+  }
+}
+TEST(TaskGroup, SpawnIsRefusedWhileTheGroupCancelsItsChildren) {
+  corio::testing::leak_check leaks;
+  run_mock([](mock_clock* c) -> task<> {
+    std::string refusal;
+    auto parent = corio::spawn([](std::string* r) -> task<> {
+      corio::task_group group;
+      group.spawn(spawns_a_sibling_when_cancelled(&group, r));
+      co_await group.wait();
+    }(&refusal));
+    const auto t0 = c->now();
+    co_await corio::sleep(5ms);
+    parent.cancel();
+    EXPECT_THROW(co_await parent, corio::cancelled_error);
+    EXPECT_EQ(c->now() - t0, 5ms); // an accepted sibling would hold the parent for an hour
+    EXPECT_NE(refusal.find("task_group::spawn() while the group is shutting down"), std::string::npos) << refusal;
+  });
+}
+
 } // namespace
