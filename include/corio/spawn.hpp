@@ -76,6 +76,7 @@ template <class T> struct spawned final : task_state {
   void on_done() noexcept override {
     done = true;
     loop->remove_task(this);
+    end_cancelled_if_cancel_unraised();
     if constexpr (free_at_end) {
       // We are inside the frame's final suspend: it is suspended, so destroying it here is allowed,
       // and nothing touches it afterwards.
@@ -91,6 +92,24 @@ template <class T> struct spawned final : task_state {
     if (extras)
       extras->done_callbacks.drain([this](unique_function fn) { loop->call_soon(std::move(fn)); });
     release();
+  }
+  /// A task that returned while a cancel() it never saw raised is pending ends cancelled, its result
+  /// dropped (asyncio: "Task is cancelled right before coro stops"). One that raised keeps its exception.
+  void end_cancelled_if_cancel_unraised() noexcept {
+    if (!cancel_unraised || cancel_requests == 0) [[likely]]
+      return;
+    task_promise<T>& p = frame.promise();
+    if (p.exception)
+      return;
+    if constexpr (std::is_reference_v<T>)
+      p.value = nullptr;
+    else if constexpr (!std::is_void_v<T>)
+      p.value.reset();
+    try {
+      raise_cancel(); // cancelled_error with the cancel's message
+    } catch (...) {
+      p.exception = std::current_exception();
+    }
   }
   void abandon() noexcept override {
     // Loop teardown: the coroutine never finishes. Its frame goes now (running its locals'
@@ -179,7 +198,9 @@ public:
   [[nodiscard]] bool valid() const noexcept { return s_ != nullptr; }
   [[nodiscard]] bool done() const { return state().done; }
   /// Requests cancellation: cancelled_error is raised at the task's current await point, or at its
-  /// next one if it is running or about to run. Returns false if the task already finished.
+  /// next one if it is running or about to run (a task cancelled before it started runs up to its first
+  /// await point). A task that returns before reaching one ends cancelled, its result dropped, as in
+  /// asyncio. Returns false if the task already finished.
   bool cancel() noexcept { return s_ != nullptr && s_->loop->cancel_task(s_); }
   /// cancel() with a message (asyncio's Task.cancel(msg)): the cancelled_error raised in the task carries
   /// it (what(), message()); the last message given wins. A task it awaits (`co_await handle`) and the

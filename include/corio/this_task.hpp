@@ -37,8 +37,11 @@ inline int uncancel() {
   detail::task_state& t = detail::running_task("uncancel()");
   if (t.cancel_requests > 0)
     --t.cancel_requests;
-  if (t.cancel_requests == 0 && t.extras)
-    t.extras->cancel_message.clear(); // a later cancel() without a message raises without this one
+  if (t.cancel_requests == 0) {
+    t.cancel_unraised = false; // every cancel taken back: the task may return its value (asyncio 3.13)
+    if (t.extras)
+      t.extras->cancel_message.clear(); // a later cancel() without a message raises without this one
+  }
   return t.cancel_requests;
 }
 

@@ -326,6 +326,7 @@ bool event_loop::cancel_task(detail::task_state* t) noexcept {
   if (t == nullptr || t->done)
     return false;
   ++t->cancel_requests;
+  t->cancel_unraised = true;
   interrupt(t);
   return true;
 }

@@ -501,4 +501,80 @@ TEST(Cancel, AMessageReachesTheTasksAwaited) {
   });
 }
 
+// asyncio's _must_cancel: a cancel() that was accepted and never raised in the task (it reached no
+// further await point) ends the task cancelled when its body returns, its result dropped ("Task is
+// cancelled right before coro stops"). corio dropped such a cancel: the task ended with its value.
+TEST(Cancel, AcceptedButNeverRaisedEndsTheTaskCancelled) {
+  corio::testing::leak_check leaks;
+  run_mock([](mock_clock*) -> task<> {
+    auto self = corio::spawn([]() -> task<int> {
+      EXPECT_TRUE(corio::current_task().cancel("stop now"));
+      EXPECT_EQ(corio::cancelling(), 1);
+      co_return 5;
+    }());
+    try {
+      ADD_FAILURE() << "got " << co_await self;
+    } catch (const corio::cancelled_error& e) {
+      EXPECT_EQ(e.message(), "stop now");
+    }
+    EXPECT_TRUE(self.cancelled());
+
+    std::vector<std::string> log;
+    auto unstarted = corio::spawn([](std::vector<std::string>* l) -> task<std::string> {
+      l->push_back("body"); // corio runs the body up to its first await point (asyncio does not run it)
+      co_return "value";
+    }(&log));
+    EXPECT_TRUE(unstarted.cancel()); // before it ever ran
+    EXPECT_THROW(co_await unstarted, corio::cancelled_error);
+    EXPECT_TRUE(unstarted.cancelled());
+    EXPECT_EQ(log, std::vector<std::string>{"body"});
+
+    auto void_task = corio::spawn([]() -> task<> {
+      corio::current_task().cancel();
+      co_return;
+    }());
+    EXPECT_THROW(co_await void_task, corio::cancelled_error);
+  });
+}
+
+// A cancel that was raised in the task and caught leaves the task free to return its value (asyncio
+// too: _must_cancel is cleared when the CancelledError is thrown in); so does one taken back with
+// uncancel(). A cancel requested after the one that was raised is a new one, and applies.
+TEST(Cancel, RaisedOrUncancelledKeepsTheTasksValue) {
+  corio::testing::leak_check leaks;
+  run_mock([](mock_clock*) -> task<> {
+    auto caught = corio::spawn([]() -> task<int> {
+      try {
+        co_await corio::sleep(1h);
+      } catch (const corio::cancelled_error&) {
+        co_return 7; // still cancelling() == 1: the request was delivered, not taken back
+      }
+      co_return 0;
+    }());
+    co_await corio::sleep(1s);
+    caught.cancel();
+    EXPECT_EQ(co_await caught, 7);
+    EXPECT_FALSE(caught.cancelled());
+
+    auto uncancelled = corio::spawn([]() -> task<int> {
+      corio::current_task().cancel();
+      EXPECT_EQ(corio::uncancel(), 0);
+      co_return 8;
+    }());
+    EXPECT_EQ(co_await uncancelled, 8);
+
+    auto again = corio::spawn([]() -> task<int> {
+      try {
+        co_await corio::sleep(1h);
+      } catch (const corio::cancelled_error&) {
+        corio::current_task().cancel(); // a second request, never raised
+      }
+      co_return 9;
+    }());
+    co_await corio::sleep(1s);
+    again.cancel();
+    EXPECT_THROW(co_await again, corio::cancelled_error);
+  });
+}
+
 } // namespace

@@ -21,13 +21,18 @@ struct context_data; // context_var.hpp
 /// One spawned task (asyncio.Task). Cancellation is level-triggered: while `cancel_requests` or
 /// `timeouts_fired` is non-zero, every await point of the task raises (cancelled_error first, else
 /// timeout_error); uncancel() and the end of a timeout scope bring the counts back down.
+///
+/// `cancel_unraised` is asyncio's `_must_cancel`: a cancel() was accepted and no cancelled_error has been
+/// raised in the task since. A task that returns with it set (and cancel_requests still non-zero) ends
+/// cancelled, its result dropped, so a cancel that reached no further await point is not lost.
 struct task_state {
   event_loop* loop = nullptr;
   wait_node* waiting = nullptr; // the cancellable wait the task is suspended in, if any
   int cancel_requests = 0;      // cancel() calls not yet taken back by uncancel()
   short timeouts_fired = 0;     // expired timeout scopes that are still open
   bool done = false;
-  bool retrieved = false; // the result or exception was looked at (else: "never retrieved")
+  bool retrieved = false;               // the result or exception was looked at (else: "never retrieved")
+  mutable bool cancel_unraised = false; // see above; raise_cancel() clears it
   std::uint64_t id = 0;
   /// What most tasks never have, out of line: 8 bytes in every task instead of 40.
   struct rare {
@@ -52,6 +57,7 @@ struct task_state {
   [[nodiscard]] bool cancelling() const noexcept { return cancel_requests > 0 || timeouts_fired > 0; }
   [[noreturn]] void raise_cancel() const {
     if (cancel_requests > 0) {
+      cancel_unraised = false;
       if (extras && !extras->cancel_message.empty()) [[unlikely]]
         throw cancelled_error(extras->cancel_message);
       throw cancelled_error();
