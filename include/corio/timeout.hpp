@@ -23,6 +23,25 @@ namespace corio {
 /// A scope may have no deadline (asyncio.timeout(None)): `corio::timeout(std::nullopt)` never
 /// expires until reschedule() gives it one, and reschedule(std::nullopt) takes a deadline away.
 ///
+/// Nested scopes: once a scope expired, every await point of the task raises timeout_error until *that*
+/// scope ends — those inside an inner scope too, whether the inner one expired or not; an inner scope's
+/// end takes back only its own expiry. (asyncio's inner scope lets the CancelledError pass and only the
+/// expired one turns it into TimeoutError; C++ cannot change an exception as it leaves a scope.) So a
+/// `catch (const timeout_error&)` inside an outer scope cannot tell by itself which scope expired: it
+/// must rethrow when an enclosing one did — check `outer.expired()`, or corio::timeout_expired() where
+/// the outer scope is out of reach. Else a retry loop retries at once, forever (each await raises):
+///
+///     auto overall = corio::timeout(10s);
+///     for (;;) {
+///       try {
+///         auto attempt = corio::timeout(1s);
+///         co_return co_await fetch();
+///       } catch (const corio::timeout_error&) {
+///         if (overall.expired()) // or corio::timeout_expired(): not this attempt's deadline
+///           throw;
+///       }
+///     }
+///
 /// Neither copyable nor movable: it lives where it was made, a local of the task. It belongs to the task
 /// that made it: a scope in an async generator's body, open across a co_yield, interrupts the task that
 /// first drove the body there, not the one consuming it later (as asyncio's), and nothing once that
@@ -84,6 +103,12 @@ private:
   timer_handle timer_;
   bool expired_ = false;
 };
+
+/// True while an expired timeout scope of the running task is still open: its await points raise
+/// timeout_error until that scope ends. In a `catch (const timeout_error&)` placed outside the scope it
+/// guards (that scope has ended), true means an enclosing scope expired: rethrow (see timeout_scope).
+/// loop_error outside a task.
+[[nodiscard]] inline bool timeout_expired() { return detail::running_task("timeout_expired()").timeouts_fired > 0; }
 
 /// A timeout_scope expiring `d` from now (loop time).
 inline timeout_scope timeout(duration d) {

@@ -577,4 +577,68 @@ TEST(Cancel, RaisedOrUncancelledKeepsTheTasksValue) {
   });
 }
 
+// An outer scope that expires while an inner one (not expired) is open makes the awaits inside the inner
+// scope raise timeout_error too, until the outer scope ends. A retry loop inside the outer scope must
+// rethrow when the outer scope expired (the documented idiom), else it retries at once, forever.
+TEST(Timeout, ARetryLoopInsideAnOuterScopeEndsWhenTheOuterExpires) {
+  corio::testing::leak_check leaks;
+  run_mock([](mock_clock* c) -> task<> {
+    const auto t0 = c->now();
+    int attempts = 0;
+    bool outer_caught = false;
+    try {
+      auto outer = corio::timeout(50ms);
+      while (attempts < 100) { // bounded: without the rethrow, attempts 6..100 would raise at once
+        ++attempts;
+        try {
+          auto attempt = corio::timeout(20ms);
+          co_await corio::sleep(1h); // stands for a read
+        } catch (const corio::timeout_error&) {
+          if (outer.expired())
+            throw;
+        }
+      }
+    } catch (const corio::timeout_error&) {
+      outer_caught = true;
+    }
+    EXPECT_TRUE(outer_caught);
+    EXPECT_EQ(attempts, 3); // timed out at 20 and 40 ms; the third ended by the outer scope at 50 ms
+    EXPECT_EQ(c->now() - t0, 50ms);
+  });
+}
+
+// The same where the retry loop cannot see the outer scope: corio::timeout_expired() tells that an
+// enclosing scope of the running task expired.
+task<int> retrying_read(int* attempts) {
+  for (;;) {
+    ++*attempts;
+    try {
+      auto attempt = corio::timeout(20ms);
+      co_await corio::sleep(1h);
+      co_return 0;
+    } catch (const corio::timeout_error&) {
+      if (corio::timeout_expired() || *attempts >= 100)
+        throw;
+    }
+  }
+}
+TEST(Timeout, TimeoutExpiredTellsACatchThatAnEnclosingScopeExpired) {
+  corio::testing::leak_check leaks;
+  run_mock([](mock_clock* c) -> task<> {
+    const auto t0 = c->now();
+    EXPECT_FALSE(corio::timeout_expired());
+    int attempts = 0;
+    try {
+      auto outer = corio::timeout(50ms);
+      co_await retrying_read(&attempts);
+      ADD_FAILURE() << "the read cannot finish";
+    } catch (const corio::timeout_error&) {
+      EXPECT_FALSE(corio::timeout_expired()); // the outer scope ended: taken back
+    }
+    EXPECT_EQ(attempts, 3);
+    EXPECT_EQ(c->now() - t0, 50ms);
+  });
+  EXPECT_THROW((void)corio::timeout_expired(), corio::loop_error);
+}
+
 } // namespace
