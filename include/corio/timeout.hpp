@@ -134,5 +134,14 @@ template <class Awaitable> auto wait_for(Awaitable aw, duration d)
 template <class Awaitable, class Rep, class Period> auto wait_for(Awaitable aw, std::chrono::duration<Rep, Period> d) {
   return wait_for(std::move(aw), detail::saturating_cast(d));
 }
+/// wait_for() whose `d` may be nullopt (asyncio.wait_for(aw, None)): then it awaits `aw` without a deadline.
+template <class Awaitable> auto wait_for(Awaitable aw, std::optional<duration> d)
+    -> task<decltype(std::declval<Awaitable&&>().operator co_await().await_resume())> {
+  std::optional<time_point> when;
+  if (d)
+    when = detail::running_loop("wait_for()").time() + *d;
+  auto deadline = timeout_at(when);
+  co_return co_await std::move(aw);
+}
 
 } // namespace corio

@@ -12,6 +12,7 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -299,6 +300,23 @@ TEST(WaitFor, TimeoutCancelsTheWork) {
     corio::future<int> never;
     EXPECT_THROW(co_await corio::wait_for(never, 1s), corio::timeout_error);
     EXPECT_TRUE(never.cancelled());
+  });
+}
+
+// asyncio.wait_for(aw, None): no deadline.
+TEST(WaitFor, NulloptWaitsWithoutADeadline) {
+  corio::testing::leak_check leaks;
+  run_mock([](mock_clock* c) -> task<> {
+    const auto t0 = c->now();
+    auto slow = []() -> task<int> {
+      co_await corio::sleep(1h);
+      co_return 3;
+    };
+    EXPECT_EQ(co_await corio::wait_for(slow(), std::nullopt), 3);
+    EXPECT_EQ(c->now() - t0, 1h);
+    std::optional<corio::duration> limit = 2s;
+    EXPECT_THROW(co_await corio::wait_for(slow(), limit), corio::timeout_error);
+    EXPECT_EQ(c->now() - t0, 1h + 2s);
   });
 }
 
