@@ -4,9 +4,11 @@
 #include <coroutine>
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <utility>
 #include <vector>
 
+#include "corio/clock.hpp"
 #include "corio/detail/wait_node.hpp"
 #include "corio/errors.hpp"
 #include "corio/event_loop.hpp"
@@ -32,13 +34,17 @@ namespace corio {
 ///   loop's `shuffle` option).
 /// - next() never raises a task's exception. Cancelling the awaiting task raises cancelled_error from
 ///   next() and cancels nothing; the handle it would have given stays queued for the next call.
+/// - With a timeout (asyncio's as_completed(aws, timeout)), once it passes next() gives the handles of the
+///   tasks that finished before it, then raises timeout_error for each one left; tasks finishing later are
+///   not handed out. It cancels nothing.
 /// - One next() at a time: a second concurrent one raises invalid_state_error, as does next() once
 ///   every handle was handed out.
 /// - Neither copyable nor movable (callbacks point at it); it must outlive its pending next().
 ///   Destroying it early is fine: the tasks run on.
 template <class T> class [[nodiscard]] as_completed_queue final : detail::completion_listener {
 public:
-  explicit as_completed_queue(std::vector<join_handle<T>> handles) : handles_(std::move(handles)) {
+  explicit as_completed_queue(std::vector<join_handle<T>> handles, std::optional<duration> timeout = std::nullopt)
+      : handles_(std::move(handles)) {
     order_.reserve(handles_.size()); // on_completion then never allocates
     try {
       for (std::size_t i = 0; i < handles_.size(); ++i) {
@@ -57,10 +63,13 @@ public:
         hub_->listener = nullptr;
       throw;
     }
+    if (timeout && ready() < remaining())
+      timer_ = detail::running_loop("as_completed()").call_later(*timeout, [this] { expire(); });
   }
   as_completed_queue(const as_completed_queue&) = delete;
   as_completed_queue& operator=(const as_completed_queue&) = delete;
   ~as_completed_queue() {
+    timer_.cancel();
     if (hub_)
       hub_->listener = nullptr;
   }
@@ -90,6 +99,8 @@ public:
         throw invalid_state_error("corio: as_completed next(): every handle was already handed out");
       if (q_->waiter_ != nullptr)
         throw invalid_state_error("corio: as_completed next(): another next() is already pending");
+      if (q_->ready() == 0 && q_->expired_)
+        throw timeout_error();
       return q_->ready() > 0;
     }
     void await_suspend(std::coroutine_handle<> h) noexcept {
@@ -101,6 +112,10 @@ public:
     join_handle<T> await_resume() {
       if (task != nullptr)
         task->check_cancel(); // before taking: the handle stays queued
+      if (q_->ready() == 0)
+        throw timeout_error(); // woken by the timeout
+      if (q_->remaining() == 1)
+        q_->timer_.cancel();
       return std::move(q_->handles_[q_->order_[q_->taken_++]]);
     }
     void detach() noexcept override {
@@ -119,6 +134,13 @@ public:
   next_awaiter next() noexcept { return next_awaiter(*this); }
 
 private:
+  void expire() noexcept {
+    expired_ = true;
+    if (hub_)
+      hub_->listener = nullptr; // later completions are not handed out
+    if (next_awaiter* w = std::exchange(waiter_, nullptr))
+      w->loop_->wake(w);
+  }
   void on_completion(std::size_t index) override {
     order_.push_back(index);
     if (next_awaiter* w = std::exchange(waiter_, nullptr))
@@ -130,12 +152,20 @@ private:
   std::size_t taken_ = 0;
   std::shared_ptr<detail::completion_hub> hub_;
   next_awaiter* waiter_ = nullptr; // the pending next(), if any
+  timer_handle timer_;             // the timeout, if one was given
+  bool expired_ = false;           // the timeout passed
 };
 
 /// Hands out `handles` in the order their tasks finish (asyncio.as_completed); see as_completed_queue.
 /// An empty vector gives a queue with remaining() == 0.
 template <class T> [[nodiscard]] as_completed_queue<T> as_completed(std::vector<join_handle<T>> handles) {
   return as_completed_queue<T>(std::move(handles));
+}
+/// as_completed() with a timeout from now (asyncio.as_completed(aws, timeout)): next() raises
+/// timeout_error once it passed and the tasks finished before it were handed out.
+template <class T>
+[[nodiscard]] as_completed_queue<T> as_completed(std::vector<join_handle<T>> handles, duration timeout) {
+  return as_completed_queue<T>(std::move(handles), timeout);
 }
 
 } // namespace corio

@@ -280,4 +280,34 @@ TEST(AsCompleted, DestroyingTheLoopWhileWaitingLeaksNothing) {
   }
 }
 
+// asyncio.as_completed(aws, timeout): the tasks finished before the timeout come out first, then each
+// further next() raises timeout_error; a task finishing later is not handed out, and nothing is cancelled.
+TEST(AsCompleted, TimeoutRaisesFromNextOnceItPassed) {
+  corio::testing::leak_check leaks;
+  run_mock([](mock_clock* c) -> task<> {
+    const auto t0 = c->now();
+    auto handles = spawn_sleepers({1, 2, 5, 6});
+    auto finished = corio::as_completed(handles, 3s);
+    EXPECT_EQ((co_await finished.next()).result(), 1);
+    co_await corio::sleep(4s); // past the timeout; the 2 s task finished before it
+    EXPECT_EQ((co_await finished.next()).result(), 2);
+    EXPECT_THROW(co_await finished.next(), corio::timeout_error); // at once
+    EXPECT_EQ(c->now() - t0, 5s);
+    co_await corio::sleep(2s); // every task has finished now
+    EXPECT_THROW(co_await finished.next(), corio::timeout_error);
+    EXPECT_EQ(finished.remaining(), 2u);
+    EXPECT_FALSE(handles[3].cancelled());
+    EXPECT_EQ(handles[3].result(), 6);
+
+    auto waiting = corio::as_completed(spawn_sleepers({10}), 2s);
+    const auto t1 = c->now();
+    EXPECT_THROW(co_await waiting.next(), corio::timeout_error); // a pending next() is woken
+    EXPECT_EQ(c->now() - t1, 2s);
+
+    auto in_time = corio::as_completed(spawn_sleepers({1}), 2s);
+    EXPECT_EQ((co_await in_time.next()).result(), 1);
+    EXPECT_EQ(corio::event_loop::current()->timer_count(), 1u); // the 10 s sleeper's; the timeout's went
+  });
+}
+
 } // namespace
