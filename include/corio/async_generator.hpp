@@ -187,6 +187,7 @@ concept agen_awaitable_result = agen_has_co_await<R> || agen_is_awaiter<R>;
 ///   it runs, so depth is bounded by the stack (about 20,000 levels with 8 MiB on g++ -O0; fewer under
 ///   ASan). There is no O(1) delegation (yield_from) as generator<T> has.
 /// - The frame comes from corio's frame pool and is freed with the object, finished or not.
+/// - PEP 525's asend() and athrow() are not provided: the body receives nothing from its consumer.
 template <class T> class [[nodiscard]] async_generator {
   static_assert(std::is_object_v<T> && !std::is_const_v<T> && !std::is_volatile_v<T> && !std::is_array_v<T>,
                 "corio::async_generator<T>: T must be a non-const, non-volatile object type (values are handed "

@@ -132,7 +132,8 @@ public:
       return T(std::move(*s_->value));
     }
   }
-  /// The exception, or null; invalid_state_error if not done.
+  /// The exception, or null; invalid_state_error if not done. A cancelled future gives its
+  /// cancelled_error (asyncio's exception() raises CancelledError instead).
   [[nodiscard]] std::exception_ptr exception() const {
     if (!s_->done)
       throw invalid_state_error("corio: future::exception(): the future is not done");

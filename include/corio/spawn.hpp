@@ -255,7 +255,8 @@ public:
       }
     }
   }
-  /// The exception the task finished with, or null. invalid_state_error if it has not finished.
+  /// The exception the task finished with, or null. invalid_state_error if it has not finished. A
+  /// cancelled task gives its cancelled_error (asyncio's exception() raises CancelledError instead).
   [[nodiscard]] std::exception_ptr exception() {
     auto& s = state();
     if (!s.done)

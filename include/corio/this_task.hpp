@@ -45,7 +45,9 @@ inline int uncancel() {
   return t.cancel_requests;
 }
 
-/// The number of pending cancel() requests of the running task (asyncio.Task.cancelling).
+/// The number of pending cancel() requests of the running task (asyncio.Task.cancelling). An expired
+/// timeout scope is not a cancel request: inside one this stays 0 (asyncio's timeout cancels the task,
+/// making it 1); corio::timeout_expired() (timeout.hpp) tells that one expired.
 [[nodiscard]] inline int cancelling() { return detail::running_task("cancelling()").cancel_requests; }
 
 } // namespace corio
