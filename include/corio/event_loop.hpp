@@ -204,6 +204,18 @@ public:
   /// Bytes an abandoned recv of fd took: >0 copied, 0 with err 0 at end of file, 0 with err set for an
   /// error, -1 when nothing waits, -2 when its recv is still in flight (wait: start_recv adopts it).
   long take_stashed(int fd, char* p, std::size_t n, int& err) noexcept;
+  /// The task waiting on fd's recv was cancelled: the recv is cancelled in the kernel, and its completion
+  /// still comes, with the bytes the kernel took first or -ECANCELED (so none is lost). False if it could
+  /// not be asked (abandon_recv instead).
+  bool cancel_recv(int fd) noexcept;
+  /// Whether take_stashed(fd) has something at once: fd then reads without blocking, whatever the
+  /// kernel's buffer holds (readable() completes at once). Always false on epoll.
+  [[nodiscard]] bool has_stashed(int fd) const noexcept { return can_recv_ && backend_has_stashed(fd); }
+  /// Before fd is handed to code that reads it without the loop (socket::release): a recv of fd still
+  /// in flight is cancelled and waited for. Returns how many bytes of fd the loop then holds (taken from
+  /// the kernel, not yet read: take_stashed hands them out), leaving everything as it is; 0 after
+  /// forget_fd(fd).
+  [[nodiscard]] std::size_t release_fd(int fd);
   /// Completion-based accept and connect (io_uring): see src/backend/backend.hpp. False on epoll, or
   /// with CORIO_URING_ACCEPT=0.
   [[nodiscard]] bool can_accept() const noexcept { return can_accept_; }
@@ -277,6 +289,7 @@ private:
   void sift_down(std::uint32_t i, timer_entry e) noexcept;
   void fire(const timer_entry& e);
   void check_open() const;
+  [[nodiscard]] bool backend_has_stashed(int fd) const noexcept;
   void run_close_callbacks() noexcept;
 
   options opts_;

@@ -21,7 +21,9 @@ public:
 
   bool await_ready() {
     loop_ = &await_point(dir_ == io_dir::read ? "readable()" : "writable()");
-    return false;
+    // On io_uring, bytes a recv took from the kernel for nobody wait in the loop, and every read of the
+    // fd through the loop takes them first: the fd reads at once, though the kernel's buffer is empty.
+    return dir_ == io_dir::read && loop_->has_stashed(fd_);
   }
   void await_suspend(std::coroutine_handle<> h) {
     handle = h;
@@ -63,7 +65,8 @@ private:
 } // namespace detail
 
 /// Suspends the running task until `fd` is readable (data, end of file, hang-up or error: a read will
-/// not block). One reader per fd at a time: a second one gets loop_error. A bad fd, or one epoll cannot
+/// not block; or, on io_uring, the loop holds bytes a recv took from the kernel for it, which sock_recv
+/// returns first). One reader per fd at a time: a second one gets loop_error. A bad fd, or one epoll cannot
 /// watch (a regular file), raises std::system_error naming it. Cancellable. Closing the fd afterwards
 /// needs no ceremony: each wait registers it with the kernel anew (one epoll_ctl), so a new fd reusing
 /// the number is watched correctly. (Closing it while a task still waits on it: call

@@ -89,6 +89,17 @@ public:
   [[nodiscard]] virtual bool keeps_recv() const noexcept { return false; }
   /// c stops waiting: completed() will not be called for it.
   virtual void abandon_recv(int /*fd*/) noexcept {}
+  /// The reader waiting on fd's recv was cancelled but keeps waiting: the recv is cancelled in the kernel,
+  /// and its completion still goes to the reader, with the bytes the kernel took first or -ECANCELED. False
+  /// when the cancel could not be queued (abandon instead).
+  virtual bool cancel_recv(int /*fd*/) noexcept { return false; }
+  /// Whether take_stashed(fd) has something at once (bytes, or the end of the stream): fd reads without
+  /// blocking, whatever the kernel says.
+  [[nodiscard]] virtual bool has_stashed(int /*fd*/) const noexcept { return false; }
+  /// Before fd leaves the loop's hands (socket::release): a recv of fd still in flight is cancelled and
+  /// waited for (its bytes go to its reader, or to the stash). Returns the bytes then stashed. Raises what
+  /// delivering other completions meanwhile may raise (as poll()).
+  virtual std::size_t settle_recv(int /*fd*/) { return 0; }
   /// A kept recv of fd, if one is in flight, ends soon (its last bytes are stashed, or go to a reader
   /// that adopts it): before the fd is read some other way.
   virtual void end_recv(int /*fd*/) noexcept {}

@@ -360,6 +360,43 @@ public:
     cancel_recv_op(op);
   }
 
+  bool cancel_recv(int fd) noexcept override {
+    fd_state* s = state_of(fd);
+    poll_op* op = s != nullptr ? s->rop : nullptr;
+    return op != nullptr && op->target != nullptr && cancel_recv_op(op);
+  }
+
+  [[nodiscard]] bool has_stashed(int fd) const noexcept override {
+    const fd_state* s =
+        fd >= 0 && static_cast<std::size_t>(fd) < fds_.size() ? &fds_[static_cast<std::size_t>(fd)] : nullptr;
+    return s != nullptr && (!s->stash.empty() || s->stash_end);
+  }
+
+  // The recv is cancelled, and completions reaped (delivered to their waiters as poll() would) until
+  // its last one: bounded at 1 s, though a cancelled recv completes at once in practice. A cross-thread
+  // wake() reaped meanwhile is posted again for poll().
+  std::size_t settle_recv(int fd) override {
+    fd_state* known = state_of(fd);
+    if (known == nullptr)
+      return 0;
+    if (poll_op* op = known->rop) {
+      (void)cancel_recv_op(op);
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+      bool woken = false;
+      while (fds_[static_cast<std::size_t>(fd)].rop == op && std::chrono::steady_clock::now() < deadline) {
+        __kernel_timespec ts{0, 10 * 1000 * 1000};
+        io_uring_cqe* cqe = nullptr;
+        (void)io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+        woken_by_thread_ = false;
+        (void)reap();
+        woken = woken || woken_by_thread_;
+      }
+      if (woken)
+        wake();
+    }
+    return fds_[static_cast<std::size_t>(fd)].stash.size();
+  }
+
   long take_stashed(int fd, char* p, std::size_t n, int& err) noexcept override {
     fd_state* known = state_of(fd);
     if (known == nullptr)
@@ -687,18 +724,20 @@ private:
     }
   }
 
-  void cancel_request(std::uint64_t user_data) noexcept {
-    if (io_uring_sqe* sqe = get_sqe_noexcept()) {
-      io_uring_prep_cancel64(sqe, user_data, 0);
-      io_uring_sqe_set_data64(sqe, ignore_tag);
-    }
+  /// False when the submission ring has no room even after submitting.
+  bool cancel_request(std::uint64_t user_data) noexcept {
+    io_uring_sqe* sqe = get_sqe_noexcept();
+    if (sqe == nullptr)
+      return false;
+    io_uring_prep_cancel64(sqe, user_data, 0);
+    io_uring_sqe_set_data64(sqe, ignore_tag);
+    return true;
   }
-  /// Queues the ASYNC_CANCEL of a recv op, once.
-  void cancel_recv_op(poll_op* op) noexcept {
-    if (!op->cancel_sent) {
-      op->cancel_sent = true;
-      cancel_request(reinterpret_cast<std::uint64_t>(op));
-    }
+  /// Queues the ASYNC_CANCEL of a recv op, once. False when it is not queued (no room).
+  bool cancel_recv_op(poll_op* op) noexcept {
+    if (!op->cancel_sent)
+      op->cancel_sent = cancel_request(reinterpret_cast<std::uint64_t>(op));
+    return op->cancel_sent;
   }
 
   /// op's SQE is prepared: it goes in flight for c, in the fd's slot for it (aop or cop).
@@ -911,6 +950,17 @@ private:
     } else if (res == 0 || !recv_retryable(res)) {
       s.stash_end = true;
       s.stash_err = res < 0 ? -res : 0;
+    }
+    if (target == nullptr && (!s.stash.empty() || s.stash_end) && s.waiters[0] != nullptr) {
+      // A reader waiting for readiness: the fd reads at once now (the stash comes first), although the
+      // kernel's buffer, which its poll watches, may be empty.
+      io_waiter* w = s.waiters[0];
+      s.waiters[0] = nullptr;
+      --armed_;
+      withdraw(s.ops[0]);
+      s.ops[0] = nullptr;
+      w->ready();
+      ++delivered;
     }
     if (has_buf)
       give_back(bid);

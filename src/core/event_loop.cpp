@@ -476,6 +476,16 @@ void event_loop::abandon_file_job(detail::file_job* job) noexcept { backend_->ab
 long event_loop::take_stashed(int fd, char* p, std::size_t n, int& err) noexcept {
   return can_recv_ ? backend_->take_stashed(fd, p, n, err) : -1;
 }
+bool event_loop::cancel_recv(int fd) noexcept { return backend_->cancel_recv(fd); }
+bool event_loop::backend_has_stashed(int fd) const noexcept { return backend_->has_stashed(fd); }
+std::size_t event_loop::release_fd(int fd) {
+  if (can_recv_) {
+    if (std::size_t held = backend_->settle_recv(fd); held > 0)
+      return held;
+  }
+  backend_->forget(fd);
+  return 0;
+}
 
 // ---- tasks ------------------------------------------------------------------------------------------
 

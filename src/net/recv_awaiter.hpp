@@ -15,10 +15,13 @@ namespace corio::detail {
 /// `long r = co_await recv_awaiter(fd, buf)`: bytes copied into buf, 0 at end of file, or -errno
 /// (-ECANCELED, -ENOBUFS: nothing happened, try again; -EBADF: the fd was forgotten, i.e. closed).
 ///
-/// Cancellation: the task is woken at once and the recv abandoned; bytes the kernel took for it are
-/// stashed by the backend and handed to the next read of the fd (event_loop::take_stashed), so nothing
-/// is lost. Once bytes have been copied into buf, a cancellation is not raised here (the bytes would be
-/// lost with the exception) but at the task's next await, as cancellation is level-triggered.
+/// Cancellation: the recv is cancelled in the kernel (event_loop::cancel_recv) and the task keeps waiting
+/// for its completion, one loop iteration in practice: -ECANCELED, and the cancellation is raised here
+/// with nothing transferred; or the bytes the kernel took first, which are returned, and the cancellation
+/// is raised at the task's next await (cancellation is level-triggered). So a cancelled sock_recv never
+/// hides bytes. Should the cancel not be queued (a full submission ring), or the frame be destroyed
+/// mid-wait, the recv is abandoned instead: bytes it took are stashed by the backend and handed to the
+/// next read of the fd (event_loop::take_stashed).
 class recv_awaiter final : public wait_node, public io_completion {
 public:
   recv_awaiter(int fd, std::span<char> buf) noexcept : fd_(fd), buf_(buf) {}
@@ -47,6 +50,12 @@ public:
       std::memcpy(buf_.data(), data, static_cast<std::size_t>(res));
     res_ = res;
     loop_->wake(this);
+  }
+  bool on_cancel() noexcept override {
+    if (pending_ && loop_->cancel_recv(fd_))
+      return false; // completed() follows soon, with the bytes or -ECANCELED
+    detach();
+    return true;
   }
   void detach() noexcept override {
     if (pending_) {

@@ -32,7 +32,8 @@ struct datagram_info {
 /// As sock_recvfrom (a recvmsg(2) first, a readiness wait on EAGAIN, on every backend: never the ring's
 /// recv, whose buffers are smaller than a datagram can be), but a datagram longer than `buf` is reported:
 /// truncated(), and `full_size` its real length (recvmsg with MSG_TRUNC returns it on Linux for UDP and
-/// Unix datagram sockets; a kernel that only sets MSG_TRUNC in msg_flags gives buf.size() + 1).
+/// Unix datagram sockets; a kernel that only sets MSG_TRUNC in msg_flags gives buf.size() + 1). A stream
+/// socket is read with sock_recv: bytes, no address, never truncated.
 [[nodiscard]] task<datagram_info> recv_datagram(socket& s, std::span<char> buf);
 
 } // namespace corio::detail

@@ -8,7 +8,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <string>
 
+#include "corio/errors.hpp"
 #include "corio/event_loop.hpp"
 #include "net_error.hpp"
 
@@ -62,10 +64,16 @@ bool socket::is_stream() const noexcept {
   return stream_ == 1;
 }
 
-int socket::release() noexcept {
+int socket::release() {
   if (fd_ >= 0) {
-    if (event_loop* loop = event_loop::current())
-      loop->forget_fd(fd_); // the new owner will not tell the loop when it closes the fd
+    // The new owner will not tell the loop when it closes the fd: the loop forgets it now, unless it
+    // holds bytes of it that would be lost (on io_uring, taken from the kernel by a recv nobody waits for).
+    if (event_loop* loop = event_loop::current(); loop != nullptr) {
+      if (std::size_t held = loop->release_fd(fd_); held > 0)
+        throw invalid_state_error("corio: socket::release() of fd " + std::to_string(fd_) + ": the event loop holds " +
+                                  std::to_string(held) + (held == 1 ? " byte" : " bytes") +
+                                  " received on it and not yet read; read them first (sock_recv returns them at once)");
+    }
   }
   stream_ = -1;
   return std::exchange(fd_, -1);

@@ -253,6 +253,15 @@ socket listen_on(const address& local, int backlog, bool reuse_port) {
 namespace corio::detail {
 
 task<datagram_info> recv_datagram(socket& s, std::span<char> buf) {
+  if (s.is_stream()) {
+    // sock_recvfrom on a stream socket: recvfrom(2) on TCP gives bytes and no address. Through
+    // sock_recv, which serves first what the loop holds for the socket (io_uring), and without
+    // MSG_TRUNC, which on TCP discards the bytes instead of copying them (tcp(7)).
+    datagram_info d;
+    d.size = co_await sock_recv(s, buf);
+    d.full_size = d.size;
+    co_return d;
+  }
   for (;;) {
     check_open(s, "recvfrom");
     sockaddr_storage from{};

@@ -295,15 +295,17 @@ std::pair<corio::socket, corio::socket> socket_pair_owned() {
   return {corio::socket::adopt(fd[0]), corio::socket::adopt(fd[1])};
 }
 
-// A recv cancelled by a timeout must not lose what the kernel took for it: the bytes come out of the
-// next recv, in order, whatever the timing of the cancel against the arrival.
+// A recv cancelled by a timeout must not lose what the kernel took for it: the bytes are returned by
+// that recv (as asyncio's wait_for returns a result that came with its timeout), or by the next one, in
+// order, whatever the timing of the cancel against the arrival.
 TEST_P(Conformance, ACancelledSockRecvLosesNoBytes) {
   corio::testing::leak_check leaks;
   run([]() -> task<> {
     auto [a, b] = socket_pair_owned();
-    std::string got;
+    std::string got, want;
     for (int i = 0; i < 20; ++i) {
       std::array<char, 64> buf{};
+      want += "m" + std::to_string(i) + ";";
       // The writer lands in the same iteration as the timeout (both due at 1 s): either may win.
       auto sender = corio::spawn([](corio::socket& s, int k) -> task<> {
         co_await corio::sleep(1s);
@@ -311,17 +313,16 @@ TEST_P(Conformance, ACancelledSockRecvLosesNoBytes) {
         co_await corio::sock_sendall(s, msg);
       }(b, i));
       try {
-        co_await corio::wait_for(corio::sock_recv(a, buf), 1s);
-        ADD_FAILURE() << "sock_recv before its data was sent";
+        std::size_t n = co_await corio::wait_for(corio::sock_recv(a, buf), 1s);
+        got.append(buf.data(), n); // the bytes came with the timeout: returned, not lost
       } catch (const corio::timeout_error&) {
       }
       co_await sender;
-      std::size_t n = co_await corio::sock_recv(a, buf);
-      got.append(buf.data(), n);
+      for (int reads = 0; reads < 10 && got.size() < want.size(); ++reads) {
+        std::size_t n = co_await corio::sock_recv(a, buf);
+        got.append(buf.data(), n);
+      }
     }
-    std::string want;
-    for (int i = 0; i < 20; ++i)
-      want += "m" + std::to_string(i) + ";";
     EXPECT_EQ(got, want);
     EXPECT_EQ(event_loop::current()->io_waiter_count(), 0u);
   });
@@ -360,24 +361,35 @@ TEST_P(Conformance, ACancelledStreamReadLosesNoBytes) {
 }
 
 // The bytes reach the kernel's recv (io_uring completes it at once) and the reader is cancelled before
-// the loop collects the completion: the bytes must be stashed and read next, not dropped.
+// the loop collects the completion: the bytes must not be dropped. A sock_recv returns them (its cancel
+// waits for the kernel's answer; the cancellation is raised at the next await); on epoll nothing was
+// read and the next recv gets them. A stream's read stashes them for the next read.
 TEST_P(Conformance, BytesTakenByARecvCancelledBeforeItsCompletionAreReadNext) {
   corio::testing::leak_check leaks;
   run([]() -> task<> {
     auto [a, b] = socket_pair_owned();
     for (int i = 0; i < 10; ++i) {
-      auto reader = corio::spawn([](corio::socket& s) -> task<std::size_t> {
+      auto reader = corio::spawn([](corio::socket& s) -> task<std::string> {
         std::array<char, 64> buf{};
-        co_return co_await corio::sock_recv(s, buf);
+        std::size_t n = co_await corio::sock_recv(s, buf);
+        co_return std::string(buf.data(), n);
       }(a));
       co_await corio::sleep(1s); // it waits in the ring now
       std::string msg = "chunk" + std::to_string(i);
       EXPECT_EQ(::send(b.fd(), msg.data(), msg.size(), 0), static_cast<ssize_t>(msg.size()));
       reader.cancel();
-      EXPECT_THROW((void)co_await reader, corio::cancelled_error);
+      std::string returned;
+      try {
+        returned = co_await reader;
+      } catch (const corio::cancelled_error&) {
+      }
+      if (!returned.empty()) {
+        EXPECT_TRUE(event_loop::current()->can_recv()) << "epoll's recv(2) follows readiness, never a cancel";
+        EXPECT_EQ(returned, msg);
+        continue;
+      }
       if (i % 2 == 1)
-        co_await corio::sleep(1s); // the loop collects the completion first: the bytes wait in the stash
-      // (else the next recv adopts the cancelled one, still in flight)
+        co_await corio::sleep(1s);
       std::array<char, 64> buf{};
       std::size_t n = co_await corio::sock_recv(a, buf);
       EXPECT_EQ(std::string(buf.data(), n), msg);

@@ -47,7 +47,11 @@ public:
   [[nodiscard]] bool is_open() const noexcept { return fd_ >= 0; }
   explicit operator bool() const noexcept { return fd_ >= 0; }
   /// Gives up ownership: the caller closes the fd. The running loop forgets what it kept about the fd.
-  [[nodiscard]] int release() noexcept;
+  /// No received byte is lost: on io_uring a recv still in flight is cancelled and waited for first,
+  /// and should the loop then hold bytes it took from the kernel that nobody has read (a recv abandoned
+  /// mid-wait, e.g. its frame destroyed), release() raises invalid_state_error saying how many and keeps
+  /// the socket: read them (sock_recv returns them at once), then release.
+  [[nodiscard]] int release();
   /// Closes now (no-op if not open). Never throws; close errors other than EBADF are ignored, as POSIX
   /// says the fd is gone anyway.
   void close() noexcept;

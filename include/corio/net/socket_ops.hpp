@@ -54,14 +54,17 @@ struct received_from {
 };
 
 /// Suspends until the socket is readable, as corio::readable(fd), but cheaper: the loop keeps the
-/// socket's registration between waits (a socket tells the loop when it closes).
+/// socket's registration between waits (a socket tells the loop when it closes). Ready at once when the
+/// loop holds bytes of the socket (see sock_recv).
 [[nodiscard]] inline detail::io_awaiter readable(const socket& s) noexcept { return detail::readable_kept(s.fd()); }
 /// Suspends until the socket is writable; see readable(const socket&).
 [[nodiscard]] inline detail::io_awaiter writable(const socket& s) noexcept { return detail::writable_kept(s.fd()); }
 
 // Each operation tries the syscall first and waits for readiness only when it would block (EAGAIN), so
 // a ready socket costs no trip through the loop. They are cancellable at every wait, and a cancelled one
-// has transferred nothing (data is only moved by the syscall that follows readiness). One reading and
+// has transferred nothing (data is only moved by the syscall that follows readiness; on io_uring,
+// sock_recv's recv is cancelled in the kernel and waited for, and bytes the kernel took before the
+// cancel are returned, the cancellation then raised at the task's next await). One reading and
 // one writing task per socket at a time. The socket and the buffers are borrowed: keep them alive until
 // the operation finishes (they are, with `co_await sock_recv(s, buf)`). Closing the socket meanwhile
 // makes the operation raise std::system_error(EBADF). Other failures raise std::system_error naming the
@@ -74,7 +77,8 @@ struct received_from {
 [[nodiscard]] task<accepted> sock_accept(socket& listener);
 /// Receives up to buf.size() bytes; 0 means end of file (or an empty buf). On a datagram socket: one
 /// datagram per call, cut to buf.size() as recv(2) cuts it (sock_recvfrom / datagram_endpoint say so).
-/// On io_uring a stream socket is read through the loop's buffer ring; other sockets with recv(2).
+/// On io_uring a stream socket is read through the loop's buffer ring; other sockets with recv(2). Bytes
+/// the loop holds for the socket (taken from the kernel by a recv abandoned mid-wait) come first.
 [[nodiscard]] task<std::size_t> sock_recv(socket& s, std::span<char> buf);
 /// Sends some of `data` (at least one byte unless empty); returns how much. EPIPE/ECONNRESET raise
 /// (never SIGPIPE).
@@ -98,7 +102,8 @@ struct received_from {
 [[nodiscard]] task<std::size_t> sock_sendto(socket& s, std::string_view data, address to);
 /// Receives one datagram and its sender. A datagram longer than buf is truncated to buf.size(), as
 /// recvfrom(2) does, and says so: `truncated`, with `full_size` its real length (asyncio's sock_recvfrom
-/// cuts it silently). Never through io_uring's buffer ring, on either backend.
+/// cuts it silently). Never through io_uring's buffer ring, on either backend. On a stream socket (TCP):
+/// as sock_recv (bytes the loop holds come first; `from` is unspecified, as recvfrom(2) gives none).
 [[nodiscard]] task<received_from> sock_recvfrom(socket& s, std::span<char> buf);
 
 /// A socket bound to `local` and listening (SO_REUSEADDR on IP; IPV6_V6ONLY on IPv6 so that "::" and
