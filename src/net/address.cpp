@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include <cstdint>
 #include <cstring>
 #include <stdexcept>
 
@@ -66,9 +67,16 @@ address address::from_ip(std::string_view ip, std::uint16_t port) {
   if (auto pct = host.find('%'); pct != std::string::npos) { // a zone: "fe80::1%eth0" or "%2"
     std::string zone = host.substr(pct + 1);
     host.resize(pct);
-    unsigned idx = ::if_nametoindex(zone.c_str());
-    if (idx == 0 && !zone.empty() && zone.find_first_not_of("0123456789") == std::string::npos)
-      idx = static_cast<unsigned>(std::stoul(zone));
+    std::uint32_t idx = ::if_nametoindex(zone.c_str());
+    if (idx == 0 && !zone.empty() && zone.find_first_not_of("0123456789") == std::string::npos) {
+      std::uint64_t v = 0; // sin6_scope_id is 32 bits: a larger index must not wrap to another interface
+      for (char c : zone) {
+        v = v * 10 + std::uint64_t(c - '0');
+        if (v > 0xffffffffu)
+          bad("IPv6 zone index out of range (above 4294967295) in address", text);
+      }
+      idx = static_cast<std::uint32_t>(v);
+    }
     if (idx == 0)
       bad("unknown IPv6 zone in address", text);
     sin6.sin6_scope_id = idx;

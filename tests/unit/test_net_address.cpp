@@ -44,6 +44,24 @@ TEST(NetAddress, Ipv6ZoneByNameOrIndex) {
   EXPECT_THROW((void)address::from_ip("fe80::1%no-such-interface", 9), std::invalid_argument);
 }
 
+// A numeric zone is a 32-bit interface index: one beyond it must not wrap to another interface
+// (4294967297 was %1, i.e. lo) nor raise std::out_of_range, but be rejected naming the input.
+TEST(NetAddress, Ipv6ZoneIndexBeyond32BitsIsRejected) {
+  EXPECT_EQ(address::parse("[fe80::1%1]:80"), address::from_ip("fe80::1%lo", 80)); // lo is index 1
+  EXPECT_EQ(address::parse("[fe80::1%4294967295]:80").to_string(), "[fe80::1%4294967295]:80");
+  for (const char* text : {"[fe80::1%4294967296]:80", "[fe80::1%4294967297]:80", "[fe80::1%99999999999999999999]:80"}) {
+    try {
+      (void)address::parse(text);
+      ADD_FAILURE() << text << " accepted";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("zone index out of range"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(std::string(text).substr(1, 5)), std::string::npos) << e.what();
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << text << ": " << e.what();
+    }
+  }
+}
+
 TEST(NetAddress, WildcardsAndLoopbacks) {
   EXPECT_EQ(address::any_ipv4(5).to_string(), "0.0.0.0:5");
   EXPECT_EQ(address::any_ipv6().to_string(), "[::]:0");
