@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <exception>
 #include <optional>
 #include <stdexcept>
@@ -18,6 +19,31 @@
 
 namespace corio {
 namespace {
+
+/// The largest datagram the socket can receive, where a receive's max_size is larger: a buffer that
+/// big is never needed (asyncio's recvfrom(huge) just works). UDP: 65,535 bytes, headers included. Unix:
+/// a datagram fits its sender's SO_SNDBUF, at most twice net.core.wmem_max (read once; 4 MiB if it
+/// cannot be; a privileged sender's SO_SNDBUFFORCE beyond it is reported as truncated).
+std::size_t datagram_buffer_size(const socket& s, std::size_t max_size) {
+  constexpr std::size_t udp_max = 65536;
+  if (max_size <= udp_max || !s.is_open())
+    return max_size;
+  int domain = AF_INET;
+  socklen_t len = sizeof domain;
+  if (::getsockopt(s.fd(), SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0 || domain != AF_UNIX)
+    return udp_max;
+  static const std::size_t unix_max = [] {
+    std::size_t wmem_max = 2 * 1024 * 1024;
+    if (std::FILE* f = std::fopen("/proc/sys/net/core/wmem_max", "re")) {
+      unsigned long v = 0;
+      if (std::fscanf(f, "%lu", &v) == 1 && v > 0)
+        wmem_max = v;
+      std::fclose(f);
+    }
+    return 2 * wmem_max;
+  }();
+  return max_size < unix_max ? max_size : unix_max;
+}
 
 /// "endpoint L" or "endpoint L connected to P", as the datagram protocol's errors name an endpoint; empty
 /// when the socket is closed (the caller then uses what close() recorded).
@@ -134,7 +160,7 @@ task<std::size_t> datagram_endpoint::send(std::string_view data) {
 
 task<datagram> datagram_endpoint::recvfrom(std::size_t max_size) {
   datagram d;
-  d.data.resize(max_size);
+  d.data.resize(datagram_buffer_size(sock_, max_size));
   detail::datagram_info r;
   try {
     r = co_await detail::recv_datagram(sock_, std::span<char>(d.data.data(), d.data.size()));
@@ -150,7 +176,7 @@ task<datagram> datagram_endpoint::recvfrom(std::size_t max_size) {
 }
 
 task<std::string> datagram_endpoint::recv(std::size_t max_size) {
-  std::string out(max_size, '\0');
+  std::string out(datagram_buffer_size(sock_, max_size), '\0');
   std::size_t n = 0;
   try {
     n = co_await sock_recv(sock_, std::span<char>(out.data(), out.size())); // recv(2): not the ring

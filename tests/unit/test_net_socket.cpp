@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 #include <optional>
 #include <string>
@@ -705,6 +706,14 @@ task<> datagram_round_trip(address loopback) {
   EXPECT_EQ(cut.size, 100u);
   EXPECT_FALSE(d.truncated);
   EXPECT_EQ(d.size, 4u);
+  // A max_size beyond any datagram allocates only what the largest one needs (it raised length_error).
+  (void)co_await client.send(std::string(65000, 'y'));
+  corio::datagram big = co_await server.recvfrom(SIZE_MAX);
+  EXPECT_EQ(big.data, std::string(65000, 'y'));
+  EXPECT_FALSE(big.truncated);
+  EXPECT_LE(big.data.capacity(), 65536u + 64u);
+  (void)co_await server.sendto("back", client.local_address());
+  EXPECT_EQ(co_await client.recv(SIZE_MAX), "back");
   expect_only_main_task();
 }
 
@@ -729,6 +738,10 @@ TEST(NetDatagram, UnixDatagrams) {
     corio::datagram d = co_await a.recvfrom();
     EXPECT_EQ(d.data, "over a unix datagram");
     EXPECT_EQ(d.from.path(), b_path);
+    (void)co_await b.sendto(std::string(100000, 'u'), address::unix_path(a_path)); // beyond UDP's 64 KiB
+    corio::datagram big = co_await a.recvfrom(SIZE_MAX);
+    EXPECT_EQ(big.data, std::string(100000, 'u'));
+    EXPECT_FALSE(big.truncated);
     expect_only_main_task();
   });
   ::unlink(a_path.c_str());

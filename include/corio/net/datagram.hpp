@@ -90,11 +90,13 @@ public:
   /// Receives one datagram into a buffer of `max_size` bytes (as Python's sock.recvfrom(bufsize)). A
   /// longer one is truncated by the kernel, and marked: `truncated` is set, `data` holds its first
   /// max_size bytes and `size` its real length (the rest cannot be read). 64 KiB holds any UDP datagram;
-  /// Unix datagrams can be longer (up to the sender's SO_SNDBUF, about 208 KiB by default).
+  /// Unix datagrams can be longer (up to the sender's SO_SNDBUF, about 208 KiB by default). A max_size
+  /// beyond the largest datagram the socket can receive (64 KiB for UDP, twice net.core.wmem_max for
+  /// Unix) allocates only that much: recvfrom(SIZE_MAX) works.
   task<datagram> recvfrom(std::size_t max_size = 65536);
   /// Receives one datagram's bytes (from the connected remote) into a buffer of `max_size` bytes, as
   /// recv(2) and Python's sock.recv(bufsize): a longer datagram is truncated to max_size and nothing says
-  /// so. Use recvfrom() to learn whether a datagram was truncated.
+  /// so. Use recvfrom() to learn whether a datagram was truncated. A huge max_size is cut as recvfrom's.
   task<std::string> recv(std::size_t max_size = 65536);
 
   [[nodiscard]] address local_address() const { return sock_.local_address(); }
