@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <limits>
+#include <stdexcept>
 #include <string>
 
 #include "corio/io.hpp"
@@ -22,6 +23,13 @@
 namespace corio {
 namespace {
 
+/// A default-constructed address names no peer: connect(2) and sendto(2) would only say EINVAL.
+void check_specified(const address& a, const char* op) {
+  if (a.family() == address_family::unspecified)
+    throw std::invalid_argument(std::string("corio: ") + op +
+                                " an unspecified address (a default-constructed corio::address)");
+}
+
 /// After a readiness wait: the socket may have been closed meanwhile (close() woke us).
 void check_open(const socket& s, const char* op) {
   if (!s.is_open())
@@ -31,6 +39,7 @@ void check_open(const socket& s, const char* op) {
 } // namespace
 
 task<> sock_connect(socket& s, address remote) {
+  check_specified(remote, "connect to");
   check_open(s, "connect");
   // On io_uring, an IP connect goes to the ring (a Unix one stays here: its connect(2) fails with EAGAIN
   // on a full backlog, which io_uring would wait out instead).
@@ -216,6 +225,7 @@ task<std::uint64_t> sock_sendfile(socket& s, int file_fd, std::uint64_t offset, 
 }
 
 task<std::size_t> sock_sendto(socket& s, std::string_view data, address to) {
+  check_specified(to, "sendto");
   for (;;) {
     check_open(s, "sendto");
     auto n = ::sendto(s.fd(), data.data(), data.size(), MSG_NOSIGNAL, static_cast<const sockaddr*>(to.data()),

@@ -113,6 +113,28 @@ TEST(NetSocket, ConnectRefusedNamesTheAddress) {
   });
 }
 
+// A default-constructed address names no peer: said so, not "connect to: Invalid argument".
+TEST(NetSocket, ConnectOrSendtoAnUnspecifiedAddressIsAClearError) {
+  corio::testing::leak_check leaks;
+  run_mock([](auto*) -> task<> {
+    corio::socket client = corio::socket::open(corio::address_family::ipv4, corio::socket_type::stream);
+    try {
+      co_await corio::sock_connect(client, address());
+      ADD_FAILURE() << "connected";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("connect to an unspecified address"), std::string::npos) << e.what();
+    }
+    corio::socket udp = corio::socket::open(corio::address_family::ipv4, corio::socket_type::datagram);
+    try {
+      (void)co_await corio::sock_sendto(udp, "x", address());
+      ADD_FAILURE() << "sent";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("sendto an unspecified address"), std::string::npos) << e.what();
+    }
+    expect_only_main_task();
+  });
+}
+
 TEST(NetSocket, UnixConnectToMissingPath) {
   corio::testing::leak_check leaks;
   run_mock([](auto*) -> task<> {

@@ -70,7 +70,8 @@ struct received_from {
 // makes the operation raise std::system_error(EBADF). Other failures raise std::system_error naming the
 // operation and address, e.g. "corio: connect to 127.0.0.1:9: Connection refused".
 
-/// Connects `s` to `remote` (non-blocking connect; completion read from SO_ERROR).
+/// Connects `s` to `remote` (non-blocking connect; completion read from SO_ERROR). A default-constructed
+/// (unspecified) address raises std::invalid_argument.
 [[nodiscard]] task<> sock_connect(socket& s, address remote);
 /// Accepts one connection on a listening socket. ECONNABORTED (the peer gave up while queued) and EINTR
 /// are retried; other errors (EMFILE...) raise.
@@ -98,7 +99,7 @@ struct received_from {
 /// at every wait; on failure or cancellation an unknown prefix of the range has been sent.
 [[nodiscard]] task<std::uint64_t> sock_sendfile(socket& s, int file_fd, std::uint64_t offset = 0,
                                                 std::optional<std::uint64_t> count = std::nullopt);
-/// Sends one datagram to `to`; returns its size.
+/// Sends one datagram to `to`; returns its size. A default-constructed address raises std::invalid_argument.
 [[nodiscard]] task<std::size_t> sock_sendto(socket& s, std::string_view data, address to);
 /// Receives one datagram and its sender. A datagram longer than buf is truncated to buf.size(), as
 /// recvfrom(2) does, and says so: `truncated`, with `full_size` its real length (asyncio's sock_recvfrom
