@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <unordered_map>
@@ -463,6 +464,13 @@ server start_server(connection_handler handler, socket listener, server_options 
 server start_server(connection_handler handler, std::vector<address> addresses, server_options options) {
   if (addresses.empty())
     throw std::invalid_argument("corio: start_server() without an address");
+  // An address listed twice (a resolver's answer, a caller's list) is bound once, as asyncio's
+  // create_server does (set(infos)): binding it again would fail with EADDRINUSE.
+  std::vector<address> unique;
+  for (address& a : addresses)
+    if (std::find(unique.begin(), unique.end(), a) == unique.end())
+      unique.push_back(std::move(a));
+  addresses = std::move(unique);
   auto st = new_server(std::move(handler), std::move(options));
   // Port 0 on several addresses: the first bind picks the port, the others take the same one. Another
   // process may hold it on the other family: start again with a new pick (a few times).

@@ -215,6 +215,34 @@ TEST(Server, EveryInterfaceOnOnePort) {
   });
 }
 
+// An address listed twice is bound once, as asyncio's create_server removes duplicates: binding it twice
+// failed with EADDRINUSE (after 8 new picks of the port, for port 0).
+TEST(Server, AnAddressListedTwiceIsBoundOnce) {
+  corio::testing::leak_check leaks;
+  std::string path = corio::testing::unique_socket_path("twice");
+  run_mock([&](auto*) -> task<> {
+    corio::server picked = corio::start_server(echo_lines, {address::loopback_ipv4(), address::loopback_ipv4()});
+    EXPECT_EQ(picked.addresses().size(), 1u);
+    co_await talk(address::loopback_ipv4(picked.port()), 1, 2);
+    picked.close();
+    co_await picked.wait_closed();
+    corio::server both = corio::start_server(echo_lines, {address::loopback_ipv6(), address::loopback_ipv6(),
+                                                          address::loopback_ipv4(), address::loopback_ipv6()});
+    EXPECT_EQ(both.addresses().size(), 2u);
+    co_await talk(address::loopback_ipv4(both.port()), 1, 2);
+    co_await talk(address::loopback_ipv6(both.port()), 2, 2);
+    both.close();
+    co_await both.wait_closed();
+    corio::server unix_twice = corio::start_server(echo_lines, {address::unix_path(path), address::unix_path(path)});
+    EXPECT_EQ(unix_twice.addresses().size(), 1u);
+    co_await talk(address::unix_path(path), 1, 2);
+    unix_twice.close();
+    co_await unix_twice.wait_closed();
+    expect_only_main_task();
+  });
+  ::unlink(path.c_str());
+}
+
 TEST(Server, CloseStopsAcceptingAndWaitClosedWaitsForHandlers) {
   corio::testing::leak_check leaks;
   run_mock([](auto*) -> task<> {

@@ -115,7 +115,7 @@ private:
 /// address). Raises std::system_error naming the address if it cannot listen.
 [[nodiscard]] task<server> start_server(connection_handler handler, std::string host, std::uint16_t port,
                                         server_options options = server_options());
-/// Listens on the given addresses (IP or Unix).
+/// Listens on the given addresses (IP or Unix); one listed twice is bound once (as asyncio's create_server).
 [[nodiscard]] server start_server(connection_handler handler, std::vector<address> addresses,
                                   server_options options = server_options());
 /// Serves connections accepted on `listener`, a stream socket made elsewhere (asyncio's
