@@ -326,7 +326,8 @@ bool event_loop::cancel_task(detail::task_state* t) noexcept {
   if (t == nullptr || t->done)
     return false;
   ++t->cancel_requests;
-  t->cancel_unraised = true;
+  if (t->waiting == nullptr) // running, about to run or not started: no await point takes it now
+    t->cancel_unraised = true;
   interrupt(t);
   return true;
 }

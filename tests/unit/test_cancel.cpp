@@ -595,6 +595,38 @@ TEST(Cancel, RaisedOrUncancelledKeepsTheTasksValue) {
   });
 }
 
+// A cancel that reached the await point the task was suspended in belongs to that await point, as in
+// asyncio (the waiter takes it: no _must_cancel): here task_group::wait() answers it by cancelling the
+// child, whose failure it raises instead; the task catches that and returns its value.
+TEST(Cancel, ACancelTakenByTheAwaitPointDoesNotEndTheTaskCancelledAtItsReturn) {
+  corio::testing::leak_check leaks;
+  run_mock([](mock_clock*) -> task<> {
+    auto parent = corio::spawn([]() -> task<int> {
+      try {
+        corio::task_group g;
+        g.spawn([]() -> task<> {
+          bool cancelled = false;
+          try {
+            co_await corio::sleep(1h);
+          } catch (const corio::cancelled_error&) {
+            cancelled = true;
+          }
+          if (cancelled)
+            throw std::runtime_error("failed while cancelled");
+        }());
+        co_await g.wait();
+      } catch (const std::runtime_error&) {
+        co_return 42; // asyncio: the parent returns 42 too
+      }
+      co_return 0;
+    }());
+    co_await corio::sleep(1s);
+    parent.cancel();
+    EXPECT_EQ(co_await parent, 42);
+    EXPECT_FALSE(parent.cancelled());
+  });
+}
+
 // An outer scope that expires while an inner one (not expired) is open makes the awaits inside the inner
 // scope raise timeout_error too, until the outer scope ends. A retry loop inside the outer scope must
 // rethrow when the outer scope expired (the documented idiom), else it retries at once, forever.

@@ -22,9 +22,12 @@ struct context_data; // context_var.hpp
 /// `timeouts_fired` is non-zero, every await point of the task raises (cancelled_error first, else
 /// timeout_error); uncancel() and the end of a timeout scope bring the counts back down.
 ///
-/// `cancel_unraised` is asyncio's `_must_cancel`: a cancel() was accepted and no cancelled_error has been
-/// raised in the task since. A task that returns with it set (and cancel_requests still non-zero) ends
-/// cancelled, its result dropped, so a cancel that reached no further await point is not lost.
+/// `cancel_unraised` is asyncio's `_must_cancel`: a cancel() was accepted while the task was not suspended
+/// in a cancellable wait (it was running, about to run or not started), and no cancelled_error has been
+/// raised in it since. A task that returns with it set (and cancel_requests still non-zero) ends
+/// cancelled, its result dropped, so a cancel that reached no further await point is not lost. A cancel
+/// that reached the wait the task was in is that await point's: it raises it, or completes anyway (its
+/// result was there already) and leaves it to the next await point, level-triggered.
 struct task_state {
   event_loop* loop = nullptr;
   wait_node* waiting = nullptr; // the cancellable wait the task is suspended in, if any
