@@ -295,9 +295,11 @@ public:
     detail::join_wait<T> wait{};
 
     [[nodiscard]] bool await_ready() const {
-      if (event_loop::current() != s->loop && !s->done) // nothing on this loop would ever wake us
+      event_loop* here = event_loop::current();
+      if (here != s->loop && !s->done) // nothing on this loop would ever wake us
         throw loop_error("corio: awaiting a join_handle whose task belongs to another event loop");
-      if (detail::task_state* t = s->loop->current_task()) {
+      // The awaiting task is the running loop's (a done task's loop may be another one, or gone).
+      if (detail::task_state* t = here != nullptr ? here->current_task() : nullptr) {
         if (t == s)
           throw invalid_state_error("corio: a task cannot await its own join_handle");
         t->check_cancel();

@@ -282,6 +282,36 @@ TEST(Spawn, AwaitingATaskOfAnotherLoopIsAClearError) {
   EXPECT_EQ(corio::run_until_complete(b, awaiter(h)), 42); // and anyone once it is done
 }
 
+// A done handle may be awaited from another loop; the await point is the awaiting task's: its own
+// cancellation is raised there (the check looked at the handle's loop's current task instead: none, or
+// another thread's task, or a loop already destroyed).
+TEST(Spawn, ADoneHandleAwaitedFromAnotherLoopChecksTheAwaitingTasksCancel) {
+  corio::testing::leak_check leaks;
+  auto seven = []() -> task<int> { co_return 7; };
+  auto wait_for_it = [](join_handle<int> h) -> task<> { (void)co_await h; };
+  auto cancelled_awaiter = [](join_handle<int> h) -> task<std::string> {
+    corio::current_task().cancel();
+    try {
+      (void)co_await h;
+    } catch (const corio::cancelled_error&) {
+      co_return "raised at the await";
+    }
+    co_return "not raised";
+  };
+  join_handle<int> kept;
+  {
+    corio::event_loop a;
+    corio::event_loop b;
+    join_handle<int> h = corio::spawn(a, seven());
+    corio::run_until_complete(a, wait_for_it(h));
+    EXPECT_EQ(corio::run_until_complete(b, cancelled_awaiter(h)), "raised at the await");
+    kept = h;
+  }
+  corio::event_loop c; // the handle's loop is gone now
+  auto value = [](join_handle<int> h) -> task<int> { co_return co_await h; };
+  EXPECT_EQ(corio::run_until_complete(c, value(kept)), 7);
+}
+
 TEST(Spawn, SpawnOutsideALoopIsAnError) {
   EXPECT_THROW(corio::spawn(add(1, 2)), corio::loop_error);
   corio::join_handle<int> empty;
