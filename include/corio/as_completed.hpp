@@ -35,8 +35,10 @@ namespace corio {
 /// - next() never raises a task's exception. Cancelling the awaiting task raises cancelled_error from
 ///   next() and cancels nothing; the handle it would have given stays queued for the next call.
 /// - With a timeout (asyncio's as_completed(aws, timeout)), once it passes next() gives the handles of the
-///   tasks that finished before it, then raises timeout_error for each one left; tasks finishing later are
-///   not handed out. It cancels nothing.
+///   tasks that finished before it, then raises timeout_error for each one left (each counts as handed
+///   out: remaining() goes down, so a `while (q)` loop that catches it ends after as many next() as there
+///   were handles, as asyncio's gives len(aws) awaitables); tasks finishing later are not handed out. It
+///   cancels nothing.
 /// - One next() at a time: a second concurrent one raises invalid_state_error, as does next() once
 ///   every handle was handed out.
 /// - Neither copyable nor movable (callbacks point at it); it must outlive its pending next().
@@ -58,13 +60,13 @@ public:
           detail::watch_completion(handles_[i], hub_, i);
         }
       }
+      if (timeout && ready() < remaining())
+        timer_ = detail::running_loop("as_completed()").call_later(*timeout, [this] { expire(); });
     } catch (...) {
       if (hub_) // no destructor will run: the callbacks already registered must not find us
         hub_->listener = nullptr;
       throw;
     }
-    if (timeout && ready() < remaining())
-      timer_ = detail::running_loop("as_completed()").call_later(*timeout, [this] { expire(); });
   }
   as_completed_queue(const as_completed_queue&) = delete;
   as_completed_queue& operator=(const as_completed_queue&) = delete;
@@ -75,7 +77,7 @@ public:
   }
 
   /// Handles not handed out yet.
-  [[nodiscard]] std::size_t remaining() const noexcept { return handles_.size() - taken_; }
+  [[nodiscard]] std::size_t remaining() const noexcept { return handles_.size() - taken_ - timed_out_; }
   /// Handles whose task finished and that next() will give without waiting.
   [[nodiscard]] std::size_t ready() const noexcept { return order_.size() - taken_; }
   /// True while remaining() > 0.
@@ -99,8 +101,10 @@ public:
         throw invalid_state_error("corio: as_completed next(): every handle was already handed out");
       if (q_->waiter_ != nullptr)
         throw invalid_state_error("corio: as_completed next(): another next() is already pending");
-      if (q_->ready() == 0 && q_->expired_)
+      if (q_->ready() == 0 && q_->expired_) {
+        ++q_->timed_out_;
         throw timeout_error();
+      }
       return q_->ready() > 0;
     }
     void await_suspend(std::coroutine_handle<> h) noexcept {
@@ -112,8 +116,10 @@ public:
     join_handle<T> await_resume() {
       if (task != nullptr)
         task->check_cancel(); // before taking: the handle stays queued
-      if (q_->ready() == 0)
-        throw timeout_error(); // woken by the timeout
+      if (q_->ready() == 0) { // woken by the timeout
+        ++q_->timed_out_;
+        throw timeout_error();
+      }
       if (q_->remaining() == 1)
         q_->timer_.cancel();
       return std::move(q_->handles_[q_->order_[q_->taken_++]]);
@@ -150,6 +156,7 @@ private:
   std::vector<join_handle<T>> handles_;
   std::vector<std::size_t> order_; // indices of finished tasks, in completion order; [taken_, end) not handed out
   std::size_t taken_ = 0;
+  std::size_t timed_out_ = 0; // timeout_errors raised by next(): each stands for one handle
   std::shared_ptr<detail::completion_hub> hub_;
   next_awaiter* waiter_ = nullptr; // the pending next(), if any
   timer_handle timer_;             // the timeout, if one was given

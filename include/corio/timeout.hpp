@@ -139,7 +139,7 @@ template <class Awaitable> auto wait_for(Awaitable aw, std::optional<duration> d
     -> task<decltype(std::declval<Awaitable&&>().operator co_await().await_resume())> {
   std::optional<time_point> when;
   if (d)
-    when = detail::running_loop("wait_for()").time() + *d;
+    when = detail::saturating_add(detail::running_loop("wait_for()").time(), *d);
   auto deadline = timeout_at(when);
   co_return co_await std::move(aw);
 }

@@ -293,9 +293,12 @@ TEST(AsCompleted, TimeoutRaisesFromNextOnceItPassed) {
     EXPECT_EQ((co_await finished.next()).result(), 2);
     EXPECT_THROW(co_await finished.next(), corio::timeout_error); // at once
     EXPECT_EQ(c->now() - t0, 5s);
-    co_await corio::sleep(2s); // every task has finished now
+    EXPECT_EQ(finished.remaining(), 1u); // each timeout_error stands for one handle, as in asyncio
+    co_await corio::sleep(2s);           // every task has finished now
     EXPECT_THROW(co_await finished.next(), corio::timeout_error);
-    EXPECT_EQ(finished.remaining(), 2u);
+    EXPECT_EQ(finished.remaining(), 0u);
+    EXPECT_FALSE(finished);
+    EXPECT_THROW(co_await finished.next(), corio::invalid_state_error); // every handle was handed out
     EXPECT_FALSE(handles[3].cancelled());
     EXPECT_EQ(handles[3].result(), 6);
 
@@ -307,7 +310,42 @@ TEST(AsCompleted, TimeoutRaisesFromNextOnceItPassed) {
     auto in_time = corio::as_completed(spawn_sleepers({1}), 2s);
     EXPECT_EQ((co_await in_time.next()).result(), 1);
     EXPECT_EQ(corio::event_loop::current()->timer_count(), 1u); // the 10 s sleeper's; the timeout's went
+
+    // The documented loop, catching each timeout_error, ends after as many next() as handles.
+    auto looped = corio::as_completed(spawn_sleepers({1, 20, 30}), 2s);
+    int results = 0, timeouts = 0;
+    while (looped && results + timeouts < 10) {
+      try {
+        results += (co_await looped.next()).result();
+      } catch (const corio::timeout_error&) {
+        ++timeouts;
+      }
+    }
+    EXPECT_EQ(results, 1);
+    EXPECT_EQ(timeouts, 2);
   });
+}
+
+// A timeout needs a running loop: made outside one, as_completed() raises, and the done callbacks it had
+// registered before find nobody when the tasks finish (they pointed at the object that never was).
+TEST(AsCompleted, ATimeoutOutsideARunningLoopRaisesAndLeavesNoCallbackBehind) {
+  corio::testing::leak_check leaks;
+  mock_clock clock;
+  corio::event_loop loop({.clock = &clock});
+  std::vector<corio::join_handle<int>> handles;
+  for (int s : {1, 2})
+    handles.push_back(corio::spawn(loop, [](int s) -> task<int> {
+      co_await corio::sleep(std::chrono::seconds(s));
+      co_return s;
+    }(s)));
+  EXPECT_THROW((void)corio::as_completed(handles, 5s), corio::loop_error);
+  auto sum = [](std::vector<corio::join_handle<int>> hs) -> task<int> {
+    int total = 0;
+    for (auto& h : hs)
+      total += co_await h;
+    co_return total;
+  };
+  EXPECT_EQ(corio::run_until_complete(loop, sum(handles)), 3);
 }
 
 } // namespace
