@@ -234,4 +234,42 @@ TEST(SyncAlloc, AFailedShrinkLosesNoItem) {
   EXPECT_EQ(rb.capacity(), 16u);
 }
 
+// A woken getter that runs frees a slot and lets a waiting putter's item in, which may grow the ring: out
+// of memory, the getter still gets its own item (it was lost to the bad_alloc), and the putter keeps its
+// item and waits on, to be let in by the next get.
+TEST(SyncAlloc, AFailedAllocationLettingAPutterInLosesNoItem) {
+  corio::testing::mock_clock clock;
+  corio::run(
+      []() -> task<> {
+        corio::queue<int> q(65);
+        std::vector<int> got;
+        got.reserve(1); // nothing but the queue may allocate while memory is out
+        auto getter = corio::spawn(
+            [](corio::queue<int>* q, std::vector<int>* got) -> task<> { got->push_back(co_await q->get()); }(&q, &got));
+        co_await corio::sleep(corio::duration::zero()); // the getter waits
+        EXPECT_TRUE(q.try_put(0));                      // handed to it
+        for (int i = 1; i <= 64; ++i)                   // the ring's 64 slots, all taken
+          EXPECT_TRUE(q.try_put(int(i)));
+        EXPECT_TRUE(q.full());
+        auto putter = corio::spawn_eager([](corio::queue<int>* q) -> task<> { co_await q->put(100); }(&q));
+        EXPECT_FALSE(putter.done()); // it waits for room, before the getter runs
+        out_of_memory = true;        // the getter runs: admitting 100 would need a bigger ring
+        co_await getter;
+        out_of_memory = false;
+        EXPECT_EQ(got, std::vector<int>{0});
+        EXPECT_FALSE(putter.done()) << "no room was made: it waits on";
+        EXPECT_EQ(q.try_get(), 1); // frees a slot: 100 goes in now
+        co_await putter;
+        std::vector<int> rest;
+        while (auto v = q.try_get())
+          rest.push_back(*v);
+        std::vector<int> expected;
+        for (int i = 2; i <= 64; ++i)
+          expected.push_back(i);
+        expected.push_back(100);
+        EXPECT_EQ(rest, expected);
+      }(),
+      {.clock = &clock});
+}
+
 } // namespace

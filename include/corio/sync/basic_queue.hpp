@@ -154,13 +154,22 @@ private:
     return out;
   }
   /// A slot was freed (an item taken, or a woken getter ran and took the item handed to it): the first
-  /// waiting putter's item takes it, straight to a waiting getter if one is there.
+  /// waiting putter's item takes it, straight to a waiting getter if one is there. Room is made first:
+  /// without memory for it, the putter keeps its item and waits on (let in by a later get), and the
+  /// item being taken is not lost to the bad_alloc.
   void admit_putter() {
-    if (detail::wait_node* w = full() ? nullptr : putters_.front()) {
-      auto* p = static_cast<put_awaiter*>(w);
-      add(std::move(p->item_));
-      p->grant();
+    detail::wait_node* w = full() ? nullptr : putters_.front();
+    if (w == nullptr)
+      return;
+    try {
+      if (getters_.empty())
+        items_.reserve(items_.size() + 1);
+    } catch (...) {
+      return;
     }
+    auto* p = static_cast<put_awaiter*>(w);
+    add(std::move(p->item_)); // room made: nothing allocates
+    p->grant();
   }
   /// x was handed an item and cancelled before it ran: the queue goes on as if that item had stayed in
   /// it, as in asyncio, where a woken getter takes its item only when it runs. The getters handed an
