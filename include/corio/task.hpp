@@ -101,9 +101,10 @@ template <> struct task_promise<void> final : task_promise_base {
 /// (`co_await t` runs it inside the awaiting task) or spawned (`corio::spawn(t)` makes it a task of its
 /// own on the loop). Awaiting a task that completes without suspending costs no trip through the loop
 /// and no stack: a chain of a million such awaits is flat on every compiler (HAZARDS.md §1).
-/// Frames come from a recycling allocator. Move-only; awaiting it consumes its result. It can be awaited
-/// once: awaiting it again, or from a second coroutine while the first still awaits it, raises
-/// invalid_state_error (for a second await of a finished task<T>: when its result is taken).
+/// Frames come from a recycling allocator. Move-only; awaiting it consumes its result. Await it once:
+/// awaiting it from a second coroutine while the first still awaits it raises invalid_state_error, and
+/// so does awaiting a finished task<T> whose value was taken; a finished task<void> or task<T&> awaited
+/// again returns again, and one that failed raises its exception again.
 template <class T> class [[nodiscard]] task {
 public:
   using promise_type = detail::task_promise<T>;

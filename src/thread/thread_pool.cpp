@@ -201,11 +201,9 @@ void thread_pool::shutdown() {
   p.work_ready.notify_all();
   for (std::thread& t : threads)
     t.join();
-  {
-    std::lock_guard lock(p.mutex);
-    p.joined = true;
-  }
-  p.all_joined.notify_all();
+  std::lock_guard lock(p.mutex);
+  p.joined = true;
+  p.all_joined.notify_all(); // under the lock: a waiter woken by `joined` may destroy the pool at once
 }
 
 unsigned thread_pool::max_threads() const noexcept { return impl_->max_threads; }
