@@ -542,6 +542,19 @@ void event_loop::run_forever() {
 
 void event_loop::stop() noexcept { stopping_ = true; }
 
+namespace {
+/// Runs `loop` with `until_idle` (its stop_when_idle_) set: run_forever() returns once the last task is
+/// gone. The flag is reset however that ends.
+void run_while(event_loop& loop, bool& until_idle) {
+  until_idle = true;
+  struct reset {
+    bool& flag;
+    ~reset() { flag = false; }
+  } guard{until_idle};
+  loop.run_forever();
+}
+} // namespace
+
 void event_loop::shutdown_tasks() {
   if (running_)
     throw loop_error("corio: shutdown_tasks() on a running event loop");
@@ -549,12 +562,7 @@ void event_loop::shutdown_tasks() {
     return;
   for (detail::task_state* t = tasks_head_; t != nullptr; t = t->next_task)
     cancel_task(t);
-  stop_when_idle_ = true;
-  struct reset {
-    bool& flag;
-    ~reset() { flag = false; }
-  } guard{stop_when_idle_};
-  run_forever();
+  run_while(*this, stop_when_idle_);
 }
 
 void event_loop::run_until_idle() {
@@ -564,12 +572,7 @@ void event_loop::run_until_idle() {
       run_forever();
       continue;
     }
-    stop_when_idle_ = true; // until the last task is gone
-    struct reset {
-      bool& flag;
-      ~reset() { flag = false; }
-    } guard{stop_when_idle_};
-    run_forever();
+    run_while(*this, stop_when_idle_);
   }
 }
 
