@@ -1,6 +1,7 @@
-// Helpers for the networking tests: loop cleanliness inside a task, unique Unix socket paths.
+// Helpers for the networking tests: loop cleanliness inside a task, unique Unix socket paths, unread bytes.
 #pragma once
 
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -24,6 +25,13 @@ inline void expect_only_main_task() {
 inline std::string unique_socket_path(const char* tag) {
   static std::atomic<int> n{0};
   return "/tmp/corio-" + std::to_string(::getpid()) + "-" + tag + "-" + std::to_string(n++) + ".sock";
+}
+
+/// Bytes the kernel holds for `fd`, received and not read yet.
+inline int unread_bytes(int fd) {
+  int n = -1;
+  EXPECT_EQ(::ioctl(fd, FIONREAD, &n), 0);
+  return n;
 }
 
 } // namespace corio::testing

@@ -8,7 +8,6 @@
 #include <corio/sync/event.hpp>
 
 #include <poll.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <gtest/gtest.h>
@@ -40,6 +39,7 @@ using corio::testing::error_text;
 using corio::testing::expect_only_main_task;
 using corio::testing::pattern;
 using corio::testing::spin;
+using corio::testing::unread_bytes;
 
 namespace {
 
@@ -154,18 +154,11 @@ void widen_sndbuf(int fd) {
   EXPECT_EQ(::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof big), 0);
 }
 
-/// Bytes waiting in the kernel's receive queue of fd.
-int unread(int fd) {
-  int n = -1;
-  EXPECT_EQ(::ioctl(fd, FIONREAD, &n), 0);
-  return n;
-}
-
 /// Until the kernel holds n unread bytes for fd (bounded).
 task<bool> until_unread(int fd, int n) {
-  for (int i = 0; i < 10000 && unread(fd) < n; ++i)
+  for (int i = 0; i < 10000 && unread_bytes(fd) < n; ++i)
     co_await corio::sleep(0ms);
-  co_return unread(fd) == n;
+  co_return unread_bytes(fd) == n;
 }
 
 class Protocol : public corio::testing::ordered_and_shuffled {};
@@ -374,7 +367,7 @@ TEST_P(Protocol, PauseReadingStopsDataReceived) {
     EXPECT_TRUE(co_await until_unread(t->fd(), 10000));
     co_await spin(50);
     EXPECT_EQ(c->data_calls, 0);
-    EXPECT_EQ(unread(t->fd()), 10000) << "read while paused";
+    EXPECT_EQ(unread_bytes(t->fd()), 10000) << "read while paused";
     c->pause_after_data = true; // pauses again after the next data_received
     t->resume_reading();
     EXPECT_TRUE(t->is_reading());

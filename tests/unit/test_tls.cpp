@@ -13,7 +13,6 @@
 #include <corio/timeout.hpp>
 
 #include <poll.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -43,6 +42,7 @@ using corio::tls_errc;
 using corio::tls_error;
 using corio::testing::expect_only_main_task;
 using corio::testing::run_mock;
+using corio::testing::unread_bytes;
 
 namespace {
 
@@ -697,13 +697,6 @@ TEST(Tls, SendfileIsReadAndEncryptedInOrder) {
     co_await srv.wait_closed();
     expect_clean();
   });
-}
-
-/// Bytes the kernel holds for `fd`, received and not read yet.
-int unread_bytes(int fd) {
-  int n = -1;
-  EXPECT_EQ(::ioctl(fd, FIONREAD, &n), 0);
-  return n;
 }
 
 // A TLS 1.3 client that only writes never reads the session tickets the server sends after the handshake.
