@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
 
 #include "../core/nul_check.hpp"
@@ -26,18 +27,27 @@ static_assert(sizeof(sockaddr_storage) <= address::capacity());
   throw std::invalid_argument(msg);
 }
 
-std::uint16_t parse_port(std::string_view text, std::string_view whole) {
-  if (text.empty() || text.size() > 5)
-    bad("bad port in address", whole);
-  unsigned v = 0;
+/// `text` as a decimal number: nullopt unless it is digits only (and not empty); bad(out_of_range) above
+/// `max` (at most 2^32 - 1, so that nothing overflows while it is read).
+std::optional<std::uint64_t> parse_decimal(std::string_view text, std::uint64_t max, const char* out_of_range,
+                                           std::string_view whole) {
+  if (text.empty() || text.find_first_not_of("0123456789") != std::string_view::npos)
+    return std::nullopt;
+  std::uint64_t v = 0;
   for (char c : text) {
-    if (c < '0' || c > '9')
-      bad("bad port in address", whole);
-    v = v * 10 + unsigned(c - '0');
+    v = v * 10 + std::uint64_t(c - '0');
+    if (v > max)
+      bad(out_of_range, whole);
   }
-  if (v > 65535)
-    bad("port out of range in address", whole);
-  return static_cast<std::uint16_t>(v);
+  return v;
+}
+
+std::uint16_t parse_port(std::string_view text, std::string_view whole) {
+  const std::optional<std::uint64_t> v =
+      text.size() > 5 ? std::nullopt : parse_decimal(text, 65535, "port out of range in address", whole);
+  if (!v)
+    bad("bad port in address", whole);
+  return static_cast<std::uint16_t>(*v);
 }
 
 } // namespace
@@ -68,15 +78,10 @@ address address::from_ip(std::string_view ip, std::uint16_t port) {
     std::string zone = host.substr(pct + 1);
     host.resize(pct);
     std::uint32_t idx = ::if_nametoindex(zone.c_str());
-    if (idx == 0 && !zone.empty() && zone.find_first_not_of("0123456789") == std::string::npos) {
-      std::uint64_t v = 0; // sin6_scope_id is 32 bits: a larger index must not wrap to another interface
-      for (char c : zone) {
-        v = v * 10 + std::uint64_t(c - '0');
-        if (v > 0xffffffffu)
-          bad("IPv6 zone index out of range (above 4294967295) in address", text);
-      }
-      idx = static_cast<std::uint32_t>(v);
-    }
+    if (idx == 0) // sin6_scope_id is 32 bits: a larger index must not wrap to another interface
+      if (std::optional<std::uint64_t> v =
+              parse_decimal(zone, 0xffffffffu, "IPv6 zone index out of range (above 4294967295) in address", text))
+        idx = static_cast<std::uint32_t>(*v);
     if (idx == 0)
       bad("unknown IPv6 zone in address", text);
     sin6.sin6_scope_id = idx;
