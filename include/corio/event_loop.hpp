@@ -28,6 +28,7 @@ namespace detail {
 class backend;
 struct task_state;
 struct timer_node;
+struct timer_testing;
 struct file_job;
 } // namespace detail
 
@@ -44,9 +45,10 @@ public:
 
 private:
   friend event_loop;
-  timer_handle(detail::timer_node* n, std::uint32_t gen) noexcept : node_(n), gen_(gen) {}
+  friend detail::timer_testing;
+  timer_handle(detail::timer_node* n, std::uint64_t gen) noexcept : node_(n), gen_(gen) {}
   detail::timer_node* node_ = nullptr;
-  std::uint32_t gen_ = 0;
+  std::uint64_t gen_ = 0; // the node's generation when scheduled, bit 0 set (src/core/timer_node.hpp)
 };
 
 /// An error nobody could catch, as a loop's exception handler sees it (asyncio's context dict).

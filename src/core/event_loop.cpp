@@ -8,6 +8,7 @@
 
 #include "../backend/backend.hpp"
 #include "corio/detail/task_state.hpp"
+#include "corio/detail/timer_testing.hpp"
 #include "timer_node.hpp"
 
 namespace corio {
@@ -84,9 +85,18 @@ bool timer_handle::cancel() noexcept {
 }
 
 // The node outlives every loop (timer_node.hpp), so this reads live memory even after the loop is gone;
-// its generation then differs from gen_, and neither the node's loop nor `pending` is looked at.
-bool timer_handle::pending() const noexcept {
-  return node_ != nullptr && node_->current_generation() == gen_ && node_->pending;
+// its generation then differs from gen_'s (gen_ is the node's stamp when it was scheduled: the
+// generation, and bit 0 set for pending), and the node's loop is not looked at.
+bool timer_handle::pending() const noexcept { return node_ != nullptr && node_->current_stamp() == gen_; }
+
+// ---- detail::timer_testing (include/corio/detail/timer_testing.hpp) ------------------------------------
+
+const void* detail::timer_testing::node(const timer_handle& h) noexcept { return h.node_; }
+
+timer_handle detail::timer_testing::age(const timer_handle& h, std::uint64_t reuses) noexcept {
+  detail::timer_node* n = h.node_;
+  n->stamp.store(n->current_stamp() + (reuses << 1), std::memory_order_relaxed);
+  return {n, n->current_stamp()};
 }
 
 // ---- timer node chunks ------------------------------------------------------------------------------
@@ -128,8 +138,7 @@ event_loop::node_chunks::~node_chunks() {
   // finds nothing pending; then the captures of callbacks never run are destroyed.
   for (detail::timer_node* c : chunks)
     for (std::size_t i = 0; i < node_chunk_size; ++i) {
-      c[i].pending = false;
-      c[i].next_generation();
+      c[i].next_generation(); // and not pending
     }
   for (detail::timer_node* c : chunks)
     for (std::size_t i = 0; i < node_chunk_size; ++i) {
@@ -254,15 +263,14 @@ detail::timer_node* event_loop::new_node() {
   detail::timer_node* n = free_nodes_;
   free_nodes_ = n->next_free;
   n->next_free = nullptr;
-  n->pending = true;
+  n->set_pending();
   return n;
 }
 
 void event_loop::free_node(detail::timer_node* n) noexcept {
   n->fn = {};
-  n->pending = false;
   n->index = detail::timer_slot::not_scheduled;
-  n->next_generation();
+  n->next_generation(); // and not pending
   n->next_free = free_nodes_;
   free_nodes_ = n;
 }
@@ -274,7 +282,7 @@ timer_handle event_loop::call_soon(detail::unique_function fn) {
   detail::timer_node* n = new_node();
   n->fn = std::move(fn);
   push_ready({n, callback_tag()});
-  return {n, n->current_generation()};
+  return {n, n->current_stamp()};
 }
 
 timer_handle event_loop::call_later(duration delay, detail::unique_function fn) {
@@ -286,7 +294,7 @@ timer_handle event_loop::call_at(time_point when, detail::unique_function fn) {
   detail::timer_node* n = new_node();
   n->fn = std::move(fn);
   push_timer(when, n, false);
-  return {n, n->current_generation()};
+  return {n, n->current_stamp()};
 }
 
 void event_loop::call_soon_threadsafe(detail::unique_function fn) {
@@ -417,9 +425,9 @@ void event_loop::remove_timer(detail::timed_wait* w) noexcept {
 }
 
 void event_loop::cancel_timer(detail::timer_node* n) noexcept {
-  if (!n->pending)
+  if (!n->pending())
     return;
-  n->pending = false;
+  n->clear_pending();
   if (n->scheduled()) {
     remove_entry(n->index);
     free_node(n);
@@ -725,7 +733,7 @@ void event_loop::run_item(const ready_item& item) {
     current_task_ = nullptr;
   } else {
     auto* n = static_cast<detail::timer_node*>(item.target);
-    if (n->pending) {
+    if (n->pending()) {
       detail::unique_function fn = std::move(n->fn);
       free_node(n); // running: no longer cancellable
       try {

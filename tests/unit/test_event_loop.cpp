@@ -1,4 +1,5 @@
 // corio::event_loop: callbacks, timers, ordering, run/stop/close, threadsafe calls, bad use.
+#include <corio/detail/timer_testing.hpp>
 #include <corio/event_loop.hpp>
 #include <corio/future.hpp>
 #include <corio/run.hpp>
@@ -11,6 +12,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <functional>
 #include <limits>
 #include <memory>
@@ -184,6 +186,29 @@ TEST(EventLoop, AStaleHandleMayBeAskedWhileAnotherThreadsLoopReusesItsNode) {
   EXPECT_EQ(matched, 0);
   EXPECT_FALSE(stale.cancel());
   EXPECT_EQ(fired, 50 * 512);
+}
+
+// A stale handle must never match its node again: with a 32-bit generation, 2^32 reuses of the node
+// brought it back to the stale handle's value, and the stale handle then saw (and cancelled) the timer of
+// whoever scheduled on the node last. The hook ages the node by 2^32 - 1 reuses after the one below.
+TEST(EventLoop, AStaleHandleDoesNotMatchItsNodeAfter2To32Reuses) {
+  mock_clock clock;
+  event_loop loop({.clock = &clock});
+  bool stale_ran = false, other_ran = false;
+  corio::timer_handle stale = loop.call_later(1s, [&stale_ran] { stale_ran = true; });
+  EXPECT_TRUE(stale.cancel());
+  corio::timer_handle other = loop.call_later(2s, [&other_ran] { other_ran = true; });
+  ASSERT_EQ(corio::detail::timer_testing::node(other), corio::detail::timer_testing::node(stale))
+      << "the freed node was not reused";
+  other = corio::detail::timer_testing::age(other, (std::uint64_t{1} << 32) - 1);
+  EXPECT_TRUE(other.pending());
+  EXPECT_FALSE(stale.pending()) << "the stale handle matches the node's new timer";
+  EXPECT_FALSE(stale.cancel()) << "the stale handle cancelled another's timer";
+  loop.call_later(3s, [&loop] { loop.stop(); });
+  loop.run_forever();
+  EXPECT_TRUE(other_ran);
+  EXPECT_FALSE(stale_ran);
+  corio::testing::expect_idle(loop);
 }
 
 // The same with corio::run(): an object that cancels its timer in its destructor, run after run() returned.
