@@ -41,12 +41,26 @@ namespace corio {
 ///   cancels nothing.
 /// - One next() at a time: a second concurrent one raises invalid_state_error, as does next() once
 ///   every handle was handed out.
+/// - Its tasks not done must run on one loop, which the queue then belongs to: the running loop if it is
+///   made in one (a timeout needs one), else theirs. A handle of another loop's task that is not done
+///   makes as_completed() raise loop_error before any callback is registered (a done one is accepted, as
+///   by `co_await handle`), and next() awaited on another loop than the queue's raises loop_error.
 /// - Neither copyable nor movable (callbacks point at it); it must outlive its pending next().
 ///   Destroying it early is fine: the tasks run on.
 template <class T> class [[nodiscard]] as_completed_queue final : detail::completion_listener {
 public:
   explicit as_completed_queue(std::vector<join_handle<T>> handles, std::optional<duration> timeout = std::nullopt)
       : handles_(std::move(handles)) {
+    // The tasks not done must all run on one loop, the queue's: the running one (the timeout's), else the
+    // first such task's. Checked for every handle before a callback is put on any.
+    event_loop* here = timeout ? &detail::running_loop("as_completed()") : event_loop::current();
+    for (const auto& h : handles_) {
+      if (here == nullptr)
+        here = h.loop_if_pending();
+      detail::check_loop(h, here, "as_completed()");
+      if (h.loop_if_pending() != nullptr)
+        owner_ = here;
+    }
     order_.reserve(handles_.size()); // on_completion then never allocates
     try {
       for (std::size_t i = 0; i < handles_.size(); ++i) {
@@ -61,7 +75,7 @@ public:
         }
       }
       if (timeout && ready() < remaining())
-        timer_ = detail::running_loop("as_completed()").call_later(*timeout, [this] { expire(); });
+        timer_ = here->call_later(*timeout, [this] { expire(); });
     } catch (...) {
       if (hub_) // no destructor will run: the callbacks already registered must not find us
         hub_->listener = nullptr;
@@ -97,6 +111,8 @@ public:
 
     bool await_ready() {
       loop_ = &detail::await_point("as_completed next()");
+      if (q_->owner_ != nullptr && q_->owner_ != loop_) // its callbacks run there: nothing would wake us here
+        throw loop_error("corio: as_completed next(): the queue's tasks belong to another event loop");
       if (q_->remaining() == 0)
         throw invalid_state_error("corio: as_completed next(): every handle was already handed out");
       if (q_->waiter_ != nullptr)
@@ -161,6 +177,7 @@ private:
   next_awaiter* waiter_ = nullptr; // the pending next(), if any
   timer_handle timer_;             // the timeout, if one was given
   bool expired_ = false;           // the timeout passed
+  event_loop* owner_ = nullptr;    // the loop of the tasks not done when it was made (none: all were)
 };
 
 /// Hands out `handles` in the order their tasks finish (asyncio.as_completed); see as_completed_queue.

@@ -51,6 +51,11 @@ template <class T> struct gather_child {
 
   explicit gather_child(task<T> t) noexcept : pending(std::move(t)) {}
   explicit gather_child(join_handle<T> h) noexcept : handle(std::move(h)) {}
+  /// A join_handle passed in must be of `loop`'s task, or done (checked for all before any is started).
+  void check(const event_loop& loop) const {
+    if (handle.valid())
+      check_loop(handle, &loop, "gather()");
+  }
   void start(event_loop& loop) {
     if (handle.valid())
       return;
@@ -158,6 +163,7 @@ public:
 
   bool await_ready() {
     event_loop& loop = enter("gather()");
+    std::apply([&loop](const auto&... c) { (c.check(loop), ...); }, children_);
     std::apply([&loop](auto&... c) { (c.start(loop), ...); }, children_);
     return begin();
   }
@@ -214,6 +220,8 @@ public:
 
   bool await_ready() {
     event_loop& loop = enter("gather()");
+    for (const auto& c : children_)
+      c.check(loop);
     for (auto& c : children_)
       c.start(loop);
     return begin();
@@ -261,6 +269,9 @@ private:
 ///   awaiter gets cancelled_error (asyncio's rule; wrap a child in shield() to keep it running).
 /// - Results are taken with join_handle::result(): copied when copyable, moved out when move-only (so
 ///   do not pass two handles of the same move-only task).
+/// - A join_handle whose task belongs to another loop and is not done raises loop_error when the gather
+///   is awaited, before any task is spawned or watched (asyncio: ValueError "The future belonged to a
+///   different loop"); a done one is accepted, as by `co_await handle`.
 /// - With no arguments it completes at once with std::tuple<>.
 template <class... As>
 requires(detail::gatherable<As>&&...)

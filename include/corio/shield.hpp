@@ -23,7 +23,7 @@ public:
   }
 
   bool await_ready() {
-    enter("shield()");
+    check_loop(h_, &enter("shield()"), "shield()");
     if (h_.done())
       return true;
     watch_completion(h_, hub(), 0);
@@ -61,7 +61,8 @@ private:
 ///     }
 ///
 /// Awaiting it is an await point: if the task is already being cancelled, cancelled_error is raised
-/// at once (the task still runs).
+/// at once (the task still runs). A task of another loop that is not done raises loop_error (a done one
+/// gives its result, as `co_await h` does).
 template <class T> [[nodiscard]] detail::shield_awaitable<T> shield(join_handle<T> h) {
   return detail::shield_awaitable<T>(std::move(h));
 }

@@ -212,6 +212,12 @@ public:
   bool cancel_for_waiter(const detail::task_state* waiter) noexcept {
     return s_ != nullptr && detail::cancel_for_waiter(waiter, *s_);
   }
+  /// The loop the task runs on while it is not done; null once it is done (internal: what wait(),
+  /// gather(), shield() and as_completed() check, as `co_await h` does, before watching the task).
+  [[nodiscard]] event_loop* loop_if_pending() const {
+    auto& s = state();
+    return s.done ? nullptr : s.loop;
+  }
   /// True if the task finished by raising cancelled_error (or timeout_error).
   [[nodiscard]] bool cancelled() const {
     auto& s = state();

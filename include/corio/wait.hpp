@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <memory>
 #include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -58,6 +59,16 @@ protected:
 struct completion_hub {
   completion_listener* listener = nullptr;
 };
+
+/// Raises loop_error, naming `what`, if h's task is not done and belongs to a loop other than `here`: its
+/// done callbacks would run on that loop (another thread's, maybe), and nothing on `here` would be told it
+/// finished (asyncio: ValueError "The future belonged to a different loop"). A done task of another loop
+/// is accepted, as by `co_await h`. Called for every handle before anything is registered on any of them.
+template <class T> void check_loop(const join_handle<T>& h, const event_loop* here, const char* what) {
+  if (event_loop* l = h.loop_if_pending(); l != nullptr && l != here) [[unlikely]]
+    throw loop_error(std::string("corio: ") + what +
+                     ": a join_handle whose task belongs to another event loop (and is not done)");
+}
 
 /// Calls hub->listener->on_completion(index) when h's task is done (from a loop callback).
 template <class T>
@@ -173,9 +184,11 @@ public:
       : handles_(std::move(handles)), options_(options) {}
 
   bool await_ready() {
-    enter("wait()");
+    event_loop& here = enter("wait()");
     if (std::exchange(begun_, true))
       throw invalid_state_error("corio: a wait() can be awaited only once");
+    for (const auto& h : handles_)
+      check_loop(h, &here, "wait()");
     for (auto& h : handles_)
       if (h.done())
         count(h);
@@ -246,7 +259,9 @@ private:
 /// not cancel anything on timeout, and — unlike `co_await handle` and gather() — cancelling the awaiting
 /// task does not cancel the tasks it waits for: the awaiter gets cancelled_error, the tasks run on.
 /// With no handles it returns at once (asyncio raises ValueError). Awaiting it is an await point (it
-/// raises cancelled_error at once if the task is being cancelled).
+/// raises cancelled_error at once if the task is being cancelled). A handle whose task belongs to another
+/// loop and is not done raises loop_error before anything is watched (asyncio: ValueError "The future
+/// belonged to a different loop"); a done one is accepted, as by `co_await handle`.
 ///
 ///     corio::wait_options options{.return_when = corio::first_completed, .timeout = 5s};
 ///     auto [done, pending] = co_await corio::wait(std::move(handles), options);

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "loop_fixture.hpp"
+#include "other_loop.hpp"
 
 using namespace std::chrono_literals;
 using corio::join_handle;
@@ -346,6 +347,66 @@ TEST(AsCompleted, ATimeoutOutsideARunningLoopRaisesAndLeavesNoCallbackBehind) {
     co_return total;
   };
   EXPECT_EQ(corio::run_until_complete(loop, sum(handles)), 3);
+}
+
+// as_completed() of loop B's task, made on loop A: it put a done callback on B's task from A's thread (a
+// data race with B), and next() waited for a completion nothing on A would ever be told of. Now
+// loop_error from as_completed(), before any callback is registered; a done task of B is accepted, as
+// `co_await handle` accepts it.
+task<std::string> as_completed_with(join_handle<int> foreign) {
+  std::vector<join_handle<int>> hs{corio::spawn(after(1s, 1)), foreign};
+  std::string out;
+  try {
+    auto finished = corio::as_completed(hs);
+    while (finished) {
+      join_handle<int> h = co_await finished.next();
+      out += std::to_string(h.result()) + " ";
+    }
+  } catch (const corio::loop_error& e) {
+    out = e.what();
+  }
+  EXPECT_EQ(co_await hs[0], 1); // the task of A was not disturbed
+  co_return out;
+}
+TEST(AsCompleted, AHandleOfAnotherLoopIsAClearError) {
+  corio::testing::hang_watchdog dog("AsCompleted.AHandleOfAnotherLoopIsAClearError");
+  corio::testing::leak_check leaks;
+  corio::testing::other_loop b;
+  mock_clock clock;
+  corio::event_loop a({.clock = &clock});
+  const std::string what = corio::run_until_complete(a, corio::testing::at_most(as_completed_with(b.pending())));
+  EXPECT_NE(what.find("corio: as_completed(): a join_handle whose task belongs to another event loop"),
+            std::string::npos)
+      << what;
+  b.finish(7);
+  EXPECT_EQ(corio::run_until_complete(a, corio::testing::at_most(as_completed_with(b.pending()))), "7 1 ");
+}
+
+// A queue made outside any loop belongs to the loop of its tasks (B here): its callbacks run there, so a
+// next() awaited on loop A would never be woken (it waited). Now loop_error from next().
+task<std::string> next_of(corio::as_completed_queue<int>* q) {
+  std::string out;
+  try {
+    join_handle<int> h = co_await q->next();
+    out = std::to_string(h.result());
+  } catch (const corio::loop_error& e) {
+    out = e.what();
+  }
+  co_return out;
+}
+TEST(AsCompleted, NextOnAnotherLoopThanItsTasksIsAClearError) {
+  corio::testing::hang_watchdog dog("AsCompleted.NextOnAnotherLoopThanItsTasksIsAClearError");
+  corio::testing::leak_check leaks;
+  corio::testing::other_loop b;
+  {
+    auto finished = corio::as_completed(std::vector<join_handle<int>>{b.pending()});
+    mock_clock clock;
+    corio::event_loop a({.clock = &clock}); // destroyed before the queue (a next() left waiting points at it)
+    const std::string what = corio::run_until_complete(a, corio::testing::at_most(next_of(&finished)));
+    EXPECT_NE(what.find("corio: as_completed next(): the queue's tasks belong to another event loop"),
+              std::string::npos)
+        << what;
+  }
 }
 
 } // namespace

@@ -20,6 +20,7 @@
 
 #include "counted.hpp"
 #include "loop_fixture.hpp"
+#include "other_loop.hpp"
 
 using namespace std::chrono_literals;
 using corio::join_handle;
@@ -556,6 +557,55 @@ TEST(Gather, EmptyTaskOrHandleIsAnError) {
 TEST(Gather, OutsideALoopRaisesLoopError) {
   auto g = corio::gather(after(1s, 1));
   EXPECT_THROW((void)g.await_ready(), corio::loop_error);
+}
+
+// asyncio.gather: ValueError "The future belonged to a different loop". corio's gather() started its
+// tasks, put a done callback on loop B's task from loop A's thread (a data race with B) and waited for a
+// completion nothing on A would ever be told of. Now loop_error before anything is started or registered;
+// a done task of B is accepted, as `co_await handle` accepts it.
+task<int> mark_started(bool* started) {
+  *started = true;
+  co_return 1;
+}
+task<std::string> gather_with(join_handle<int> foreign, bool* started) {
+  std::string out;
+  try {
+    auto [one, other] = co_await corio::gather(mark_started(started), foreign);
+    out = std::to_string(one) + ", " + std::to_string(other);
+  } catch (const corio::loop_error& e) {
+    out = e.what();
+  }
+  co_return out;
+}
+task<std::string> gather_vector_with(join_handle<int> foreign) {
+  std::vector<join_handle<int>> hs{corio::spawn(after(1s, 1)), foreign};
+  std::string out;
+  try {
+    std::vector<int> values = co_await corio::gather(hs);
+    for (int v : values)
+      out += std::to_string(v) + " ";
+  } catch (const corio::loop_error& e) {
+    out = e.what();
+  }
+  EXPECT_EQ(co_await hs[0], 1); // the task of A was not disturbed
+  co_return out;
+}
+TEST(Gather, AHandleOfAnotherLoopIsAClearError) {
+  corio::testing::hang_watchdog dog("Gather.AHandleOfAnotherLoopIsAClearError");
+  corio::testing::leak_check leaks;
+  corio::testing::other_loop b;
+  mock_clock clock;
+  corio::event_loop a({.clock = &clock});
+  const std::string message = "corio: gather(): a join_handle whose task belongs to another event loop";
+  bool started = false;
+  std::string what = corio::run_until_complete(a, corio::testing::at_most(gather_with(b.pending(), &started)));
+  EXPECT_NE(what.find(message), std::string::npos) << what;
+  EXPECT_FALSE(started) << "gather() started its tasks before it raised";
+  what = corio::run_until_complete(a, corio::testing::at_most(gather_vector_with(b.pending())));
+  EXPECT_NE(what.find(message), std::string::npos) << what;
+  b.finish(7);
+  EXPECT_EQ(corio::run_until_complete(a, corio::testing::at_most(gather_with(b.pending(), &started))), "1, 7");
+  EXPECT_EQ(corio::run_until_complete(a, corio::testing::at_most(gather_vector_with(b.pending()))), "1 7 ");
 }
 
 } // namespace

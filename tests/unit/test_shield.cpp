@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "loop_fixture.hpp"
+#include "other_loop.hpp"
 
 using namespace std::chrono_literals;
 using corio::join_handle;
@@ -260,6 +261,31 @@ TEST(Shield, DestroyingTheLoopWhileShieldedLeaksNothing) {
     loop.run_forever();
     EXPECT_FALSE(outer.done());
   }
+}
+
+// shield() of loop B's task, awaited on loop A: it put a done callback on B's task from A's thread (a
+// data race with B) and waited for a completion nothing on A would ever be told of. Now loop_error; a
+// done task of B is accepted, as `co_await handle` accepts it.
+task<std::string> shield_of(join_handle<int> foreign) {
+  std::string out;
+  try {
+    out = std::to_string(co_await corio::shield(foreign));
+  } catch (const corio::loop_error& e) {
+    out = e.what();
+  }
+  co_return out;
+}
+TEST(Shield, AHandleOfAnotherLoopIsAClearError) {
+  corio::testing::hang_watchdog dog("Shield.AHandleOfAnotherLoopIsAClearError");
+  corio::testing::leak_check leaks;
+  corio::testing::other_loop b;
+  mock_clock clock;
+  corio::event_loop a({.clock = &clock});
+  const std::string what = corio::run_until_complete(a, corio::testing::at_most(shield_of(b.pending())));
+  EXPECT_NE(what.find("corio: shield(): a join_handle whose task belongs to another event loop"), std::string::npos)
+      << what;
+  b.finish(7);
+  EXPECT_EQ(corio::run_until_complete(a, corio::testing::at_most(shield_of(b.pending()))), "7");
 }
 
 } // namespace

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "loop_fixture.hpp"
+#include "other_loop.hpp"
 
 using namespace std::chrono_literals;
 using corio::join_handle;
@@ -392,6 +393,38 @@ TEST(Wait, DestroyingTheLoopMidWaitLeaksNothing) {
     loop.run_forever();
     EXPECT_FALSE(waiter.done());
   }
+}
+
+// asyncio.wait: ValueError "The future belonged to a different loop". corio's wait() put a done callback
+// on loop B's task from loop A's thread (a data race with B) and waited for a completion nothing on A
+// would ever be told of. Now loop_error, before anything is registered; a done task of B is accepted, as
+// `co_await handle` accepts it.
+task<std::string> wait_for_both(join_handle<int> foreign) {
+  std::vector<join_handle<int>> hs{corio::spawn(after(1s, 1)), foreign};
+  std::string out;
+  try {
+    auto [done, pending] = co_await corio::wait(hs);
+    out = "done: " + std::to_string(done.size()) + ", pending: " + std::to_string(pending.size());
+    for (auto& h : done)
+      out += ", " + std::to_string(h.result());
+  } catch (const corio::loop_error& e) {
+    out = e.what();
+  }
+  EXPECT_EQ(co_await hs[0], 1); // the task of A was not disturbed
+  co_return out;
+}
+TEST(Wait, AHandleOfAnotherLoopIsAClearError) {
+  corio::testing::hang_watchdog dog("Wait.AHandleOfAnotherLoopIsAClearError");
+  corio::testing::leak_check leaks;
+  corio::testing::other_loop b;
+  mock_clock clock;
+  corio::event_loop a({.clock = &clock});
+  const std::string what = corio::run_until_complete(a, corio::testing::at_most(wait_for_both(b.pending())));
+  EXPECT_NE(what.find("corio: wait(): a join_handle whose task belongs to another event loop"), std::string::npos)
+      << what;
+  b.finish(7);
+  EXPECT_EQ(corio::run_until_complete(a, corio::testing::at_most(wait_for_both(b.pending()))),
+            "done: 2, pending: 0, 1, 7");
 }
 
 } // namespace
