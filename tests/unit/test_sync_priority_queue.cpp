@@ -1,5 +1,5 @@
 // corio::priority_queue<T, Compare> and corio::lifo_queue<T>: their order (sorted, stable among equals,
-// custom comparators; last in, first out), and the waiting, hand-off, cancellation, join/task_done and
+// custom comparators; last in, first out), and the waiting, wake-up, cancellation, join/task_done and
 // shutdown rules they share with corio::queue (basic_queue).
 #include <corio/debug.hpp>
 #include <corio/run.hpp>
@@ -73,6 +73,16 @@ job make_job(int priority, int id) { return job{priority, id, std::make_unique<i
 
 class SyncPriorityQueue : public corio::testing::ordered_and_shuffled {};
 class SyncLifoQueue : public corio::testing::ordered_and_shuffled {};
+
+/// Which woken task runs first decides which item it takes (in asyncio too): asyncio's order is
+/// expected with the ready queue in order (GetParam() 0), and the same items in any order otherwise.
+void expect_in_order_or_sorted(bool in_order, log_t got, log_t asyncio_order) {
+  if (!in_order) {
+    std::sort(got.begin(), got.end());
+    std::sort(asyncio_order.begin(), asyncio_order.end());
+  }
+  EXPECT_EQ(got, asyncio_order);
+}
 
 // Getters woken with an item, one of them cancelled before it runs: what the others get depends on the
 // order in which they run (in asyncio too), so these compare with asyncio with the ready queue in order.
@@ -265,10 +275,10 @@ TEST_P(SyncPriorityQueue, MoveOnlyItemsWithACustomComparator) {
   });
 }
 
-// ---- priority_queue: waiting, hand-off, cancellation ----
+// ---- priority_queue: waiting, wake-up, cancellation ----
 
 TEST_P(SyncPriorityQueue, BoundedPutWaitsAndPuttersAreLetInInArrivalOrder) {
-  run([]() -> task<> {
+  run([in_order = GetParam() == 0]() -> task<> {
     int_pq q(2);
     log_t put_done;
     co_await q.put(10);
@@ -279,13 +289,15 @@ TEST_P(SyncPriorityQueue, BoundedPutWaitsAndPuttersAreLetInInArrivalOrder) {
     hs.push_back(corio::spawn(putter(q, put_done, 3, 2ms))); // second
     co_await corio::sleep(10ms);
     EXPECT_TRUE(put_done.empty()); // all three wait for room
-    log_t got;
+    log_t got, sizes;
     for (int i = 0; i < 5; ++i) {
       got.push_back(co_await q.get());
-      EXPECT_EQ(q.size(), i < 3 ? 2u : 4u - i); // each get lets the first putter's item in at once
+      sizes.push_back(static_cast<int>(q.size()));
     }
-    // Putters are let in by arrival (2, 3, 1), not by their item; once in, the smallest leaves first.
-    EXPECT_EQ(got, (log_t{10, 2, 3, 1, 20}));
+    // Putters are let in by arrival (2, 3, 1), not by their item, and each adds it when it runs (as in
+    // asyncio 3.11: 10, 20, 2, 3, 1 and qsize() 1, 0, 1, 0, 0): get() takes 20 before 2 is in.
+    expect_in_order_or_sorted(in_order, got, {10, 20, 2, 3, 1});
+    EXPECT_EQ(sizes, (log_t{1, 0, 1, 0, 0}));
     for (auto& h : hs)
       co_await h;
     std::sort(put_done.begin(), put_done.end());
@@ -294,21 +306,23 @@ TEST_P(SyncPriorityQueue, BoundedPutWaitsAndPuttersAreLetInInArrivalOrder) {
   });
 }
 
-TEST_P(SyncPriorityQueue, PutHandsItsItemToTheLongestWaitingGetter) {
-  run([]() -> task<> {
+TEST_P(SyncPriorityQueue, PutWakesTheLongestWaitingGetterWhichTakesTheSmallestWhenItRuns) {
+  run([in_order = GetParam() == 0]() -> task<> {
     int_pq q;
     auto c = corio::spawn(get_one(q, 3ms));
     auto a = corio::spawn(get_one(q, 1ms));
     auto b = corio::spawn(get_one(q, 2ms));
     co_await corio::sleep(10ms);
-    co_await q.put(30); // the queue is empty: each item is the smallest there is when it is put
-    EXPECT_EQ(q.try_get(), std::nullopt) << "the item was handed to a waiting getter";
+    co_await q.put(30);
+    EXPECT_EQ(q.try_get(), std::nullopt) << "30 is kept for the woken getter (asyncio's get_nowait() takes it)";
     co_await q.put(10);
     co_await q.put(20);
-    EXPECT_EQ(q.size(), 3u) << "each handed to its getter, which has not run yet";
-    EXPECT_EQ(co_await a, 30);
-    EXPECT_EQ(co_await b, 10);
-    EXPECT_EQ(co_await c, 20);
+    EXPECT_EQ(q.size(), 3u) << "each woken getter's item counts until it runs";
+    // As asyncio 3.11: a, b, c run in the order they were woken, each taking the smallest left.
+    const int ga = co_await a; // named: g++ 12 and co_await in braced lists
+    const int gb = co_await b;
+    const int gc = co_await c;
+    expect_in_order_or_sorted(in_order, {ga, gb, gc}, {10, 20, 30});
     EXPECT_EQ(q.unfinished(), 3u);
     expect_no_other_task();
   });
@@ -329,14 +343,14 @@ TEST_P(SyncPriorityQueue, CancelAQueuedGetter) {
   });
 }
 
-TEST_P(SyncPriorityQueue, GetterCancelledAfterTheHandOffPassesTheItemToTheNextGetter) {
+TEST_P(SyncPriorityQueue, WokenGetterCancelledBeforeItRunsWakesTheNextGetter) {
   run([]() -> task<> {
     int_pq q;
     log_t log;
     auto a = corio::spawn(getter(q, log, 1ms));
     auto b = corio::spawn(getter(q, log, 2ms));
     co_await corio::sleep(5ms);
-    co_await q.put(7); // handed to a...
+    co_await q.put(7); // wakes a...
     a.cancel();        // ...which is cancelled before it runs
     EXPECT_TRUE(co_await was_cancelled(a));
     co_await b;
@@ -351,13 +365,13 @@ task<> get_job(job_queue& q, int& got_id) {
   got_id = j.id;
 }
 
-TEST_P(SyncPriorityQueue, GetterCancelledAfterTheHandOffPutsTheItemBackInItsPlace) {
+TEST_P(SyncPriorityQueue, WokenGetterCancelledBeforeItRunsLeavesTheItemsInPlace) {
   run([]() -> task<> {
     job_queue q;
     int got_id = -1;
     auto a = corio::spawn(get_job(q, got_id));
     co_await corio::sleep(1ms);
-    co_await q.put(make_job(5, 0)); // handed to a
+    co_await q.put(make_job(5, 0)); // wakes a
     co_await q.put(make_job(5, 1)); // an equal item put later
     co_await q.put(make_job(7, 2));
     co_await q.put(make_job(3, 3));
@@ -368,29 +382,31 @@ TEST_P(SyncPriorityQueue, GetterCancelledAfterTheHandOffPutsTheItemBackInItsPlac
     log_t ids;
     while (auto j = q.try_get())
       ids.push_back(j->id);
-    EXPECT_EQ(ids, (log_t{3, 0, 1, 2})) << "back by priority, ahead of the equal item put after it";
+    EXPECT_EQ(ids, (log_t{3, 0, 1, 2})) << "by priority, ahead of the equal item put after it";
     EXPECT_EQ(q.unfinished(), 4u);
     expect_no_other_task();
   });
 }
 
-TEST_P(SyncPriorityQueue, GetterCancelledAfterTheHandOffInABoundedQueue) {
+TEST_P(SyncPriorityQueue, WokenGetterCancelledBeforeItRunsInABoundedQueue) {
   run([]() -> task<> {
     int_pq q(2);
     log_t log, put_done;
     auto a = corio::spawn(getter(q, log, 1ms));
     co_await corio::sleep(5ms);
-    EXPECT_TRUE(q.try_put(7)); // handed to a
-    EXPECT_TRUE(q.try_put(8)); // queued: the queue is full now
+    EXPECT_TRUE(q.try_put(7)); // wakes a
+    EXPECT_TRUE(q.try_put(8)); // the queue is full now
     EXPECT_FALSE(q.try_put(9));
     auto p = corio::spawn(putter(q, put_done, 1, 0ms)); // waits for room
     a.cancel();
     EXPECT_TRUE(co_await was_cancelled(a));
-    EXPECT_EQ(q.size(), 2u); // 7 back: nothing lost, never over maxsize
+    EXPECT_EQ(q.size(), 2u); // nothing lost, never over maxsize
     EXPECT_TRUE(put_done.empty()) << "still full: the putter waits on";
-    EXPECT_EQ(co_await q.get(), 7); // frees the slot for 1
-    EXPECT_EQ(co_await q.get(), 1);
+    // As asyncio 3.11: the first get() lets the putter in, but 1 is added only when it runs, after
+    // this task's next get() (which does not wait) took 8.
+    EXPECT_EQ(co_await q.get(), 7);
     EXPECT_EQ(co_await q.get(), 8);
+    EXPECT_EQ(co_await q.get(), 1);
     co_await p;
     EXPECT_TRUE(log.empty());
     EXPECT_EQ(put_done, (log_t{1}));
@@ -411,12 +427,37 @@ TEST_P(SyncPriorityQueueWokenGetters, FirstOneCancelledLetsTheNextTakeTheSmalles
   });
 }
 
+// asyncio's woken getter takes the smallest item there is when it runs, put before or after it was
+// woken (the outcomes are asyncio 3.11's).
+TEST_P(SyncPriorityQueueWokenGetters, EachTakesTheSmallestWhenItRuns) {
+  run([]() -> task<> {
+    using corio::testing::woken_getters;
+    auto one = woken_getters<int_pq>(1, {5, 1}, "", {}); // named: g++ 12 and temporaries
+    EXPECT_EQ(co_await one, "A=1 left=[5]");
+    auto three = woken_getters<int_pq>(3, {5, 3, 7}, "B", {1});
+    EXPECT_EQ(co_await three, "A=1 B:c C=3 left=[5, 7]");
+    auto after = woken_getters<int_pq>(2, {4}, "A", {2, 9});
+    EXPECT_EQ(co_await after, "A:c B=2 left=[4, 9]");
+  });
+}
+
 TEST_P(SyncPriorityQueue, RandomCancellationsOfWokenGettersGoAsInAsyncio) {
   const bool in_order = GetParam() == 0; // else only: nothing lost, nothing duplicated
   for (int seed = 1; seed <= corio::testing::kSeeds && !HasFailure(); ++seed)
     run([seed, in_order] {
       return corio::testing::play_queue_scenario<int_pq>(corio::testing::queue_kind::priority,
                                                          static_cast<std::uint64_t>(seed), in_order);
+    });
+}
+
+// Bounded, with putters: random arrivals, try_put/try_get and cancels of waiting or woken getters and
+// putters against asyncio_queue_sim, CPython's queues.py step by step (queue_model.hpp).
+TEST_P(SyncPriorityQueue, RandomPutsGetsAndCancelsOnABoundedQueueGoAsInAsyncio) {
+  const bool in_order = GetParam() == 0; // else only: nothing lost, nothing duplicated, never over maxsize
+  for (int seed = 1; seed <= corio::testing::kSeeds && !HasFailure(); ++seed)
+    run([seed, in_order] {
+      return corio::testing::play_bounded_scenario<int_pq>(corio::testing::queue_kind::priority,
+                                                           static_cast<std::uint64_t>(seed), in_order);
     });
 }
 
@@ -439,18 +480,25 @@ TEST_P(SyncPriorityQueue, CancelAQueuedPutterWithdrawsItsItem) {
   });
 }
 
-TEST_P(SyncPriorityQueue, PutterCancelledAfterItsItemWasTakenInStillPut) {
+TEST_P(SyncPriorityQueue, LetInPutterCancelledBeforeItRunsPutsNothingAndPassesItsSlotOn) {
   run([]() -> task<> {
     int_pq q(1);
     log_t put_done;
     co_await q.put(0);
     auto p = corio::spawn(putter(q, put_done, 1, 1ms));
+    auto p2 = corio::spawn(putter(q, put_done, 2, 2ms));
     co_await corio::sleep(5ms);
-    EXPECT_EQ(co_await q.get(), 0); // p's item moves in now...
-    p.cancel();                     // ...so its put() happened: it returns, the next await raises
+    EXPECT_EQ(co_await q.get(), 0); // lets p in: it adds 1 when it runs...
+    EXPECT_EQ(q.size(), 0u) << "asyncio's qsize() does not count 1 before p runs";
+    EXPECT_FALSE(q.full());
+    EXPECT_FALSE(q.try_put(9)) << "the slot is p's: no newcomer overtakes it";
+    p.cancel(); // ...but it is cancelled before it runs: as in asyncio, 1 is not put, and p2 is let in
     EXPECT_TRUE(co_await was_cancelled(p));
-    EXPECT_EQ(put_done, (log_t{1}));
-    EXPECT_EQ(q.try_get(), 1);
+    co_await p2;
+    EXPECT_EQ(put_done, (log_t{2}));
+    EXPECT_EQ(q.try_get(), 2);
+    EXPECT_EQ(q.unfinished(), 2u);
+    expect_no_other_task();
   });
 }
 
@@ -537,7 +585,7 @@ TEST_P(SyncPriorityQueue, ItemOfAGetterCancelledAfterAnImmediateShutdownIsDroppe
     log_t log;
     auto a = corio::spawn(getter(q, log, 0ms));
     co_await corio::sleep(1ms);
-    co_await q.put(7); // handed to a
+    co_await q.put(7); // wakes a
     q.shutdown(true);
     a.cancel();
     EXPECT_TRUE(co_await was_cancelled(a));
@@ -595,7 +643,7 @@ TEST_P(SyncPriorityQueue, AbandonedWaitersUnlinkThemselves) {
   EXPECT_EQ(full_q.try_get(), 5); // no putter left to move in
   EXPECT_TRUE(full_q.empty());
   EXPECT_TRUE(empty_q.try_put(1));
-  EXPECT_EQ(empty_q.size(), 1u); // no getter left to hand it to
+  EXPECT_EQ(empty_q.size(), 1u); // no getter left to wake
   EXPECT_TRUE(log.empty());
   EXPECT_TRUE(put_done.empty());
 }
@@ -635,7 +683,7 @@ TEST_P(SyncLifoQueue, TryPutAndTryGet) {
 }
 
 TEST_P(SyncLifoQueue, BoundedPutWaitsAndPuttersAreLetInInArrivalOrder) {
-  run([]() -> task<> {
+  run([in_order = GetParam() == 0]() -> task<> {
     int_lifo q(2);
     log_t put_done;
     co_await q.put(1);
@@ -645,12 +693,14 @@ TEST_P(SyncLifoQueue, BoundedPutWaitsAndPuttersAreLetInInArrivalOrder) {
       hs.push_back(corio::spawn(putter(q, put_done, v, std::chrono::milliseconds(v))));
     co_await corio::sleep(10ms);
     EXPECT_TRUE(put_done.empty());
-    log_t got;
+    log_t got, sizes;
     for (int i = 0; i < 5; ++i) {
       got.push_back(co_await q.get());
-      EXPECT_EQ(q.size(), i < 3 ? 2u : 4u - i);
+      sizes.push_back(static_cast<int>(q.size()));
     }
-    EXPECT_EQ(got, (log_t{2, 3, 4, 5, 1})) << "each putter's item goes on top as it is let in";
+    // Let in by arrival (3, 4, 5), each putter adds its item when it runs, as in asyncio 3.11.
+    expect_in_order_or_sorted(in_order, got, {2, 1, 4, 3, 5});
+    EXPECT_EQ(sizes, (log_t{1, 0, 1, 0, 0}));
     for (auto& h : hs)
       co_await h;
     std::sort(put_done.begin(), put_done.end());
@@ -659,8 +709,8 @@ TEST_P(SyncLifoQueue, BoundedPutWaitsAndPuttersAreLetInInArrivalOrder) {
   });
 }
 
-TEST_P(SyncLifoQueue, PutHandsItsItemToTheLongestWaitingGetter) {
-  run([]() -> task<> {
+TEST_P(SyncLifoQueue, PutWakesTheLongestWaitingGetterWhichTakesTheTopWhenItRuns) {
+  run([in_order = GetParam() == 0]() -> task<> {
     int_lifo q;
     auto c = corio::spawn(get_one(q, 3ms));
     auto a = corio::spawn(get_one(q, 1ms));
@@ -668,31 +718,35 @@ TEST_P(SyncLifoQueue, PutHandsItsItemToTheLongestWaitingGetter) {
     co_await corio::sleep(10ms);
     for (int v : {10, 20, 30})
       co_await q.put(v);
-    EXPECT_EQ(q.size(), 3u) << "each handed to its getter, which has not run yet";
-    EXPECT_EQ(co_await a, 10);
-    EXPECT_EQ(co_await b, 20);
-    EXPECT_EQ(co_await c, 30);
+    EXPECT_EQ(q.size(), 3u) << "each woken getter's item counts until it runs";
+    // As asyncio 3.11: a, b, c run in the order they were woken, each taking the top.
+    const int ga = co_await a; // named: g++ 12 and co_await in braced lists
+    const int gb = co_await b;
+    const int gc = co_await c;
+    expect_in_order_or_sorted(in_order, {ga, gb, gc}, {30, 20, 10});
   });
 }
 
-TEST_P(SyncLifoQueue, GetterCancelledAfterTheHandOffPutsTheItemBackBelowTheLaterOnes) {
+TEST_P(SyncLifoQueue, WokenGetterCancelledBeforeItRunsLeavesTheStackAsItWas) {
   run([]() -> task<> {
     int_lifo q(3);
     log_t log, put_done;
     auto a = corio::spawn(getter(q, log, 1ms));
     co_await corio::sleep(5ms);
-    EXPECT_TRUE(q.try_put(7)); // handed to a
+    EXPECT_TRUE(q.try_put(7)); // wakes a
     EXPECT_TRUE(q.try_put(8));
     EXPECT_TRUE(q.try_put(9));                           // the queue is full now
     auto p = corio::spawn(putter(q, put_done, 10, 0ms)); // waits for room
     a.cancel();
     EXPECT_TRUE(co_await was_cancelled(a));
-    EXPECT_EQ(q.size(), 3u); // 7 back below 8 and 9, as asyncio has it: nothing lost, never over maxsize
+    EXPECT_EQ(q.size(), 3u); // nothing lost, never over maxsize
     EXPECT_TRUE(put_done.empty()) << "still full: the putter waits on";
-    EXPECT_EQ(co_await q.get(), 9); // frees the slot for 10
-    EXPECT_EQ(co_await q.get(), 10);
+    // As asyncio 3.11: the first get() lets the putter in; it adds 10 when it runs, after this task's
+    // get()s that do not wait.
+    EXPECT_EQ(co_await q.get(), 9);
     EXPECT_EQ(co_await q.get(), 8);
     EXPECT_EQ(co_await q.get(), 7);
+    EXPECT_EQ(co_await q.get(), 10);
     co_await p;
     EXPECT_TRUE(log.empty());
     EXPECT_EQ(put_done, (log_t{10}));
@@ -715,6 +769,77 @@ TEST_P(SyncLifoQueueWokenGetters, CancelledOnesLeaveTheStackAsInAsyncio) {
   });
 }
 
+// asyncio's woken getter takes the top when it runs: the item put last, put before or after it was
+// woken (the outcomes are asyncio 3.11's).
+TEST_P(SyncLifoQueueWokenGetters, EachTakesTheTopWhenItRuns) {
+  run([]() -> task<> {
+    using corio::testing::woken_getters;
+    auto one = woken_getters<int_lifo>(1, {1, 2}, "", {}); // named: g++ 12 and temporaries
+    EXPECT_EQ(co_await one, "A=2 left=[1]");
+    auto two = woken_getters<int_lifo>(2, {1, 2}, "", {3});
+    EXPECT_EQ(co_await two, "A=3 B=2 left=[1]");
+    auto three = woken_getters<int_lifo>(3, {1, 2}, "", {});
+    EXPECT_EQ(co_await three, "A=2 B=1 C:c left=[]");
+  });
+}
+
+// Between the puts and the woken getter's run, the queue holds both items, as asyncio's does
+// (qsize() 2, full() with maxsize 2); the getter then takes the top, 2, and 1 is left (asyncio 3.11).
+// A try_get() in between may take the item not kept for the getter (the top, as get_nowait() does),
+// and the getter then gets the other.
+TEST_P(SyncLifoQueueWokenGetters, BothItemsCountUntilTheWokenGetterRunsAndItTakesTheTop) {
+  run([]() -> task<> {
+    int_lifo q(2);
+    log_t log;
+    auto a = corio::spawn(getter(q, log, 0ms));
+    co_await corio::sleep(1ms);
+    EXPECT_TRUE(q.try_put(1)); // wakes a
+    EXPECT_TRUE(q.try_put(2));
+    EXPECT_EQ(q.size(), 2u);
+    EXPECT_FALSE(q.empty());
+    EXPECT_TRUE(q.full());
+    EXPECT_FALSE(q.try_put(3));
+    co_await a;
+    EXPECT_EQ(log, (log_t{2}));
+    EXPECT_EQ(q.try_get(), 1);
+
+    auto b = corio::spawn(getter(q, log, 0ms));
+    co_await corio::sleep(1ms);
+    EXPECT_TRUE(q.try_put(4)); // wakes b
+    EXPECT_TRUE(q.try_put(5));
+    EXPECT_EQ(q.try_get(), 5) << "asyncio's get_nowait() takes the top too";
+    EXPECT_EQ(q.try_get(), std::nullopt) << "4 is kept for b (asyncio's get_nowait() would take it)";
+    EXPECT_EQ(q.size(), 1u);
+    co_await b;
+    EXPECT_EQ(log, (log_t{2, 4}));
+    EXPECT_TRUE(q.empty());
+    expect_no_other_task();
+  });
+}
+
+// Python 3.13: after shutdown(immediate=True) a woken getter that had not run raises QueueShutDown (its
+// item was dropped with the rest), and a putter woken by a get() and not run raises it after any
+// shutdown() (it had not put its item yet).
+TEST_P(SyncLifoQueueWokenGetters, WokenGettersAndPuttersThatHaveNotRunRaiseQueueShutDown) {
+  run([]() -> task<> {
+    int_lifo q, bounded(1);
+    auto g = corio::spawn(get_outcome(q));
+    co_await bounded.put(0);
+    auto p = corio::spawn(put_outcome(bounded, 1));
+    co_await corio::sleep(1ms);
+    EXPECT_TRUE(q.try_put(7)); // wakes g
+    q.shutdown(true);
+    EXPECT_EQ(co_await g, "shut down");
+    EXPECT_EQ(q.unfinished(), 0u);
+    EXPECT_EQ(bounded.try_get(), 0); // lets p in
+    bounded.shutdown();
+    EXPECT_EQ(co_await p, "shut down");
+    EXPECT_TRUE(bounded.empty());
+    EXPECT_EQ(bounded.unfinished(), 1u); // 0, not marked done
+    expect_no_other_task();
+  });
+}
+
 TEST_P(SyncLifoQueue, RandomCancellationsOfWokenGettersGoAsInAsyncio) {
   const bool in_order = GetParam() == 0; // else only: nothing lost, nothing duplicated
   for (int seed = 1; seed <= corio::testing::kSeeds && !HasFailure(); ++seed)
@@ -724,7 +849,18 @@ TEST_P(SyncLifoQueue, RandomCancellationsOfWokenGettersGoAsInAsyncio) {
     });
 }
 
-TEST_P(SyncLifoQueue, GetterCancelledAfterTheHandOffPassesTheItemToTheNextGetter) {
+// Bounded, with putters: random arrivals, try_put/try_get and cancels of waiting or woken getters and
+// putters against asyncio_queue_sim, CPython's queues.py step by step (queue_model.hpp).
+TEST_P(SyncLifoQueue, RandomPutsGetsAndCancelsOnABoundedQueueGoAsInAsyncio) {
+  const bool in_order = GetParam() == 0; // else only: nothing lost, nothing duplicated, never over maxsize
+  for (int seed = 1; seed <= corio::testing::kSeeds && !HasFailure(); ++seed)
+    run([seed, in_order] {
+      return corio::testing::play_bounded_scenario<int_lifo>(corio::testing::queue_kind::lifo,
+                                                             static_cast<std::uint64_t>(seed), in_order);
+    });
+}
+
+TEST_P(SyncLifoQueue, WokenGetterCancelledBeforeItRunsWakesTheNextGetter) {
   run([]() -> task<> {
     int_lifo q;
     log_t log;
@@ -767,14 +903,14 @@ TEST_P(SyncLifoQueue, JoinAndShutdown) {
     auto w = corio::spawn(worker(q, log, 1s));
     co_await q.join();
     EXPECT_EQ(log, (log_t{3, 2, 1}));
-    co_await q.put(4); // handed to the worker, which waits again
+    co_await q.put(4); // wakes the worker, which waits again
     EXPECT_EQ(q.size(), 1u) << "4 counts until the worker runs";
     co_await q.put(5);
     co_await q.put(6);
     q.shutdown();
     EXPECT_THROW(co_await q.put(7), corio::queue_shut_down);
     co_await q.join(); // the worker drains what was queued
-    EXPECT_EQ(log, (log_t{3, 2, 1, 4, 6, 5}));
+    EXPECT_EQ(log, (log_t{3, 2, 1, 6, 5, 4})) << "as asyncio 3.13: the woken worker takes the top when it runs";
     EXPECT_EQ(co_await w, 6);
     expect_no_other_task();
   });
@@ -825,7 +961,7 @@ struct labelled {
   std::unique_ptr<int> payload;
 };
 
-TEST_P(SyncLifoQueue, UnassignableItemGivenBackGoesBelowTheLaterOnes) {
+TEST_P(SyncLifoQueue, UnassignableItems) {
   run([]() -> task<> {
     using item_queue = corio::lifo_queue<labelled>;
     static_assert(!std::is_move_assignable_v<labelled>);
@@ -834,7 +970,7 @@ TEST_P(SyncLifoQueue, UnassignableItemGivenBackGoesBelowTheLaterOnes) {
     auto get_label = [](item_queue& qq, int& out) -> task<> { out = (co_await qq.get()).label; };
     auto a = corio::spawn(get_label(q, got));
     co_await corio::sleep(1ms);
-    for (int i = 1; i <= 3; ++i) // 1 handed to a, 2 and 3 queued
+    for (int i = 1; i <= 3; ++i) // the first wakes a
       EXPECT_TRUE(q.try_put(labelled{i, std::make_unique<int>(i)}));
     a.cancel();
     EXPECT_TRUE(co_await was_cancelled(a));

@@ -17,13 +17,13 @@ namespace detail {
 
 /// corio::priority_queue's storage: a binary heap (std::push_heap / std::pop_heap) in a std::vector,
 /// which only allocates to grow (it keeps its capacity). Each item carries a sequence number, taken when
-/// it is put, that orders equal items: first put, first out. An item given back by a cancelled getter
-/// keeps its number, so it goes back to the very place it was taken from.
+/// it is put, that orders equal items: first put, first out.
 template <class T, class Compare> class priority_storage {
 public:
   static constexpr const char* get_name = "priority_queue.get";
   static constexpr const char* put_name = "priority_queue.put";
   static constexpr const char* join_name = "priority_queue.join";
+  static constexpr bool hand_off = false; // a woken getter takes the smallest when it runs (asyncio)
   struct entry {
     T value;
     std::uint64_t seq;
@@ -38,7 +38,6 @@ public:
     items_.push_back(std::move(e));
     std::push_heap(items_.begin(), items_.end(), later());
   }
-  void restore(entry&& e) { push(std::move(e)); }
   void reserve(std::size_t n) { items_.reserve(n); }
   entry pop() {
     std::pop_heap(items_.begin(), items_.end(), later());
@@ -78,13 +77,12 @@ template <class T, class Compare> using priority_queue_base = basic_queue<T, pri
 /// a strict weak order. `struct job { int priority; ... };` with a Compare on `priority` works as
 /// Python's `(priority, data)` tuples do, without comparing the data.
 ///
-/// Same API and guarantees as corio::queue (basic_queue): getters and putters are served in arrival
-/// order; a put item goes straight to the longest-waiting getter (the queue is empty then, so it is the
-/// smallest; asyncio's woken getter takes the smallest only when it runs, which may be an item put
-/// since); get() that frees a slot moves the longest-waiting putter's item into the heap. A getter
-/// cancelled after an item was handed to it, before it ran, puts the item back into the heap, in its
-/// place among equals, and the getters handed items after it take again in turn (the smallest first):
-/// no item is ever lost.
+/// Same API as corio::queue; waiting, cancellation and shutdown are basic_queue's without hand-off
+/// (see there): getters and putters are served in arrival order, and no newcomer overtakes a waiter.
+/// As in asyncio, put() stores its item and wakes the longest-waiting getter, which takes the smallest
+/// item when it runs (a getter waits; put(5), put(1): it gets 1), and a putter let in by a get() adds
+/// its item when it runs. A woken getter or let-in putter cancelled before it ran takes or puts nothing
+/// and the next waiter is woken instead: no item is ever lost.
 /// The heap lives in a std::vector that only allocates to grow, so steady state allocates nothing.
 /// Single-threaded.
 template <class T, class Compare = std::less<T>> class priority_queue : public detail::priority_queue_base<T, Compare> {

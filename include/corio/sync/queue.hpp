@@ -18,6 +18,7 @@ public:
   static constexpr const char* get_name = "queue.get";
   static constexpr const char* put_name = "queue.put";
   static constexpr const char* join_name = "queue.join";
+  static constexpr bool hand_off = true; // the item put is the one a woken getter would take anyway
   using entry = T;
 
   static T&& make(T&& item) noexcept { return std::move(item); }
