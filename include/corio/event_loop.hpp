@@ -252,6 +252,7 @@ private:
     std::uintptr_t slot; // a timer_slot*, bit 0 set when it is a timed_wait's (else a timer_node's)
   };
   class ring;
+  class running_scope;
   /// The chunks of timer nodes this loop took from the process-wide pool (src/core/timer_node.hpp). Its
   /// destructor makes every handle on them stale, destroys the captures of callbacks never run, and gives
   /// the chunks back to the pool: a timer_handle may outlive its loop.
@@ -269,8 +270,10 @@ private:
   /// Runs (cancelling nothing) until idle: no task alive, no callback ready, none queued by
   /// call_soon_threadsafe. Timers are left as they are. Returns at once when idle already.
   void run_until_idle();
-  /// The loop not running: blocks until call_soon_threadsafe queues a callback or the backend delivers
-  /// I/O (both then wait for the next run).
+  /// The loop not running: blocks until call_soon_threadsafe queues a callback or I/O delivered to its
+  /// waiters readies a callback (both then wait for the next run). The loop is running
+  /// (event_loop::current()) while it waits: waiters are told of I/O as in run(), so a stream flushing in
+  /// the background keeps flushing.
   void wait_for_work();
   /// Any thread: a callback queued by call_soon_threadsafe is not taken yet.
   [[nodiscard]] bool threadsafe_queued() const noexcept;

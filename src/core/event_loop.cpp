@@ -526,23 +526,34 @@ std::vector<const detail::task_state*> event_loop::tasks() const {
 
 // ---- running ----------------------------------------------------------------------------------------
 
+/// The loop runs on this thread for the scope: is_running() and event_loop::current() say so (what a
+/// waiter's ready() may rely on, as a stream re-arming its write does). Reset however the scope ends.
+class event_loop::running_scope {
+public:
+  running_scope(event_loop& loop, event_loop** slot) noexcept : loop_(loop), slot_(slot) {
+    *slot_ = &loop_;
+    loop_.running_ = true;
+  }
+  running_scope(const running_scope&) = delete;
+  running_scope& operator=(const running_scope&) = delete;
+  ~running_scope() {
+    loop_.running_ = false;
+    loop_.stopping_ = false;
+    *slot_ = nullptr;
+  }
+
+private:
+  event_loop& loop_;
+  event_loop** slot_;
+};
+
 void event_loop::run_forever() {
   check_open();
   event_loop** slot = running_loop_slot();
   if (*slot != nullptr)
     throw loop_error(*slot == this ? "corio: this event loop is already running"
                                    : "corio: cannot run an event loop while another loop is running in this thread");
-  *slot = this;
-  running_ = true;
-  struct reset {
-    event_loop* loop;
-    event_loop** slot;
-    ~reset() {
-      loop->running_ = false;
-      loop->stopping_ = false;
-      *slot = nullptr;
-    }
-  } guard{this, slot};
+  running_scope scope(*this, slot);
   do // a stop() made before the call still runs one iteration (asyncio: callbacks scheduled so far run)
     run_once();
   while (!stopping_);
@@ -585,8 +596,14 @@ void event_loop::run_until_idle() {
 }
 
 void event_loop::wait_for_work() {
-  if (running_)
-    throw loop_error("corio: wait_for_work() on a running event loop");
+  event_loop** slot = running_loop_slot();
+  if (*slot != nullptr)
+    throw loop_error(*slot == this ? "corio: wait_for_work() on a running event loop"
+                                   : "corio: wait_for_work() while another loop is running in this thread");
+  // I/O is delivered here as run() delivers it: a stream flushing in the background (closed, no task
+  // left) re-arms its write on event_loop::current(), and a socket closed in ready() tells its loop
+  // (forget_fd). Outside a running_scope the first found no loop and failed its flush with EBADF.
+  running_scope scope(*this, slot);
   while (!threadsafe_queued() && ready_->empty())
     backend_->poll(duration(-1)); // call_soon_threadsafe wakes it
 }
