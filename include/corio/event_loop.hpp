@@ -268,13 +268,16 @@ private:
   // other loops post to it until every loop is idle at once.
   friend class runtime;
   /// Runs (cancelling nothing) until idle: no task alive, no callback ready, none queued by
-  /// call_soon_threadsafe. Timers are left as they are. Returns at once when idle already.
+  /// call_soon_threadsafe, no timer due. Timers not yet due are left as they are. Returns at once when
+  /// idle already.
   void run_until_idle();
-  /// The loop not running: blocks until call_soon_threadsafe queues a callback or I/O delivered to its
-  /// waiters readies a callback (both then wait for the next run). The loop is running
-  /// (event_loop::current()) while it waits: waiters are told of I/O as in run(), so a stream flushing in
-  /// the background keeps flushing.
+  /// The loop not running: blocks until call_soon_threadsafe queues a callback, I/O delivered to its
+  /// waiters readies a callback, or a timer falls due (each then waits for the next run). The loop is
+  /// running (event_loop::current()) while it waits: waiters are told of I/O as in run(), so a stream
+  /// flushing in the background keeps flushing.
   void wait_for_work();
+  /// A timer (other than one at the end of time) is due now.
+  [[nodiscard]] bool timer_due() const noexcept;
   /// Any thread: a callback queued by call_soon_threadsafe is not taken yet.
   [[nodiscard]] bool threadsafe_queued() const noexcept;
 

@@ -45,8 +45,13 @@ struct parallel_run;
 /// and joins the threads (in two phases, so that no loop is destroyed while another may still post to
 /// it). In phase one a loop whose own tasks are gone keeps running what the others post to it (a cleanup's
 /// run_on or spawn_on; tasks started then are not cancelled and must end by themselves) until every loop
-/// is idle at once. Destroy the runtime on the thread that created it, and only after other threads
-/// stopped posting.
+/// is idle at once; meanwhile it still runs its timer callbacks as they fall due and its I/O (a stream
+/// closed without wait_closed() keeps flushing). Phase one waits for neither: timer callbacks still
+/// scheduled when it ends (a call_later of an hour) are dropped, as asyncio's close() drops them — never
+/// run, their captures destroyed on their loop's thread when the loop is destroyed, after phase one (those
+/// destructors must not post to other loops) — and a stream still flushing is closed when its last
+/// handle goes. Destroy the runtime on the thread that created it, and only after other threads stopped
+/// posting.
 class runtime {
 public:
   struct options {

@@ -585,7 +585,7 @@ void event_loop::shutdown_tasks() {
 }
 
 void event_loop::run_until_idle() {
-  while (task_count_ != 0 || !ready_->empty() || threadsafe_queued()) {
+  while (task_count_ != 0 || !ready_->empty() || threadsafe_queued() || timer_due()) {
     if (task_count_ == 0) {
       stop(); // one iteration: the callbacks queued so far run
       run_forever();
@@ -604,8 +604,21 @@ void event_loop::wait_for_work() {
   // left) re-arms its write on event_loop::current(), and a socket closed in ready() tells its loop
   // (forget_fd). Outside a running_scope the first found no loop and failed its flush with EBADF.
   running_scope scope(*this, slot);
-  while (!threadsafe_queued() && ready_->empty())
-    backend_->poll(duration(-1)); // call_soon_threadsafe wakes it
+  while (!threadsafe_queued() && ready_->empty()) {
+    // call_soon_threadsafe wakes the poll; a timer that falls due ends the wait too.
+    if (timers_.empty() || timers_.front().when == time_point::max()) {
+      backend_->poll(duration(-1));
+      continue;
+    }
+    const duration left = detail::saturating_sub(timers_.front().when, time());
+    if (left <= duration::zero())
+      return;
+    backend_->poll(left);
+  }
+}
+
+bool event_loop::timer_due() const noexcept {
+  return !timers_.empty() && timers_.front().when != time_point::max() && timers_.front().when <= time();
 }
 
 bool event_loop::threadsafe_queued() const noexcept { return threadsafe_pending_.load(std::memory_order_acquire); }

@@ -105,11 +105,13 @@ struct runtime::worker {
   bool quit = false; // worker's thread only (set by a posted callback)
 };
 
-/// Phase one ends when every loop is idle at once — no task, nothing ready, nothing queued — and stays
-/// so: a loop with nothing left to do checks in as quiet, then waits for a post and checks out again to
-/// run it. Code runs on a loop only while it is checked out, so whatever it posted is queued before it
-/// checks in; the loop that makes the count complete sees every queue, and ends phase one only if they
-/// are all empty (else the loop with a post wakes for it and checks in again later).
+/// Phase one ends when every loop is idle at once — no task, nothing ready, nothing queued, no timer
+/// due — and stays so: a loop with nothing left to do checks in as quiet, then waits for a post (or its
+/// I/O readying a callback, or its next timer) and checks out again to run it. Timers not yet due and
+/// I/O in flight do not count: phase one does not wait for them (what is left goes with the loop, as
+/// asyncio's close() drops it). Code runs on a loop only while it is checked out, so whatever it posted is queued
+/// before it checks in; the loop that makes the count complete sees every queue, and ends phase one only if they are
+/// all empty (else the loop with a post wakes for it and checks in again later).
 struct runtime::teardown_state {
   explicit teardown_state(std::size_t n) : loops(n), stuck(n, false) {}
   std::mutex mutex;
@@ -217,7 +219,8 @@ void runtime::shutdown() noexcept {
 }
 
 /// Phase one on loop i: cancels its tasks and lets them finish, then serves the other loops' posts (a
-/// run_on's call, a spawn_on; the tasks they spawn are not cancelled) until every loop is idle at once.
+/// run_on's call, a spawn_on; the tasks they spawn are not cancelled), its own I/O and its timers as they
+/// fall due, until every loop is idle at once.
 /// A loop that cannot run (it throws) checks in for good, and its queue is left for close() to drop.
 void runtime::finish_phase_one(event_loop& loop, std::size_t i) noexcept {
   teardown_state& td = *teardown_;

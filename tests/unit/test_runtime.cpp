@@ -418,6 +418,86 @@ task<> wait_for_flag(const std::atomic<bool>* flag) {
     co_await corio::sleep(std::chrono::milliseconds(1));
 }
 
+/// Counts its destructions and says on which thread the last one ran.
+struct capture_probe {
+  capture_probe(std::atomic<int>* d, std::thread::id* w) noexcept : destroyed(d), where(w) {}
+  capture_probe(const capture_probe&) = delete;
+  capture_probe& operator=(const capture_probe&) = delete;
+  ~capture_probe() {
+    *where = std::this_thread::get_id();
+    ++*destroyed;
+  }
+  std::atomic<int>* destroyed;
+  std::thread::id* where;
+};
+
+// runtime.hpp: timer callbacks still scheduled when phase one ends are dropped, as asyncio's close()
+// drops them: the destructor does not wait for them (an hour, the end of time), they never run, and their
+// captures are destroyed exactly once, on their own loop's thread. (A regression guard: it passed before.)
+TEST(Runtime, TimerCallbacksStillScheduledAtTheEndAreDroppedOnTheirLoop) {
+  std::atomic<int> ran{0};
+  std::atomic<int> destroyed[2] = {0, 0};
+  std::thread::id loop_thread[2];
+  std::thread::id destroyed_on[2][2];
+  within(std::chrono::seconds(60), "the runtime's destructor", [&] {
+    corio::runtime rt({.threads = 2});
+    rt.run([&](std::size_t i) -> task<> {
+      loop_thread[i] = std::this_thread::get_id();
+      corio::event_loop& loop = *corio::event_loop::current();
+      auto in_an_hour = std::make_shared<capture_probe>(&destroyed[i], &destroyed_on[i][0]);
+      auto never = std::make_shared<capture_probe>(&destroyed[i], &destroyed_on[i][1]);
+      (void)loop.call_later(std::chrono::hours(1), [in_an_hour, &ran] { ++ran; });
+      (void)loop.call_at(corio::time_point::max(), [never, &ran] { ++ran; });
+      co_return;
+    });
+    for (std::size_t i = 0; i < 2; ++i)
+      EXPECT_EQ(destroyed[i].load(), 0) << "loop " << i << ": dropped before the destructor";
+  });
+  EXPECT_EQ(ran.load(), 0);
+  for (std::size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(destroyed[i].load(), 2) << "loop " << i;
+    EXPECT_EQ(destroyed_on[i][0], loop_thread[i]) << "loop " << i << ": not destroyed on its loop's thread";
+    EXPECT_EQ(destroyed_on[i][1], loop_thread[i]) << "loop " << i << ": not destroyed on its loop's thread";
+  }
+}
+
+// runtime.hpp: while phase one lasts, a loop whose own tasks are gone still runs its timer callbacks as
+// they fall due (asyncio's loop runs them while it lets the cancelled tasks finish). A cleanup on loop 0
+// schedules one on loop 1, idle then, and waits for it: loop 1 waited for a post only, and never ran it.
+TEST(Runtime, ATimerFallingDueInPhaseOneRunsOnALoopWithNoTask) {
+  std::atomic<int> started{0};
+  std::atomic<bool> loop1_done{false};
+  std::atomic<int> fired{0};
+  std::atomic<int> misplaced{0};
+  within(std::chrono::seconds(60), "the runtime's destructor", [&] {
+    corio::runtime rt({.threads = 2});
+    auto arm = [&rt, &fired, &misplaced] {
+      (void)corio::event_loop::current()->call_later(std::chrono::milliseconds(20), [&rt, &fired, &misplaced] {
+        misplaced += rt.current_index() != 1;
+        ++fired;
+      });
+    };
+    auto cleanup = [&rt, &started, &loop1_done, &fired, arm]() -> task<> {
+      if (!co_await enter_phase_one(&started))
+        co_return;
+      co_await wait_for_flag(&loop1_done); // loop 1 cancels nothing more: the timer is set on an idle loop
+      co_await rt.run_on(1, arm);
+      for (int k = 0; k < 5000 && fired == 0; ++k)
+        co_await corio::sleep(std::chrono::milliseconds(1));
+    };
+    auto last_on_1 = [&started, &loop1_done] { return mark_when_cancelled(&started, &loop1_done); };
+    rt.spawn_on(0, cleanup);
+    rt.spawn_on(1, last_on_1);
+    rt.run([&started](std::size_t) -> task<> {
+      for (int k = 0; k < 10000 && started < 2; ++k)
+        co_await corio::sleep(std::chrono::milliseconds(1));
+    });
+  });
+  EXPECT_TRUE(loop1_done.load());
+  EXPECT_EQ(fired.load(), 1) << "the timer of an idle loop did not run in phase one";
+  EXPECT_EQ(misplaced.load(), 0);
+}
+
 /// The byte at offset k of the stream below.
 char pattern_at(std::size_t k) { return static_cast<char>(k % 251); }
 
