@@ -613,6 +613,36 @@ TEST(Runtime, AStreamStillFlushingWhenPhaseOneEndsIsClosedWithItsLoop) {
   EXPECT_TRUE(end_error == 0 || end_error == ECONNRESET) << std::strerror(end_error);
 }
 
+// Posting to a loop that waits in phase one (wait_for_work) wakes it every time: many run_on round trips
+// from a cleanup on loop 1 to loop 0, whose own tasks are gone (the TSan build checks the hand-offs).
+// (A regression guard: it passed before.)
+TEST(Runtime, ManyRoundTripsToALoopWaitingInPhaseOne) {
+  std::atomic<int> started{0};
+  std::atomic<bool> loop0_done{false};
+  std::atomic<long> sum{0};
+  within(std::chrono::seconds(120), "the runtime's destructor", [&] {
+    corio::runtime rt({.threads = 2});
+    auto cleanup = [&rt, &started, &loop0_done, &sum]() -> task<> {
+      if (!co_await enter_phase_one(&started))
+        co_return;
+      co_await wait_for_flag(&loop0_done);
+      for (int k = 0; k < 2000; ++k) {
+        auto value = [k] { return k; };
+        sum += co_await rt.run_on(0, value);
+      }
+    };
+    auto last_on_0 = [&started, &loop0_done] { return mark_when_cancelled(&started, &loop0_done); };
+    rt.spawn_on(1, cleanup);
+    rt.spawn_on(0, last_on_0);
+    rt.run([&started](std::size_t) -> task<> {
+      for (int k = 0; k < 10000 && started < 2; ++k)
+        co_await corio::sleep(std::chrono::milliseconds(1));
+    });
+  });
+  EXPECT_TRUE(loop0_done.load());
+  EXPECT_EQ(sum.load(), 1999L * 2000 / 2);
+}
+
 TEST(Runtime, BadArguments) {
   EXPECT_THROW(corio::runtime({.threads = 2, .pin = true, .cpus = {0, 100000}}), std::invalid_argument);
   EXPECT_THROW(corio::runtime({.threads = 3, .pin = true, .cpus = {0}}), std::invalid_argument);
