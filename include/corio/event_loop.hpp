@@ -116,7 +116,10 @@ public:
   [[nodiscard]] bool is_running() const noexcept { return running_; }
   [[nodiscard]] bool is_closed() const noexcept { return closed_; }
   /// Cancels every live task and runs the loop until all of them have finished (what corio::run()
-  /// does after the main task). Throws loop_error if the loop is running. A closed loop has no tasks
+  /// does after the main task). A task spawned meanwhile (by a timer, a call_soon_threadsafe callback
+  /// such as run_coroutine_threadsafe's, a cleanup) gets one more loop iteration, then is cancelled in
+  /// turn, until no task is left. It returns early only if the loop is stopped (stop()) while tasks it
+  /// cancelled are still alive. Throws loop_error if the loop is running. A closed loop has no tasks
   /// (close() refuses while any is alive, spawn() on it throws): nothing to do, it returns.
   void shutdown_tasks();
   /// Closes the loop. Throws loop_error if it is running or tasks are still pending (cancel them and

@@ -577,11 +577,30 @@ void run_while(event_loop& loop, bool& until_idle) {
 void event_loop::shutdown_tasks() {
   if (running_)
     throw loop_error("corio: shutdown_tasks() on a running event loop");
-  if (task_count_ == 0)
-    return;
-  for (detail::task_state* t = tasks_head_; t != nullptr; t = t->next_task)
-    cancel_task(t);
-  run_while(*this, stop_when_idle_);
+  // Rounds: a task can be spawned while the cancelled ones finish (by a due timer, a
+  // call_soon_threadsafe callback, a task's cleanup), also after the last of them ended, in the same
+  // batch. Such a task first gets one iteration — the callbacks queued so far run, its first step among
+  // them (asyncio lets it run until its shutdown ends) — then it is cancelled in the next round. Tasks
+  // are listed in spawn order, so those of a round are the ones with an id from `first_new` on; an
+  // earlier round's task is never cancelled twice. A task of an earlier round still alive means the loop
+  // was stopped (loop.stop()) before they all ended: that ends the shutdown, as in asyncio (close()
+  // then refuses: tasks still pending).
+  std::uint64_t first_new = 0; // 0: the first round, nothing cancelled yet
+  while (task_count_ != 0) {
+    if (first_new != 0) {
+      if (tasks_head_->id < first_new)
+        return;
+      stop();
+      run_forever();
+      if (task_count_ == 0)
+        break;
+    }
+    for (detail::task_state* t = tasks_head_; t != nullptr; t = t->next_task)
+      if (t->id >= first_new)
+        cancel_task(t);
+    first_new = next_task_id_;
+    run_while(*this, stop_when_idle_);
+  }
 }
 
 void event_loop::run_until_idle() {

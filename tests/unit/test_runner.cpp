@@ -9,6 +9,7 @@
 #include <corio/task.hpp>
 #include <corio/testing/mock_clock.hpp>
 #include <corio/this_task.hpp>
+#include <corio/thread_future.hpp>
 #include <corio/timeout.hpp>
 
 #include <gtest/gtest.h>
@@ -18,6 +19,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 #include "leak_check.hpp"
 
@@ -326,6 +328,81 @@ TEST(Runner, ALeftoverMainTaskFinishingDuringCloseDoesNotStopTheShutdown) {
   // close() cancels both: the main task ends at once, the other one a second later.
   EXPECT_NO_THROW(r.close());
   EXPECT_TRUE(cleaned);
+}
+
+// A task spawned during close()'s shutdown after the last cancelled task ended (in the same batch) made
+// close() throw "task(s) still pending". It now gets its iteration and runs; the shutdown goes on.
+TEST(Runner, ATaskSpawnedAfterTheLastCancelledTaskEndedRunsAndCloseSucceeds) {
+  corio::testing::leak_check leaks;
+  mock_clock clock;
+  bool cleaned = false, saw_cancel = false, late_ran = false;
+  runner r({.clock = &clock});
+  r.run([](bool* c, bool* s) -> task<> {
+    corio::spawn(sleeper(c, s));
+    co_return;
+  }(&cleaned, &saw_cancel));
+  // Taken by close()'s first iteration after the sleeper's cancellation was scheduled: it spawns the
+  // late task once the sleeper has ended.
+  r.get_loop().call_soon_threadsafe([&late_ran] {
+    corio::spawn([](bool* ran) -> task<> {
+      *ran = true;
+      co_return;
+    }(&late_ran));
+  });
+  EXPECT_NO_THROW(r.close());
+  EXPECT_TRUE(saw_cancel);
+  EXPECT_TRUE(late_ran) << "it got its loop iteration";
+  EXPECT_TRUE(r.is_closed());
+}
+
+// The same from another thread: a run_coroutine_threadsafe() posted between run() and close() gets
+// its result (it gave loop_error, as close() threw and the loop was destroyed).
+TEST(Runner, ARunCoroutineThreadsafePostedBeforeCloseGetsItsResult) {
+  corio::testing::leak_check leaks;
+  mock_clock clock;
+  bool cleaned = false, saw_cancel = false;
+  runner r({.clock = &clock});
+  r.run([](bool* c, bool* s) -> task<> {
+    corio::spawn(sleeper(c, s));
+    co_return;
+  }(&cleaned, &saw_cancel));
+  corio::thread_future<int> f;
+  std::thread poster(
+      [&f, &r] { f = corio::run_coroutine_threadsafe(r.get_loop(), []() -> task<int> { co_return 1; }); });
+  poster.join();
+  EXPECT_NO_THROW(r.close());
+  EXPECT_TRUE(saw_cancel);
+  EXPECT_EQ(f.get(), 1);
+}
+
+// A late task that does not end by itself is cancelled in the next round (close() neither throws nor
+// waits for it), and a run_coroutine_threadsafe() caller sees that cancellation.
+TEST(Runner, ALateTaskThatWouldWaitIsCancelledInTheNextRound) {
+  corio::testing::leak_check leaks;
+  mock_clock clock;
+  bool cleaned = false, saw_cancel = false, late_cleaned = false, late_saw_cancel = false;
+  runner r({.clock = &clock});
+  r.run([](bool* c, bool* s) -> task<> {
+    corio::spawn(sleeper(c, s));
+    co_return;
+  }(&cleaned, &saw_cancel));
+  r.get_loop().call_soon_threadsafe(
+      [&late_cleaned, &late_saw_cancel] { corio::spawn(sleeper(&late_cleaned, &late_saw_cancel)); });
+  corio::thread_future<int> f;
+  std::thread poster([&f, &r] {
+    f = corio::run_coroutine_threadsafe(r.get_loop(), []() -> task<int> {
+      co_await corio::sleep(1h);
+      co_return 1;
+    });
+  });
+  poster.join();
+  const corio::time_point start = clock.now();
+  EXPECT_NO_THROW(r.close());
+  EXPECT_TRUE(saw_cancel);
+  EXPECT_TRUE(late_saw_cancel);
+  EXPECT_TRUE(late_cleaned);
+  EXPECT_EQ(clock.now(), start) << "cancelled, not slept through";
+  EXPECT_THROW((void)f.get(), corio::cancelled_error);
 }
 
 /// A task that refuses to end when cancelled: it stops the loop and sleeps on.
