@@ -204,9 +204,12 @@ private:
   /// For yield_from: the return value of a sub-coroutine that has just finished.
   R take_result() {
     if constexpr (!std::is_void_v<R>) {
-      if (!handle_ || !promise().result)
+      std::optional<R>& slot = promise().result;
+      if (!handle_ || !slot)
         throw coroutine_error("yield_from: the coroutine already finished and its return value was taken");
-      return std::move(*promise().result);
+      R r = std::move(*slot);
+      slot.reset(); // taken: a second yield_from of this coroutine raises instead of reading a moved-from R
+      return r;
     }
   }
 

@@ -554,6 +554,24 @@ TEST(YieldFromCoroutine, FinishedSubCoroutineWithReturnValueIsAnError) {
   EXPECT_THROW((void)co.next(), corio::coroutine_error);
 }
 
+// The first yield_from moved the return value out but left it engaged: a second delegation returned the
+// moved-from value (here an empty string) instead of raising.
+TEST(YieldFromCoroutine, DelegatingAgainAfterTheResultWasTakenIsAnError) {
+  std::string first;
+  auto co = [](std::string* out) -> coroutine<int, void, std::string> {
+    auto sub = []() -> coroutine<int, void, std::string> {
+      co_yield 1;
+      co_return std::string("a return value long enough to live on the heap");
+    }();
+    *out = co_await yield_from(sub);
+    std::string again = co_await yield_from(sub); // finished, its return value taken
+    co_return again;
+  }(&first);
+  EXPECT_EQ(co.next().value(), 1);
+  EXPECT_THROW((void)co.next(), corio::coroutine_error);
+  EXPECT_EQ(first, "a return value long enough to live on the heap");
+}
+
 TEST(YieldFromCoroutine, DelegatedSubCannotBeDrivenDirectly) {
   struct holder {
     coroutine<int, int, int> sub;
