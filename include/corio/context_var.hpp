@@ -57,20 +57,36 @@ public:
 
 /// A snapshot of every context variable (contextvars.Context): copy_context() takes one; run(fn) calls fn
 /// with it as the current context, so fn's get() reads it, its set() changes it and the tasks fn spawns
-/// start from it. Copyable (copies are independent); empty by default.
+/// start from it. Copyable (copies are independent, and a copy is not entered); empty by default.
 class context {
 public:
   context() noexcept = default;
+  context(const context& other) noexcept : data_(other.data_) {}
+  /// Not into a context that is entered (run() under way): its fn would see its values change.
+  context& operator=(const context& other) noexcept {
+    data_ = other.data_;
+    return *this;
+  }
 
   /// Calls fn() with this context current on this thread (Context.run), and returns what fn returns.
   /// What fn sets stays in this context, not in the caller's. Not for coroutines: a task spawned inside
   /// gets a copy of this context, but awaiting inside fn is not possible (fn is an ordinary call).
+  /// One run() at a time: invalid_state_error if the context is already entered, by a run() on this
+  /// thread (nested) or on another one (Python's RuntimeError "cannot enter context: ... is already
+  /// entered"); give each thread a copy of its own instead.
   template <class F> decltype(auto) run(F&& fn) {
+    if (entered_.exchange(true, std::memory_order_acquire))
+      throw invalid_state_error("corio: context::run(): cannot enter the context: it is already entered (by a "
+                                "run() on this or another thread; each thread needs a copy of its own)");
     struct enter {
+      context& ctx;
       entered previous;
-      explicit enter(detail::context_ptr* c) noexcept : previous(std::exchange(now(), entered{c, running_task()})) {}
-      ~enter() { now() = previous; }
-    } guard(&data_);
+      explicit enter(context& c) noexcept : ctx(c), previous(std::exchange(now(), entered{&c.data_, running_task()})) {}
+      ~enter() {
+        now() = previous;
+        ctx.entered_.store(false, std::memory_order_release); // what fn set is seen by the next run()
+      }
+    } guard(*this);
     return std::forward<F>(fn)();
   }
 
@@ -90,6 +106,7 @@ private:
   static const detail::task_state* running_task() noexcept;
 
   detail::context_ptr data_;
+  std::atomic<bool> entered_{false}; // a run() is under way (on any thread)
 };
 
 /// The current context, copied (contextvars.copy_context()).
@@ -102,7 +119,9 @@ private:
 /// context. Outside any task, each thread has its own context; to_thread() and run_in_executor() run
 /// the call in a copy of the caller's (asyncio.to_thread); other threads start empty (hand them a
 /// copy_context() and call context::run there). Use a variable on the threads of its loops; the values are
-/// immutable once set (get() returns a copy), so a context can be shared between threads.
+/// immutable once set (get() returns a copy), so several threads may hold copies of one context (copying
+/// shares the values, not the object). One context object is entered by one context::run() at a time:
+/// another run() of it, on any thread, raises invalid_state_error.
 ///
 ///     inline corio::context_var<std::string> request_id("request_id", "-");
 ///     request_id.set("r-42");                   // in this task and the tasks it spawns from now on

@@ -11,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <stdexcept>
 #include <string>
@@ -215,6 +216,56 @@ TEST(ContextVar, ThreadContextsAndTheMainTask) {
   EXPECT_EQ(other, "from main()");
   request_id.reset(t);
   EXPECT_FALSE(request_id.has_value());
+}
+
+// Python: RuntimeError "cannot enter context: ... is already entered". A nested run() of the same context
+// was silently accepted.
+TEST(ContextVar, ANestedRunOfTheSameContextIsAnInvalidStateError) {
+  corio::testing::leak_check leaks;
+  corio::context ctx; // empty
+  corio::context copy = ctx;
+  std::string message;
+  ctx.run([&] {
+    (void)depth.set(1);
+    try {
+      ctx.run([] { (void)depth.set(2); });
+      ADD_FAILURE() << "entered twice";
+    } catch (const corio::invalid_state_error& e) {
+      message = e.what();
+    }
+    EXPECT_EQ(depth.get(), 1) << "the refused run() changed nothing";
+    EXPECT_EQ(copy.run([] { return depth.get(-1); }), -1) << "a copy is another context: it may be entered";
+  });
+  EXPECT_NE(message.find("already entered"), std::string::npos) << message;
+  EXPECT_EQ(ctx.get(depth), 1);
+  EXPECT_EQ(ctx.run([] { return depth.get(); }), 1) << "entered again once the first run() is over";
+  EXPECT_THROW(ctx.run([&] { ctx.run([] {}); }), corio::invalid_state_error);
+  EXPECT_EQ(ctx.run([] { return depth.get(); }), 1) << "a run() that threw leaves the context free";
+}
+
+// One context entered on two threads at once: both ran with the same slot (a data race on it, a
+// use-after-free under ASan). The second is refused while the first is inside.
+TEST(ContextVar, RunOfAContextEnteredOnAnotherThreadIsAnInvalidStateError) {
+  corio::testing::leak_check leaks;
+  corio::context ctx; // empty
+  std::atomic<bool> inside{false}, tried{false};
+  std::thread holder([&] {
+    ctx.run([&] {
+      (void)depth.set(5);
+      inside.store(true);
+      while (!tried.load()) // bounded by the other thread's single attempt below
+        std::this_thread::yield();
+    });
+  });
+  while (!inside.load())
+    std::this_thread::yield();
+  EXPECT_THROW(ctx.run([] { (void)depth.set(6); }), corio::invalid_state_error);
+  tried.store(true);
+  holder.join();
+  EXPECT_EQ(ctx.get(depth), 5);
+  // Taking turns is fine: each run() sees what the one before set (the flag's release/acquire).
+  std::thread([&ctx] { ctx.run([] { (void)depth.set(depth.get() + 1); }); }).join();
+  EXPECT_EQ(ctx.run([] { return depth.get(); }), 6);
 }
 
 // to_thread / run_in_executor run the call in a copy of the caller's context (asyncio.to_thread): it
