@@ -31,7 +31,8 @@ template <class T> T run_until_complete(event_loop& loop, task<T> t) {
 /// point); a second one gets the default action (the process ends). If `main` then ends cancelled,
 /// run() throws corio::keyboard_interrupt (a cancelled_error); if it caught the cancellation and
 /// returned, run() returns its result. Installed only on the main thread, with SIGINT at its default
-/// disposition, and without a virtual clock; see detail::sigint_guard.
+/// disposition, and without a virtual clock; it works whichever thread the kernel delivers SIGINT to
+/// (threads started before run() need not block it); see detail::sigint_guard.
 template <class T> T run(task<T> main, event_loop::options options = {}) {
   runner r(options);
   if constexpr (std::is_void_v<T>) {

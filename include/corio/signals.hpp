@@ -16,7 +16,9 @@ namespace corio {
 /// How: the signal is blocked in the calling thread, which must be the thread that runs the loop (the
 /// signal mask is per thread), and read from a signalfd the loop watches (one fd waiter per loop, for
 /// all its signals). A process-directed signal reaches the loop only if every other thread blocks it:
-/// corio's pool threads do; block it in threads you create before adding the handler.
+/// corio's pool threads do; block it in threads you create before adding the handler (a thread that
+/// does not gets it with the signal's disposition — for SIGINT or SIGTERM, ending the process).
+/// corio::run()'s own Ctrl-C handling has no such limit (see detail::sigint_guard).
 /// Throws std::invalid_argument for a signal number out of range, SIGKILL and SIGSTOP (cannot be
 /// caught) and the fault signals (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS); loop_error on a
 /// closed loop or from another thread while the loop runs; std::system_error if signalfd() fails.
@@ -40,8 +42,13 @@ namespace detail {
 
 /// corio::run()'s Ctrl-C handling while its main task runs. Installed only where asyncio.run installs
 /// its own: on the main thread, when SIGINT has its default disposition, and not with a virtual clock (a
-/// test). The first SIGINT calls on_interrupt and removes the handler, so that a second Ctrl-C gets the
-/// default action again (it ends a program stuck in a blocking call).
+/// test). Unlike add_signal_handler it does not depend on threads' signal masks: a real handler
+/// (sigaction, as asyncio's signal.signal) runs on whichever thread the kernel picks and only wakes the
+/// loop through an eventfd; the loop then calls on_interrupt as a callback. The calling thread unblocks
+/// SIGINT meanwhile (if the program blocked it, no thread might take it). The handler resets itself
+/// (SA_RESETHAND), so a second Ctrl-C gets the default action again (it ends a program stuck in a
+/// blocking call) — after the first one reached the loop, the thread's mask is restored too. At the end the
+/// disposition and the mask are put back as they were.
 class sigint_guard {
 public:
   sigint_guard(event_loop& loop, unique_function on_interrupt);

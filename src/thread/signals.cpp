@@ -2,16 +2,20 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <map>
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <thread>
 
 #include "loop_services.hpp"
 
@@ -183,11 +187,75 @@ signal_set* find_signals(event_loop& loop) noexcept {
 } // namespace
 
 // ---- corio::run()'s Ctrl-C ----------------------------------------------------------------------------
+//
+// Not a signalfd: that reads only what the signal mask leaves pending, so a SIGINT sent to the process
+// goes to any thread that does not block it (one started before run(): the default action ends the
+// process). A real handler (sigaction) works whichever thread the kernel picks, as asyncio's
+// signal.signal + set_wakeup_fd do: it only writes to an eventfd the loop watches.
 
-struct sigint_guard::state {
+namespace {
+
+std::atomic<int> sigint_wake_fd{-1};   // the installed guard's eventfd; -1: none
+std::atomic<int> sigint_in_handler{0}; // handlers between their read of sigint_wake_fd and their write
+
+/// Async-signal-safe: atomics and write(2). SA_RESETHAND has put SIGINT back to its default action
+/// already, so that a second Ctrl-C ends a program whose loop is stuck.
+void on_sigint(int) noexcept {
+  const int saved = errno;
+  sigint_in_handler.fetch_add(1);
+  if (const int fd = sigint_wake_fd.load(); fd >= 0) {
+    const std::uint64_t one = 1;
+    (void)!::write(fd, &one, sizeof one);
+  }
+  sigint_in_handler.fetch_sub(1);
+  errno = saved;
+}
+
+} // namespace
+
+/// Shared by the guard and the callback ready() schedules (which may run after the guard is gone). Its
+/// members other than the atomics above are used on the loop's thread only.
+struct sigint_guard::state final : io_waiter {
+  state(event_loop& l, unique_function fn) : loop(&l), on_interrupt(std::move(fn)) {}
+  state(const state&) = delete;
+  state& operator=(const state&) = delete;
+  ~state() = default;
+
+  /// The eventfd is readable: SIGINT arrived (on the loop's thread, from the backend's poll).
+  void ready() noexcept override {
+    armed = false; // one SIGINT is all it takes (the handler reset itself)
+    std::uint64_t n = 0;
+    (void)!::read(fd, &n, sizeof n);
+    restore_mask(); // a second Ctrl-C is left to the program's mask and the default action
+    try {
+      // A callback, as asyncio does: on_interrupt runs between tasks, never inside the backend's poll.
+      loop->call_soon([self = self.lock()] {
+        if (self == nullptr || !self->active)
+          return; // the guard is gone (main finished meanwhile)
+        self->active = false;
+        self->on_interrupt();
+      });
+    } catch (...) {
+      std::fprintf(stderr, "corio: cannot schedule the Ctrl-C handler: %s\n",
+                   describe(std::current_exception()).c_str());
+    }
+  }
+
+  void restore_mask() noexcept {
+    if (unblocked) {
+      const sigset_t one = just(SIGINT);
+      ::pthread_sigmask(SIG_BLOCK, &one, nullptr);
+      unblocked = false;
+    }
+  }
+
   event_loop* loop;
   unique_function on_interrupt;
-  bool active = true; // false once removed, by the first SIGINT or by the guard
+  std::weak_ptr<state> self;
+  int fd = -1;
+  bool armed = false;
+  bool active = true;     // false once on_interrupt ran, or the guard is gone
+  bool unblocked = false; // SIGINT was blocked in this thread before: the guard unblocked it
 };
 
 sigint_guard::sigint_guard(event_loop& loop, unique_function on_interrupt) : loop_(loop) {
@@ -199,22 +267,56 @@ sigint_guard::sigint_guard(event_loop& loop, unique_function on_interrupt) : loo
     return; // the program handles (or ignores) SIGINT itself
   if (signal_set* s = find_signals(loop); s != nullptr && s->handles(SIGINT))
     return; // never replace a handler the loop has (a task of an earlier runner::run() may have added one)
-  auto st = std::make_shared<state>(state{&loop, std::move(on_interrupt)});
-  add_signal_handler(loop, SIGINT, [st] {
-    if (!st->active)
-      return;
-    st->active = false;
-    remove_signal_handler(*st->loop, SIGINT); // a second Ctrl-C gets the default action
-    st->on_interrupt();
-  });
+  auto st = std::make_shared<state>(loop, std::move(on_interrupt));
+  st->self = st;
+  st->fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (st->fd < 0)
+    throw std::system_error(errno, std::generic_category(), "corio: run(): Ctrl-C handler: eventfd");
+  try {
+    loop.arm(st->fd, io_dir::read, st.get());
+  } catch (...) {
+    ::close(st->fd);
+    throw;
+  }
+  st->armed = true;
+  sigint_wake_fd.store(st->fd);
+  struct sigaction mine {};
+  mine.sa_handler = on_sigint;
+  ::sigemptyset(&mine.sa_mask);
+  mine.sa_flags = SA_RESTART | SA_RESETHAND;
+  ::sigaction(SIGINT, &mine, nullptr); // valid arguments: cannot fail
+  // This thread takes SIGINT while main runs, even if the program blocks it (then no thread may
+  // take it); one sent before and left pending arrives now, as it would at the first poll.
+  const sigset_t one = just(SIGINT);
+  sigset_t old;
+  ::pthread_sigmask(SIG_UNBLOCK, &one, &old);
+  st->unblocked = ::sigismember(&old, SIGINT) == 1;
   state_ = std::move(st);
 }
 
 sigint_guard::~sigint_guard() {
-  if (state_ != nullptr && state_->active) {
-    state_->active = false;
-    remove_signal_handler(loop_, SIGINT);
+  if (state_ == nullptr)
+    return;
+  state& st = *state_;
+  st.active = false;
+  st.restore_mask(); // first: from now on a SIGINT the program blocks stays pending
+  struct sigaction current {};
+  if (::sigaction(SIGINT, nullptr, &current) == 0 && (current.sa_flags & SA_SIGINFO) == 0 &&
+      current.sa_handler == on_sigint) {
+    struct sigaction dfl {}; // what it was (the guard is installed only then); SA_RESETHAND may have done it
+    dfl.sa_handler = SIG_DFL;
+    ::sigemptyset(&dfl.sa_mask);
+    ::sigaction(SIGINT, &dfl, nullptr);
   }
+  // A handler on another thread may have read the fd just before: the fd is closed once it is done.
+  sigint_wake_fd.store(-1);
+  while (sigint_in_handler.load() != 0)
+    std::this_thread::yield();
+  if (st.armed)
+    loop_.disarm(st.fd, io_dir::read);
+  loop_.forget_fd(st.fd);
+  ::close(st.fd);
+  st.fd = -1;
 }
 
 } // namespace detail

@@ -1,6 +1,7 @@
 // corio::add_signal_handler / remove_signal_handler, and corio::run()'s Ctrl-C. Every test blocks the
 // signals it raises before raising them (raise() / kill(getpid())), so a signal is never delivered with
-// its default action, and restores the mask and discards what is still pending at the end.
+// its default action, and restores the mask and discards what is still pending at the end — except
+// the tests of a SIGINT taken by another thread, which run in a child process.
 #include <corio/run.hpp>
 #include <corio/signals.hpp>
 #include <corio/sleep.hpp>
@@ -14,10 +15,15 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cerrno>
 #include <initializer_list>
 #include <stdexcept>
+#include <string>
+#include <thread>
 
 #include "leak_check.hpp"
 
@@ -284,6 +290,90 @@ TEST(SignalsRun, CtrlCCancelsTheMainTaskAndRunRaisesKeyboardInterrupt) {
   EXPECT_FALSE(pending(SIGINT));
 }
 
+/// In a child process, so that a SIGINT getting the default action ends the child, not the test runner:
+/// a thread started before run() (so SIGINT is not blocked there) sends SIGINT while main waits — to the
+/// process (kill; the kernel picks a thread that does not block it), or to itself (raise: the case of a
+/// process-directed SIGINT that lands on that thread). Returns what happened, as text.
+std::string sigint_from_a_thread_started_before_run(bool to_the_process) {
+  std::atomic<bool> main_waits{false};
+  std::thread helper([&main_waits, to_the_process] {
+    while (!main_waits.load()) // main sets it as soon as it runs
+      std::this_thread::yield();
+    if (to_the_process)
+      ::kill(::getpid(), SIGINT);
+    else
+      ::raise(SIGINT);
+  });
+  std::string out;
+  bool cancelled = false;
+  try {
+    corio::run([](std::atomic<bool>* waits, bool* c) -> task<> {
+      waits->store(true);
+      try {
+        co_await wait_forever();
+      } catch (const corio::timeout_error&) {
+        throw;
+      } catch (const corio::cancelled_error&) {
+        *c = true;
+        throw;
+      }
+    }(&main_waits, &cancelled));
+    out = "run() returned";
+  } catch (const corio::keyboard_interrupt&) {
+    out = "keyboard_interrupt";
+  } catch (const std::exception& e) {
+    out = std::string("exception: ") + e.what();
+  }
+  helper.join();
+  if (!cancelled)
+    out += ", main not cancelled";
+  return out;
+}
+
+/// Runs it in a child; what it returned, or how the child ended.
+std::string in_child(bool to_the_process) {
+  int out[2];
+  if (::pipe(out) != 0)
+    return "pipe failed";
+  const pid_t pid = ::fork();
+  if (pid < 0)
+    return "fork failed";
+  if (pid == 0) {
+    ::close(out[0]);
+    std::string what;
+    try {
+      what = sigint_from_a_thread_started_before_run(to_the_process);
+    } catch (...) {
+      what = "exception escaped";
+    }
+    [[maybe_unused]] auto n = ::write(out[1], what.data(), what.size());
+    ::_exit(0);
+  }
+  ::close(out[1]);
+  std::string what;
+  char buf[256];
+  for (ssize_t n; (n = ::read(out[0], buf, sizeof buf)) != 0;)
+    if (n > 0)
+      what.append(buf, static_cast<std::size_t>(n));
+    else if (errno != EINTR)
+      break;
+  ::close(out[0]);
+  int status = 0;
+  if (::waitpid(pid, &status, 0) != pid)
+    return "waitpid failed";
+  if (WIFSIGNALED(status))
+    return "the child was killed by signal " + std::to_string(WTERMSIG(status));
+  return what;
+}
+
+// A thread that existed before run() did not inherit the SIGINT blocked for run()'s signalfd: a SIGINT
+// sent to the process went to it, with the default action (the process ended, exit status 130).
+TEST(SignalsRun, CtrlCSentToTheProcessWithAnotherThreadNotBlockingIt) {
+  EXPECT_EQ(in_child(true), "keyboard_interrupt");
+}
+
+TEST(SignalsRun, CtrlCTakenByAnotherThread) { EXPECT_EQ(in_child(false), "keyboard_interrupt"); }
+
 TEST(SignalsRun, KeyboardInterruptIsACancellation) {
   blocked_signals guard{SIGINT};
   try {
@@ -362,7 +452,7 @@ TEST(SignalsRun, NotInstalledWhenTheProgramHandlesSigint) {
 TEST(SignalsRun, InstalledOnlyWhileMainRuns) {
   blocked_signals guard{SIGINT};
   corio::run([]() -> task<> {
-    EXPECT_EQ(corio::event_loop::current()->io_waiter_count(), 1u) << "run()'s SIGINT signalfd";
+    EXPECT_EQ(corio::event_loop::current()->io_waiter_count(), 1u) << "run()'s SIGINT eventfd";
     co_return;
   }());
   EXPECT_TRUE(blocked(SIGINT));
