@@ -261,9 +261,11 @@ struct sigint_guard::state final : io_waiter {
 sigint_guard::sigint_guard(event_loop& loop, unique_function on_interrupt) : loop_(loop) {
   if (loop.config().clock != nullptr || ::getpid() != ::gettid())
     return;
+  // Only the handler tells: SA_RESETHAND leaves the flags of the handler it removed (with TSan, whose own
+  // handler is installed with SA_SIGINFO, the default disposition then comes with SA_SIGINFO set). A
+  // handler, SA_SIGINFO or not, is a function: never SIG_DFL (null) or SIG_IGN.
   struct sigaction current {};
-  if (::sigaction(SIGINT, nullptr, &current) != 0 || (current.sa_flags & SA_SIGINFO) != 0 ||
-      current.sa_handler != SIG_DFL)
+  if (::sigaction(SIGINT, nullptr, &current) != 0 || current.sa_handler != SIG_DFL)
     return; // the program handles (or ignores) SIGINT itself
   if (signal_set* s = find_signals(loop); s != nullptr && s->handles(SIGINT))
     return; // never replace a handler the loop has (a task of an earlier runner::run() may have added one)
@@ -300,10 +302,12 @@ sigint_guard::~sigint_guard() {
   state& st = *state_;
   st.active = false;
   st.restore_mask(); // first: from now on a SIGINT the program blocks stays pending
+  // Back to the default (what it was: the guard is installed only then), unless the program installed a
+  // handler of its own meanwhile. After SA_RESETHAND did it, this clears the flags it left.
   struct sigaction current {};
-  if (::sigaction(SIGINT, nullptr, &current) == 0 && (current.sa_flags & SA_SIGINFO) == 0 &&
-      current.sa_handler == on_sigint) {
-    struct sigaction dfl {}; // what it was (the guard is installed only then); SA_RESETHAND may have done it
+  if (::sigaction(SIGINT, nullptr, &current) == 0 &&
+      (current.sa_handler == on_sigint || current.sa_handler == SIG_DFL)) {
+    struct sigaction dfl {};
     dfl.sa_handler = SIG_DFL;
     ::sigemptyset(&dfl.sa_mask);
     ::sigaction(SIGINT, &dfl, nullptr);
