@@ -53,8 +53,9 @@ private:
 
 /// An error nobody could catch, as a loop's exception handler sees it (asyncio's context dict).
 struct exception_context {
-  /// What happened: "exception in callback", "exception in a close callback", or "task 'name' (or #id)
-  /// exception was never retrieved".
+  /// What happened: "exception in callback", "exception in a close callback", "task 'name' (or #id)
+  /// exception was never retrieved", "protocol data_received() raised (connection with ...)"... Never
+  /// prefixed with "corio: " (the default handler adds it).
   std::string message;
   std::exception_ptr exception;
   /// The task's label ('name' or #id) for a task's exception, else empty.

@@ -469,7 +469,8 @@ void report_protocol_error(const char* kind, const char* what, const std::string
                            std::exception_ptr e) noexcept {
   try {
     exception_context c;
-    c.message = std::string("corio: ") + kind + " " + what + "() raised (" + where + ")";
+    // No "corio: " here: the default handler prints "corio: <message>: <exception>".
+    c.message = std::string(kind) + " " + what + "() raised (" + where + ")";
     c.exception = std::move(e);
     if (event_loop* loop = event_loop::current())
       loop->call_exception_handler(c);

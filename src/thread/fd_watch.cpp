@@ -55,7 +55,7 @@ public:
       loop_->call_soon([self = shared_from_this()] { self->fire(); });
       busy_ = true;
     } catch (...) { // out of memory queueing the callback: say so; the watch stays, unarmed
-      loop_->call_exception_handler({std::string("corio: add_") + (dir_ == io_dir::read ? "reader" : "writer") +
+      loop_->call_exception_handler({std::string("add_") + (dir_ == io_dir::read ? "reader" : "writer") +
                                          ": the callback could not be queued; fd " + std::to_string(fd_) +
                                          " is no longer watched",
                                      std::current_exception(),
@@ -93,7 +93,7 @@ private:
           } catch (...) {
             w->active_ = false;
             w->loop_->call_exception_handler(
-                {"corio: fd " + std::to_string(w->fd_) +
+                {"fd " + std::to_string(w->fd_) +
                      " can no longer be watched (closed before remove_reader / remove_writer?)",
                  std::current_exception(),
                  {}});

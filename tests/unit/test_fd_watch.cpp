@@ -20,6 +20,7 @@
 #include <string>
 #include <system_error>
 #include <thread>
+#include <vector>
 
 #include "leak_check.hpp"
 
@@ -158,6 +159,34 @@ TEST(FdWatch, ReplacedAndThrowingCallbacks) {
     EXPECT_EQ(second, 2);
     EXPECT_EQ(reported, 1);
     EXPECT_TRUE(corio::remove_reader(loop, p.r));
+    loop.set_exception_handler({});
+  }());
+}
+
+// A callback that closes its own fd (without remove_reader): the watch cannot be armed again, which goes
+// to the exception handler, its message without the "corio: " the default handler prints before it.
+TEST(FdWatch, ACallbackThatClosesItsFdIsReported) {
+  corio::testing::leak_check leaks;
+  corio::run([]() -> task<> {
+    corio::event_loop& loop = *corio::event_loop::current();
+    std::vector<std::string> reports;
+    loop.set_exception_handler(
+        [&](corio::event_loop&, const corio::exception_context& c) { reports.push_back(c.message); });
+    nb_pipe p;
+    const int fd = p.r;
+    corio::add_reader(loop, p.r, [&p] {
+      ::close(p.r);
+      p.r = -1;
+    });
+    EXPECT_EQ(::write(p.w, "x", 1), 1);
+    for (int i = 0; i < 1000 && reports.empty(); ++i)
+      co_await corio::sleep(1ms);
+    EXPECT_EQ(reports.size(), 1u);
+    if (!reports.empty()) {
+      EXPECT_EQ(reports[0], "fd " + std::to_string(fd) +
+                                " can no longer be watched (closed before remove_reader / remove_writer?)");
+    }
+    (void)corio::remove_reader(loop, fd);
     loop.set_exception_handler({});
   }());
 }

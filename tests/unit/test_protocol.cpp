@@ -596,6 +596,7 @@ TEST_P(Protocol, ThrowingDataReceivedIsReportedAndAbortsTheConnection) {
     if (reports.empty())
       co_return;
     EXPECT_NE(reports[0].message.find("data_received"), std::string::npos) << reports[0].message;
+    EXPECT_EQ(reports[0].message.rfind("corio:", 0), std::string::npos) << reports[0].message; // the default adds it
     EXPECT_EQ(error_text(reports[0].exception), "boom: boom");
     // The others go on: the first connection, and a new one.
     good_t->write(" again");

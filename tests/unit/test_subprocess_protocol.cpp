@@ -365,6 +365,8 @@ TEST_P(SubprocessProtocol, ThrowingPipeDataReceivedEndsThatPipe) {
     }
     if (reports.size() == 1) {
       EXPECT_NE(reports[0].message.find("stdout of /bin/sh"), std::string::npos) << reports[0].message;
+      // The default handler prints "corio: <message>: ...": the message itself has no prefix.
+      EXPECT_EQ(reports[0].message.rfind("corio:", 0), std::string::npos) << reports[0].message;
     }
     loop.set_exception_handler({});
     expect_only_main_task();
