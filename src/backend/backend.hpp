@@ -26,6 +26,7 @@ struct file_job {
   int err = 0;                       // the first failure (errno)
   const char* step = nullptr;        // and which step failed: "cannot open", "cannot read", ...
   bool opened = false;               // the open step is done
+  bool blocking_open = false;        // a write's second open, without O_NONBLOCK (io_uring: open_job())
   bool closing = false;              // the close step is in flight
   file_job_waiter* target = nullptr; // null once abandoned
   file_job* prev = nullptr;          // the backend's list of jobs in flight

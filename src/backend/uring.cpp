@@ -163,7 +163,7 @@ public:
     io_uring_queue_exit(&ring_);
     while (file_job* job = jobs_) { // jobs drain() gave up on (their waiters are gone with the loop)
       jobs_ = job->next;
-      if (job->fd >= 0)
+      if (job->fd >= 0 && !job->closing) // (a close in flight closes it, or has)
         ::close(job->fd);
       delete job;
     }
@@ -484,25 +484,10 @@ public:
   [[nodiscard]] bool can_file_io() const noexcept override { return true; }
 
   void start_file_job(file_job* job) override {
-    io_uring_sqe* sqe = get_sqe_noexcept();
-    if (sqe == nullptr) {
+    if (!open_job(job)) {
       delete job;
       throw_errno(EBUSY, "io_uring: submission ring full");
     }
-    int flags = O_CLOEXEC;
-    switch (job->what) {
-    case file_job::kind::read:
-      flags |= O_RDONLY;
-      break;
-    case file_job::kind::write:
-      flags |= O_WRONLY | O_CREAT | O_TRUNC;
-      break;
-    case file_job::kind::append:
-      flags |= O_WRONLY | O_CREAT | O_APPEND;
-      break;
-    }
-    io_uring_prep_openat(sqe, AT_FDCWD, job->path.c_str(), flags, 0666);
-    io_uring_sqe_set_data64(sqe, reinterpret_cast<std::uint64_t>(job) | job_bit);
     job->next = jobs_;
     if (jobs_ != nullptr)
       jobs_->prev = job;
@@ -514,6 +499,8 @@ public:
     if (job->target != nullptr) {
       job->target = nullptr;
       --armed_;
+      if (waits_for_reader(job)) // nothing written yet: skipped, as the pool does
+        (void)cancel_request(reinterpret_cast<std::uint64_t>(job) | job_bit);
     }
   }
 
@@ -529,6 +516,15 @@ private:
       return finish_job(job);
     }
     if (!job->opened) {
+      if (job->what != file_job::kind::read && !job->blocking_open &&
+          (res == -EWOULDBLOCK || (res == -ENXIO && is_fifo(job->path)))) {
+        if (job->target == nullptr)
+          return finish_job(job);  // abandoned before it could open: skipped
+        job->blocking_open = true; // wait for the FIFO's reader (or the lease) in an io_uring worker
+        if (open_job(job))
+          return 0;
+        res = -EBUSY; // cannot happen after a submit
+      }
       if (res < 0) {
         job->err = -res;
         job->step = "cannot open";
@@ -536,6 +532,14 @@ private:
       }
       job->fd = res;
       job->opened = true;
+      if (job->what != file_job::kind::read && !job->blocking_open) { // blocking writes (see open_job)
+        const int fl = ::fcntl(job->fd, F_GETFL);
+        if (fl < 0 || ::fcntl(job->fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+          job->err = errno;
+          job->step = "cannot open";
+          return close_job(job);
+        }
+      }
       return next_io(job);
     }
     if (res == -EINTR || res == -EAGAIN)
@@ -553,9 +557,45 @@ private:
     return next_io(job);
   }
 
+  /// Queues a job's OPENAT; false if the ring is full. A write opens with O_NONBLOCK first: a FIFO's
+  /// blocking open waits for a reader, out of reach of a cancel that should skip it (files.hpp), so a FIFO
+  /// with no reader yet (ENXIO), or a file under a lease (EWOULDBLOCK), is opened again without it
+  /// (`blocking_open`), which abandon_file_job() and drain() cancel. O_NONBLOCK is cleared once open:
+  /// io_uring would answer -EAGAIN to a write on a non-blocking FIFO instead of waiting.
+  bool open_job(file_job* job) noexcept {
+    io_uring_sqe* sqe = get_sqe_noexcept();
+    if (sqe == nullptr)
+      return false;
+    int flags = O_CLOEXEC;
+    switch (job->what) {
+    case file_job::kind::read:
+      flags |= O_RDONLY;
+      break;
+    case file_job::kind::write:
+      flags |= O_WRONLY | O_CREAT | O_TRUNC;
+      break;
+    case file_job::kind::append:
+      flags |= O_WRONLY | O_CREAT | O_APPEND;
+      break;
+    }
+    if (job->what != file_job::kind::read && !job->blocking_open)
+      flags |= O_NONBLOCK;
+    io_uring_prep_openat(sqe, AT_FDCWD, job->path.c_str(), flags, 0666);
+    io_uring_sqe_set_data64(sqe, reinterpret_cast<std::uint64_t>(job) | job_bit);
+    return true;
+  }
+  static bool is_fifo(const std::string& path) noexcept {
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0 && S_ISFIFO(st.st_mode);
+  }
+  /// A write whose open waits for a FIFO's reader: nothing is written yet, a cancel may skip it.
+  static bool waits_for_reader(const file_job* job) noexcept {
+    return job->what != file_job::kind::read && job->blocking_open && !job->opened;
+  }
+
   int next_io(file_job* job) {
-    if (job->what == file_job::kind::read && job->target == nullptr)
-      return close_job(job); // nobody wants the rest any more
+    if (job->target == nullptr && (job->what == file_job::kind::read || stop_writes_))
+      return close_job(job); // nobody wants the rest any more (a write: drain() gave up on it)
     if (job->what != file_job::kind::read && job->done == job->data.size())
       return close_job(job); // all written
     io_uring_sqe* sqe = get_sqe_noexcept();
@@ -668,16 +708,21 @@ private:
   static constexpr int buf_group = 0;
   static std::size_t br_bytes() { return buf_count * sizeof(io_uring_buf); }
 
-  /// Before the loop goes: a file job's read may be running in an io_uring worker thread, writing into
-  /// the job's buffer, and closing the ring does not wait for it. So every recv and file job still in
-  /// flight is cancelled and its completion awaited (2 s at most; a cancelled request completes at once
-  /// in practice) before their memory is freed.
+  /// Before the loop goes. A file job's read may be running in an io_uring worker thread, writing into
+  /// the job's buffer, and closing the ring does not wait for it: so every recv, accept, connect and read
+  /// job still in flight is cancelled and its completion awaited before its memory is freed. A write or
+  /// append job is not cancelled but stepped to its end (files.hpp: a write already submitted finishes,
+  /// and on this backend every write is submitted when its await begins), for its open may have
+  /// truncated the file already: cancelled there, the file would be left empty. Both within 2 s; a write
+  /// still running then is cancelled (the file may be left partly written) and awaited 1 s more. What is
+  /// left after that is freed with the ring (~uring_backend).
   void drain() noexcept {
     if (jobs_ == nullptr && recvs_ == 0 && net_ops_ == 0)
       return;
     for (file_job* job = jobs_; job != nullptr; job = job->next) {
       job->target = nullptr;
-      cancel_request(reinterpret_cast<std::uint64_t>(job) | job_bit);
+      if (job->what == file_job::kind::read || waits_for_reader(job))
+        (void)cancel_request(reinterpret_cast<std::uint64_t>(job) | job_bit);
     }
     for (fd_state& s : fds_) {
       if (s.rop != nullptr) {
@@ -690,7 +735,19 @@ private:
       (void)forget_net_op(s.cop);
       close_kept(s);
     }
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    reap_until(std::chrono::steady_clock::now() + std::chrono::seconds(2));
+    if (jobs_ == nullptr)
+      return;
+    stop_writes_ = true; // a write's next step is its close
+    for (file_job* job = jobs_; job != nullptr; job = job->next)
+      if (job->what != file_job::kind::read)
+        (void)cancel_request(reinterpret_cast<std::uint64_t>(job) | job_bit);
+    reap_until(std::chrono::steady_clock::now() + std::chrono::seconds(1));
+  }
+
+  /// drain()'s loop: submits, and takes completions until nothing is in flight or `deadline`. A file
+  /// job's completion steps it as poll() would (nobody waits for it: it ends in its close).
+  void reap_until(std::chrono::steady_clock::time_point deadline) noexcept {
     while ((jobs_ != nullptr || recvs_ > 0 || net_ops_ > 0) && std::chrono::steady_clock::now() < deadline) {
       __kernel_timespec ts{0, 50 * 1000 * 1000};
       io_uring_cqe* cqe = nullptr;
@@ -701,13 +758,7 @@ private:
         const std::uint64_t data = batch[i]->user_data;
         const int res = batch[i]->res;
         if ((data & job_bit) != 0) {
-          auto* job = reinterpret_cast<file_job*>(data & ~job_bit);
-          if (!job->opened && !job->closing && res >= 0)
-            ::close(res); // an open that completed: its fd is ours to close
-          unlink_job(job);
-          if (job->fd >= 0 && !job->closing)
-            ::close(job->fd);
-          delete job;
+          (void)step_file_job(reinterpret_cast<file_job*>(data & ~job_bit), res);
         } else if ((data & net_bit) != 0) {
           // Forgotten above (or earlier): it only closes a connection it brings, and is freed at its last.
           (void)complete_net(reinterpret_cast<net_op*>(data & ~net_bit), res, batch[i]->flags);
@@ -1103,6 +1154,7 @@ private:
   std::vector<std::unique_ptr<poll_op[]>> chunks_;
   poll_op* free_ops_ = nullptr;
   file_job* jobs_ = nullptr;     // file jobs in flight
+  bool stop_writes_ = false;     // drain() timed out: abandoned writes close at their next step
   std::size_t recvs_ = 0;        // recv ops in flight (owned or abandoned)
   std::size_t net_ops_ = 0;      // accept and connect ops in flight
   bool net_ops_on_ = true;       // accept() and connect() offered (off: CORIO_URING_ACCEPT=0)

@@ -7,10 +7,13 @@
 #include "corio/this_task.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <memory>
 #include <system_error>
 
 namespace corio::detail {
@@ -23,15 +26,54 @@ namespace {
   throw std::system_error(err, std::generic_category(), message);
 }
 
+bool stopped(const std::atomic<bool>* stop) noexcept {
+  return stop != nullptr && stop->load(std::memory_order_acquire);
+}
+
+bool is_fifo(const std::string& path) noexcept {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISFIFO(st.st_mode);
+}
+
+constexpr int fifo_poll_ms = 10; // how often a FIFO's wait for its other end looks at `stop`
+
 /// Closes the fd on every path; a close() error is reported by close_checked() only.
+///
+/// Opens with O_NONBLOCK, for a FIFO's blocking open waits for its other end, out of reach of a
+/// cancel (and of the loop's close, which joins the pool): a FIFO opened for writing with no reader yet
+/// (ENXIO) is tried again every 10 ms until one comes or `stop` is set (fd() is then -1: nothing was
+/// opened). A FIFO read keeps O_NONBLOCK (read_file_blocking() polls it); anything else is blocking
+/// again once open. A regular file under a lease or mandatory lock (EWOULDBLOCK) is opened blocking.
 class file {
 public:
-  file(const std::string& path, int flags, const char* what) : path_(path) {
-    do
-      fd_ = ::open(path.c_str(), flags | O_CLOEXEC, 0666);
-    while (fd_ < 0 && errno == EINTR);
-    if (fd_ < 0)
-      fail(errno, what, path);
+  file(const std::string& path, int flags, const char* what, const std::atomic<bool>* stop) : path_(path) {
+    int nonblock = O_NONBLOCK;
+    for (;;) {
+      fd_ = ::open(path.c_str(), flags | O_CLOEXEC | nonblock, 0666);
+      if (fd_ >= 0)
+        break;
+      if (errno == EINTR)
+        continue;
+      if (errno == EWOULDBLOCK && nonblock != 0) {
+        nonblock = 0;
+        continue;
+      }
+      if (errno != ENXIO || (flags & O_ACCMODE) == O_RDONLY || !is_fifo(path))
+        fail(errno, what, path);
+      if (stopped(stop))
+        return;
+      ::poll(nullptr, 0, fifo_poll_ms); // no reader yet
+    }
+    struct stat st {};
+    fifo_ = ::fstat(fd_, &st) == 0 && S_ISFIFO(st.st_mode);
+    if (nonblock != 0 && (!fifo_ || (flags & O_ACCMODE) != O_RDONLY)) {
+      int fl = ::fcntl(fd_, F_GETFL);
+      if (fl < 0 || ::fcntl(fd_, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+        int err = errno;
+        ::close(fd_);
+        fail(err, what, path);
+      }
+    }
   }
   file(const file&) = delete;
   file& operator=(const file&) = delete;
@@ -40,6 +82,7 @@ public:
       ::close(fd_);
   }
   [[nodiscard]] int fd() const noexcept { return fd_; }
+  [[nodiscard]] bool fifo() const noexcept { return fifo_; }
   /// For writes: a failing close() can be the first report of a failed write (NFS, quota).
   void close_checked(const char* what) {
     int fd = fd_;
@@ -51,24 +94,41 @@ public:
 private:
   const std::string& path_;
   int fd_ = -1;
+  bool fifo_ = false;
 };
+
+/// A FIFO being read (non-blocking): waits until it has bytes, or its writers have come and gone (end
+/// of file), or `stop` is set (false). Before any writer opened it, poll() reports nothing (Linux:
+/// POLLHUP only once a writer has been seen), as a blocking open would wait.
+bool wait_readable(int fd, const std::atomic<bool>* stop) noexcept {
+  pollfd p{fd, POLLIN, 0};
+  while (!stopped(stop)) {
+    if (::poll(&p, 1, fifo_poll_ms) > 0)
+      return true;
+  }
+  return false;
+}
 
 } // namespace
 
-std::string read_file_blocking(const std::string& path) {
+std::string read_file_blocking(const std::string& path, const std::atomic<bool>* stop) {
   reject_nul(path, "read_file", "the path");
-  file f(path, O_RDONLY, "read_file: cannot open");
+  file f(path, O_RDONLY, "read_file: cannot open", stop);
   std::string out;
   struct stat st {};
   if (::fstat(f.fd(), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0)
     out.reserve(static_cast<std::size_t>(st.st_size) + 1); // +1: the read that sees end of file
   std::size_t used = 0;
-  for (;;) {
+  // `stop` is looked at before every read: an endless file (/dev/zero, a FIFO fed forever) read for a
+  // cancelled await would otherwise grow `out` until memory runs out, and the loop's close waits for it.
+  while (!stopped(stop)) {
+    if (f.fifo() && !wait_readable(f.fd(), stop))
+      break;
     if (out.size() - used < 4096)
       out.resize(std::max<std::size_t>(out.capacity(), used + 65536));
     ssize_t n = ::read(f.fd(), out.data() + used, out.size() - used);
     if (n < 0) {
-      if (errno == EINTR)
+      if (errno == EINTR || errno == EAGAIN)
         continue;
       fail(errno, "read_file: cannot read", path);
     }
@@ -76,14 +136,17 @@ std::string read_file_blocking(const std::string& path) {
       break;
     used += static_cast<std::size_t>(n);
   }
-  out.resize(used);
+  out.resize(used); // stopped: what was read, which nobody takes
   return out;
 }
 
-void write_file_blocking(const std::string& path, std::string_view data, bool append) {
+void write_file_blocking(const std::string& path, std::string_view data, bool append, const std::atomic<bool>* stop) {
   reject_nul(path, append ? "append_file" : "write_file", "the path");
   const char* what = append ? "append_file: cannot open" : "write_file: cannot open";
-  file f(path, O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC), what);
+  file f(path, O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC), what, stop);
+  if (f.fd() < 0)
+    return; // a FIFO that no reader opened before the await was cancelled: the write is skipped
+  // Once open (a regular file truncated) the write is under way: it finishes even if `stop` is set.
   while (!data.empty()) {
     ssize_t n = ::write(f.fd(), data.data(), data.size());
     if (n < 0) {
@@ -179,6 +242,16 @@ std::unique_ptr<detail::file_job> make_job(detail::file_job::kind k, std::string
   return job;
 }
 
+/// Sets the stop flag of a call on the pool when the awaiting frame ends: the await finished (then the
+/// call is done and the flag unused), was cancelled, or the frame was destroyed.
+struct stop_on_exit {
+  std::shared_ptr<std::atomic<bool>> flag = std::make_shared<std::atomic<bool>>(false);
+  stop_on_exit() = default;
+  stop_on_exit(const stop_on_exit&) = delete;
+  stop_on_exit& operator=(const stop_on_exit&) = delete;
+  ~stop_on_exit() { flag->store(true, std::memory_order_release); }
+};
+
 bool on_ring() {
   event_loop* loop = event_loop::current();
   return loop != nullptr && loop->can_file_io();
@@ -193,7 +266,8 @@ task<std::string> read_file(std::string path) {
     co_return co_await file_job_awaiter(std::move(job));
   }
   // The lambda is named first: g++ 12 destroys a temporary inside a co_await expression twice (HAZARDS.md).
-  auto read = [p = std::move(path)] { return detail::read_file_blocking(p); };
+  stop_on_exit stop;
+  auto read = [p = std::move(path), f = stop.flag] { return detail::read_file_blocking(p, f.get()); };
   co_return co_await to_thread(std::move(read));
 }
 
@@ -204,7 +278,10 @@ task<> write_file(std::string path, std::string data) {
     (void)co_await file_job_awaiter(std::move(job));
     co_return;
   }
-  auto write = [p = std::move(path), d = std::move(data)] { detail::write_file_blocking(p, d, false); };
+  stop_on_exit stop;
+  auto write = [p = std::move(path), d = std::move(data), f = stop.flag] {
+    detail::write_file_blocking(p, d, false, f.get());
+  };
   co_await to_thread(std::move(write));
 }
 
@@ -215,7 +292,10 @@ task<> append_file(std::string path, std::string data) {
     (void)co_await file_job_awaiter(std::move(job));
     co_return;
   }
-  auto append = [p = std::move(path), d = std::move(data)] { detail::write_file_blocking(p, d, true); };
+  stop_on_exit stop;
+  auto append = [p = std::move(path), d = std::move(data), f = stop.flag] {
+    detail::write_file_blocking(p, d, true, f.get());
+  };
   co_await to_thread(std::move(append));
 }
 

@@ -3,17 +3,25 @@
 #include <corio/run.hpp>
 #include <corio/sleep.hpp>
 #include <corio/spawn.hpp>
+#include <corio/timeout.hpp>
 
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <csignal>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <system_error>
+#include <thread>
 
 #include "leak_check.hpp"
 #include "loop_fixture.hpp"
@@ -41,6 +49,21 @@ public:
 private:
   std::string path_;
 };
+
+/// The whole content of `path`, read without corio ("" if it cannot be opened).
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+std::size_t file_size(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 ? static_cast<std::size_t>(st.st_size) : 0;
+}
+
+void put(const std::string& path, const std::string& content) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << content;
+}
 
 /// Expects `call` to raise std::system_error with `code`, its message naming `path`.
 template <class Call> task<> expect_error(Call call, std::errc code, std::string path) {
@@ -164,6 +187,64 @@ TEST_P(Files, APathWithANulByteIsRefusedBeforeTheFileSystemIsTouched) {
   });
 }
 
+// A write whose await is cancelled (here by a timeout) and whose loop then closes: the file holds the
+// old content (a pool write not yet started is skipped) or the new one (a write already submitted
+// finishes: closing the loop waits for it), never the truncated, empty file of a write cut short. On
+// io_uring every write is submitted when its await begins, so the new content is always there.
+TEST_P(Files, ACancelledWriteFinishesWhenTheLoopCloses) {
+  temp_dir dir;
+  const std::string path = dir.file("f");
+  const std::string old = "old content\n";
+  const std::string data(16u << 20, 'n');
+  for (bool append : {false, true}) {
+    put(path, old);
+    bool on_ring = false;
+    run([&]() -> task<> {
+      on_ring = corio::event_loop::current()->can_file_io();
+      try {
+        // Mock clock: on the ring the timeout fires before the open, the write and the close are all done
+        // (one poll each); on the pool, time stands still until the thread is done.
+        if (append)
+          co_await corio::wait_for(corio::append_file(path, data), 1us);
+        else
+          co_await corio::wait_for(corio::write_file(path, data), 1us);
+      } catch (const corio::timeout_error&) {
+      }
+    });
+    const std::string got = slurp(path);
+    const std::string want = append ? old + data : data;
+    if (on_ring) {
+      EXPECT_TRUE(got == want) << "append " << append << ": " << got.size() << " bytes, not " << want.size();
+    } else {
+      EXPECT_TRUE(got == want || got == old) << "append " << append << ": " << got.size() << " bytes";
+    }
+  }
+}
+
+TEST(FilesCancel, ACancelledWriteFinishesInTheBackgroundWhileTheLoopRuns) {
+  // The loop goes on after the cancel: the write finishes without it (on the ring as on the pool), and
+  // the file is complete before the loop closes.
+  corio::testing::leak_check leaks;
+  temp_dir dir;
+  const std::string path = dir.file("f");
+  put(path, "old content\n");
+  const std::string data(16u << 20, 'w');
+  corio::run([](std::string p, std::string d) -> task<> {
+    const bool on_ring = corio::event_loop::current()->can_file_io();
+    try {
+      co_await corio::wait_for(corio::write_file(p, d), 1us);
+    } catch (const corio::timeout_error&) {
+    }
+    if (!on_ring)
+      co_return; // the pool may have skipped it (not started yet); if not, closing the loop joins it
+    for (int i = 0; i < 10000 && file_size(p) != d.size(); ++i) // a hang guard: 10 s
+      co_await corio::sleep(1ms);
+    EXPECT_TRUE(slurp(p) == d) << slurp(p).size() << " bytes, not " << d.size();
+  }(path, data));
+  const std::string got = slurp(path);
+  EXPECT_TRUE(got == data || got == "old content\n") << got.size() << " bytes";
+}
+
 TEST(FilesCancel, ACancelledReadEndsAtOnceAndTheThreadFinishesLater) {
   // A FIFO that this test holds open for writing: the pool thread's read() blocks until the test closes
   // it, so the cancel arrives while the read is running (or, if the thread is slow to start, before it
@@ -183,6 +264,183 @@ TEST(FilesCancel, ACancelledReadEndsAtOnceAndTheThreadFinishesLater) {
     ::close(w); // the last writer goes: the blocked read() sees end of file and the thread finishes
   }(fifo, writer));
   // run() returned: the loop closed and joined its pool, so the thread's read has finished.
+}
+
+/// Feeds a FIFO "forever" from a thread: 16 KiB a millisecond (so a read that never stops takes at most
+/// ~50 MiB) until the reader closes its end (EPIPE: `reader_gone`) or 3 s have passed (a hang guard).
+/// Opens without blocking, so it never waits for a reader that does not come.
+class fifo_feeder {
+public:
+  explicit fifo_feeder(std::string path) : thread_([this, p = std::move(path)] { feed(p); }) {}
+  fifo_feeder(const fifo_feeder&) = delete;
+  ~fifo_feeder() { join(); }
+  void join() {
+    if (thread_.joinable())
+      thread_.join();
+  }
+  std::atomic<std::size_t> fed{0};
+  std::atomic<bool> reader_gone{false};
+
+private:
+  void feed(const std::string& path) {
+    sigset_t pipe_only;
+    sigemptyset(&pipe_only);
+    sigaddset(&pipe_only, SIGPIPE); // EPIPE instead (a pending SIGPIPE dies with this thread)
+    pthread_sigmask(SIG_BLOCK, &pipe_only, nullptr);
+    const auto deadline = std::chrono::steady_clock::now() + 3s;
+    int fd = -1;
+    while (fd < 0 && std::chrono::steady_clock::now() < deadline) {
+      fd = ::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC); // ENXIO until the reader opened it
+      if (fd < 0)
+        std::this_thread::sleep_for(1ms);
+    }
+    const std::string chunk(16 * 1024, 'z');
+    while (fd >= 0 && std::chrono::steady_clock::now() < deadline) {
+      ssize_t n = ::write(fd, chunk.data(), chunk.size());
+      if (n < 0 && errno == EPIPE) {
+        reader_gone = true;
+        break;
+      }
+      if (n > 0)
+        fed += static_cast<std::size_t>(n);
+      std::this_thread::sleep_for(1ms);
+    }
+    if (fd >= 0)
+      ::close(fd);
+  }
+  std::thread thread_;
+};
+
+TEST(FilesCancel, ACancelledReadOfAnEndlessStreamStops) {
+  // A FIFO fed for as long as it is read (as /dev/zero is): the cancelled read stops at its next step and
+  // closes the FIFO, so the feeder sees EPIPE. Before, the pool thread read on until the feeder's hang guard
+  // (3 s), and closing the loop waited for it.
+  corio::testing::leak_check leaks;
+  temp_dir dir;
+  const std::string fifo = dir.file("fifo");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  fifo_feeder feeder(fifo);
+  corio::run([](std::string path, fifo_feeder* f) -> task<> {
+    auto reader =
+        corio::spawn([](std::string p) -> task<std::string> { co_return co_await corio::read_file(p); }(path));
+    for (int i = 0; i < 3000 && f->fed < 256 * 1024; ++i) // being read (a hang guard: 3 s)
+      co_await corio::sleep(1ms);
+    EXPECT_GE(f->fed, 256u * 1024);
+    reader.cancel();
+    EXPECT_TRUE(co_await corio::testing::was_cancelled(reader));
+  }(fifo, &feeder));
+  feeder.join();
+  EXPECT_TRUE(feeder.reader_gone) << "the read went on after its cancel: " << feeder.fed << " bytes fed";
+}
+
+TEST(FilesCancel, ACancelledReadOfAnEndlessDeviceStops) {
+  // A character device that never ends, as /dev/zero (which a read that never stops would turn into all
+  // the memory there is): a pseudo-terminal in raw mode, fed by a thread through its master at 16 KiB a
+  // millisecond. The cancelled read stops at its next read() and closes the terminal, which the feeder
+  // sees as POLLHUP on the master. Before, it read on until the feeder's hang guard (3 s).
+  corio::testing::leak_check leaks;
+  const int master = ::posix_openpt(O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+  ASSERT_GE(master, 0);
+  ASSERT_EQ(::grantpt(master), 0);
+  ASSERT_EQ(::unlockpt(master), 0);
+  const std::string slave = ::ptsname(master);
+  {
+    const int s = ::open(slave.c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC);
+    ASSERT_GE(s, 0);
+    termios t{};
+    ASSERT_EQ(::tcgetattr(s, &t), 0);
+    ::cfmakeraw(&t); // bytes as they come: no line editing, no echo back into the master
+    ASSERT_EQ(::tcsetattr(s, TCSANOW, &t), 0);
+    ::close(s); // the settings stay with the terminal while the master is open
+  }
+  std::atomic<std::size_t> fed{0};
+  std::atomic<bool> reader_gone{false};
+  std::thread feeder([&] {
+    const std::string chunk(16 * 1024, 'z');
+    const auto deadline = std::chrono::steady_clock::now() + 3s;
+    bool opened = false; // the reader has the terminal open (its writes are being taken)
+    while (std::chrono::steady_clock::now() < deadline) {
+      pollfd p{master, POLLOUT, 0};
+      (void)::poll(&p, 1, 0);
+      if ((p.revents & POLLHUP) != 0 && opened) {
+        reader_gone = true;
+        break;
+      }
+      ssize_t n = ::write(master, chunk.data(), chunk.size());
+      if (n > 0) {
+        fed += static_cast<std::size_t>(n);
+        opened = opened || fed > 256u * 1024; // more than the terminal's buffers hold: someone reads
+      }
+      std::this_thread::sleep_for(1ms);
+    }
+    ::close(master); // a read still going sees EIO, and ends
+  });
+  corio::run([](std::string path, std::atomic<std::size_t>* f) -> task<> {
+    auto reader =
+        corio::spawn([](std::string p) -> task<std::string> { co_return co_await corio::read_file(p); }(path));
+    for (int i = 0; i < 3000 && *f < 512 * 1024; ++i) // being read (a hang guard: 3 s)
+      co_await corio::sleep(1ms);
+    EXPECT_GE(*f, 512u * 1024);
+    reader.cancel();
+    EXPECT_TRUE(co_await corio::testing::was_cancelled(reader));
+  }(slave, &fed));
+  feeder.join();
+  EXPECT_TRUE(reader_gone) << "the read went on after its cancel: " << fed << " bytes fed";
+}
+
+TEST(FilesCancel, ACancelledWriteToAFifoWithoutAReaderIsSkipped) {
+  // No reader ever opens the FIFO: the write waits for one (as a blocking open would), and once its await
+  // is cancelled it gives up: nothing was written, and the loop closes instead of waiting forever.
+  corio::testing::leak_check leaks;
+  temp_dir dir;
+  const std::string fifo = dir.file("fifo");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  // The hang guard: after 5 s a reader comes after all, so that a write which did not give up ends
+  // (and the test fails) instead of hanging the loop's close.
+  std::atomic<bool> done{false}, rescued{false};
+  std::thread guard([&] {
+    for (int i = 0; i < 5000 && !done; ++i)
+      std::this_thread::sleep_for(1ms);
+    while (!done) {
+      const int fd = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+      rescued = true;
+      std::this_thread::sleep_for(100ms);
+      ::close(fd);
+    }
+  });
+  for (bool append : {false, true}) {
+    corio::run([](std::string path, bool a) -> task<> {
+      bool timed_out = false;
+      try {
+        if (a)
+          co_await corio::wait_for(corio::append_file(path, "x"), 20ms);
+        else
+          co_await corio::wait_for(corio::write_file(path, "x"), 20ms);
+      } catch (const corio::timeout_error&) {
+        timed_out = true;
+      }
+      EXPECT_TRUE(timed_out);
+    }(fifo, append));
+  }
+  done = true;
+  guard.join();
+  EXPECT_FALSE(rescued) << "the loop's close waited for a write to a FIFO without a reader";
+}
+
+TEST(FilesCancel, AWriteToAFifoWaitsForItsReader) {
+  // The reader comes after the write began: the write waits for it, then goes through.
+  corio::testing::leak_check leaks;
+  temp_dir dir;
+  const std::string fifo = dir.file("fifo");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  std::string got;
+  std::thread reader([&] {
+    std::this_thread::sleep_for(30ms);
+    got = slurp(fifo); // opens (blocking until the writer is there) and reads to the end
+  });
+  corio::run([](std::string path) -> task<> { co_await corio::write_file(path, std::string(200000, 'r')); }(fifo));
+  reader.join();
+  EXPECT_EQ(got, std::string(200000, 'r'));
 }
 
 } // namespace
