@@ -175,6 +175,9 @@ public:
   [[nodiscard]] detail::task_state* current_task() const noexcept { return current_task_; }
   /// Resumes h (as task t) in a later iteration.
   void schedule(std::coroutine_handle<> h, detail::task_state* t);
+  /// Takes the first step of spawned task t in a later iteration (t->start(): a task cancelled by then
+  /// ends without running its body, as in asyncio).
+  void schedule_start(detail::task_state* t);
   /// Resumes h as task t now, inside the caller (spawn_eager), until it suspends or ends; then the task
   /// that was running before is the current one again. Only on the loop's own thread while it runs.
   void run_eagerly(std::coroutine_handle<> h, detail::task_state* t);
@@ -248,8 +251,9 @@ public:
 
 private:
   struct ready_item {         // 16 bytes: a million of these queue up when a million tasks are spawned at once
-    void* target;             // a coroutine frame to resume, or a timer_node when task is callback_tag()
-    detail::task_state* task; // the task to resume it as (null: not inside a task)
+    void* target;             // a coroutine frame to resume; a timer_node when task is callback_tag(); the
+                              // task_state to start when task is start_tag()
+    detail::task_state* task; // the task to resume it as (null: not inside a task), or one of the tags
   };
   struct timer_entry { // 16 bytes: the sequence number and the heap index live in the slot
     time_point when;

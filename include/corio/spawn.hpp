@@ -73,6 +73,23 @@ template <class T> struct spawned final : task_state {
   /// The exception the task ended with (null: none); only once done and not abandoned.
   [[nodiscard]] std::exception_ptr& exception() noexcept { return freed ? error : frame.promise().exception; }
 
+  void start() noexcept override {
+    if (cancel_requests > 0 && !starts_if_cancelled) [[unlikely]]
+      return end_unstarted();
+    frame.resume();
+  }
+  /// Cancelled before its first step (asyncio: the CancelledError is thrown into the coroutine before its
+  /// first line): the body never runs. The task ends as if its first await point had raised the cancel:
+  /// its frame goes (its parameters' destructors run), its awaiters wake, its done callbacks run.
+  void end_unstarted() noexcept {
+    task_promise<T>& p = frame.promise();
+    try {
+      raise_cancel(); // cancelled_error with the cancel's message
+    } catch (...) {
+      p.exception = std::current_exception();
+    }
+    on_done();
+  }
   void on_done() noexcept override {
     done = true;
     loop->remove_task(this);
@@ -198,9 +215,10 @@ public:
   [[nodiscard]] bool valid() const noexcept { return s_ != nullptr; }
   [[nodiscard]] bool done() const { return state().done; }
   /// Requests cancellation: cancelled_error is raised at the task's current await point, or at its
-  /// next one if it is running or about to run (a task cancelled before it started runs up to its first
-  /// await point). A task that returns before reaching one ends cancelled, its result dropped, as in
-  /// asyncio. Returns false if the task already finished.
+  /// next one if it is running or about to run. A task cancelled before it started never starts, as in
+  /// asyncio: its body does not run, its frame is destroyed (its parameters with it) and it ends
+  /// cancelled. A task that returns before reaching an await point ends cancelled, its result dropped,
+  /// as in asyncio. Returns false if the task already finished.
   bool cancel() noexcept { return s_ != nullptr && s_->loop->cancel_task(s_); }
   /// cancel() with a message (asyncio's Task.cancel(msg)): the cancelled_error raised in the task carries
   /// it (what(), message()); the last message given wins. A task it awaits (`co_await handle`) and the
@@ -374,7 +392,7 @@ template <class T> join_handle<T> spawn_eager(event_loop& loop, task<T> t, std::
   if (event_loop::current() == &loop && loop.is_running())
     loop.run_eagerly(s->frame, s);
   else
-    loop.schedule(s->frame, s);
+    loop.schedule_start(s);
   return h;
 }
 
@@ -384,11 +402,19 @@ template <class T> join_handle<T> spawn_eager(task<T> t, std::string_view name =
 }
 
 namespace detail {
+/// What spawn_lazy() does with a task cancelled before its first step.
+enum class start_policy : bool {
+  skip_if_cancelled, // it never starts (asyncio; what spawn() does)
+  always,            // it starts, and the cancel comes at its first await point: corio's own wrappers
+                     // whose body does bookkeeping (reports an outcome, unregisters) that must not be skipped
+};
 /// spawn() that starts the task at the loop's next iteration whatever the loop's eager_tasks() says:
 /// corio's own tasks, whose spawners finish setting up what the task uses after spawning it.
-template <class T> join_handle<T> spawn_lazy(event_loop& loop, task<T> t, std::string_view name = {}) {
+template <class T> join_handle<T> spawn_lazy(event_loop& loop, task<T> t, std::string_view name = {},
+                                             start_policy policy = start_policy::skip_if_cancelled) {
   auto* s = make_spawned(loop, t, name);
-  loop.schedule(s->frame, s);
+  s->starts_if_cancelled = policy == start_policy::always;
+  loop.schedule_start(s);
   return join_handle<T>(s);
 }
 } // namespace detail

@@ -236,8 +236,11 @@ template <class F> thread_future<detail::remote_result_t<F>> run_coroutine_threa
   auto call = std::make_shared<detail::threadsafe_call<T>>(&loop);
   loop.call_soon_threadsafe([guard = detail::threadsafe_call_guard<T>(call), fn = std::move(fn)]() mutable {
     std::shared_ptr<detail::threadsafe_call<T>> c = guard.share();
-    join_handle<> h =
-        spawn(*c->loop, detail::run_threadsafe_body<T, F>(std::move(guard), std::move(fn)), "run_coroutine_threadsafe");
+    // Started even if cancelled first, so that its body reports the end (fn then is not called).
+    auto body = detail::run_threadsafe_body<T, F>(std::move(guard), std::move(fn));
+    join_handle<> h = c->loop->eager_tasks() ? spawn_eager(*c->loop, std::move(body), "run_coroutine_threadsafe")
+                                             : detail::spawn_lazy(*c->loop, std::move(body), "run_coroutine_threadsafe",
+                                                                  detail::start_policy::always);
     bool cancel;
     {
       std::lock_guard lock(c->mutex);

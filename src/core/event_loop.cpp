@@ -32,9 +32,16 @@ std::uint64_t splitmix(std::uint64_t& s) noexcept {
   return z ^ (z >> 31);
 }
 
-// Ready items that are callbacks carry this in place of a task pointer; it is never dereferenced.
-alignas(16) char callback_marker;
-detail::task_state* callback_tag() noexcept { return reinterpret_cast<detail::task_state*>(&callback_marker); }
+// Ready items that are not a task's step carry one of these in place of a task pointer; they are never
+// dereferenced. [0]: a callback (the target is a timer_node). [1]: a spawned task's first step (the target
+// is its task_state). Adjacent, so that the step of a task, the hot path, is told from both by one test.
+alignas(16) char tag_markers[2];
+detail::task_state* callback_tag() noexcept { return reinterpret_cast<detail::task_state*>(&tag_markers[0]); }
+detail::task_state* start_tag() noexcept { return reinterpret_cast<detail::task_state*>(&tag_markers[1]); }
+bool is_tag(const detail::task_state* t) noexcept {
+  return (reinterpret_cast<std::uintptr_t>(t) & ~std::uintptr_t{1}) ==
+         reinterpret_cast<std::uintptr_t>(&tag_markers[0]);
+}
 
 detail::timer_slot* slot_of(std::uintptr_t s) noexcept {
   return reinterpret_cast<detail::timer_slot*>(s & ~std::uintptr_t{1});
@@ -313,6 +320,8 @@ void event_loop::call_soon_threadsafe(detail::unique_function fn) {
 time_point event_loop::time() const noexcept { return clock_->now(); }
 
 void event_loop::schedule(std::coroutine_handle<> h, detail::task_state* t) { push_ready({h.address(), t}); }
+
+void event_loop::schedule_start(detail::task_state* t) { push_ready({t, start_tag()}); }
 
 void event_loop::wake(detail::wait_node* w) {
   if (w->task != nullptr && w->task->waiting == w)
@@ -776,9 +785,14 @@ void event_loop::run_eagerly(std::coroutine_handle<> h, detail::task_state* t) {
 
 void event_loop::run_item(const ready_item& item) {
   const auto started = opts_.debug ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
-  if (item.task != callback_tag()) {
+  if (!is_tag(item.task)) {
     current_task_ = item.task;
     std::coroutine_handle<>::from_address(item.target).resume();
+    current_task_ = nullptr;
+  } else if (item.task == start_tag()) {
+    auto* t = static_cast<detail::task_state*>(item.target);
+    current_task_ = t;
+    t->start(); // its first step; or, cancelled before it, its end without running its body
     current_task_ = nullptr;
   } else {
     auto* n = static_cast<detail::timer_node*>(item.target);

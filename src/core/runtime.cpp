@@ -353,7 +353,9 @@ void runtime::start_main(const std::shared_ptr<detail::parallel_run>& st, std::s
     return;
   }
   auto& slot = st->mains[i];
-  slot.handle = detail::spawn_lazy(loop(i), main_wrapper(this, st, i, std::move(t)), "main");
+  // Started even if cancelled first: the wrapper reports the end (main itself then never runs).
+  slot.handle =
+      detail::spawn_lazy(loop(i), main_wrapper(this, st, i, std::move(t)), "main", detail::start_policy::always);
   if (slot.cancel_requested)
     slot.handle.cancel();
 }
@@ -361,6 +363,9 @@ void runtime::start_main(const std::shared_ptr<detail::parallel_run>& st, std::s
 task<> runtime::main_wrapper(runtime* rt, std::shared_ptr<detail::parallel_run> st, std::size_t i, task<> t) {
   std::exception_ptr e;
   try {
+    // Cancelled before it started (stop(), Ctrl-C, another copy failed): main never runs, as asyncio
+    // never starts a task cancelled before its first step; the copy is reported as cancelled.
+    detail::running_task("runtime::run()").check_cancel();
     co_await t;
   } catch (...) {
     e = std::current_exception();

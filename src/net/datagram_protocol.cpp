@@ -163,7 +163,8 @@ struct datagram_transport_access {
       return;
     t.flushing_ = true;
     try {
-      spawn_lazy(running_loop("datagram transport"), flush(t.shared_from_this()), "datagram transport flush");
+      spawn_lazy(running_loop("datagram transport"), flush(t.shared_from_this()), "datagram transport flush",
+                 start_policy::always);
     } catch (...) {
       t.flushing_ = false;
       fail(t, std::current_exception());
@@ -300,7 +301,8 @@ open_datagram_protocol(datagram_protocol_factory make, task<datagram_endpoint> o
   if (!p)
     throw std::invalid_argument("corio: create_datagram_endpoint(): the protocol factory returned null");
   std::shared_ptr<datagram_transport> t = datagram_transport_access::start(std::move(ep.raw()), p);
-  spawn_lazy(running_loop("create_datagram_endpoint()"), datagram_transport_access::pump(t), "datagram transport");
+  spawn_lazy(running_loop("create_datagram_endpoint()"), datagram_transport_access::pump(t), "datagram transport",
+             start_policy::always);
   std::pair<std::shared_ptr<datagram_transport>, std::shared_ptr<datagram_protocol>> r{std::move(t), std::move(p)};
   co_return r;
 }

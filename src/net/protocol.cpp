@@ -103,7 +103,7 @@ struct transport_access {
     if (t.state_ == state::aborted || t.state_ == state::lost) // the callback aborted
       return;
     try {
-      spawn_lazy(running_loop("transport"), watch_drain(t.shared_from_this()), "transport drain");
+      spawn_lazy(running_loop("transport"), watch_drain(t.shared_from_this()), "transport drain", start_policy::always);
     } catch (...) {
       fail(t, std::current_exception());
     }
@@ -393,7 +393,7 @@ connect_protocol(task<connection> connecting, protocol_factory make, std::size_t
   if (!p)
     throw std::invalid_argument("corio: create_connection(): the protocol factory returned null");
   std::shared_ptr<transport> t = transport_access::start(std::move(c), p, high, low, over);
-  spawn_lazy(running_loop("create_connection()"), transport_access::pump(t), "transport");
+  spawn_lazy(running_loop("create_connection()"), transport_access::pump(t), "transport", start_policy::always);
   std::pair<std::shared_ptr<transport>, std::shared_ptr<protocol>> r{std::move(t), std::move(p)};
   co_return r;
 }
@@ -406,7 +406,7 @@ std::shared_ptr<transport> start_pipe_transport(socket s, transport_over over, s
   auto st = std::make_shared<stream_transport>(std::move(s), name, o);
   connection c{stream_reader(st), stream_writer(st)};
   std::shared_ptr<transport> t = transport_access::start(std::move(c), std::move(p), high, low, over, std::move(name));
-  spawn_lazy(running_loop("start_pipe_transport()"), transport_access::pump(t), "transport");
+  spawn_lazy(running_loop("start_pipe_transport()"), transport_access::pump(t), "transport", start_policy::always);
   return t;
 }
 

@@ -121,6 +121,10 @@ task<> run_handler(std::shared_ptr<server_state> param, socket s, address peer) 
     linger_reset(s.fd());
     co_return; // `s` closes with the frame
   }
+  // Cancelled before we started (close_clients(), the loop's shutdown): the handler never runs, as asyncio
+  // never starts a task cancelled before its first step. We ran only for the guard; `s` closes with the frame.
+  if (event_loop::current()->current_task()->cancel_requests > 0)
+    co_return; // ends cancelled (the cancel was never raised)
   std::exception_ptr failure;
   connection c;
   struct writer_guard { // destroyed before `c`
@@ -236,7 +240,8 @@ task<> accept_loop(std::shared_ptr<server_state> param, std::size_t index) {
 } // namespace
 
 void server_state::spawn_handler(socket s, address peer) {
-  auto h = spawn_lazy(*loop, run_handler(shared_from_this(), std::move(s), std::move(peer)));
+  // Started even if cancelled first: its body unregisters it (and skips the handler then).
+  auto h = spawn_lazy(*loop, run_handler(shared_from_this(), std::move(s), std::move(peer)), {}, start_policy::always);
   auto id = h.id();
   handlers.emplace(id, client{std::move(h), nullptr, false, {}});
 }
@@ -248,7 +253,7 @@ void server_state::start_serving() {
   serving = true;
   for (std::size_t i = 0; i < listeners.size(); ++i) {
     ++accepting;
-    acceptors.push_back(spawn_lazy(*loop, accept_loop(shared_from_this(), i)));
+    acceptors.push_back(spawn_lazy(*loop, accept_loop(shared_from_this(), i), {}, start_policy::always));
   }
 }
 

@@ -153,7 +153,7 @@ start_subprocess(subprocess_factory make, std::string program, std::vector<std::
   // at the loop's next iteration) deliver nothing before it.
   subprocess_access::attach_pipes(*t, s);
   subprocess_access::connection_made(*t, *p);
-  spawn_lazy(loop, subprocess_access::watch_exit(t), "subprocess exit");
+  spawn_lazy(loop, subprocess_access::watch_exit(t), "subprocess exit", start_policy::always);
   std::pair<std::shared_ptr<subprocess_transport>, std::shared_ptr<subprocess_protocol>> r{std::move(t), std::move(p)};
   co_return r;
 }

@@ -319,7 +319,7 @@ TEST(Runner, ALeftoverMainTaskFinishingDuringCloseDoesNotStopTheShutdown) {
   bool cleaned = false;
   runner r({.clock = &clock});
   EXPECT_THROW(r.run([](bool* c) -> task<> {
-    corio::spawn(slow_to_finish(c));
+    corio::spawn_eager(slow_to_finish(c)); // started: a task cancelled before it starts never runs
     corio::event_loop::current()->stop();
     co_await corio::sleep(1h);
   }(&cleaned)),
@@ -567,7 +567,7 @@ TEST(Runner, RunStoppedFromInsideIsALoopErrorAndCleansUp) {
   try {
     corio::run(
         [](bool* c) -> task<> {
-          corio::spawn(slow_to_finish(c));
+          corio::spawn_eager(slow_to_finish(c)); // started: a task cancelled before it starts never runs
           corio::event_loop::current()->stop();
           co_await corio::sleep(1h);
         }(&cleaned),

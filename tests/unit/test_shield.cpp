@@ -3,6 +3,7 @@
 #include <corio/shield.hpp>
 #include <corio/sleep.hpp>
 #include <corio/spawn.hpp>
+#include <corio/task_ref.hpp>
 #include <corio/testing/mock_clock.hpp>
 #include <corio/this_task.hpp>
 #include <corio/timeout.hpp>
@@ -128,9 +129,9 @@ TEST(Shield, AlreadyCancelledAwaiterRaisesAtOnceButTheTaskRuns) {
   run_mock([](mock_clock*) -> task<> {
     std::vector<std::string> log;
     auto outer = corio::spawn([](std::vector<std::string>* l) -> task<> {
+      corio::current_task().cancel();                 // cancelled while running, before the await point
       co_await corio::shield(logged(1s, "inner", l)); // spawned by shield(), before the await point
     }(&log));
-    outer.cancel(); // before it runs
     EXPECT_THROW(co_await outer, corio::cancelled_error);
     co_await corio::sleep(2s);
     EXPECT_EQ(log, std::vector<std::string>{"inner done"});

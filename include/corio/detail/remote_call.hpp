@@ -25,9 +25,12 @@ template <class T> struct remote_result<task<T>> { using type = T; };
 template <class F> using remote_result_t = typename remote_result<std::invoke_result_t<F&>>::type;
 
 /// Calls (*fn)() — awaiting the task<T> it returns, if it returns one — and stores its result or its
-/// exception in *out. The pointers are the awaiting frame's: it outlives this task.
+/// exception in *out. The pointers are the awaiting frame's: it outlives this task. The first thing its
+/// caller does, in a task that starts even if cancelled first (start_policy::always): cancelled before it
+/// started, fn is not called (asyncio never starts such a task) and *out gets the cancelled_error.
 template <class T, class F> task<> call_into(result_slot<T>* out, F* fn) {
   try {
+    running_task("run_on()").check_cancel();
     if constexpr (std::is_void_v<T>) {
       if constexpr (std::is_void_v<std::invoke_result_t<F&>>)
         (*fn)();
@@ -85,7 +88,7 @@ public:
     }
     try {
       target_->call_soon_threadsafe([this, self = reference(this), fn = std::move(fn)]() mutable {
-        remote_ = spawn_lazy(*target_, body(reference(this), std::move(fn)), "run_on");
+        remote_ = spawn_lazy(*target_, body(reference(this), std::move(fn)), "run_on", start_policy::always);
         if (cancel_early_)
           remote_.cancel();
       });

@@ -36,6 +36,9 @@ struct task_state {
   bool done = false;
   bool retrieved = false;               // the result or exception was looked at (else: "never retrieved")
   mutable bool cancel_unraised = false; // see above; raise_cancel() clears it
+  /// Its first step runs even if it was cancelled before it (cancelled_error comes at its first await
+  /// point instead): corio's own tasks whose body does bookkeeping that must not be skipped.
+  bool starts_if_cancelled = false;
   std::uint64_t id = 0;
   /// What most tasks never have, out of line: 8 bytes in every task instead of 40.
   struct rare {
@@ -73,6 +76,9 @@ struct task_state {
       raise_cancel();
   }
 
+  /// The task's first step, from the loop (a task spawned to start later). One cancelled before it
+  /// (cancel() not taken back) does not start: it ends cancelled, its body never run, as in asyncio.
+  virtual void start() noexcept = 0;
   /// The task's coroutine finished (called from its final suspend; may free the frame and the state).
   virtual void on_done() noexcept = 0;
   /// Destroys the task's coroutine frames without running them (loop teardown).
