@@ -1,6 +1,8 @@
 // Cancellation: where it is raised, that it is sticky and level-triggered, uncancel, timeouts.
+#include <corio/event_loop.hpp>
 #include <corio/future.hpp>
 #include <corio/gather.hpp>
+#include <corio/net/socket.hpp>
 #include <corio/run.hpp>
 #include <corio/sleep.hpp>
 #include <corio/spawn.hpp>
@@ -10,12 +12,17 @@
 #include <corio/this_task.hpp>
 #include <corio/timeout.hpp>
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "counted.hpp"
 #include "loop_fixture.hpp"
 
 using namespace std::chrono_literals;
@@ -49,17 +56,17 @@ TEST(Cancel, RaisedAtTheCurrentAwaitPoint) {
   });
 }
 
-TEST(Cancel, RequestedBeforeTheFirstAwaitAppliesThere) {
+TEST(Cancel, RequestedBeforeItStartedMeansItNeverStarts) {
   run_mock([](mock_clock*) -> task<> {
     int reached = 0;
     auto t = corio::spawn([](int* r) -> task<> {
-      *r = 1; // runs: the cancel is not lost, it waits for an await point
+      *r = 1; // never runs: asyncio throws the CancelledError in before the first line
       co_await corio::sleep(0s);
       *r = 2;
     }(&reached));
     t.cancel(); // before it ever ran
     EXPECT_THROW(co_await t, corio::cancelled_error);
-    EXPECT_EQ(reached, 1);
+    EXPECT_EQ(reached, 0);
   });
 }
 
@@ -541,13 +548,13 @@ TEST(Cancel, AcceptedButNeverRaisedEndsTheTaskCancelled) {
 
     std::vector<std::string> log;
     auto unstarted = corio::spawn([](std::vector<std::string>* l) -> task<std::string> {
-      l->push_back("body"); // corio runs the body up to its first await point (asyncio does not run it)
+      l->push_back("body"); // never runs, as in asyncio
       co_return "value";
     }(&log));
     EXPECT_TRUE(unstarted.cancel()); // before it ever ran
     EXPECT_THROW(co_await unstarted, corio::cancelled_error);
     EXPECT_TRUE(unstarted.cancelled());
-    EXPECT_EQ(log, std::vector<std::string>{"body"});
+    EXPECT_TRUE(log.empty());
 
     auto void_task = corio::spawn([]() -> task<> {
       corio::current_task().cancel();
@@ -691,6 +698,232 @@ TEST(Timeout, TimeoutExpiredTellsACatchThatAnEnclosingScopeExpired) {
     EXPECT_EQ(c->now() - t0, 50ms);
   });
   EXPECT_THROW((void)corio::timeout_expired(), corio::loop_error);
+}
+
+// ---- A task cancelled before it started never starts (asyncio: t = create_task(f()); t.cancel()) -------
+
+using corio::testing::counted;
+
+/// Counts the lines of its body that ran; its parameters (a counted value, a socket) go with its frame.
+task<int> counts_its_lines(int* ran, counted c, corio::socket s) {
+  ++*ran;
+  co_await corio::sleep(0s);
+  ++*ran;
+  co_return c.value + (s.is_open() ? 1 : 0);
+}
+
+task<int> counts_its_start(int* ran) {
+  ++*ran;
+  co_await corio::sleep(0s);
+  co_return 1;
+}
+
+// The body never runs; the frame is destroyed with its parameters (the socket closes: the peer reads end
+// of stream), the task ends cancelled and its awaiter gets cancelled_error.
+TEST(CancelBeforeStart, TheBodyNeverRunsAndTheParametersGo) {
+  corio::testing::leak_check leaks;
+  corio::testing::lifetime_check lives;
+  run_mock([](mock_clock*) -> task<> {
+    int fds[2] = {-1, -1};
+    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+    int ran = 0;
+    auto h = corio::spawn(counts_its_lines(&ran, counted(7), corio::socket::adopt(fds[0])));
+    EXPECT_TRUE(h.cancel());
+    EXPECT_FALSE(h.done()); // it ends in the loop's next iteration, where it would have started
+    EXPECT_EQ(counted::alive(), 1);
+    bool raised = false;
+    try {
+      (void)co_await h;
+    } catch (const corio::cancelled_error& e) {
+      raised = true;
+      EXPECT_EQ(e.message(), "");
+    }
+    EXPECT_TRUE(raised);
+    EXPECT_EQ(ran, 0);
+    EXPECT_TRUE(h.done());
+    EXPECT_TRUE(h.cancelled());
+    EXPECT_EQ(counted::alive(), 0); // the frame went when the task ended, with its parameters
+    char b = 0;
+    EXPECT_EQ(::read(fds[1], &b, 1), 0); // the socket parameter was closed: end of stream
+    ::close(fds[1]);
+    EXPECT_FALSE(h.cancel()); // done
+  });
+}
+
+// It ends as a task that raised the cancel at its first await point: the cancel's message, every
+// awaiter woken with cancelled_error, done callbacks run (seeing it cancelled), exception() set.
+TEST(CancelBeforeStart, EndsCancelledWithTheMessageWakingAwaitersAndDoneCallbacks) {
+  corio::testing::leak_check leaks;
+  run_mock([](mock_clock*) -> task<> {
+    int ran = 0;
+    auto h = corio::spawn([](int* r) -> task<std::string> {
+      ++*r;
+      co_return "value";
+    }(&ran));
+    std::vector<std::string> log;
+    h.add_done_callback([&log, &h] { log.push_back(h.cancelled() ? "cancelled" : "not cancelled"); });
+    EXPECT_TRUE(h.cancel("shutting down"));
+    auto other = corio::spawn([](corio::join_handle<std::string> t) -> task<std::string> { co_return co_await t; }(h));
+    std::string message;
+    try {
+      (void)co_await h;
+    } catch (const corio::cancelled_error& e) {
+      message = e.message();
+    }
+    EXPECT_EQ(message, "shutting down");
+    std::string other_message;
+    try {
+      (void)co_await other;
+    } catch (const corio::cancelled_error& e) {
+      other_message = e.message();
+    }
+    EXPECT_EQ(other_message, "shutting down");
+    co_await corio::sleep(0s); // the done callback runs through call_soon
+    EXPECT_EQ(log, std::vector<std::string>{"cancelled"});
+    EXPECT_EQ(ran, 0);
+    EXPECT_TRUE(h.cancelled());
+    std::exception_ptr e = h.exception();
+    EXPECT_TRUE(corio::is_cancellation(e));
+    EXPECT_THROW((void)h.result(), corio::cancelled_error);
+  });
+}
+
+/// A result whose move may throw: the task keeps its frame until its last handle goes (spawn.hpp).
+struct throwing_move {
+  int v = 0;
+  explicit throwing_move(int x) : v(x) {}
+  throwing_move(const throwing_move&) = default;
+  throwing_move(throwing_move&& o) noexcept(false) : v(o.v) {}
+  throwing_move& operator=(const throwing_move&) = default;
+};
+
+TEST(CancelBeforeStart, AResultKeptInTheFrameIsReleasedWithTheLastHandle) {
+  corio::testing::leak_check leaks;
+  corio::testing::lifetime_check lives;
+  run_mock([](mock_clock*) -> task<> {
+    int ran = 0;
+    auto h = corio::spawn([](int* r, counted c) -> task<throwing_move> {
+      ++*r;
+      co_return throwing_move(c.value);
+    }(&ran, counted(3)));
+    h.cancel("kept");
+    std::string message;
+    try {
+      (void)co_await h;
+    } catch (const corio::cancelled_error& e) {
+      message = e.message();
+    }
+    EXPECT_EQ(message, "kept");
+    EXPECT_EQ(ran, 0);
+    EXPECT_TRUE(h.cancelled());
+    EXPECT_EQ(counted::alive(), 1); // this result type keeps the frame until the last handle goes
+    h = {};
+    EXPECT_EQ(counted::alive(), 0);
+  });
+}
+
+// spawn() on a lazy loop and spawn_eager() called while the loop is not running (it schedules the task
+// then), on a loop that is not running yet, with eager tasks off and on.
+TEST(CancelBeforeStart, OnALoopNotRunningYet) {
+  corio::testing::leak_check leaks;
+  for (bool eager : {false, true}) {
+    corio::event_loop loop({.eager_tasks = eager});
+    int ran = 0;
+    auto a = corio::spawn(loop, counts_its_start(&ran));
+    auto b = corio::spawn_eager(loop, counts_its_start(&ran));
+    auto c = corio::spawn(loop, counts_its_start(&ran)); // not cancelled: runs
+    EXPECT_TRUE(a.cancel());
+    EXPECT_TRUE(b.cancel("b"));
+    loop.stop();
+    loop.run_forever(); // one iteration: where they would have started
+    EXPECT_EQ(ran, 1) << "eager " << eager;
+    EXPECT_TRUE(a.done() && a.cancelled());
+    EXPECT_TRUE(b.done() && b.cancelled());
+    EXPECT_FALSE(c.done());
+    loop.stop();
+    loop.run_forever();
+    EXPECT_EQ(c.result(), 1);
+    try {
+      (void)b.result();
+      ADD_FAILURE() << "b has a result";
+    } catch (const corio::cancelled_error& e) {
+      EXPECT_EQ(e.message(), "b");
+    }
+    loop.close();
+  }
+}
+
+// shutdown_tasks() (what corio::run() does after main) cancels a task not started yet: it never runs.
+TEST(CancelBeforeStart, ShutdownCancelsTasksNotStartedYet) {
+  corio::testing::leak_check leaks;
+  corio::event_loop loop;
+  int ran = 0;
+  auto a = corio::spawn(loop, counts_its_start(&ran));
+  loop.shutdown_tasks();
+  EXPECT_EQ(ran, 0);
+  EXPECT_TRUE(a.cancelled());
+  loop.close();
+}
+
+// gather() spawns its tasks; cancelling the task that awaits it before they started cancels them: none
+// runs, and the awaiter raises cancelled_error with the message (asyncio's gather(...).cancel() too).
+TEST(CancelBeforeStart, GatherCancelledBeforeItsTasksStartedRunsNone) {
+  corio::testing::leak_check leaks;
+  run_mock([](mock_clock*) -> task<> {
+    int ran = 0;
+    auto outer = corio::spawn_eager(
+        [](int* r) -> task<> { (void)co_await corio::gather(counts_its_start(r), counts_its_start(r)); }(&ran));
+    EXPECT_FALSE(outer.done()); // it waits in the gather; the gather's tasks are scheduled
+    outer.cancel("stop");
+    std::string message;
+    try {
+      co_await outer;
+    } catch (const corio::cancelled_error& e) {
+      message = e.message();
+    }
+    EXPECT_EQ(message, "stop");
+    EXPECT_EQ(ran, 0);
+  });
+}
+
+// A task_group's children cancelled before they started never run (asyncio's TaskGroup too): when the
+// task waiting in wait() is cancelled, when it reaches wait() cancelled already, and when the group is
+// destroyed without a wait().
+TEST(CancelBeforeStart, TaskGroupChildrenCancelledBeforeTheyStartedNeverRun) {
+  corio::testing::leak_check leaks;
+  run_mock([](mock_clock*) -> task<> {
+    int ran = 0;
+    auto waiting = corio::spawn_eager([](int* r) -> task<> {
+      corio::task_group group;
+      group.spawn(counts_its_start(r));
+      group.spawn(counts_its_start(r));
+      co_await group.wait();
+    }(&ran));
+    EXPECT_FALSE(waiting.done()); // in wait(); the children are scheduled
+    waiting.cancel();
+    EXPECT_THROW(co_await waiting, corio::cancelled_error);
+    EXPECT_EQ(ran, 0);
+
+    auto cancelled_first = corio::spawn_eager([](int* r) -> task<> {
+      corio::task_group group;
+      group.spawn(counts_its_start(r));
+      group.spawn(counts_its_start(r));
+      corio::current_task().cancel();
+      co_await group.wait(); // cancels the children, and waits for them
+    }(&ran));
+    EXPECT_THROW(co_await cancelled_first, corio::cancelled_error);
+    EXPECT_EQ(ran, 0);
+
+    std::vector<corio::join_handle<int>> children;
+    {
+      corio::task_group group;
+      children.push_back(group.spawn(counts_its_start(&ran)));
+      children.push_back(group.spawn(counts_its_start(&ran)));
+    } // destroyed without wait(): the children are cancelled
+    for (auto& h : children)
+      EXPECT_THROW((void)co_await h, corio::cancelled_error);
+    EXPECT_EQ(ran, 0);
+  });
 }
 
 } // namespace

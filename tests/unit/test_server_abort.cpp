@@ -43,6 +43,7 @@ struct record {
   corio::event changed;            // set whenever `ready` grows
   corio::event never;              // never set
   corio::server* abort_on_start{}; // the first handler to start calls abort_clients() on it
+  corio::server* close_on_start{}; // the first handler to start calls close_clients() on it
 };
 
 void mark_ready(record* rec) {
@@ -59,6 +60,12 @@ task<> serve(record* rec, stream_reader r, stream_writer w) {
     if (corio::server* s = rec->abort_on_start) {
       rec->abort_on_start = nullptr;
       s->abort_clients(); // ours too: cancelled at the next await
+      mark_ready(rec);
+      co_await rec->never.wait();
+    }
+    if (corio::server* s = rec->close_on_start) {
+      rec->close_on_start = nullptr;
+      s->close_clients(); // cancels ours too, and the handlers not started yet
       mark_ready(rec);
       co_await rec->never.wait();
     }
@@ -234,6 +241,43 @@ TEST_P(AbortClients, ResetsConnectionsWhoseHandlerHasNotStarted) {
     expect_only_main_task();
   });
 }
+// close_clients() cancels the handlers; one whose task has not started yet never runs (asyncio never
+// starts a task cancelled before its first step), and its connection is closed (the client reads end of
+// stream). As above, the first handler to run makes the call while the others are only scheduled.
+TEST_P(AbortClients, CloseClientsBeforeTheHandlersStartedRunsNone) {
+  run([]() -> task<> {
+    record rec;
+    corio::server srv = co_await corio::start_server(handler_for(&rec), "127.0.0.1", 0);
+    rec.close_on_start = &srv;
+    address to = srv.addresses().front();
+    constexpr int n = 4;
+    std::vector<corio::socket> clients;
+    for (int i = 0; i < n; ++i) { // blocking connects: all queued in the backlog before the loop runs
+      int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      EXPECT_EQ(::connect(fd, static_cast<const sockaddr*>(to.data()), static_cast<socklen_t>(to.size())), 0);
+      clients.emplace_back(fd); // made non-blocking
+    }
+    co_await wait_ready(&rec, 1);
+    for (int i = 0; i < n; ++i) {
+      char b = 0;
+      std::size_t got = 1;
+      try {
+        got = co_await corio::sock_recv(clients[i], std::span<char>(&b, 1));
+      } catch (const std::system_error& e) {
+        ADD_FAILURE() << "client " << i << ": " << e.what();
+      }
+      EXPECT_EQ(got, 0u) << "client " << i;
+    }
+    EXPECT_TRUE(co_await wait_connections(srv, 0));
+    EXPECT_EQ(rec.started, 1) << "a handler ran though close_clients() came before its task started";
+    EXPECT_EQ(rec.cancelled, 1);
+    co_await expect_echo(to);
+    srv.close();
+    co_await srv.wait_closed();
+    expect_only_main_task();
+  });
+}
+
 INSTANTIATE_TEST_SUITE_P(Orders, AbortClients, corio::testing::ready_orders());
 
 TEST(AbortClientsFds, NoFdIsLeftAfterAbortAndDestruction) {

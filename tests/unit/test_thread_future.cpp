@@ -115,6 +115,29 @@ TEST(RunCoroutineThreadsafe, CancelBeforeTheLoopRunsAndAfterTheWorkIsDone) {
   EXPECT_EQ(loop.task_count(), 0u);
 }
 
+// Cancelled before its task started, the work never starts (asyncio never starts a task cancelled before
+// its first step): fn is not called, and the future raises cancelled_error.
+TEST(RunCoroutineThreadsafe, CancelledBeforeItsTaskStartedNeverCallsFn) {
+  corio::testing::leak_check leaks;
+  event_loop loop;
+  int plain_calls = 0;
+  int task_calls = 0;
+  auto plain = corio::run_coroutine_threadsafe(loop, [&plain_calls] { return ++plain_calls; });
+  auto coro = corio::run_coroutine_threadsafe(loop, [&task_calls] {
+    ++task_calls;
+    return add_later(1, 1);
+  });
+  EXPECT_TRUE(plain.cancel());
+  EXPECT_TRUE(coro.cancel());
+  with_thread(loop, [&] {
+    EXPECT_THROW(plain.get(), corio::cancelled_error);
+    EXPECT_THROW(coro.get(), corio::cancelled_error);
+  });
+  EXPECT_EQ(plain_calls, 0);
+  EXPECT_EQ(task_calls, 0);
+  EXPECT_EQ(loop.task_count(), 0u);
+}
+
 TEST(RunCoroutineThreadsafe, ALoopThatClosesFirstNeverLeavesAWaiterHanging) {
   corio::testing::leak_check leaks;
   corio::thread_future<int> never_started, interrupted;
