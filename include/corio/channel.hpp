@@ -19,6 +19,10 @@
 
 namespace corio {
 
+namespace detail {
+struct channel_test_access;
+}
+
 /// Raised by send() once the channel is closed, and by recv() once it is closed and drained.
 class channel_closed : public std::runtime_error {
 public:
@@ -36,8 +40,10 @@ public:
 /// loop is woken only when the consumer sleeps — one call_soon_threadsafe per sleep, not per item.
 /// Only a bounded channel that is full takes a mutex (for its list of waiting senders).
 /// close() (any thread): send() raises channel_closed from then on, recv() once the items already queued
-/// are taken, and waiting senders raise it at once. An item whose send() raced with close() may be
-/// delivered or not; either way it is destroyed exactly once.
+/// are taken, and waiting senders raise it at once. Every item whose send() returned before close()
+/// is delivered first; recv() also waits for a send() that began before close() and is still linking
+/// its item, as that can hide items sent after it (see try_recv()). An item whose send() raced with
+/// close() may be delivered or not; either way it is destroyed exactly once.
 /// Cancellation: a recv() cancelled while waiting takes nothing (the next item stays queued); a send()
 /// cancelled while waiting for room leaves with its item. A send whose item went in returns normally,
 /// and the cancellation is raised at the task's next await point (as corio::queue does).
@@ -46,6 +52,7 @@ public:
 template <class T> class channel {
   class recv_awaiter;
   class send_awaiter;
+  friend struct detail::channel_test_access; // tests only: a producer paused inside its push
 
 public:
   using value_type = T;
@@ -75,10 +82,13 @@ public:
   }
   /// `co_await ch.send(item)` in a task on any loop: waits for room (bounded), then queues the item.
   [[nodiscard]] send_awaiter send(T item) { return send_awaiter(*this, std::move(item)); }
-  /// `T x = co_await ch.recv()`: the next item, waiting for one. channel_closed once closed and drained;
+  /// `T x = co_await ch.recv()`: the next item, waiting for one. channel_closed once closed and drained
+  /// (see close());
   /// invalid_state_error if another recv() is waiting (one consumer at a time).
   [[nodiscard]] recv_awaiter recv() noexcept { return recv_awaiter(*this); }
-  /// Consumer: the next item, or nullopt. channel_closed once closed and drained.
+  /// Consumer: the next item, or nullopt. channel_closed once closed and drained. After close(), still
+  /// nullopt for a moment while a send() that passed its check before close() is linking its item (a
+  /// producer thread preempted between the two steps of a push): try again.
   [[nodiscard]] std::optional<T> try_recv() {
     if (waiter_ != nullptr)
       throw invalid_state_error("corio: channel::try_recv() while a recv() waits (one consumer at a time)");
@@ -87,7 +97,8 @@ public:
     if (closed_.load(std::memory_order_seq_cst)) {
       if (std::optional<T> v = take())
         return v;
-      throw channel_closed();
+      if (queue_.drained())
+        throw channel_closed();
     }
     return std::nullopt;
   }
@@ -144,18 +155,24 @@ private:
     else
       loop->call_soon_threadsafe([this] { wake_consumer(); });
   }
+  /// Consumer thread: nothing more will come. A push still half done after close() began before it,
+  /// and may hide items sent (completely) before close(): not drained until it has linked its item.
+  [[nodiscard]] bool closed_and_drained() const noexcept {
+    return closed_.load(std::memory_order_seq_cst) && queue_.drained();
+  }
   /// Consumer loop thread. Finds no waiter if its frame was destroyed meanwhile (loop teardown).
   /// The item of the producer that woke us can be invisible still: an earlier push may be half done (see
-  /// mpsc_queue), hiding everything behind it. Then the consumer parks again, with the same handshake as
-  /// await_suspend: the earlier producer links, then looks at parked_, so one of us sees the other.
+  /// mpsc_queue), hiding everything behind it — after close() too. Then the consumer parks again, with
+  /// the same handshake as await_suspend: the earlier producer links, then looks at parked_, so one of
+  /// us sees the other.
   void wake_consumer() {
     recv_awaiter* w = waiter_;
     if (w == nullptr)
       return;
-    while (queue_.empty() && !closed_.load(std::memory_order_seq_cst)) {
+    while (queue_.empty() && !closed_and_drained()) {
       parked_.store(true, std::memory_order_seq_cst);
-      if (queue_.empty() && !closed_.load(std::memory_order_seq_cst))
-        return; // asleep again; the next link or close() wakes us
+      if (queue_.empty() && !closed_and_drained())
+        return; // asleep again; the next link (or close()) wakes us
       if (!parked_.exchange(false, std::memory_order_acq_rel))
         return; // a producer claimed this wake-up and posts it
     }
@@ -212,7 +229,7 @@ private:
         throw invalid_state_error("corio: channel::recv() while another recv() waits (one consumer at a time)");
       if (std::optional<T> v = ch_.take())
         item_.emplace(std::move(*v)); // not item_ = ...: T need not be move-assignable
-      return item_.has_value() || ch_.closed_.load(std::memory_order_seq_cst);
+      return item_.has_value() || ch_.closed_and_drained();
     }
     bool await_suspend(std::coroutine_handle<> h) {
       handle = h;
@@ -222,7 +239,7 @@ private:
       ch_.parked_.store(true, std::memory_order_seq_cst);
       // Re-check after parking (see notify_consumer): a producer that linked its item before our store
       // may not have seen us parked.
-      if (!ch_.queue_.empty() || ch_.closed_.load(std::memory_order_seq_cst)) {
+      if (!ch_.queue_.empty() || ch_.closed_and_drained()) {
         if (ch_.parked_.exchange(false, std::memory_order_acq_rel)) {
           ch_.waiter_ = nullptr;
           return false; // resume now
@@ -239,7 +256,7 @@ private:
         task->raise_cancel(); // took nothing: the item that woke us (if any) stays queued
       if (std::optional<T> v = ch_.take())
         return std::move(*v);
-      throw channel_closed(); // woken only with an item queued or once closed: closed and drained
+      throw channel_closed(); // woken only with an item queued or once closed and drained
     }
     bool on_cancel() noexcept override {
       if (!ch_.parked_.exchange(false, std::memory_order_acq_rel))

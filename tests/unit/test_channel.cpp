@@ -3,6 +3,7 @@
 #include <corio/channel.hpp>
 #include <corio/run.hpp>
 #include <corio/runtime.hpp>
+#include <corio/sleep.hpp>
 #include <corio/spawn.hpp>
 #include <corio/sync/event.hpp>
 
@@ -10,6 +11,7 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -17,9 +19,24 @@
 #include "leak_check.hpp"
 #include "loop_fixture.hpp"
 
+namespace corio::detail {
+/// The tests' way into a channel: a producer paused inside its push, between the two steps of
+/// mpsc_queue::push() (the window a preempted producer thread leaves open).
+struct channel_test_access {
+  using pending = mpsc_queue<int>::pending_push;
+  static pending begin_send(channel<int>& ch, int v) { return ch.queue_.begin_push(v); }
+  static void end_send(channel<int>& ch, pending p) {
+    ch.queue_.end_push(p);
+    ch.notify_consumer(); // the rest of a send
+  }
+};
+} // namespace corio::detail
+
 namespace {
 
 using corio::channel;
+using send_paused = corio::detail::channel_test_access;
+using namespace std::chrono_literals;
 using corio::task;
 using corio::testing::counted;
 using corio::testing::lifetime_check;
@@ -32,6 +49,15 @@ template <class E> task<bool> recv_throws(channel<int>& ch) {
     co_return true;
   }
   co_return false;
+}
+
+/// `co_await ch.recv()`, or nullopt on channel_closed.
+task<std::optional<int>> recv_unless_closed(channel<int>& ch) {
+  try {
+    co_return co_await ch.recv();
+  } catch (const corio::channel_closed&) {
+  }
+  co_return std::nullopt;
 }
 
 /// counted's tallies are plain ints: for items made and destroyed on several threads, atomic ones.
@@ -104,6 +130,56 @@ TEST(Channel, CloseEndsReceiversAfterDraining) {
     EXPECT_TRUE(closed);
     EXPECT_THROW((void)ch.try_recv(), corio::channel_closed);
   });
+}
+
+TEST(Channel, TryRecvDoesNotReportClosedWhileAnEarlierSendIsHalfDone) {
+  channel<int> ch;
+  const send_paused::pending paused = send_paused::begin_send(ch, 1); // a producer preempted in push()
+  ch.try_send(2); // completes before close(), but is linked behind the paused one
+  ch.close();
+  EXPECT_EQ(ch.try_recv(), std::nullopt); // not drained yet: no channel_closed
+  EXPECT_EQ(ch.try_recv(), std::nullopt);
+  send_paused::end_send(ch, paused);
+  EXPECT_EQ(ch.try_recv(), 1);
+  EXPECT_EQ(ch.try_recv(), 2);
+  EXPECT_THROW((void)ch.try_recv(), corio::channel_closed);
+}
+
+task<> finish_send_later(channel<int>* ch, send_paused::pending paused) {
+  co_await corio::sleep(1ms);
+  send_paused::end_send(*ch, paused);
+}
+
+TEST(Channel, RecvWaitsForAnEarlierHalfDoneSendAfterClose) {
+  corio::testing::run_mock([](auto*) -> task<> {
+    channel<int> ch;
+    auto h = corio::spawn(finish_send_later(&ch, send_paused::begin_send(ch, 1)));
+    ch.try_send(2);
+    ch.close();
+    const auto t0 = corio::event_loop::current()->time();
+    EXPECT_EQ(co_await ch.recv(), 1); // waits for the paused send to link its item
+    EXPECT_EQ(corio::event_loop::current()->time() - t0, 1ms);
+    EXPECT_EQ(co_await ch.recv(), 2);
+    const bool closed = co_await recv_throws<corio::channel_closed>(ch);
+    EXPECT_TRUE(closed);
+    co_await h;
+  });
+}
+
+TEST(Channel, RecvWaitsForAnEarlierHalfDoneSendOnAnotherThreadAfterClose) {
+  corio::run([]() -> task<> {
+    channel<int> ch;
+    const send_paused::pending paused = send_paused::begin_send(ch, 1);
+    ch.try_send(2);
+    ch.close();
+    std::thread t([&ch, paused] { send_paused::end_send(ch, paused); }); // before or after recv() parks
+    const std::optional<int> first = co_await recv_unless_closed(ch);
+    t.join();
+    EXPECT_EQ(first, 1);
+    EXPECT_EQ(co_await ch.recv(), 2);
+    const bool closed = co_await recv_throws<corio::channel_closed>(ch);
+    EXPECT_TRUE(closed);
+  }());
 }
 
 TEST(Channel, CloseWakesAWaitingReceiver) {

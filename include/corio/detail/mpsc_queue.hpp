@@ -23,6 +23,11 @@ namespace corio::detail {
 /// link, then read the flag; consumer: set the flag, then read the link). Only a single total order over
 /// both pairs guarantees that at least one side sees the other's write.
 template <class T> class mpsc_queue {
+  struct node {
+    std::atomic<node*> next{nullptr};
+    std::optional<T> value;
+  };
+
 public:
   mpsc_queue() : head_(new node), tail_(head_) {}
   mpsc_queue(const mpsc_queue&) = delete;
@@ -38,7 +43,15 @@ public:
   }
 
   /// Any thread. Strong exception guarantee: if T's move or the allocation throws, nothing is queued.
-  void push(T value) {
+  void push(T value) { end_push(begin_push(std::move(value))); }
+
+  /// push() in its two steps, so that tests can stop a producer between them: begin_push() appends
+  /// the node at tail_, end_push() links it for the consumer. Every begin_push() needs its end_push().
+  struct pending_push {
+    node* prev;
+    node* n;
+  };
+  [[nodiscard]] pending_push begin_push(T value) {
     node* n = new node;
     try {
       n->value.emplace(std::move(value));
@@ -48,8 +61,10 @@ public:
     }
     // acq_rel: acquire so that our later store into prev->next happens after prev's own initialisation
     // (prev was published by its producer's exchange), release so that the next producer sees ours.
-    node* prev = tail_.exchange(n, std::memory_order_acq_rel);
-    prev->next.store(n, std::memory_order_seq_cst); // publishes n->value to the consumer
+    return {tail_.exchange(n, std::memory_order_acq_rel), n};
+  }
+  static void end_push(pending_push p) noexcept {
+    p.prev->next.store(p.n, std::memory_order_seq_cst); // publishes n->value to the consumer
   }
 
   /// Consumer thread. The oldest item, or nullopt when empty (or when the next push is half done).
@@ -66,12 +81,14 @@ public:
 
   /// Consumer thread: true when no linked item is waiting (a half-done push counts as empty).
   [[nodiscard]] bool empty() const noexcept { return head_->next.load(std::memory_order_seq_cst) == nullptr; }
+  /// Consumer thread: true when no item is waiting and no push is half done — every push that swapped
+  /// itself into tail_ has linked its node (tail_ is the stub). A half-done push hides the pushes
+  /// linked behind it, finished ones included: a consumer told "no more pushes will start" (a closed
+  /// channel) has taken everything only once drained() is true. seq_cst, as the link: a push that
+  /// happened before what the caller read (seq_cst) is then seen, linked or in tail_.
+  [[nodiscard]] bool drained() const noexcept { return empty() && tail_.load(std::memory_order_seq_cst) == head_; }
 
 private:
-  struct node {
-    std::atomic<node*> next{nullptr};
-    std::optional<T> value;
-  };
   node* head_; // consumer only
   // Keeps the producers' cache line apart from the consumer's (padding rather than alignas(64): a queue
   // may live in a coroutine frame, whose over-alignment is not honoured, HAZARDS.md §5).
