@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <optional>
 #include <vector>
 
 #include "loop_fixture.hpp"
@@ -56,6 +57,23 @@ TEST_P(SyncCondition, WaitAndNotifyNeedTheLock) {
     cv.notify(); // nobody waits: nothing happens
     cv.notify_all();
     EXPECT_TRUE(cv.locked());
+  });
+}
+
+task<> hold_the_lock(corio::condition& cv) { co_await cv.acquire(); }
+
+TEST_P(SyncCondition, WaitWhileTheLockIsHandedToAnotherTaskRaises) {
+  run([]() -> task<> {
+    corio::condition cv;
+    co_await cv.acquire();
+    auto h = corio::spawn(hold_the_lock(cv));
+    co_await corio::sleep(1ms);
+    cv.release(); // handed to h, which has not run yet: not ours any more
+    EXPECT_THROW(co_await cv.wait(), corio::invalid_state_error);
+    EXPECT_EQ(cv.waiting(), 0u);
+    co_await h;
+    EXPECT_TRUE(cv.locked()); // h's
+    cv.release();
   });
 }
 
@@ -284,6 +302,84 @@ TEST_P(SyncCondition, AbandonedWaitersUnlinkThemselves) {
   EXPECT_EQ(outlives.waiting(), 0u);
   EXPECT_EQ(outlives.underlying_lock().waiting(), 0u);
   EXPECT_TRUE(log.empty());
+}
+
+/// Arrives after `arrive`, takes the lock by hand and waits once, then logs `id` and releases. When
+/// cancelled it only raises: its condition and the lock may be gone by then.
+task<> bare_waiter(corio::condition* cv, log_t& log, int id, corio::duration arrive) {
+  co_await corio::sleep(arrive);
+  co_await cv->acquire();
+  co_await cv->wait();
+  log.push_back(id);
+  cv->release();
+}
+
+TEST_P(SyncCondition, DestroyedWhileTasksWaitTheyCanStillBeCancelled) {
+  run([]() -> task<> {
+    std::optional<corio::condition> cv(std::in_place);
+    log_t log;
+    auto a = corio::spawn(bare_waiter(&*cv, log, 1, 1ms));
+    auto b = corio::spawn(bare_waiter(&*cv, log, 2, 2ms));
+    auto c = corio::spawn(bare_waiter(&*cv, log, 3, 3ms));
+    co_await corio::sleep(5ms);
+    co_await cv->acquire();
+    cv->notify(2); // a and b queue for the lock; c stays on the condition
+    cv->release(); // the lock is handed to a, which has not run yet
+    cv.reset();    // its own lock too
+    cv.emplace();  // in the same place, unlocked: a stale notify(1) would raise there
+    a.cancel();    // notified, holding the dead lock: nothing to pass on
+    b.cancel();    // queued on the dead lock
+    c.cancel();    // queued on the dead condition
+    EXPECT_TRUE(co_await was_cancelled(a));
+    EXPECT_TRUE(co_await was_cancelled(b));
+    EXPECT_TRUE(co_await was_cancelled(c));
+    EXPECT_TRUE(log.empty());
+    EXPECT_FALSE(cv->locked());
+    expect_no_other_task();
+  });
+}
+
+/// waiter() on a condition that may be destroyed while it waits: checks the shared lock `lk` instead.
+task<> shared_waiter(corio::lock& lk, corio::condition* cv, log_t& log, int id, corio::duration arrive) {
+  co_await corio::sleep(arrive);
+  auto g = co_await lk.scoped();
+  bool raised = false;
+  try {
+    co_await cv->wait();
+  } catch (const corio::cancelled_error&) {
+    raised = true;
+  }
+  EXPECT_TRUE(lk.locked());
+  if (raised)
+    throw corio::cancelled_error();
+  log.push_back(id);
+}
+
+TEST_P(SyncCondition, DestroyedWhileNotifiedTasksQueueForASharedLock) {
+  run([]() -> task<> {
+    corio::lock lk;
+    corio::lock other;
+    std::optional<corio::condition> cv(std::in_place, lk);
+    log_t log;
+    auto a = corio::spawn(shared_waiter(lk, &*cv, log, 1, 1ms));
+    auto b = corio::spawn(shared_waiter(lk, &*cv, log, 2, 2ms));
+    auto c = corio::spawn(bare_waiter(&*cv, log, 3, 3ms));
+    co_await corio::sleep(5ms);
+    co_await lk.acquire();
+    cv->notify(2); // a and b queue for lk, which outlives the condition; c stays on it
+    a.cancel();    // raises once it holds lk, passing nothing on
+    cv.reset();
+    cv.emplace(other); // in the same place, on a lock nobody holds: a stale notify(1) would raise
+    c.cancel();        // its queue is gone: raises at once, without lk (we hold it)
+    EXPECT_TRUE(co_await was_cancelled(c));
+    EXPECT_FALSE(a.done());
+    lk.release();
+    EXPECT_TRUE(co_await was_cancelled(a));
+    co_await b; // notified before the condition died: returns holding lk
+    EXPECT_EQ(log, (log_t{2}));
+    EXPECT_FALSE(lk.locked());
+    EXPECT_FALSE(other.locked());
+  });
 }
 
 } // namespace

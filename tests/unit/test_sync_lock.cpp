@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "loop_fixture.hpp"
@@ -338,6 +339,88 @@ TEST_P(SyncLock, LockDestroyedBeforeItsWaitersUnlinksThem) {
   log_t log;
   run_then_abandon([&log] { return lock_dies_first(log); });
   EXPECT_TRUE(log.empty());
+}
+
+/// Takes the lock and logs `id`, leaving the lock held (the test releases it).
+task<> take_and_log(corio::lock& lk, log_t& log, int id) {
+  co_await lk.acquire();
+  log.push_back(id);
+}
+
+TEST_P(SyncLock, ReleaseWhileTheLockIsHandedToAWaiterRaises) {
+  run([]() -> task<> {
+    corio::lock lk;
+    log_t log;
+    co_await lk.acquire();
+    auto b = corio::spawn(locker(lk, log, 2, 0ms, 1ms));
+    auto c = corio::spawn(locker(lk, log, 3, 0ms, 1ms));
+    co_await corio::sleep(1ms);
+    lk.release(); // handed to b, which has not run yet
+    // asyncio: "Lock is not acquired." (its lock is unlocked until the woken waiter runs)
+    EXPECT_THROW(lk.release(), corio::invalid_state_error);
+    EXPECT_TRUE(lk.locked()); // still b's
+    EXPECT_EQ(lk.waiting(), 1u);
+    co_await b;
+    co_await c;
+    EXPECT_EQ(log, (log_t{2, 3})); // one after the other, never both
+    EXPECT_FALSE(lk.locked());
+  });
+}
+
+TEST_P(SyncLock, AnyTaskMayReleaseOnceTheNewOwnerRan) {
+  run([]() -> task<> {
+    corio::lock lk;
+    log_t log;
+    co_await lk.acquire();
+    auto b = corio::spawn(take_and_log(lk, log, 2));
+    co_await corio::sleep(1ms);
+    lk.release();
+    co_await b; // b ran: it owns the lock
+    EXPECT_EQ(log, (log_t{2}));
+    lk.release(); // on b's behalf
+    EXPECT_FALSE(lk.locked());
+  });
+}
+
+TEST_P(SyncLock, GuardLeavesALockHandedOnByHandAlone) {
+  run([]() -> task<> {
+    corio::lock lk;
+    log_t log;
+    auto b = corio::spawn(take_and_log(lk, log, 2));
+    {
+      auto g = co_await lk.scoped();
+      co_await corio::sleep(1ms); // b queues
+      lk.release();               // handed to b; g must not release it again
+    }
+    EXPECT_TRUE(lk.locked());
+    co_await b;
+    EXPECT_EQ(log, (log_t{2}));
+    EXPECT_TRUE(lk.locked()); // b's, until released
+    lk.release();
+  });
+}
+
+TEST_P(SyncLock, CancelledAfterItsLockWasDestroyedTouchesNothing) {
+  run([]() -> task<> {
+    std::optional<corio::lock> lk(std::in_place);
+    log_t log;
+    co_await lk->acquire();
+    auto a = corio::spawn(take_and_log(*lk, log, 1));
+    auto b = corio::spawn(take_and_log(*lk, log, 2));
+    co_await corio::sleep(1ms);
+    lk->release(); // handed to the first of them, which has not run yet; the other still queues
+    lk.reset();
+    lk.emplace(); // in the same place: a stale hand-on would show there
+    co_await lk->acquire();
+    a.cancel();
+    b.cancel();
+    EXPECT_TRUE(co_await was_cancelled(a));
+    EXPECT_TRUE(co_await was_cancelled(b));
+    EXPECT_TRUE(lk->locked()); // ours: neither passed anything on to it
+    EXPECT_EQ(lk->waiting(), 0u);
+    EXPECT_TRUE(log.empty());
+    lk->release();
+  });
 }
 
 } // namespace

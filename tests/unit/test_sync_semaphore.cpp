@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -206,6 +207,29 @@ TEST_P(SyncSemaphore, AbandonedWaitersUnlinkThemselves) {
   });
   EXPECT_EQ(outlives.waiting(), 0u);
   EXPECT_EQ(outlives.value(), 0u);
+}
+
+TEST_P(SyncSemaphore, CancelledAfterItsSemaphoreWasDestroyedTouchesNothing) {
+  run([]() -> task<> {
+    std::optional<corio::semaphore> s(std::in_place, 0);
+    log_t log;
+    auto a = corio::spawn(holder(*s, log, 1, 0ms, 0ms));
+    auto b = corio::spawn(holder(*s, log, 2, 0ms, 0ms));
+    auto c = corio::spawn(holder(*s, log, 3, 0ms, 0ms));
+    co_await corio::sleep(1ms);
+    s->release();
+    s->release(); // two of them woken with a permit, not run yet; one still queued
+    s.reset();
+    s.emplace(0); // in the same place: a stale hand-on would show there
+    a.cancel();
+    b.cancel();
+    c.cancel();
+    EXPECT_TRUE(co_await was_cancelled(a));
+    EXPECT_TRUE(co_await was_cancelled(b));
+    EXPECT_TRUE(co_await was_cancelled(c));
+    EXPECT_EQ(s->value(), 0u); // nothing was passed on to it
+    EXPECT_TRUE(log.empty());
+  });
 }
 
 } // namespace

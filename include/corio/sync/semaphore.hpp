@@ -20,7 +20,9 @@ namespace corio {
 /// waiter, so a newcomer cannot take it first. Invariant: value() > 0 ⇒ nobody waits.
 /// Cancellation: a waiter cancelled while queued leaves the queue; one cancelled after a permit was
 /// handed to it (woken, not yet run) passes the permit on to the next waiter, or back to the counter,
-/// before raising cancelled_error. No allocation per wait. Single-threaded, like the loop.
+/// before raising cancelled_error. A semaphore destroyed while tasks wait (or before those it woke ran)
+/// leaves them waiting; they can still be cancelled, and raise without touching it.
+/// No allocation per wait. Single-threaded, like the loop.
 class semaphore {
 public:
   explicit semaphore(std::size_t value = 1) noexcept : value_(value) {}
@@ -71,15 +73,19 @@ private:
   }
   void guard_release() { release(); }
   void pass_on() {
-    if (detail::wait_node* w = waiters_.front())
-      static_cast<detail::sync_waiter*>(w)->grant(); // the permit goes straight to w
-    else
+    if (detail::wait_node* w = waiters_.front()) { // the permit goes straight to w
+      auto* s = static_cast<detail::sync_waiter*>(w);
+      s->grant();
+      s->enqueue(handed_); // until it runs: there it finds out the semaphore is still alive
+    } else {
       ++value_;
+    }
   }
 
   std::size_t value_;
   std::size_t bound_ = std::numeric_limits<std::size_t>::max();
   detail::wait_list waiters_;
+  detail::wait_list handed_; // woken waiters, handed a permit, that have not run yet
 };
 
 /// A semaphore that refuses to be released more times than it was acquired (asyncio.BoundedSemaphore):

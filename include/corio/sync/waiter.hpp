@@ -16,7 +16,8 @@ namespace corio {
 /// Owns one acquisition of a lock or a semaphore and releases it when destroyed (`async with`).
 /// Obtained from `co_await x.scoped()`. Move-only. The destructor releases through the primitive's
 /// guard_release(): a lock that is not locked any more is left alone (a frame destroyed at loop
-/// teardown in the middle of a condition wait, which had released it); a bounded_semaphore
+/// teardown in the middle of a condition wait, which had released it), and so is one released by
+/// hand and handed to a waiter that has not run yet (a second release); a bounded_semaphore
 /// over-released by an extra manual release() terminates, as any exception leaving a destructor does
 /// — call unlock() to get it as an exception instead.
 template <class Lockable> class [[nodiscard]] lock_guard {
@@ -57,9 +58,12 @@ namespace detail {
 /// - A cancel after grant() (woken, not yet run) finds `granted()` in await_resume, which must pass what
 ///   it was given on to the next waiter (or put it back) before raising: no wake-up is ever lost.
 /// - The destructor unlinks a node still linked (a frame destroyed at loop teardown). The primitive
-///   must outlive its waiters; if it dies first, its wait_list unlinks them. A node destroyed after
+///   should outlive its waiters; if it dies first, its wait_list unlinks them, and a waiter it left
+///   behind can still be cancelled (it raises without touching the primitive). A node destroyed after
 ///   grant() but before it ran (teardown only) does not pass on what it was given: it only leaves the
-///   list a queue keeps its woken getters in (enqueue() after grant()), if that is still there.
+///   list a lock, semaphore or queue keeps its woken waiters in (enqueue() after grant()), if that is
+///   still there. That list is also how a woken waiter knows its primitive is alive when it runs: still
+///   linked there, the primitive is; unlinked, it died meanwhile (its lists unlinked everyone).
 class sync_waiter : public listed_wait_node {
 public:
   sync_waiter() = default;
@@ -101,7 +105,8 @@ protected:
 
 /// Acquires a lock or one permit of a semaphore. Owner provides (as friends): try_take() — the fast path,
 /// which succeeds only when nobody waits (so no newcomer overtakes a waiter); waiters_; pass_on() — hand
-/// the unit to the first waiter, or make it available again; and the names acquire_name / wait_name.
+/// the unit to the first waiter (grant(), then enqueue() it in the owner's list of woken waiters, which
+/// it leaves when it runs), or make it available again; and the names acquire_name / wait_name.
 /// With Guard, the result is a lock_guard that releases it.
 template <class Owner, bool Guard> class [[nodiscard]] acquire_awaiter final : public sync_waiter {
 public:
@@ -113,10 +118,12 @@ public:
   }
   void await_suspend(std::coroutine_handle<> h) noexcept { suspend_on(owner_->waiters_, h); }
   auto await_resume() {
+    const bool handed = linked; // in the owner's list of woken waiters: granted, and the owner is alive
+    detach();                   // the unit is this task's now (the lock is no longer being handed over)
     if (cancelling()) {
-      if (granted()) // handed the unit, then cancelled before running: the next waiter gets it
+      if (handed) // handed the unit, then cancelled before running: the next waiter gets it
         owner_->pass_on();
-      task->raise_cancel();
+      task->raise_cancel(); // (granted by an owner that died since: there is nothing to pass on)
     }
     if constexpr (Guard)
       return lock_guard<Owner>(*owner_, std::adopt_lock);
