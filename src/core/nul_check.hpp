@@ -30,4 +30,9 @@ inline void reject_nul(std::string_view s, const char* who, const char* what) {
   throw std::invalid_argument(msg);
 }
 
+/// reject_nul() for a host name (a DNS name, a numeric address, a TLS server_hostname): getaddrinfo,
+/// inet_pton and OpenSSL's SNI and name check would use only what comes before the NUL, another host
+/// than the one given ("localhost\0.evil.example" would connect to and verify as localhost).
+inline void reject_nul_host(std::string_view host, const char* who) { reject_nul(host, who, "the host name"); }
+
 } // namespace corio::detail

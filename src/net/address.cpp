@@ -58,6 +58,8 @@ address address::from_ip(std::string_view ip, std::uint16_t port) {
     ip = ip.substr(1, ip.size() - 2);
   if (ip.empty() || ip.size() >= INET6_ADDRSTRLEN + IF_NAMESIZE)
     bad("not a numeric IP address", text);
+  if (ip.find('\0') != std::string_view::npos) // inet_pton and if_nametoindex would stop there
+    bad("NUL byte inside an IP address", text);
   std::string host(ip);
   address a;
   if (host.find(':') == std::string::npos) {

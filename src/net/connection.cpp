@@ -18,6 +18,7 @@
 #include "corio/task_group.hpp"
 #include "corio/this_task.hpp"
 
+#include "../core/nul_check.hpp"
 #include "corio/net/resolve.hpp"
 #include "corio/net/socket_ops.hpp"
 #include "net_error.hpp"
@@ -75,6 +76,7 @@ socket connecting_socket(const address& remote, const std::optional<address>& lo
 
 task<connection> open_connection(address remote, stream_options o) {
   detail::check_stream_limit(o.limit, "open_connection()");
+  detail::check_tls_arguments(o.server_hostname.str(), o.tls_handshake_timeout, "open_connection()");
   if (o.local_address) {
     std::vector<address> one{remote};
     detail::keep_local_family(one, o.local_address, "open_connection");
@@ -190,6 +192,7 @@ task<connection> connect_candidates(std::vector<address> candidates, stream_opti
   if (candidates.empty())
     throw std::invalid_argument("corio: open_connection() with no address to connect to");
   detail::check_stream_limit(o.limit, "open_connection()");
+  detail::check_tls_arguments(o.server_hostname.str(), o.tls_handshake_timeout, "open_connection()");
   detail::keep_local_family(candidates, o.local_address, "open_connection");
   const std::size_t turns = o.interleave.value_or(o.happy_eyeballs_delay ? 1 : 0);
   if (turns > 0)
@@ -214,7 +217,10 @@ task<connection> connect_candidates(std::vector<address> candidates, stream_opti
 } // namespace
 
 task<connection> open_connection(std::string host, std::uint16_t port, stream_options o) {
-  detail::check_stream_limit(o.limit, "open_connection()"); // before the name is looked up
+  // Before the name is looked up:
+  detail::check_stream_limit(o.limit, "open_connection()");
+  detail::reject_nul_host(host, "open_connection()");
+  detail::check_tls_arguments(o.server_hostname.str(), o.tls_handshake_timeout, "open_connection()");
   std::vector<address> candidates = co_await resolve(host, port);
   connection c = co_await connect_candidates(std::move(candidates), o, std::move(host));
   co_return c;

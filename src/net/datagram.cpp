@@ -12,6 +12,7 @@
 #include <system_error>
 #include <vector>
 
+#include "../core/nul_check.hpp"
 #include "corio/net/resolve.hpp"
 #include "corio/net/socket_ops.hpp"
 #include "net_error.hpp"
@@ -118,6 +119,7 @@ datagram_endpoint datagram_endpoint::open(const datagram_options& o) {
 }
 
 task<datagram_endpoint> datagram_endpoint::connect(std::string host, std::uint16_t port, datagram_options o) {
+  detail::reject_nul_host(host, "datagram_endpoint::connect()");
   if (o.remote.family() != address_family::unspecified)
     throw std::invalid_argument("corio: datagram_endpoint::connect(\"" + host + "\", ...) with options.remote set too");
   std::vector<address> candidates = co_await resolve(host, port);

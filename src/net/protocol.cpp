@@ -331,6 +331,7 @@ struct transport_access {
   /// stream's handshake, and gives it back.
   static task<> start_tls(std::shared_ptr<transport> t, tls_context ctx, std::string server_hostname,
                           duration timeout) {
+    check_tls_arguments(server_hostname, timeout, "transport.start_tls()");
     if (t->kind_ != over::socket)
       throw invalid_state_error("corio: transport.start_tls() on a " + describe(*t) + ": TLS needs a socket");
     if (t->state_ != state::open)
@@ -413,6 +414,7 @@ std::shared_ptr<transport> start_pipe_transport(socket s, transport_over over, s
 task<connection> accepted_streams(socket s, stream_options o) {
   if (!s.is_open())
     throw std::invalid_argument("corio: connect_accepted_socket() of an empty socket");
+  check_tls_arguments(o.server_hostname.str(), o.tls_handshake_timeout, "connect_accepted_socket()");
   connection c = make_streams(std::move(s), address(), o);
   if (o.tls) {
     std::string name = o.server_hostname.str();

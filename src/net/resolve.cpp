@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <stdexcept>
 
+#include "../core/nul_check.hpp"
 #include "corio/to_thread.hpp"
 
 namespace corio {
@@ -59,6 +60,7 @@ const std::error_category& resolve_category() noexcept {
 }
 
 std::vector<address> resolve_numeric(const std::string& host, std::uint16_t port) {
+  detail::reject_nul_host(host, "resolve_numeric()");
   if (host.empty())
     return {address::any_ipv4(port), address::any_ipv6(port)};
   if (host == "localhost")
@@ -71,6 +73,7 @@ std::vector<address> resolve_numeric(const std::string& host, std::uint16_t port
 }
 
 task<std::vector<address>> resolve_dns(std::string host, std::uint16_t port, address_family family) {
+  detail::reject_nul_host(host, "resolve_dns()");
   // By value into the pool's operation: a cancelled await leaves it running with its own copy.
   auto run = [host, port, family] { return lookup(host, port, family); };
   lookup_result r = co_await to_thread(run);
@@ -123,6 +126,7 @@ task<name_info> resolve_name(address a, name_flags flags) {
 }
 
 task<std::vector<address>> resolve(std::string host, std::uint16_t port) {
+  detail::reject_nul_host(host, "resolve()");
   std::vector<address> out = resolve_numeric(host, port);
   if (out.empty())
     out = co_await resolve_dns(std::move(host), port);

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <unordered_map>
 
+#include "../core/nul_check.hpp"
 #include "corio/io.hpp"
 #include "corio/net/connection.hpp"
 #include "corio/net/resolve.hpp"
@@ -438,6 +439,7 @@ std::shared_ptr<detail::server_state> new_server(connection_handler handler, ser
   if (options.streams.tls)
     throw std::invalid_argument("corio: start_server(): set server_options::tls, not streams.tls");
   detail::check_stream_limit(options.streams.limit, "start_server()"); // not once per connection
+  detail::check_tls_arguments({}, options.tls_handshake_timeout, "start_server()");
   auto st = std::make_shared<detail::server_state>();
   st->loop = event_loop::current(); // get_loop(); start_serving() sets it again
   st->handler = std::move(handler);
@@ -526,6 +528,8 @@ server start_server(connection_handler handler, std::vector<address> addresses, 
 }
 
 task<server> start_server(connection_handler handler, std::string host, std::uint16_t port, server_options options) {
+  detail::reject_nul_host(host, "start_server()"); // these before the name is looked up
+  detail::check_tls_arguments({}, options.tls_handshake_timeout, "start_server()");
   std::vector<address> addresses = co_await resolve(host, port);
   co_return start_server(std::move(handler), std::move(addresses), std::move(options));
 }

@@ -65,6 +65,10 @@ class tls_layer;
 /// Raises std::invalid_argument unless limit > 0 (asyncio's StreamReader(limit=0) raises ValueError):
 /// with no room for a separator, every readline() would fail. `who` names the call ("open_connection()").
 void check_stream_limit(std::size_t limit, const char* who);
+/// Raises std::invalid_argument for TLS arguments that cannot be meant, before anything is done: a
+/// server_hostname with a NUL byte (OpenSSL would send and check only what comes before it) or a negative
+/// handshake timeout (asyncio's ValueError; zero means no limit). `who` names the call.
+void check_tls_arguments(std::string_view server_hostname, duration handshake_timeout, const char* who);
 
 class stream_transport final : public io_waiter {
 public:

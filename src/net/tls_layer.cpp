@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <optional>
 
+#include "../core/nul_check.hpp"
 #include "corio/errors.hpp"
 #include "corio/io.hpp"
 #include "corio/timeout.hpp"
@@ -33,6 +34,17 @@ bool is_ip_literal(const std::string& name) {
   return ::inet_pton(AF_INET, name.c_str(), buf) == 1 || ::inet_pton(AF_INET6, name.c_str(), buf) == 1;
 }
 
+/// A duration as exactly as it was given: "5000 ms", "250 us", "1 ns" (a limit below a millisecond is
+/// not "0 ms").
+std::string describe_duration(duration d) {
+  using namespace std::chrono;
+  if (d % milliseconds(1) == duration::zero())
+    return std::to_string(duration_cast<milliseconds>(d).count()) + " ms";
+  if (d % microseconds(1) == duration::zero())
+    return std::to_string(duration_cast<microseconds>(d).count()) + " us";
+  return std::to_string(d.count()) + " ns";
+}
+
 std::string handshake_prefix(const stream_transport& t) {
   std::string m("corio: TLS handshake with ");
   m += t.peer.to_string();
@@ -41,6 +53,13 @@ std::string handshake_prefix(const stream_transport& t) {
 }
 
 } // namespace
+
+void check_tls_arguments(std::string_view server_hostname, duration handshake_timeout, const char* who) {
+  reject_nul_host(server_hostname, who);
+  if (handshake_timeout < duration::zero())
+    throw std::invalid_argument(std::string("corio: ") + who + ": the TLS handshake timeout must not be negative (" +
+                                describe_duration(handshake_timeout) + "; zero: no limit)");
+}
 
 tls_layer::tls_layer(const tls_context& ctx, bool server, const std::string& server_hostname)
     : o_(std::make_unique<ossl>()), server_(server) {
@@ -311,13 +330,12 @@ task<> tls_layer::handshake(std::shared_ptr<stream_transport> t, duration limit)
   }
   if (timed_out) {
     deadline.reset(); // takes our timeout's cancellation back before raising an ordinary error
-    throw tls_error(tls_errc::handshake_timeout,
-                    handshake_prefix(*t) + "timed out after " +
-                        std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(limit).count()) + " ms");
+    throw tls_error(tls_errc::handshake_timeout, handshake_prefix(*t) + "timed out after " + describe_duration(limit));
   }
 }
 
 task<> start_tls(std::shared_ptr<stream_transport> t, tls_context ctx, std::string server_hostname, duration timeout) {
+  check_tls_arguments(server_hostname, timeout, "start_tls()");
   if (!ctx)
     throw std::invalid_argument("corio: start_tls() with an empty tls_context");
   if (t->tls)

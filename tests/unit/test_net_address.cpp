@@ -138,4 +138,27 @@ TEST(NetAddress, NumericResolution) {
   EXPECT_TRUE(corio::resolve_numeric("example.invalid", 80).empty());
 }
 
+// inet_pton and if_nametoindex stop at a NUL byte: "127.0.0.1\0.evil" must not be 127.0.0.1.
+TEST(NetAddress, ANulByteInANumericAddressIsRefused) {
+  auto refusal = [](auto f) {
+    try {
+      f();
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_EQ(refusal([] { (void)address::from_ip(std::string("127.0.0.1\0.evil", 15), 80); }),
+            "corio: NUL byte inside an IP address: \"127.0.0.1\\0.evil\"");
+  EXPECT_EQ(refusal([] { (void)address::from_ip(std::string("[::1\0]", 6), 80); }),
+            "corio: NUL byte inside an IP address: \"[::1\\0]\"");
+  EXPECT_EQ(refusal([] { (void)address::from_ip(std::string("fe80::1%lo\0x", 12), 80); }),
+            "corio: NUL byte inside an IP address: \"fe80::1%lo\\0x\"");
+  EXPECT_EQ(refusal([] { (void)address::parse(std::string("127.0.0.1\0:80", 13)); }),
+            "corio: NUL byte inside an IP address: \"127.0.0.1\\0\"");
+  // resolve_numeric() does not hand it on as "not numeric" (to DNS) either.
+  EXPECT_EQ(refusal([] { (void)corio::resolve_numeric(std::string("localhost\0.evil.example", 23), 80); }),
+            "corio: resolve_numeric(): the host name \"localhost\\0.evil.example\" contains a NUL byte");
+}
+
 } // namespace

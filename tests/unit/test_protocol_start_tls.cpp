@@ -7,6 +7,7 @@
 #include <corio/net/protocol.hpp>
 #include <corio/run.hpp>
 #include <corio/spawn.hpp>
+#include <corio/timeout.hpp>
 
 #include <sys/socket.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 
 #include <exception>
 #include <memory>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -252,6 +254,73 @@ TEST_P(ProtocolStartTls, MisuseIsRefused) {
     EXPECT_TRUE(pipe_refused);
     ::close(fds[1]);
     co_await until(&w, [&] { return piped.protocol->lost != 0; });
+    expect_only_main_task();
+  });
+}
+
+/// What `t->start_tls(ctx, name, timeout)` raised ("accepted" if it did not), bounded by a timeout (the
+/// peer never answers a handshake); `t` must be open afterwards when it was refused.
+task<std::string> start_tls_refusal(std::shared_ptr<corio::transport> t, std::string name, corio::duration timeout) {
+  std::string what = "accepted";
+  try {
+    auto bounded = corio::timeout(std::chrono::seconds(5));
+    co_await t->start_tls(client_ctx(), std::move(name), timeout);
+  } catch (const std::invalid_argument& e) {
+    what = e.what();
+    EXPECT_FALSE(t->is_closing()) << "refused, but the connection was changed";
+  } catch (const std::exception& e) {
+    what = std::string("another error: ") + e.what();
+  }
+  co_return what;
+}
+
+// A server_hostname with a NUL byte (OpenSSL would send and check only what comes before it) and a
+// negative handshake timeout are refused before anything changes: the connection goes on in plaintext.
+TEST_P(ProtocolStartTls, BadTlsArgumentsAreRefusedBeforeAnythingChanges) {
+  run([]() -> task<> {
+    callback_watch w;
+    auto factory = [&w] { return std::make_shared<recorder>(&w); };
+    const std::string evil("localhost\0.evil.example", 23);
+    const std::string shown = "the host name \"localhost\\0.evil.example\" contains a NUL byte";
+    for (int i = 0; i < 3; ++i) {
+      int sv[2];
+      EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+      corio::socket peer(sv[1]);
+      std::string what;
+      if (i < 2) {
+        auto made = co_await corio::connect_accepted_socket(factory, corio::socket(sv[0]));
+        std::shared_ptr<corio::transport> t = made.transport;
+        if (i == 0) {
+          what = co_await start_tls_refusal(t, evil, no_timeout);
+          EXPECT_EQ(what, "corio: transport.start_tls(): " + shown);
+        } else {
+          what = co_await start_tls_refusal(t, "localhost", -std::chrono::seconds(1));
+          EXPECT_EQ(what, "corio: transport.start_tls(): the TLS handshake timeout must not be negative (-1000 ms; "
+                          "zero: no limit)");
+        }
+        t->write("plain");
+        char got[8] = {};
+        std::span<char> buf(got);
+        EXPECT_EQ(co_await corio::sock_recv(peer, buf), 5u);
+        t->close();
+        co_await until(&w, [&] { return made.protocol->lost != 0; });
+        continue;
+      }
+      // connect_accepted_socket with TLS options: refused before the socket is used.
+      corio::stream_options named;
+      named.tls = client_ctx();
+      named.server_hostname = evil;
+      try {
+        auto bounded = corio::timeout(std::chrono::seconds(5));
+        auto c = co_await corio::connect_accepted_socket(factory, corio::socket(sv[0]), named);
+        what = "accepted";
+      } catch (const std::invalid_argument& e) {
+        what = e.what();
+      } catch (const std::exception& e) {
+        what = std::string("another error: ") + e.what();
+      }
+      EXPECT_EQ(what, "corio: connect_accepted_socket(): " + shown);
+    }
     expect_only_main_task();
   });
 }

@@ -25,6 +25,7 @@
 #include <string>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 #include "leak_check.hpp"
 #include "loop_fixture.hpp"
@@ -119,6 +120,18 @@ task<tls_error> expect_tls_error(address where, corio::stream_options opts) {
     co_return e;
   }
   co_return tls_error(tls_errc::handshake_failed, "none");
+}
+
+/// What awaiting `t` raised: the text of a std::invalid_argument, "accepted" if it did not raise.
+template <class T> task<std::string> refusal_of(task<T> t) {
+  try {
+    (void)co_await std::move(t);
+  } catch (const std::invalid_argument& e) {
+    co_return std::string(e.what());
+  } catch (const std::exception& e) {
+    co_return std::string("another error: ") + e.what();
+  }
+  co_return std::string("accepted");
 }
 
 TEST(Tls, RoundTripWithVerification) {
@@ -509,6 +522,109 @@ TEST(Tls, HandshakeTimeoutOnBothSides) {
     co_await srv.wait_closed();
     EXPECT_EQ(srv.tls_handshake_errors(), 1u);
     expect_only_main_task();
+  });
+}
+
+// A limit below a millisecond is printed as it was given, not as "0 ms".
+TEST(Tls, HandshakeTimeoutsBelowAMillisecondArePrintedExactly) {
+  corio::testing::leak_check leaks;
+  run_mock([](corio::testing::mock_clock* clock) -> task<> {
+    corio::server mute = co_await corio::start_server(
+        [](stream_reader r, stream_writer) -> task<> { (void)co_await r.readexactly(1 << 20); }, "127.0.0.1", 0);
+    corio::stream_options o = tls_client();
+    o.tls_handshake_timeout = 250us;
+    auto start = clock->now();
+    tls_error e = co_await expect_tls_error(mute.addresses().front(), o);
+    EXPECT_EQ(e.code(), tls_errc::handshake_timeout);
+    EXPECT_TRUE(contains(e.what(), "timed out after 250 us")) << e.what();
+    EXPECT_EQ(clock->now() - start, 250us);
+    o.tls_handshake_timeout = 7ns;
+    tls_error e2 = co_await expect_tls_error(mute.addresses().front(), o);
+    EXPECT_TRUE(contains(e2.what(), "timed out after 7 ns")) << e2.what();
+    mute.close();
+    mute.close_clients();
+    co_await mute.wait_closed();
+    expect_only_main_task();
+  });
+}
+
+// A negative handshake timeout is refused where it is given, before anything connects or listens
+// (asyncio: ValueError); zero still means no limit.
+TEST(Tls, NegativeHandshakeTimeoutsAreRefused) {
+  corio::testing::leak_check leaks;
+  run_real([]() -> task<> {
+    corio::server srv = co_await corio::start_server(echo_lines, "127.0.0.1", 0, tls_server());
+    const address where = srv.addresses().front();
+    corio::stream_options o = tls_client();
+    o.tls_handshake_timeout = -1ms;
+    const std::string negative = ": the TLS handshake timeout must not be negative (";
+    EXPECT_EQ(co_await refusal_of(corio::open_connection(where, o)),
+              "corio: open_connection()" + negative + "-1 ms; zero: no limit)");
+    EXPECT_EQ(co_await refusal_of(corio::open_connection("localhost", srv.port(), o)),
+              "corio: open_connection()" + negative + "-1 ms; zero: no limit)");
+    std::vector<address> candidates{where};
+    EXPECT_EQ(co_await refusal_of(corio::open_connection(candidates, o)),
+              "corio: open_connection()" + negative + "-1 ms; zero: no limit)");
+    corio::server_options so = tls_server();
+    so.tls_handshake_timeout = -1ns;
+    EXPECT_EQ(co_await refusal_of(corio::start_server(echo_lines, "127.0.0.1", 0, so)),
+              "corio: start_server()" + negative + "-1 ns; zero: no limit)");
+    std::string sync_refusal = "accepted";
+    try {
+      corio::server s = corio::start_server(echo_lines, std::vector<address>{address::loopback_ipv4(0)}, so);
+    } catch (const std::invalid_argument& e) {
+      sync_refusal = e.what();
+    }
+    EXPECT_EQ(sync_refusal, "corio: start_server()" + negative + "-1 ns; zero: no limit)");
+    // start_tls: refused before the stream is touched; the handshake then works with a good timeout.
+    connection c = co_await corio::open_connection(where);
+    const std::string refused = co_await refusal_of(c.writer.start_tls(client_ctx(), "localhost", -5us));
+    EXPECT_EQ(refused, "corio: start_tls()" + negative + "-5 us; zero: no limit)");
+    if (refused != "accepted")
+      co_await c.writer.start_tls(client_ctx(), "localhost", 0s); // zero: no limit
+    c.writer.write("over tls\n");
+    EXPECT_EQ(co_await c.reader.readline(), "over tls\n");
+    c.writer.close();
+    co_await c.writer.wait_closed();
+    srv.close();
+    co_await srv.wait_closed();
+    EXPECT_EQ(srv.tls_handshake_errors(), 0u);
+    expect_clean();
+  });
+}
+
+// OpenSSL sends and checks only what comes before a NUL byte: "localhost\0.evil.example" would verify
+// against a certificate for localhost (and go out as SNI "localhost"). Refused wherever a TLS name is
+// given, before anything connects.
+TEST(Tls, HostNamesWithANulByteAreRefused) {
+  corio::testing::leak_check leaks;
+  run_real([]() -> task<> {
+    corio::server srv = co_await corio::start_server(echo_lines, "127.0.0.1", 0, tls_server());
+    const address where = srv.addresses().front();
+    const std::string evil("localhost\0.evil.example", 23);
+    const std::string shown = ": the host name \"localhost\\0.evil.example\" contains a NUL byte";
+    corio::stream_options named = tls_client();
+    named.server_hostname = evil;
+    EXPECT_EQ(co_await refusal_of(corio::open_connection("127.0.0.1", srv.port(), named)),
+              "corio: open_connection()" + shown);
+    EXPECT_EQ(co_await refusal_of(corio::open_connection(where, named)), "corio: open_connection()" + shown);
+    corio::stream_options by_host{.tls = client_ctx()};
+    EXPECT_EQ(co_await refusal_of(corio::open_connection(evil, srv.port(), by_host)),
+              "corio: open_connection()" + shown);
+    // start_tls: refused before the stream is touched; the handshake then works with a good name.
+    connection c = co_await corio::open_connection(where);
+    const std::string refused = co_await refusal_of(c.writer.start_tls(client_ctx(), evil));
+    EXPECT_EQ(refused, "corio: start_tls()" + shown);
+    if (refused != "accepted")
+      co_await c.writer.start_tls(client_ctx(), "localhost");
+    c.writer.write("over tls\n");
+    EXPECT_EQ(co_await c.reader.readline(), "over tls\n");
+    c.writer.close();
+    co_await c.writer.wait_closed();
+    srv.close();
+    co_await srv.wait_closed();
+    EXPECT_EQ(srv.tls_handshake_errors(), 0u);
+    expect_clean();
   });
 }
 

@@ -24,6 +24,8 @@ struct connection {
 /// when options.happy_eyeballs_delay is set) and returns the streams.
 /// Raises std::system_error naming the address, e.g. "corio: connect to 127.0.0.1:9: Connection
 /// refused". Cancellable (also with corio::timeout): a cancelled connect leaves no socket behind.
+/// std::invalid_argument, before anything is looked up, for a host with a NUL byte (getaddrinfo and
+/// OpenSSL would use only what comes before it) and for bad options (see stream_options).
 /// With `options.tls` the TLS handshake follows the connect (SNI and the certificate check use
 /// `options.server_hostname`, else `host`); it raises tls_error when it fails, e.g. "corio: TLS
 /// handshake with 127.0.0.1:4433 failed: certificate verify failed (self-signed certificate)".

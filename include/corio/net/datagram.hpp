@@ -78,8 +78,8 @@ public:
   /// first of its addresses that opens, as open() with options.remote set to it. With options.local set,
   /// only addresses of its family are tried. Raises the resolver's error, the first address's open
   /// error, std::system_error(EAFNOSUPPORT) naming the local address and the host's addresses when
-  /// none has options.local's family,
-  /// or std::invalid_argument when options.remote is set too. Cancellable (the lookup).
+  /// none has options.local's family, or std::invalid_argument when options.remote is set too or `host`
+  /// has a NUL byte. Cancellable (the lookup).
   [[nodiscard]] static task<datagram_endpoint> connect(std::string host, std::uint16_t port,
                                                        datagram_options options = datagram_options());
 

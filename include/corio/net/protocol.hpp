@@ -197,8 +197,10 @@ public:
   /// the handshake and write() raises invalid_state_error. Call it from a task (not inside a callback that
   /// must return first), typically once the peer has agreed to upgrade.
   /// Errors: invalid_state_error on a pipe, a closing or closed transport, one that speaks TLS already or
-  /// is upgrading; std::invalid_argument for an empty context; tls_error when the handshake fails (also
-  /// tls_errc::handshake_timeout), which ends the connection: connection_lost receives the error.
+  /// is upgrading; std::invalid_argument for an empty context, a negative `handshake_timeout` (zero: no
+  /// limit; without it, 60 s) or a `server_hostname` with a NUL byte (these leave the connection as it
+  /// was); tls_error when the handshake fails (also tls_errc::handshake_timeout), which ends the
+  /// connection: connection_lost receives the error.
   /// Cancelling the awaiting task during the handshake aborts the connection.
   [[nodiscard]] task<> start_tls(tls_context ctx, std::string server_hostname, duration handshake_timeout);
   [[nodiscard]] task<> start_tls(tls_context ctx, std::string server_hostname);

@@ -13,7 +13,9 @@ namespace corio {
 
 /// What a host string means without asking DNS: a numeric IPv4/IPv6 address (brackets allowed) gives
 /// itself; "localhost" gives 127.0.0.1 and ::1; "" gives the wildcard addresses 0.0.0.0 and :: (for
-/// servers). Anything else gives an empty vector.
+/// servers). Anything else gives an empty vector. A host with a NUL byte raises std::invalid_argument
+/// (here and in resolve() and resolve_dns(): getaddrinfo and inet_pton would read only what comes before
+/// it, another host than the one given; asyncio: ValueError).
 [[nodiscard]] std::vector<address> resolve_numeric(const std::string& host, std::uint16_t port);
 
 /// The addresses of `host` at `port`, in the order to try them (IPv4 and IPv6, duplicates removed).

@@ -43,7 +43,9 @@ struct server_options {
   /// handshake fails (or times out) is closed and counted (server::tls_handshake_errors()), the handler
   /// never sees it. (streams.tls is for clients and must stay empty here.)
   tls_context tls{};
-  duration tls_handshake_timeout = std::chrono::seconds(60); // zero: no limit
+  /// How long a connection's handshake may take; zero: no limit. Negative raises std::invalid_argument
+  /// from start_server() (asyncio: ValueError).
+  duration tls_handshake_timeout = std::chrono::seconds(60);
 };
 
 namespace detail {
@@ -112,7 +114,8 @@ private:
 
 /// Listens on `host`:`port` and serves each connection with `handler`. host "" means every interface
 /// (0.0.0.0 and ::), "localhost" both loopbacks; port 0 picks a free port (the same one for every
-/// address). Raises std::system_error naming the address if it cannot listen.
+/// address). Raises std::system_error naming the address if it cannot listen; std::invalid_argument for a
+/// host with a NUL byte (the lookup would use only what comes before it).
 [[nodiscard]] task<server> start_server(connection_handler handler, std::string host, std::uint16_t port,
                                         server_options options = server_options());
 /// Listens on the given addresses (IP or Unix); one listed twice is bound once (as asyncio's create_server).

@@ -48,10 +48,13 @@ struct stream_options {
   /// open_connection: speak TLS with this (client) context (asyncio's ssl=); empty: plaintext.
   tls_context tls{};
   /// The name sent as SNI and checked against the server's certificate; empty: the host given to
-  /// open_connection (an IP address is checked against the certificate's IP addresses).
+  /// open_connection (an IP address is checked against the certificate's IP addresses). A name with a
+  /// NUL byte raises std::invalid_argument from the call given these options (OpenSSL would send and
+  /// check only what comes before it).
   host_name server_hostname{};
   /// How long the handshake may take before it fails with tls_error (tls_errc::handshake_timeout);
-  /// zero: no limit.
+  /// zero: no limit. Negative raises std::invalid_argument from the call given these options
+  /// (open_connection, connect_accepted_socket), before anything connects (asyncio: ValueError).
   duration tls_handshake_timeout = std::chrono::seconds(60);
   /// open_connection to a host with several addresses: Happy Eyeballs (RFC 8305, asyncio's
   /// happy_eyeballs_delay). Unset: the addresses are tried one after the other, each until it fails.

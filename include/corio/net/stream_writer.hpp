@@ -91,9 +91,11 @@ public:
   /// handshake as client or server, as `ctx` was made. Both the reader and the writer speak TLS after
   /// it. Data written before is sent first, in plaintext; bytes received but not read yet are taken as
   /// the start of the handshake. Do not read or write while it runs. A client checks the certificate
-  /// against `server_hostname` (empty: the peer's IP address). Raises tls_error; on failure,
-  /// cancellation or timeout the connection is aborted (a write then raises as on any closed stream:
-  /// std::system_error(EPIPE); a read returns end of stream).
+  /// against `server_hostname` (empty: the peer's IP address). `handshake_timeout`: zero means no limit.
+  /// Raises tls_error; on failure, cancellation or timeout the connection is aborted (a write then raises
+  /// as on any closed stream: std::system_error(EPIPE); a read returns end of stream). A negative
+  /// timeout or a `server_hostname` with a NUL byte raises std::invalid_argument before anything is done
+  /// (the stream goes on in plaintext).
   task<> start_tls(tls_context ctx, std::string server_hostname = std::string(),
                    duration handshake_timeout = std::chrono::seconds(60));
   /// What TLS negotiated; empty on a plaintext connection (or before the handshake finished).
