@@ -74,6 +74,11 @@ std::vector<address> resolve_numeric(const std::string& host, std::uint16_t port
 
 task<std::vector<address>> resolve_dns(std::string host, std::uint16_t port, address_family family) {
   detail::reject_nul_host(host, "resolve_dns()");
+  if (family != address_family::unspecified && family != address_family::ipv4 && family != address_family::ipv6)
+    throw std::invalid_argument("corio: resolve_dns(\"" + host + "\"): DNS answers only address_family::ipv4, ipv6 " +
+                                "or unspecified (both), not " +
+                                (family == address_family::unix_path ? std::string("unix_path")
+                                                                     : std::to_string(static_cast<unsigned>(family))));
   // By value into the pool's operation: a cancelled await leaves it running with its own copy.
   auto run = [host, port, family] { return lookup(host, port, family); };
   lookup_result r = co_await to_thread(run);

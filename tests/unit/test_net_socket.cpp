@@ -787,6 +787,22 @@ TEST(NetResolve, HostNamesWithANulByteAreRefused) {
   });
 }
 
+// DNS answers IP addresses only: a Unix family is a mistake, not "any family".
+TEST(NetResolve, DnsRefusesTheUnixFamily) {
+  corio::testing::leak_check leaks;
+  run_mock([](auto*) -> task<> {
+    std::string error = "accepted";
+    try {
+      (void)co_await corio::resolve_dns("localhost", 80, corio::address_family::unix_path);
+    } catch (const std::invalid_argument& e) {
+      error = e.what();
+    }
+    EXPECT_EQ(error, "corio: resolve_dns(\"localhost\"): DNS answers only address_family::ipv4, ipv6 or unspecified "
+                     "(both), not unix_path");
+    expect_only_main_task();
+  });
+}
+
 // ---- datagrams ----------------------------------------------------------------------------------------
 
 task<> datagram_round_trip(address loopback) {

@@ -27,7 +27,7 @@ namespace corio {
 /// is. Cancelling the awaiting task returns at once; a lookup already running finishes on its thread
 /// and its answer is dropped. Failure raises std::system_error in resolve_category() (the getaddrinfo
 /// EAI_* code, gai_strerror's text) naming the host, e.g. "corio: cannot resolve \"x.invalid\": Name or
-/// service not known".
+/// service not known". std::invalid_argument for `family` unix_path (DNS answers IP addresses only).
 [[nodiscard]] task<std::vector<address>> resolve_dns(std::string host, std::uint16_t port,
                                                      address_family family = address_family::unspecified);
 
