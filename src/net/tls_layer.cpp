@@ -22,8 +22,9 @@ namespace corio::detail {
 
 struct tls_layer::ossl {
   SSL* ssl = nullptr;
-  BIO* in = nullptr;  // ciphertext received, not yet decrypted (owned by ssl)
-  BIO* out = nullptr; // records OpenSSL wrote, not yet queued on the socket (owned by ssl)
+  BIO* in = nullptr;                  // ciphertext received, not yet decrypted (owned by ssl)
+  BIO* out = nullptr;                 // records OpenSSL wrote, not yet queued on the socket (owned by ssl)
+  bool renegotiation_refused = false; // we answered a peer's renegotiation with no_renegotiation
   ~ossl() { SSL_free(ssl); }
 };
 
@@ -32,6 +33,16 @@ namespace {
 bool is_ip_literal(const std::string& name) {
   unsigned char buf[16];
   return ::inet_pton(AF_INET, name.c_str(), buf) == 1 || ::inet_pton(AF_INET6, name.c_str(), buf) == 1;
+}
+
+/// OpenSSL's message callback: notes our no_renegotiation alert, which OpenSSL sends when the peer asks
+/// for a renegotiation (SSL_OP_NO_RENEGOTIATION: a HelloRequest, or a ClientHello on an open TLS 1.2
+/// connection), so that the errors that follow (an OpenSSL peer gives up with a handshake_failure alert)
+/// can say what happened.
+void watch_messages(int write_p, int, int content_type, const void* buf, std::size_t len, SSL*, void* arg) {
+  const auto* bytes = static_cast<const unsigned char*>(buf);
+  if (write_p == 1 && content_type == SSL3_RT_ALERT && len >= 2 && bytes[1] == SSL_AD_NO_RENEGOTIATION)
+    *static_cast<bool*>(arg) = true;
 }
 
 /// A duration as exactly as it was given: "5000 ms", "250 us", "1 ns" (a limit below a millisecond is
@@ -74,6 +85,8 @@ tls_layer::tls_layer(const tls_context& ctx, bool server, const std::string& ser
                     "corio: TLS: cannot create a connection: " + take_openssl_error("out of memory"));
   }
   SSL_set_bio(o_->ssl, o_->in, o_->out); // the SSL owns both BIOs from here
+  SSL_set_msg_callback(o_->ssl, watch_messages);
+  SSL_set_msg_callback_arg(o_->ssl, &o_->renegotiation_refused);
   if (server) {
     SSL_set_accept_state(o_->ssl);
     return;
@@ -98,6 +111,13 @@ tls_layer::tls_layer(const tls_context& ctx, bool server, const std::string& ser
 }
 
 tls_layer::~tls_layer() = default;
+
+std::string tls_layer::failure_reason(const char* fallback) {
+  std::string reason = take_openssl_error(fallback);
+  if (!o_->renegotiation_refused)
+    return reason;
+  return "the peer asked for a TLS renegotiation, which corio refuses (see docs/security.md): " + reason;
+}
 
 void tls_layer::feed(std::string_view ciphertext) {
   if (!ciphertext.empty())
@@ -187,7 +207,7 @@ long tls_layer::fill(stream_transport& t, std::size_t hint) {
     std::string what("corio: TLS read from ");
     what += t.peer.to_string();
     what += ": ";
-    what += take_openssl_error("protocol error");
+    what += failure_reason("protocol error");
     read_failure_ = std::make_exception_ptr(tls_error(tls_errc::protocol_error, what));
     if (total > 0)
       break; // the data before the bad record first; the error on the next read
@@ -218,7 +238,7 @@ void tls_layer::write(stream_transport& t, const std::string_view* parts, std::s
       ERR_clear_error();
       if (SSL_write_ex(o_->ssl, data.data(), n, &written) != 1)
         throw tls_error(tls_errc::protocol_error,
-                        "corio: TLS write to " + t.peer.to_string() + ": " + take_openssl_error("write failed"));
+                        "corio: TLS write to " + t.peer.to_string() + ": " + failure_reason("write failed"));
       data.remove_prefix(written); // a memory BIO takes everything: written == n
       since_push += written;
       if (since_push >= 256 * 1024) {

@@ -53,6 +53,8 @@ private:
   /// Moves what OpenSSL wrote to the transport's queue. `quiet`: a send error is only stored (reads).
   void push(stream_transport& t, bool quiet);
   [[noreturn]] void fail_handshake(const stream_transport& t, int ssl_error);
+  /// OpenSSL's error (take_openssl_error), after what caused it when we refused a renegotiation.
+  std::string failure_reason(const char* fallback);
   /// Drives the handshake as far as the bytes at hand allow: true when it is done, false when the
   /// socket must become readable first. Raises tls_error.
   bool step(stream_transport& t);

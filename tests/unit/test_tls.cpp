@@ -12,8 +12,12 @@
 #include <corio/sync/event.hpp>
 #include <corio/timeout.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -626,6 +630,81 @@ TEST(Tls, HostNamesWithANulByteAreRefused) {
     EXPECT_EQ(srv.tls_handshake_errors(), 0u);
     expect_clean();
   });
+}
+
+/// A TLS 1.2 server made with OpenSSL's own API (corio refuses renegotiation, so it cannot be the side
+/// that asks): accepts one connection on the blocking `listener`, sends "hello\n", then asks for a
+/// renegotiation (HelloRequest) and waits for the answer. Every wait is bounded (SO_RCVTIMEO).
+void renegotiating_server(int listener) {
+  SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION);
+  if (SSL_CTX_use_certificate_chain_file(ctx, certs().server_cert_file.c_str()) != 1 ||
+      SSL_CTX_use_PrivateKey_file(ctx, certs().server_key_file.c_str(), SSL_FILETYPE_PEM) != 1)
+    ADD_FAILURE() << "cannot load the server's certificate";
+  int fd = ::accept(listener, nullptr, nullptr);
+  if (fd >= 0) {
+    timeval limit{10, 0};
+    (void)::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+    SSL* ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+    char buf[64];
+    // SSL_do_handshake() sends the HelloRequest; the read takes the client's no_renegotiation warning,
+    // which OpenSSL answers with a fatal handshake_failure alert.
+    if (SSL_accept(ssl) == 1 && SSL_write(ssl, "hello\n", 6) == 6 && SSL_renegotiate(ssl) == 1 &&
+        SSL_do_handshake(ssl) == 1)
+      (void)SSL_read(ssl, buf, sizeof buf);
+    SSL_free(ssl);
+    ::close(fd);
+  }
+  SSL_CTX_free(ctx);
+}
+
+// Renegotiation is refused (docs/security.md). When the peer asks for one, the errors that follow say
+// so instead of only relaying OpenSSL's "sslv3 alert handshake failure".
+TEST(Tls, ARefusedRenegotiationIsNamedInTheError) {
+  corio::testing::leak_check leaks;
+  int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in sin{};
+  sin.sin_family = AF_INET;
+  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof sin;
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&sin), sizeof sin), 0);
+  ASSERT_EQ(::listen(listener, 1), 0);
+  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&sin), &len), 0);
+  timeval limit{10, 0};
+  ASSERT_EQ(::setsockopt(listener, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit), 0); // bounds accept()
+  std::thread peer(renegotiating_server, listener);
+  const std::uint16_t port = ntohs(sin.sin_port);
+  run_real([port]() -> task<> {
+    corio::stream_options o = tls_client();
+    o.tls_handshake_timeout = 10s;
+    connection c = co_await corio::open_connection(address::loopback_ipv4(port), o);
+    EXPECT_EQ(c.writer.tls_info()->version, "TLSv1.2");
+    EXPECT_EQ(co_await c.reader.readline(), "hello\n");
+    std::string read_error = "the read returned";
+    try {
+      auto bounded = corio::timeout(10s);
+      (void)co_await c.reader.read();
+    } catch (const tls_error& e) {
+      read_error = e.what();
+    }
+    const std::string why = ": the peer asked for a TLS renegotiation, which corio refuses (see docs/security.md): ";
+    EXPECT_TRUE(contains(read_error, "corio: TLS read from 127.0.0.1:" + std::to_string(port) + why)) << read_error;
+    std::string write_error = "the write went through";
+    try {
+      c.writer.write("more\n");
+    } catch (const std::exception& e) {
+      write_error = e.what();
+    }
+    EXPECT_TRUE(contains(write_error, "corio: TLS write to 127.0.0.1:" + std::to_string(port) + why)) << write_error;
+    c.writer.abort();
+    co_await c.writer.wait_closed();
+    expect_clean();
+  });
+  peer.join();
+  ::close(listener);
 }
 
 TEST(Tls, CancellationDuringHandshakeAndReads) {
