@@ -16,9 +16,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
-#include <cstdio>
-#include <cstdlib>
 #include <exception>
 #include <future>
 #include <memory>
@@ -31,40 +28,13 @@
 #include <corio/detail/frame_pool.hpp>
 
 #include "leak_check.hpp"
+#include "other_loop.hpp"
 
 using namespace std::chrono_literals;
 using corio::event_loop;
 using corio::task;
 
 namespace {
-
-/// Aborts the process if the test is still running after `limit`: a hang fails instead of blocking CI.
-class watchdog {
-public:
-  explicit watchdog(std::chrono::seconds limit = 60s)
-      : thread_([this, limit] {
-          std::unique_lock lock(mutex_);
-          if (!cv_.wait_for(lock, limit, [this] { return disarmed_; })) {
-            std::fprintf(stderr, "wrap_future test hung for %lld s: aborting\n", static_cast<long long>(limit.count()));
-            std::abort();
-          }
-        }) {}
-  watchdog(const watchdog&) = delete;
-  ~watchdog() {
-    {
-      std::lock_guard lock(mutex_);
-      disarmed_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-  }
-
-private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  bool disarmed_ = false;
-  std::thread thread_; // last: starts once the rest is ready
-};
 
 /// Loop B: an event loop running on a thread of its own until stop() (or the destructor), which then
 /// cancels and finishes the tasks left there and closes it, still on that thread (coroutine frames are
@@ -149,7 +119,7 @@ task<int> wait_for_gate(corio::event* gate) {
 }
 
 TEST(WrapFuture, ValueComesBackOnTheAwaitingLoopWhichKeepsRunning) {
-  watchdog dog;
+  corio::testing::hang_watchdog dog("wrap_future test", 60s);
   corio::testing::leak_check leaks;
   loop_thread b;
   event_loop a;
@@ -180,7 +150,7 @@ TEST(WrapFuture, ValueComesBackOnTheAwaitingLoopWhichKeepsRunning) {
 }
 
 TEST(WrapFuture, ExceptionIsRethrownInTheAwaitingTask) {
-  watchdog dog;
+  corio::testing::hang_watchdog dog("wrap_future test", 60s);
   corio::testing::leak_check leaks;
   loop_thread b;
   event_loop a;
@@ -201,7 +171,7 @@ TEST(WrapFuture, ExceptionIsRethrownInTheAwaitingTask) {
 }
 
 TEST(WrapFuture, VoidResult) {
-  watchdog dog;
+  corio::testing::hang_watchdog dog("wrap_future test", 60s);
   corio::testing::leak_check leaks;
   loop_thread b;
   event_loop a;
@@ -230,7 +200,7 @@ TEST(WrapFuture, VoidResult) {
 }
 
 TEST(WrapFuture, WorkCancelledOnItsLoopRaisesCancelledError) {
-  watchdog dog;
+  corio::testing::hang_watchdog dog("wrap_future test", 60s);
   corio::testing::leak_check leaks;
   loop_thread b;
   event_loop a;
@@ -263,7 +233,7 @@ TEST(WrapFuture, WorkCancelledOnItsLoopRaisesCancelledError) {
 }
 
 TEST(WrapFuture, LoopClosedOrDestroyedBeforeTheWorkRanRaisesLoopError) {
-  watchdog dog;
+  corio::testing::hang_watchdog dog("wrap_future test", 60s);
   corio::testing::leak_check leaks;
   event_loop a;
   run_on_a(a, [&]() -> task<> {
@@ -320,7 +290,7 @@ struct slow_to_cancel {
 };
 
 TEST(WrapFuture, CancellingTheAwaitingTaskRaisesAtOnceAndCancelsTheWork) {
-  watchdog dog;
+  corio::testing::hang_watchdog dog("wrap_future test", 60s);
   corio::testing::leak_check leaks;
   loop_thread b;
   event_loop a;
@@ -356,7 +326,7 @@ TEST(WrapFuture, CancellingTheAwaitingTaskRaisesAtOnceAndCancelsTheWork) {
 }
 
 TEST(WrapFuture, TimeoutScopeExpiringCancelsTheWork) {
-  watchdog dog;
+  corio::testing::hang_watchdog dog("wrap_future test", 60s);
   corio::testing::leak_check leaks;
   loop_thread b;
   event_loop a;
@@ -401,7 +371,7 @@ TEST(WrapFuture, TimeoutScopeExpiringCancelsTheWork) {
 }
 
 TEST(WrapFuture, AlreadyDoneBeforeTheAwait) {
-  watchdog dog;
+  corio::testing::hang_watchdog dog("wrap_future test", 60s);
   corio::testing::leak_check leaks;
   loop_thread b;
   event_loop a;
@@ -434,7 +404,7 @@ TEST(WrapFuture, AlreadyDoneBeforeTheAwait) {
 }
 
 TEST(WrapFuture, EmptyFutureIsInvalidState) {
-  watchdog dog;
+  corio::testing::hang_watchdog dog("wrap_future test", 60s);
   corio::testing::leak_check leaks;
   corio::thread_future<int> empty;
   EXPECT_THROW((void)corio::wrap_future(std::move(empty)), corio::invalid_state_error);
@@ -458,7 +428,7 @@ TEST(WrapFuture, EmptyFutureIsInvalidState) {
 }
 
 TEST(ThreadFutureDoneCallback, BeforeAndAfterDone) {
-  watchdog dog;
+  corio::testing::hang_watchdog dog("wrap_future test", 60s);
   corio::testing::leak_check leaks;
   loop_thread b;
   std::atomic<bool> release{false};
@@ -536,7 +506,7 @@ TEST(ThreadFutureDoneCallback, BeforeAndAfterDone) {
 }
 
 TEST(ThreadFutureDoneCallback, RunsWhenTheLoopDropsTheWork) {
-  watchdog dog;
+  corio::testing::hang_watchdog dog("wrap_future test", 60s);
   corio::testing::leak_check leaks;
   int calls = 0;
   corio::thread_future<int> f;
@@ -553,7 +523,7 @@ TEST(ThreadFutureDoneCallback, RunsWhenTheLoopDropsTheWork) {
 }
 
 TEST(WrapFuture, ManyRoundTripsSequentialAndConcurrent) {
-  watchdog dog;
+  corio::testing::hang_watchdog dog("wrap_future test", 60s);
   corio::testing::leak_check leaks;
   loop_thread b;
   event_loop a;
@@ -590,7 +560,7 @@ TEST(WrapFuture, ManyRoundTripsSequentialAndConcurrent) {
 }
 
 TEST(WrapFuture, CompletionRacingWithCancellation) {
-  watchdog dog;
+  corio::testing::hang_watchdog dog("wrap_future test", 60s);
   corio::testing::leak_check leaks;
   loop_thread b;
   event_loop a;
@@ -632,7 +602,7 @@ TEST(WrapFuture, CompletionRacingWithCancellation) {
 }
 
 TEST(WrapFuture, AwaitingLoopTornDownWhileWaiting) {
-  watchdog dog;
+  corio::testing::hang_watchdog dog("wrap_future test", 60s);
   corio::testing::leak_check leaks;
   loop_thread b;
   std::promise<void> work_cancelled;
@@ -669,7 +639,7 @@ TEST(WrapFuture, AwaitingLoopTornDownWhileWaiting) {
 }
 
 TEST(WrapFuture, AwaitingLoopClosedByRunWhileTheWorkIsPending) {
-  watchdog dog;
+  corio::testing::hang_watchdog dog("wrap_future test", 60s);
   corio::testing::leak_check leaks;
   loop_thread b;
   std::promise<void> work_cancelled;
@@ -701,7 +671,7 @@ TEST(WrapFuture, AwaitingLoopClosedByRunWhileTheWorkIsPending) {
 }
 
 TEST(WrapFuture, SameLoop) {
-  watchdog dog;
+  corio::testing::hang_watchdog dog("wrap_future test", 60s);
   corio::testing::leak_check leaks;
   event_loop a;
   std::atomic<bool> work_cancelled{false};
